@@ -1,0 +1,81 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "rolloutctl",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "rolloutctl", targets: ["rolloutctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // libgit2 from the system (Debian: libgit2-dev).
+        .systemLibrary(
+            name: "CLibgit2",
+            pkgConfig: "libgit2",
+            providers: [.apt(["libgit2-dev"])]
+        ),
+        // Pure core: file formats, validation, approval rules, the phase state machine. No I/O.
+        .target(
+            name: "RolloutCore",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // Reads a rollout repository through libgit2: refs, trees, blobs, history, signatures.
+        .target(
+            name: "RolloutGit",
+            dependencies: ["CLibgit2", "RolloutCore"]
+        ),
+        // Flag stores, metrics providers, the state database, notifications.
+        .target(
+            name: "RolloutAdapters",
+            dependencies: [
+                "RolloutCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Use cases the commands run: validate, plan, reconcile, approve.
+        .target(
+            name: "RolloutKit",
+            dependencies: [
+                "RolloutCore", "RolloutGit", "RolloutAdapters",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "rolloutctl",
+            dependencies: [
+                "RolloutKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Helpers for tests: fixture repositories made by `git`, an HTTP server on 127.0.0.1.
+        .target(
+            name: "RolloutTestSupport",
+            dependencies: [
+                "RolloutCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(name: "RolloutCoreTests", dependencies: ["RolloutCore", "RolloutTestSupport"]),
+        .testTarget(name: "RolloutGitTests", dependencies: ["RolloutGit", "RolloutTestSupport"]),
+        .testTarget(name: "RolloutKitTests", dependencies: ["RolloutKit", "RolloutTestSupport"]),
+        .testTarget(name: "RolloutctlTests", dependencies: ["RolloutTestSupport"]),
+    ]
+)

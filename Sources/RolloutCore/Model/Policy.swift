@@ -1,0 +1,153 @@
+/// `rollouts/<rollout>/approvals/<phase>/<any>.json` (SPEC §4).
+public struct ApprovalRecord: Equatable, Sendable {
+    public var rollout: String
+    public var phase: String
+    public var role: String
+    public var approver: String
+    /// The blob id of the plan.json being approved.
+    public var plan: String
+    public var comment: String?
+
+    public init(rollout: String, phase: String, role: String, approver: String, plan: String, comment: String? = nil) {
+        self.rollout = rollout
+        self.phase = phase
+        self.role = role
+        self.approver = approver
+        self.plan = plan
+        self.comment = comment
+    }
+
+    static let fields = ["apiVersion", "rollout", "phase", "role", "approver", "plan", "comment"]
+
+    /// Decodes an approval file and checks that its `rollout`/`phase` agree with its path.
+    public static func decode(_ json: JSONValue, sink: DiagnosticSink, pathRollout: String, pathPhase: String) -> ApprovalRecord? {
+        guard let root = ObjectReader(json, sink: sink, name: "the approval", allowed: fields) else { return nil }
+        let before = sink.diagnostics.count
+        Names.checkAPIVersion(root)
+        let rollout = root.string("rollout")
+        if let (text, position) = rollout, text != pathRollout {
+            sink.report("\"rollout\" is \"\(text)\" but the file is under rollouts/\(pathRollout)/", at: position)
+        }
+        let phase = root.string("phase")
+        if let (text, position) = phase, text != pathPhase {
+            sink.report("\"phase\" is \"\(text)\" but the file is under approvals/\(pathPhase)/", at: position)
+        }
+        let role = root.string("role")
+        let approver = root.string("approver")
+        if let (text, position) = approver, !text.contains("@") {
+            sink.report("approver \"\(text)\" is not an email address", at: position)
+        }
+        let plan = root.string("plan")
+        if let (text, position) = plan, !isObjectID(text) {
+            sink.report("\"plan\" must be the git blob id of plan.json (40 hex digits, `git hash-object plan.json`)", at: position)
+        }
+        let comment = root.string("comment", required: false)?.0
+        guard sink.diagnostics.count == before, let rollout, let phase, let role, let approver, let plan else { return nil }
+        return ApprovalRecord(rollout: rollout.0, phase: phase.0, role: role.0, approver: approver.0,
+                              plan: plan.0.lowercased(), comment: comment)
+    }
+
+    static func isObjectID(_ text: String) -> Bool {
+        (text.utf8.count == 40 || text.utf8.count == 64) && text.allSatisfy(\.isHexDigit)
+    }
+}
+
+/// `policies/approvers.json` (SPEC §4).
+public struct ApproversPolicy: Equatable, Sendable {
+    public enum Identity: String, Equatable, Sendable {
+        case author
+        case sshSignature = "ssh-signature"
+    }
+
+    public var protectedBranch: String
+    public var identity: Identity
+    public var forbidSelfApproval: Bool
+    /// Role → member emails.
+    public var roles: [String: [String]]
+    public var rolePositions: [String: SourcePosition]
+
+    public init(protectedBranch: String = "main", identity: Identity = .author, forbidSelfApproval: Bool = false,
+                roles: [String: [String]]) {
+        self.protectedBranch = protectedBranch
+        self.identity = identity
+        self.forbidSelfApproval = forbidSelfApproval
+        self.roles = roles
+        self.rolePositions = [:]
+    }
+
+    public func isMember(_ email: String, of role: String) -> Bool {
+        roles[role]?.contains { $0.caseInsensitiveEquals(email) } ?? false
+    }
+
+    public static let path = "policies/approvers.json"
+    static let fields = ["apiVersion", "protectedBranch", "identity", "forbidSelfApproval", "roles"]
+
+    public static func decode(_ json: JSONValue, sink: DiagnosticSink) -> ApproversPolicy? {
+        guard let root = ObjectReader(json, sink: sink, name: "the approvers policy", allowed: fields) else { return nil }
+        let before = sink.diagnostics.count
+        Names.checkAPIVersion(root)
+        let branch = root.string("protectedBranch", required: false)
+        if let (text, position) = branch, text.isEmpty || text.contains(" ") || text.hasPrefix("-") {
+            sink.report("protectedBranch \"\(text)\" is not a branch name", at: position)
+        }
+        let identity = root.choice("identity", ["author", "ssh-signature"]).flatMap { Identity(rawValue: $0.0) } ?? .author
+        let forbid = root.bool("forbidSelfApproval") ?? false
+        var roles: [String: [String]] = [:]
+        var positions: [String: SourcePosition] = [:]
+        if let field = root["roles"] {
+            if case .object(let members) = field.kind {
+                for member in members {
+                    if !Names.isValid(member.key) {
+                        sink.report("role name \"\(member.key)\" does not match \(Names.patternDescription)", at: member.keyPosition)
+                    }
+                    guard case .array(let emails) = member.value.kind else {
+                        sink.report("role \"\(member.key)\" must list member emails in an array, found \(member.value.typeName)",
+                                    at: member.value)
+                        continue
+                    }
+                    var list: [String] = []
+                    for email in emails {
+                        guard case .string(let text) = email.kind, text.contains("@") else {
+                            sink.report("members of role \"\(member.key)\" must be email strings", at: email)
+                            continue
+                        }
+                        list.append(text)
+                    }
+                    roles[member.key] = list
+                    positions[member.key] = member.keyPosition
+                }
+            } else {
+                sink.report("\"roles\" must be an object of role → member emails, found \(field.typeName)", at: field)
+            }
+        } else {
+            sink.report("the approvers policy is missing the required field \"roles\"", at: json)
+        }
+        guard sink.diagnostics.count == before else { return nil }
+        var policy = ApproversPolicy(protectedBranch: branch?.0 ?? "main", identity: identity,
+                                     forbidSelfApproval: forbid, roles: roles)
+        policy.rolePositions = positions
+        return policy
+    }
+}
+
+/// `policies/health/<name>.json`: a reusable set of checks for `health.use`.
+public struct HealthSet: Equatable, Sendable {
+    public var checks: [HealthCheck]
+
+    public static func decode(_ json: JSONValue, sink: DiagnosticSink) -> HealthSet? {
+        guard let root = ObjectReader(json, sink: sink, name: "the health set", allowed: ["apiVersion", "description", "checks"])
+        else { return nil }
+        let before = sink.diagnostics.count
+        Names.checkAPIVersion(root)
+        _ = root.string("description", required: false)
+        let checks = root.array("checks").map { Plan.decodeChecks($0, sink: sink) } ?? []
+        guard sink.diagnostics.count == before else { return nil }
+        return HealthSet(checks: checks)
+    }
+}
+
+extension String {
+    func caseInsensitiveEquals(_ other: String) -> Bool {
+        lowercased() == other.lowercased()
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+
+// The small protocols the core needs from the outside world. Adapters implement them
+// (`RolloutAdapters`); the core never does I/O itself.
+
+/// The state of one flag in one environment, as the flag service reports it.
+public struct FlagEnvironmentState: Equatable, Hashable, Sendable, Codable {
+    public var enabled: Bool
+    public var coverage: Double
+
+    public init(enabled: Bool, coverage: Double) {
+        self.enabled = enabled
+        self.coverage = coverage
+    }
+
+    public static let disabled = FlagEnvironmentState(enabled: false, coverage: 0)
+}
+
+/// One flag as read from a flag store: its version (the ETag) and its environments.
+public struct FlagSnapshot: Equatable, Sendable {
+    public var key: String
+    public var version: String
+    public var environments: [String: FlagEnvironmentState]
+
+    public init(key: String, version: String, environments: [String: FlagEnvironmentState]) {
+        self.key = key
+        self.version = version
+        self.environments = environments
+    }
+}
+
+/// The body of a PATCH: one environment, or every environment when `environment` is nil.
+public struct FlagPatch: Equatable, Sendable {
+    public var environment: String?
+    public var enabled: Bool
+    public var coverage: Double?
+
+    public init(environment: String?, enabled: Bool, coverage: Double?) {
+        self.environment = environment
+        self.enabled = enabled
+        self.coverage = coverage
+    }
+}
+
+/// Why a flag store call failed. The messages never contain a token.
+public enum FlagStoreError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The flag does not exist (HTTP 404). The reconciler never creates flags in a remote service.
+    case notFound(flag: String)
+    /// The version moved since it was read (HTTP 412).
+    case versionConflict(flag: String)
+    /// The service refused the credentials (HTTP 401/403). Never retried.
+    case unauthorized(status: Int)
+    /// Retries were exhausted (429, 5xx, connection errors, timeouts).
+    case unavailable(String)
+    /// The service answered something that is not the flag API.
+    case invalidResponse(String)
+
+    public var description: String {
+        switch self {
+        case .notFound(let flag):
+            return "flag \(flag) does not exist in the flag service; create it there first"
+        case .versionConflict(let flag):
+            return "flag \(flag) changed while it was being updated (412)"
+        case .unauthorized(let status):
+            return "the flag service refused the token (HTTP \(status)); check the variable named by --token-env"
+        case .unavailable(let detail):
+            return "the flag service is unavailable: \(detail)"
+        case .invalidResponse(let detail):
+            return "the flag service sent an invalid answer: \(detail)"
+        }
+    }
+}
+
+/// Where flag coverage is read and written.
+public protocol FlagStore: Sendable {
+    /// Reads one flag. Throws `FlagStoreError.notFound` when it does not exist.
+    func read(flag: String) async throws -> FlagSnapshot
+    /// Applies a patch if the flag is still at `version`; returns the updated flag.
+    /// Throws `FlagStoreError.versionConflict` when the version moved.
+    func apply(flag: String, patch: FlagPatch, ifMatch version: String) async throws -> FlagSnapshot
+}
+
+/// One health query to evaluate, with its placeholders already substituted.
+public struct MetricQuery: Equatable, Sendable {
+    /// The check's name (the key a `file:` provider looks up).
+    public var check: String
+    /// The provider-specific query text, `{{flag}}` etc. substituted.
+    public var query: String
+    /// The reconcile's clock: the instant to evaluate at.
+    public var time: Date
+
+    public init(check: String, query: String, time: Date) {
+        self.check = check
+        self.query = query
+        self.time = time
+    }
+}
+
+/// What a metrics provider answered. Every failure to measure is `.noData` with its reason.
+public enum MetricResult: Equatable, Sendable {
+    case value(Double)
+    case noData(reason: String)
+}
+
+/// Where health-check values come from.
+public protocol MetricsProvider: Sendable {
+    func evaluate(_ query: MetricQuery) async -> MetricResult
+}

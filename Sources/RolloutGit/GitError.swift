@@ -1,0 +1,44 @@
+import CLibgit2
+
+/// A failure reading the rollout repository, with a message that says what to do next.
+public struct GitError: Error, Equatable, Sendable, CustomStringConvertible {
+    public enum Code: Equatable, Sendable {
+        case pathNotFound
+        case notARepository
+        case emptyRepository
+        case unknownRef
+        case ownedByAnotherUser
+        case objectNotFound
+        case fetchFailed
+        case other
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+
+    /// Wraps a libgit2 return code with the call that failed and libgit2's own message.
+    static func check(_ result: Int32, _ call: String) throws(GitError) {
+        guard result < 0 else { return }
+        throw GitError(result == GIT_ENOTFOUND.rawValue ? .objectNotFound : .other, "\(call) failed: \(lastMessage())")
+    }
+
+    static func lastMessage() -> String {
+        guard let error = git_error_last(), let text = error.pointee.message else { return "unknown libgit2 error" }
+        return String(cString: text).trimmingTrailingNewlines()
+    }
+}
+
+extension String {
+    func trimmingTrailingNewlines() -> String {
+        var text = self
+        while text.hasSuffix("\n") { text.removeLast() }
+        return text
+    }
+}

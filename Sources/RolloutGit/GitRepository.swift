@@ -1,0 +1,343 @@
+import CLibgit2
+import Foundation
+import RolloutCore
+
+/// libgit2 is initialised once per process.
+private let libgit2Initialised: Bool = {
+    git_libgit2_init()
+    return true
+}()
+
+/// A 20-byte git object id, hashable and cheap to compare.
+public struct ObjectID: Hashable, Sendable, CustomStringConvertible {
+    var raw: git_oid
+
+    init(_ raw: git_oid) {
+        self.raw = raw
+    }
+
+    public init?(hex: String) {
+        var oid = git_oid()
+        guard hex.utf8.count == 40, git_oid_fromstr(&oid, hex) == 0 else { return nil }
+        raw = oid
+    }
+
+    public var description: String {
+        var copy = raw
+        var buffer = [CChar](repeating: 0, count: 41)
+        git_oid_tostr(&buffer, 41, &copy)
+        return String(cString: buffer)
+    }
+
+    public static func == (a: ObjectID, b: ObjectID) -> Bool {
+        var a = a.raw, b = b.raw
+        return git_oid_equal(&a, &b) != 0
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        withUnsafeBytes(of: raw.id) { hasher.combine(bytes: $0) }
+    }
+}
+
+/// What the approvals engine needs to know about one commit.
+public struct CommitFacts: Equatable, Sendable, Codable {
+    public var id: String
+    public var authorName: String
+    public var authorEmail: String
+    public var authorTime: Int64
+    public var committerName: String
+    public var committerEmail: String
+    public var committerTime: Int64
+    public var parentCount: Int
+    public var summary: String
+    /// The armored `gpgsig` header, when the commit is signed.
+    public var signature: String?
+    /// The bytes the signature covers (the commit object without its `gpgsig` header).
+    public var signedData: [UInt8]?
+}
+
+/// A repository opened through libgit2. Never reads the work tree, never runs `git`.
+/// Not thread-safe: use one per task.
+public final class GitRepository: @unchecked Sendable {
+    let handle: OpaquePointer
+    public let path: String
+
+    /// Opens the repository at exactly `path` (bare or with a work tree).
+    public init(path: String) throws(GitError) {
+        _ = libgit2Initialised
+        self.path = path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw GitError(.pathNotFound, "\(path) does not exist; pass --repo with the path of a git repository")
+        }
+        guard isDirectory.boolValue else {
+            throw GitError(.notARepository, "\(path) is a file, not a git repository; pass --repo with a repository folder")
+        }
+        var pointer: OpaquePointer?
+        let result = git_repository_open_ext(&pointer, path, GIT_REPOSITORY_OPEN_NO_SEARCH.rawValue, nil)
+        if result == GIT_EOWNER.rawValue {
+            let user = ProcessInfo.processInfo.environment["USER"] ?? "this user"
+            throw GitError(.ownedByAnotherUser,
+                "\(path) is owned by another user, and git refuses to read it for \(user); "
+                    + "run as the owner, or mark it safe: git config --global --add safe.directory \(path)")
+        }
+        if result == GIT_ENOTFOUND.rawValue {
+            throw GitError(.notARepository,
+                "\(path) is not a git repository; pass --repo with a repository folder (bare or not), or run `git init` there")
+        }
+        try GitError.check(result, "git_repository_open_ext(\(path))")
+        handle = pointer!
+    }
+
+    deinit {
+        git_repository_free(handle)
+    }
+
+    public var isBare: Bool { git_repository_is_bare(handle) == 1 }
+
+    /// True when HEAD points at a branch with no commits (libgit2's `is_empty` also wants that
+    /// branch to be the default one, which `git init -b main` does not guarantee).
+    public var isEmpty: Bool { git_repository_head_unborn(handle) == 1 || git_repository_is_empty(handle) == 1 }
+
+    /// Resolves a branch, tag, remote-tracking branch or commit id (full or abbreviated) to a commit.
+    public func resolveCommit(_ spec: String) throws(GitError) -> ObjectID {
+        if isEmpty, !(try hasAnyReference()) {
+            throw GitError(.emptyRepository, "\(path) has no commits yet; commit the rollouts/ and policies/ folders first")
+        }
+        var object: OpaquePointer?
+        let result = git_revparse_single(&object, handle, spec)
+        guard result == 0, let object else {
+            throw GitError(.unknownRef,
+                "ref \"\(spec)\" is not a branch, tag or commit of \(path); list them with `git branch -a` and `git tag`")
+        }
+        defer { git_object_free(object) }
+        var peeled: OpaquePointer?
+        guard git_object_peel(&peeled, object, GIT_OBJECT_COMMIT) == 0, let peeled else {
+            throw GitError(.unknownRef, "ref \"\(spec)\" does not point at a commit")
+        }
+        defer { git_object_free(peeled) }
+        return ObjectID(git_object_id(peeled).pointee)
+    }
+
+    private func hasAnyReference() throws(GitError) -> Bool {
+        var iterator: OpaquePointer?
+        try GitError.check(git_reference_iterator_new(&iterator, handle), "git_reference_iterator_new")
+        defer { git_reference_iterator_free(iterator) }
+        var reference: OpaquePointer?
+        guard git_reference_next(&reference, iterator) == 0 else { return false }
+        git_reference_free(reference)
+        return true
+    }
+
+    /// The commit HEAD points at.
+    public func head() throws(GitError) -> ObjectID {
+        try resolveCommit("HEAD")
+    }
+
+    /// True when `name` is a local branch.
+    public func hasBranch(_ name: String) -> Bool {
+        var reference: OpaquePointer?
+        guard git_branch_lookup(&reference, handle, name, GIT_BRANCH_LOCAL) == 0 else { return false }
+        git_reference_free(reference)
+        return true
+    }
+
+    /// Reads `user.email` from the repository's configuration (with global and system levels).
+    public func configString(_ key: String) -> String? {
+        var config: OpaquePointer?
+        guard git_repository_config_snapshot(&config, handle) == 0, let config else { return nil }
+        defer { git_config_free(config) }
+        var value: UnsafePointer<CChar>?
+        guard git_config_get_string(&value, config, key) == 0, let value else { return nil }
+        return String(cString: value)
+    }
+
+    /// The work tree's folder, nil for a bare repository.
+    public var workdir: String? {
+        guard let pointer = git_repository_workdir(handle) else { return nil }
+        return String(cString: pointer)
+    }
+
+    // MARK: Objects
+
+    func lookupCommit(_ id: ObjectID) throws(GitError) -> OpaquePointer {
+        var raw = id.raw
+        var commit: OpaquePointer?
+        try GitError.check(git_commit_lookup(&commit, handle, &raw), "git_commit_lookup(\(id))")
+        return commit!
+    }
+
+    func lookupTree(_ id: ObjectID) throws(GitError) -> OpaquePointer {
+        var raw = id.raw
+        var tree: OpaquePointer?
+        try GitError.check(git_tree_lookup(&tree, handle, &raw), "git_tree_lookup(\(id))")
+        return tree!
+    }
+
+    /// The root tree id of a commit.
+    public func treeID(ofCommit id: ObjectID) throws(GitError) -> ObjectID {
+        let commit = try lookupCommit(id)
+        defer { git_commit_free(commit) }
+        return ObjectID(git_commit_tree_id(commit).pointee)
+    }
+
+    /// Reads a blob's bytes.
+    public func readBlob(_ id: ObjectID) throws(GitError) -> [UInt8] {
+        var raw = id.raw
+        var blob: OpaquePointer?
+        try GitError.check(git_blob_lookup(&blob, handle, &raw), "git_blob_lookup(\(id))")
+        defer { git_blob_free(blob) }
+        let size = Int(git_blob_rawsize(blob))
+        guard size > 0, let content = git_blob_rawcontent(blob) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: content, count: size))
+    }
+
+    /// The blob id at `path` in a commit's tree, nil when absent or not a blob.
+    public func blobID(atPath path: String, inCommit commit: ObjectID) throws(GitError) -> ObjectID? {
+        let treeID = try treeID(ofCommit: commit)
+        let tree = try lookupTree(treeID)
+        defer { git_tree_free(tree) }
+        return entryID(atPath: path, inTree: tree)
+    }
+
+    func entryID(atPath path: String, inTree tree: OpaquePointer) -> ObjectID? {
+        var entry: OpaquePointer?
+        guard git_tree_entry_bypath(&entry, tree, path) == 0, let entry else { return nil }
+        defer { git_tree_entry_free(entry) }
+        guard git_tree_entry_type(entry) == GIT_OBJECT_BLOB else { return nil }
+        return ObjectID(git_tree_entry_id(entry).pointee)
+    }
+
+    /// Lists the files under the given top-level folders of a commit's tree (recursively),
+    /// with their kind and size. Sizes come from the object header; contents are not read.
+    public func listFiles(commit: ObjectID, under folders: [String]) throws(GitError) -> [TreeFile] {
+        let rootID = try treeID(ofCommit: commit)
+        let root = try lookupTree(rootID)
+        defer { git_tree_free(root) }
+        var odb: OpaquePointer?
+        try GitError.check(git_repository_odb(&odb, handle), "git_repository_odb")
+        defer { git_odb_free(odb) }
+        var files: [TreeFile] = []
+        for folder in folders {
+            guard let entry = git_tree_entry_byname(root, folder) else { continue }
+            if git_tree_entry_type(entry) == GIT_OBJECT_TREE {
+                try collect(tree: ObjectID(git_tree_entry_id(entry).pointee), prefix: folder + "/", odb: odb!, into: &files)
+            } else {
+                files.append(try treeFile(entry: entry, path: folder, odb: odb!))
+            }
+        }
+        return files
+    }
+
+    private func collect(tree id: ObjectID, prefix: String, odb: OpaquePointer, into files: inout [TreeFile]) throws(GitError) {
+        let tree = try lookupTree(id)
+        defer { git_tree_free(tree) }
+        for index in 0..<git_tree_entrycount(tree) {
+            guard let entry = git_tree_entry_byindex(tree, index) else { continue }
+            let name = String(cString: git_tree_entry_name(entry))
+            if git_tree_entry_type(entry) == GIT_OBJECT_TREE {
+                try collect(tree: ObjectID(git_tree_entry_id(entry).pointee), prefix: prefix + name + "/", odb: odb, into: &files)
+            } else {
+                files.append(try treeFile(entry: entry, path: prefix + name, odb: odb))
+            }
+        }
+    }
+
+    private func treeFile(entry: OpaquePointer, path: String, odb: OpaquePointer) throws(GitError) -> TreeFile {
+        let id = ObjectID(git_tree_entry_id(entry).pointee)
+        switch git_tree_entry_filemode(entry) {
+        case GIT_FILEMODE_LINK:
+            return TreeFile(path: path, kind: .symlink, objectID: id.description, size: 0)
+        case GIT_FILEMODE_COMMIT:
+            return TreeFile(path: path, kind: .submodule, objectID: id.description, size: 0)
+        default:
+            var size = 0
+            var type = GIT_OBJECT_BLOB
+            var raw = id.raw
+            try GitError.check(git_odb_read_header(&size, &type, odb, &raw), "git_odb_read_header(\(path))")
+            return TreeFile(path: path, kind: .blob, objectID: id.description, size: size)
+        }
+    }
+
+    // MARK: Commits
+
+    /// Author, committer, parents and SSH/GPG signature of one commit.
+    public func commitFacts(_ id: ObjectID) throws(GitError) -> CommitFacts {
+        let commit = try lookupCommit(id)
+        defer { git_commit_free(commit) }
+        let author = git_commit_author(commit)!.pointee
+        let committer = git_commit_committer(commit)!.pointee
+        var facts = CommitFacts(
+            id: id.description,
+            authorName: String(cString: author.name), authorEmail: String(cString: author.email),
+            authorTime: Int64(author.when.time),
+            committerName: String(cString: committer.name), committerEmail: String(cString: committer.email),
+            committerTime: Int64(committer.when.time),
+            parentCount: Int(git_commit_parentcount(commit)),
+            summary: git_commit_summary(commit).map { String(cString: $0) } ?? "",
+            signature: nil, signedData: nil)
+        var signature = git_buf()
+        var signed = git_buf()
+        defer {
+            git_buf_dispose(&signature)
+            git_buf_dispose(&signed)
+        }
+        var raw = id.raw
+        if git_commit_extract_signature(&signature, &signed, handle, &raw, nil) == 0 {
+            facts.signature = String(decoding: UnsafeRawBufferPointer(start: signature.ptr, count: signature.size), as: UTF8.self)
+            facts.signedData = Array(UnsafeRawBufferPointer(start: signed.ptr, count: signed.size))
+        }
+        return facts
+    }
+
+    /// The parents of a commit, first parent first.
+    public func parents(of id: ObjectID) throws(GitError) -> [ObjectID] {
+        let commit = try lookupCommit(id)
+        defer { git_commit_free(commit) }
+        return (0..<git_commit_parentcount(commit)).map { ObjectID(git_commit_parent_id(commit, $0).pointee) }
+    }
+
+    // MARK: Fetch
+
+    /// Fetches `branch` from `remote` (a configured remote's name, or a URL/path) into
+    /// `refs/remotes/<name>/<branch>` and returns that ref. Only remote-tracking refs change.
+    public func fetch(remote: String, branch: String) throws(GitError) -> String {
+        var pointer: OpaquePointer?
+        let named = git_remote_lookup(&pointer, handle, remote) == 0
+        let remoteName = named ? remote : "rolloutctl"
+        if !named {
+            guard git_remote_create_anonymous(&pointer, handle, remote) == 0 else {
+                throw GitError(.fetchFailed, "cannot fetch from \(remote): \(GitError.lastMessage())")
+            }
+        }
+        defer { git_remote_free(pointer) }
+        let target = "refs/remotes/\(remoteName)/\(branch)"
+        let refspec = "+refs/heads/\(branch):\(target)"
+        var options = git_fetch_options()
+        git_fetch_options_init(&options, UInt32(GIT_FETCH_OPTIONS_VERSION))
+        let result: Int32 = refspec.withCString { spec in
+            var strings: [UnsafeMutablePointer<CChar>?] = [UnsafeMutablePointer(mutating: spec)]
+            return strings.withUnsafeMutableBufferPointer { buffer in
+                var array = git_strarray(strings: buffer.baseAddress, count: 1)
+                return git_remote_fetch(pointer, &array, &options, "rolloutctl fetch")
+            }
+        }
+        guard result == 0 else {
+            throw GitError(.fetchFailed,
+                "fetching \(branch) from \(remote) failed: \(GitError.lastMessage()); check the remote's URL and credentials")
+        }
+        return target
+    }
+}
+
+extension GitRepository {
+    /// The blob id git would give these bytes (`git hash-object`).
+    public static func blobID(of bytes: [UInt8]) -> String {
+        _ = libgit2Initialised
+        var oid = git_oid()
+        bytes.withUnsafeBytes { buffer in
+            _ = git_odb_hash(&oid, buffer.baseAddress, buffer.count, GIT_OBJECT_BLOB)
+        }
+        return ObjectID(oid).description
+    }
+}

@@ -1,0 +1,275 @@
+import CLibgit2
+import RolloutCore
+
+/// Where the current blob of one tracked file came from (SPEC §4.3).
+public struct IntroducingCommit: Equatable, Sendable, Codable {
+    /// The blob id at the tip.
+    public var blob: String
+    /// The commit on the protected branch's first-parent line where the blob first appears
+    /// (counting from its last addition).
+    public var firstParentCommit: String
+    /// The approval commit: for a merge, the commit on the merged side that introduced the blob;
+    /// otherwise `firstParentCommit` itself.
+    public var commit: String
+    /// True when `firstParentCommit` is a merge and `commit` was found on its merged side.
+    public var viaMerge: Bool
+}
+
+/// The result of a history scan, which is also its cache: keyed by the tip it was made at.
+public struct HistoryScan: Equatable, Sendable, Codable {
+    public static let formatVersion = 1
+
+    public var formatVersion: Int = HistoryScan.formatVersion
+    public var tip: String
+    /// Tracked path → where its current blob came from.
+    public var entries: [String: IntroducingCommit]
+    /// Facts about every commit named in `entries`.
+    public var commits: [String: CommitFacts]
+
+    public init(tip: String, entries: [String: IntroducingCommit], commits: [String: CommitFacts]) {
+        self.tip = tip
+        self.entries = entries
+        self.commits = commits
+    }
+}
+
+/// What a scan did, for the benchmark and for tests of the cache.
+public struct ScanStatistics: Equatable, Sendable {
+    /// Commits looked up while walking history (first-parent line and merged sides).
+    public var commitsWalked = 0
+    /// Commits whose author and signature were read.
+    public var commitsDescribed = 0
+    /// True when a cache was given but did not apply (another history, or inconsistent).
+    public var cacheDiscarded = false
+    /// True when the walk stopped at the cached tip.
+    public var usedCache = false
+}
+
+/// Finds approval commits by walking the protected branch's first-parent history, only as far as
+/// needed: it stops when every tracked file's introducing commit is known, or at a cached tip.
+public struct HistoryScanner {
+    let repository: GitRepository
+
+    public init(repository: GitRepository) {
+        self.repository = repository
+    }
+
+    /// Which paths the scanner follows: plan files and approval files.
+    public static func isTracked(_ path: String) -> Bool {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.first == "rollouts" else { return false }
+        if parts.count == 3 { return parts[2] == "plan.json" }
+        return parts.count == 5 && parts[2] == "approvals"
+    }
+
+    /// Scans history for `tracked` (path → blob id at `tip`).
+    public func scan(
+        tip tipID: ObjectID, tracked: [String: String], cache: HistoryScan?
+    ) throws(GitError) -> (HistoryScan, ScanStatistics) {
+        var statistics = ScanStatistics()
+        var cache = cache
+        if let cached = cache, cached.formatVersion != HistoryScan.formatVersion {
+            cache = nil
+            statistics.cacheDiscarded = true
+        }
+        let tipHex = tipID.description
+
+        // Nothing new: the cached answer is complete when every tracked blob is in it.
+        if let cached = cache, cached.tip == tipHex,
+           tracked.allSatisfy({ cached.entries[$0.key]?.blob == $0.value }) {
+            statistics.usedCache = true
+            let entries = cached.entries.filter { tracked[$0.key] != nil }
+            return (HistoryScan(tip: tipHex, entries: entries, commits: relevantCommits(entries, cached.commits)), statistics)
+        }
+
+        var pending: [String: ObjectID] = [:]
+        for (path, blob) in tracked {
+            if let id = ObjectID(hex: blob) { pending[path] = id }
+        }
+        var pendingRollouts: [String: Int] = [:]
+        for path in pending.keys { pendingRollouts[rolloutName(of: path), default: 0] += 1 }
+        var found: [String: (commit: ObjectID, blob: ObjectID)] = [:]
+        var fromCache: [String: IntroducingCommit] = [:]
+
+        func resolve(_ path: String, at commit: ObjectID) {
+            guard let blob = pending.removeValue(forKey: path) else { return }
+            found[path] = (commit, blob)
+            let name = rolloutName(of: path)
+            pendingRollouts[name, default: 1] -= 1
+            if pendingRollouts[name] == 0 { pendingRollouts[name] = nil }
+        }
+
+        var current = tipID
+        var currentRollouts = try rolloutsTree(of: current, statistics: &statistics)
+        while !pending.isEmpty {
+            if let cached = cache, cached.tip == current.description {
+                // Everything older than here is in the cache, if the cache agrees with this history.
+                let consistent = pending.allSatisfy { cached.entries[$0.key]?.blob == $0.value.description }
+                if consistent {
+                    statistics.usedCache = true
+                    for path in pending.keys { fromCache[path] = cached.entries[path] }
+                    pending.removeAll()
+                    break
+                }
+                cache = nil
+                statistics.cacheDiscarded = true
+            }
+            guard let parent = currentRollouts.firstParent else {
+                // The root commit: whatever is still pending was there from the start.
+                for path in Array(pending.keys) { resolve(path, at: current) }
+                break
+            }
+            let parentRollouts = try rolloutsTree(of: parent, statistics: &statistics)
+            if currentRollouts.rollouts != parentRollouts.rollouts {
+                for path in try changedPaths(new: currentRollouts.rollouts, old: parentRollouts.rollouts,
+                                             interesting: pendingRollouts) {
+                    resolve(path, at: current)
+                }
+            }
+            current = parent
+            currentRollouts = parentRollouts
+        }
+        if let cached = cache, !statistics.usedCache, cached.tip != tipHex {
+            statistics.cacheDiscarded = true  // the cached tip is not on this first-parent line: history was rewritten
+        }
+
+        var entries = fromCache
+        for (path, hit) in found {
+            let parents = try repository.parents(of: hit.commit)
+            statistics.commitsWalked += 1
+            var approval = hit.commit
+            var viaMerge = false
+            if parents.count > 1, let side = try introducer(of: hit.blob, at: path, sides: parents.dropFirst(),
+                                                           statistics: &statistics) {
+                approval = side
+                viaMerge = true
+            }
+            entries[path] = IntroducingCommit(blob: hit.blob.description, firstParentCommit: hit.commit.description,
+                                              commit: approval.description, viaMerge: viaMerge)
+        }
+
+        var commits = relevantCommits(entries, cache?.commits ?? [:])
+        for entry in entries.values where commits[entry.commit] == nil {
+            guard let id = ObjectID(hex: entry.commit) else { continue }
+            commits[entry.commit] = try repository.commitFacts(id)
+            statistics.commitsDescribed += 1
+        }
+        return (HistoryScan(tip: tipHex, entries: entries, commits: commits), statistics)
+    }
+
+    private func relevantCommits(_ entries: [String: IntroducingCommit], _ commits: [String: CommitFacts]) -> [String: CommitFacts] {
+        var result: [String: CommitFacts] = [:]
+        for entry in entries.values {
+            if let facts = commits[entry.commit] { result[entry.commit] = facts }
+        }
+        return result
+    }
+
+    private func rolloutName(of path: String) -> String {
+        String(path.split(separator: "/")[1])
+    }
+
+    /// A commit's first parent and the id of its `rollouts` tree.
+    private struct RolloutsTree {
+        var firstParent: ObjectID?
+        var rollouts: ObjectID?
+    }
+
+    private func rolloutsTree(of id: ObjectID, statistics: inout ScanStatistics) throws(GitError) -> RolloutsTree {
+        statistics.commitsWalked += 1
+        let commit = try repository.lookupCommit(id)
+        defer { git_commit_free(commit) }
+        var result = RolloutsTree()
+        if git_commit_parentcount(commit) > 0 {
+            result.firstParent = ObjectID(git_commit_parent_id(commit, 0).pointee)
+        }
+        var tree: OpaquePointer?
+        try GitError.check(git_commit_tree(&tree, commit), "git_commit_tree(\(id))")
+        defer { git_tree_free(tree) }
+        if let entry = git_tree_entry_byname(tree, "rollouts"), git_tree_entry_type(entry) == GIT_OBJECT_TREE {
+            result.rollouts = ObjectID(git_tree_entry_id(entry).pointee)
+        }
+        return result
+    }
+
+    /// Tracked paths whose blob differs between two `rollouts` trees, looking only into
+    /// rollouts that still have pending paths. Files absent from `new` are not reported.
+    private func changedPaths(new: ObjectID?, old: ObjectID?, interesting: [String: Int]) throws(GitError) -> [String] {
+        guard let new else { return [] }
+        var changed: [String] = []
+        let newTree = try repository.lookupTree(new)
+        defer { git_tree_free(newTree) }
+        let oldTree = try old.map { id throws(GitError) in try repository.lookupTree(id) }
+        defer { if let oldTree { git_tree_free(oldTree) } }
+
+        if interesting.count * 8 < git_tree_entrycount(newTree) {
+            for name in interesting.keys {
+                guard let entry = git_tree_entry_byname(newTree, name) else { continue }
+                try compare(entry: entry, in: oldTree, prefix: "rollouts/", level: 1, into: &changed)
+            }
+        } else {
+            for index in 0..<git_tree_entrycount(newTree) {
+                guard let entry = git_tree_entry_byindex(newTree, index) else { continue }
+                let name = String(cString: git_tree_entry_name(entry))
+                guard interesting[name] != nil else { continue }
+                try compare(entry: entry, in: oldTree, prefix: "rollouts/", level: 1, into: &changed)
+            }
+        }
+        return changed
+    }
+
+    /// Compares one entry of a new tree with the same name in the old tree, descending into
+    /// folders along the tracked layout. `level` 1 = rollout folder, 2 = its children,
+    /// 3 = phase folders under approvals/, 4 = approval files.
+    private func compare(entry: OpaquePointer, in oldTree: OpaquePointer?, prefix: String, level: Int,
+                         into changed: inout [String]) throws(GitError) {
+        let name = String(cString: git_tree_entry_name(entry))
+        let oldEntry = oldTree.flatMap { git_tree_entry_byname($0, name) }
+        if let oldEntry, git_oid_equal(git_tree_entry_id(entry), git_tree_entry_id(oldEntry)) != 0 { return }
+        let path = prefix + name
+        let isTree = git_tree_entry_type(entry) == GIT_OBJECT_TREE
+        switch (level, isTree) {
+        case (1, true), (3, true):
+            try descend(entry, oldEntry, path: path, level: level, into: &changed)
+        case (2, true) where name == "approvals":
+            try descend(entry, oldEntry, path: path, level: level, into: &changed)
+        case (2, false) where name == "plan.json", (4, false):
+            changed.append(path)
+        default:
+            break
+        }
+    }
+
+    private func descend(_ entry: OpaquePointer, _ oldEntry: OpaquePointer?, path: String, level: Int,
+                         into changed: inout [String]) throws(GitError) {
+        let tree = try repository.lookupTree(ObjectID(git_tree_entry_id(entry).pointee))
+        defer { git_tree_free(tree) }
+        var oldTree: OpaquePointer?
+        if let oldEntry, git_tree_entry_type(oldEntry) == GIT_OBJECT_TREE {
+            oldTree = try repository.lookupTree(ObjectID(git_tree_entry_id(oldEntry).pointee))
+        }
+        defer { if let oldTree { git_tree_free(oldTree) } }
+        for index in 0..<git_tree_entrycount(tree) {
+            guard let child = git_tree_entry_byindex(tree, index) else { continue }
+            try compare(entry: child, in: oldTree, prefix: path + "/", level: level + 1, into: &changed)
+        }
+    }
+
+    /// On the merged side(s) of a merge, the oldest commit of the unbroken run (following first
+    /// parents) in which `path` holds `blob`. Nil when no side has it (the merge itself made it).
+    private func introducer(of blob: ObjectID, at path: String, sides: ArraySlice<ObjectID>,
+                            statistics: inout ScanStatistics) throws(GitError) -> ObjectID? {
+        for side in sides {
+            var candidate: ObjectID?
+            var cursor: ObjectID? = side
+            while let id = cursor {
+                statistics.commitsWalked += 1
+                guard try repository.blobID(atPath: path, inCommit: id) == blob else { break }
+                candidate = id
+                cursor = try repository.parents(of: id).first
+            }
+            if let candidate { return candidate }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import RolloutCore
+import RolloutGit
+
+/// A rollout repository read at one commit: files validated, approvals evaluated.
+public struct LoadedRepository: Sendable {
+    /// The ref as given or defaulted (`main`, `HEAD`, a tag, a commit id).
+    public var ref: String
+    /// The commit id the ref resolved to.
+    public var revision: String
+    public var snapshot: RepositorySnapshot
+    /// Approval statuses by rollout name.
+    public var approvals: [String: [ApprovalStatus]]
+    public var scanStatistics: ScanStatistics
+}
+
+/// Reads a rollout repository through libgit2 (never the work tree, never `git`).
+public enum RepositoryReader {
+    static let folders = ["rollouts", "policies"]
+
+    /// Opens the repository and resolves the ref: the given one, else `protectedBranch` from
+    /// `policies/approvers.json` at HEAD when that branch exists, else HEAD.
+    public static func resolve(repository: GitRepository, ref: String?) throws(GitError) -> (ref: String, commit: ObjectID) {
+        if let ref { return (ref, try repository.resolveCommit(ref)) }
+        let head = try repository.head()
+        if let branch = protectedBranch(repository: repository, at: head), repository.hasBranch(branch) {
+            return (branch, try repository.resolveCommit(branch))
+        }
+        return ("HEAD", head)
+    }
+
+    /// `protectedBranch` from `policies/approvers.json` at a commit, when it can be read.
+    public static func protectedBranch(repository: GitRepository, at commit: ObjectID) -> String? {
+        guard let blob = try? repository.blobID(atPath: ApproversPolicy.path, inCommit: commit),
+              let bytes = try? repository.readBlob(blob),
+              let json = try? JSONParser.parse(bytes),
+              case .object(let members) = json.kind,
+              let member = members.first(where: { $0.key == "protectedBranch" }),
+              case .string(let branch) = member.value.kind else { return nil }
+        return branch
+    }
+
+    /// Lists and decodes `rollouts/` and `policies/` of a commit.
+    public static func snapshot(repository: GitRepository, commit: ObjectID) throws(GitError) -> RepositorySnapshot {
+        let files = try repository.listFiles(commit: commit, under: folders)
+        return RepositoryLoader.load(files: files) { file in
+            guard let id = ObjectID(hex: file.objectID) else { throw GitError(.objectNotFound, "bad object id \(file.objectID)") }
+            return try repository.readBlob(id)
+        }
+    }
+
+    /// Reads everything and evaluates approvals, scanning history incrementally with a cache file.
+    public static func load(repository: GitRepository, ref: String?, cacheFile: String?) throws(GitError) -> LoadedRepository {
+        let (refName, commit) = try resolve(repository: repository, ref: ref)
+        let snapshot = try snapshot(repository: repository, commit: commit)
+
+        var tracked: [String: String] = [:]
+        for rollout in snapshot.rollouts {
+            if let blob = rollout.planBlob { tracked[rollout.planPath] = blob }
+            for approval in rollout.approvals { tracked[approval.path] = approval.blobID }
+        }
+        let cache = cacheFile.flatMap { ScanCache.read(path: $0, repository: repository.path) }
+        let (scan, statistics) = try HistoryScanner(repository: repository).scan(tip: commit, tracked: tracked, cache: cache)
+        if let cacheFile, !statistics.usedCache || cache?.tip != scan.tip {
+            ScanCache.write(scan, path: cacheFile, repository: repository.path)
+        }
+
+        var approvals: [String: [ApprovalStatus]] = [:]
+        for rollout in snapshot.rollouts {
+            var evidence: [String: ApprovalEvidence] = [:]
+            for file in rollout.approvals {
+                guard let entry = scan.entries[file.path], let facts = scan.commits[entry.commit] else { continue }
+                evidence[file.path] = ApprovalEvidence(
+                    commit: entry.commit, viaMerge: entry.viaMerge, authorEmail: facts.authorEmail,
+                    committerEmail: facts.committerEmail,
+                    committerTime: Date(timeIntervalSince1970: TimeInterval(facts.committerTime)),
+                    signature: facts.signature, signedData: facts.signedData)
+            }
+            let planAuthor = scan.entries[rollout.planPath].flatMap { scan.commits[$0.commit]?.authorEmail }
+            approvals[rollout.name] = ApprovalRules.evaluate(
+                rollout: rollout, policy: snapshot.policy, signers: snapshot.allowedSigners,
+                evidence: evidence, planAuthorEmail: planAuthor)
+        }
+        return LoadedRepository(ref: refName, revision: commit.description, snapshot: snapshot,
+                                approvals: approvals, scanStatistics: statistics)
+    }
+}
+
+/// The history scan cache: one JSON file, rewritten atomically, ignored when unreadable.
+enum ScanCache {
+    struct File: Codable {
+        var repository: String
+        var scan: HistoryScan
+    }
+
+    static func read(path: String, repository: String) -> HistoryScan? {
+        guard let data = FileManager.default.contents(atPath: path),
+              let file = try? JSONDecoder().decode(File.self, from: data),
+              file.repository == repository else { return nil }
+        return file.scan
+    }
+
+    static func write(_ scan: HistoryScan, path: String, repository: String) {
+        guard let data = try? JSONEncoder().encode(File(repository: repository, scan: scan)) else { return }
+        let url = URL(fileURLWithPath: path)
+        try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try? AtomicFile.write(data, to: path)
+    }
+}

@@ -1,0 +1,84 @@
+import ArgumentParser
+import Foundation
+import RolloutKit
+
+@main
+struct Rolloutctl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rolloutctl",
+        abstract: "Feature-flag rollouts driven from git: plans and approvals in a repository, applied phase by phase.",
+        subcommands: [Validate.self, Approve.self]
+    )
+}
+
+/// Options every command that reads the repository shares.
+struct RepositoryOptions: ParsableArguments {
+    @Option(name: .long, help: "The git repository (bare or not).")
+    var repo: String = "."
+
+    @Option(name: .long, help: "Branch, tag or commit to read. Default: protectedBranch from policies/approvers.json, else HEAD.")
+    var ref: String?
+}
+
+struct Validate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check every plan, approval and policy file; exit 0 when valid, 1 when not.")
+
+    @OptionGroup var repository: RepositoryOptions
+
+    @Flag(name: .long, help: "Print one JSON document.")
+    var json = false
+
+    @Flag(name: .long, help: "No colour (NO_COLOR is honoured too).")
+    var noColor = false
+
+    func run() throws {
+        do {
+            let report = try ValidateReport.run(repositoryPath: repository.repo, ref: repository.ref)
+            print(json ? report.json() : report.human(style: .forStandardOutput(noColor: noColor)))
+            if !report.isValid { throw ExitCode(1) }
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            printError("rolloutctl: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Approve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write an approval file for one phase into the work tree, bound to the current plan.")
+
+    @Argument(help: "The rollout (its folder name under rollouts/).")
+    var rollout: String
+
+    @Argument(help: "The phase to approve.")
+    var phase: String
+
+    @Option(name: .long, help: "The role you approve as.")
+    var role: String
+
+    @Option(name: .long, help: "Your email. Default: git config user.email.")
+    var approver: String?
+
+    @Option(name: .long, help: "A short note kept in the approval file.")
+    var comment: String?
+
+    @Option(name: .long, help: "The git repository's work tree.")
+    var repo: String = "."
+
+    @Flag(name: .long, help: "No colour (NO_COLOR is honoured too).")
+    var noColor = false
+
+    func run() throws {
+        do {
+            let result = try ApproveResult.run(repositoryPath: repo, rollout: rollout, phase: phase, role: role,
+                                               approver: approver, comment: comment)
+            print(result.human(style: .forStandardOutput(noColor: noColor)))
+        } catch {
+            printError("rolloutctl: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}

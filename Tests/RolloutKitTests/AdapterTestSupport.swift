@@ -1,0 +1,96 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+@testable import RolloutAdapters
+import RolloutTestSupport
+
+/// Log lines captured by `AdapterLogRecorder`, one string per line (message and metadata).
+final class AdapterLogLines: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+
+    func append(_ line: String) {
+        lock.lock()
+        lines.append(line)
+        lock.unlock()
+    }
+
+    var all: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return lines
+    }
+}
+
+/// A log handler that records every line at every level, to check that no secret is logged.
+struct AdapterLogRecorder: LogHandler {
+    let lines: AdapterLogLines
+    var metadata: Logger.Metadata = [:]
+    var metadataProvider: Logger.MetadataProvider?
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
+        let rendered = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        lines.append("\(event.level) \(event.message) \(rendered) \(event.error.map { "\($0)" } ?? "")")
+    }
+
+    static func logger(_ lines: AdapterLogLines) -> Logger {
+        Logger(label: "rolloutctl.test") { _ in AdapterLogRecorder(lines: lines) }
+    }
+}
+
+/// Retry settings that keep tests fast: 3 attempts, 10…50 ms backoff, 2 s per request.
+extension RetryPolicy {
+    static func adapterTest(
+        maxAttempts: Int = 3, requestTimeout: Duration = .seconds(2), budget: Duration = .seconds(20)
+    ) -> RetryPolicy {
+        RetryPolicy(
+            maxAttempts: maxAttempts, baseDelay: .milliseconds(10), maxDelay: .milliseconds(50),
+            budget: budget, requestTimeout: requestTimeout)
+    }
+}
+
+/// Runs `body` with an `HTTPClient` that is shut down afterwards, whatever happens:
+/// `RolloutHTTPClient.make()` (what rolloutctl uses), or AsyncHTTPClient's defaults.
+func withAdapterHTTPClient<T>(defaults: Bool = false, _ body: (HTTPClient) async throws -> T) async throws -> T {
+    let client = defaults ? HTTPClient(eventLoopGroupProvider: .singleton) : RolloutHTTPClient.make()
+    do {
+        let result = try await body(client)
+        try await client.shutdown()
+        return result
+    } catch {
+        try? await client.shutdown()
+        throw error
+    }
+}
+
+/// Runs `body` with a started `HTTPTestServer`, stopped afterwards, whatever happens.
+func withAdapterTestServer<T>(
+    _ handler: @escaping HTTPTestServer.Handler, _ body: (HTTPTestServer) async throws -> T
+) async throws -> T {
+    let server = HTTPTestServer(handler: handler)
+    try await server.start()
+    do {
+        let result = try await body(server)
+        await server.stop()
+        return result
+    } catch {
+        await server.stop()
+        throw error
+    }
+}
+
+/// A port on 127.0.0.1 where nothing listens (a server was bound there and stopped).
+func adapterClosedPort() async throws -> Int {
+    let server = HTTPTestServer { _ in .text(200) }
+    try await server.start()
+    let port = server.port
+    await server.stop()
+    return port
+}
