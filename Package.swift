@@ -52,13 +52,16 @@ let package = Package(
             dependencies: [
                 "RolloutCore", "RolloutGit", "RolloutAdapters",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .executableTarget(
             name: "rolloutctl",
             dependencies: [
-                "RolloutKit",
+                "RolloutKit", "RolloutAdapters", "RolloutCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

@@ -1,6 +1,7 @@
 import Foundation
 import RolloutCore
 import RolloutGit
+import RolloutAdapters
 
 /// `rolloutctl approve`: writes an approval file into the work tree, bound to the current plan.
 public struct ApproveResult: Sendable {
@@ -74,7 +75,7 @@ public struct ApproveResult: Sendable {
             ("approver", email), ("plan", planBlob),
         ]
         if let comment { object.append(("comment", comment)) }
-        let body = "{\n" + object.map { "  \(jsonString($0.0)): \(jsonString($0.1))" }.joined(separator: ",\n") + "\n}\n"
+        let body = "{\n" + object.map { "  \(JSONOutput.quote($0.0)): \(JSONOutput.quote($0.1))" }.joined(separator: ",\n") + "\n}\n"
         let full = workdir + relative
         try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent,
                                                 withIntermediateDirectories: true)
@@ -101,20 +102,4 @@ public struct ApproveResult: Sendable {
             + (signed ? " with a merge commit (a squash replaces your signature)." : "."))
         return lines.joined(separator: "\n")
     }
-}
-
-func jsonString(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
 }

@@ -1,6 +1,7 @@
 import Foundation
 import RolloutCore
 import RolloutGit
+import RolloutAdapters
 
 /// A rollout repository read at one commit: files validated, approvals evaluated.
 public struct LoadedRepository: Sendable {

@@ -38,30 +38,20 @@ public struct ValidateReport: Sendable {
     }
 
     public func json() -> String {
-        let document: [String: Any] = [
-            "formatVersion": "1.0",
-            "ref": ref,
-            "revision": revision,
-            "valid": isValid,
-            "errors": diagnostics.map(\.jsonObject),
-            "summary": ["rollouts": rolloutCount, "approvals": approvalCount, "errors": diagnostics.count],
-        ]
-        return JSONText.encode(document)
+        JSONOutput.object([
+            ("formatVersion", .string("1.0")),
+            ("ref", .string(ref)),
+            ("revision", .string(revision)),
+            ("valid", .bool(isValid)),
+            ("errors", .array(diagnostics.map(\.json))),
+            ("summary", .object([("rollouts", .int(rolloutCount)), ("approvals", .int(approvalCount)),
+                                 ("errors", .int(diagnostics.count))])),
+        ]).render()
     }
 }
 
 extension Diagnostic {
-    var jsonObject: [String: Any] {
-        ["path": path, "line": line, "column": column, "message": message]
-    }
-}
-
-/// Stable, pretty JSON from Foundation values (sorted keys, no escaped slashes).
-enum JSONText {
-    static func encode(_ value: Any) -> String {
-        guard let data = try? JSONSerialization.data(withJSONObject: value,
-                                                     options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        else { return "{}" }
-        return String(decoding: data, as: UTF8.self)
+    var json: JSONOutput {
+        .object([("path", .string(path)), ("line", .int(line)), ("column", .int(column)), ("message", .string(message))])
     }
 }

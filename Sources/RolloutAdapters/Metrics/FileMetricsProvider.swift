@@ -30,9 +30,9 @@ public final class FileMetricsProvider: MetricsProvider {
         } catch {
             return .noData(reason: "cannot read metrics file \(path): \(Self.describe(readError: error))")
         }
-        let values: [String: JSONValue]
+        let values: [String: AdapterJSON]
         do {
-            let top = try JSONDecoder().decode(JSONValue.self, from: data)
+            let top = try JSONDecoder().decode(AdapterJSON.self, from: data)
             guard case .object(let object) = top else {
                 return .noData(reason: "malformed metrics file \(path): not a JSON object of check name → number")
             }

@@ -137,7 +137,7 @@ public final class PrometheusMetricsProvider: MetricsProvider {
 
         struct DataField: Decodable {
             var resultType: String
-            var result: JSONValue
+            var result: AdapterJSON
         }
     }
 
@@ -186,7 +186,7 @@ public final class PrometheusMetricsProvider: MetricsProvider {
     }
 
     /// `[<unix time>, "<value>"]` → the value; NaN and ±Inf are no data.
-    private static func sampleValue(_ pair: JSONValue) -> MetricResult {
+    private static func sampleValue(_ pair: AdapterJSON) -> MetricResult {
         guard case .array(let items) = pair, items.count == 2, case .string(let text) = items[1] else {
             return .noData(reason: "malformed answer: a sample is not [time, \"value\"]")
         }
@@ -228,13 +228,13 @@ extension RetryPolicy {
 }
 
 /// Any JSON value, for answers whose shape depends on a field.
-enum JSONValue: Decodable, Equatable, Sendable {
+enum AdapterJSON: Decodable, Equatable, Sendable {
     case null
     case bool(Bool)
     case number(Double)
     case string(String)
-    case array([JSONValue])
-    case object([String: JSONValue])
+    case array([AdapterJSON])
+    case object([String: AdapterJSON])
 
     init(from decoder: Decoder) throws {
         let container = try decoder.singleValueContainer()
@@ -246,9 +246,9 @@ enum JSONValue: Decodable, Equatable, Sendable {
             self = .number(value)
         } else if let value = try? container.decode(String.self) {
             self = .string(value)
-        } else if let value = try? container.decode([JSONValue].self) {
+        } else if let value = try? container.decode([AdapterJSON].self) {
             self = .array(value)
-        } else if let value = try? container.decode([String: JSONValue].self) {
+        } else if let value = try? container.decode([String: AdapterJSON].self) {
             self = .object(value)
         } else {
             throw DecodingError.dataCorruptedError(in: container, debugDescription: "not a JSON value")

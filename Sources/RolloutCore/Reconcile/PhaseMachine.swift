@@ -235,14 +235,14 @@ public enum PhaseMachine {
     }
 
     /// A disabled flag matches any desired disabled state whatever its stored coverage says.
-    static func matches(_ actual: FlagEnvironmentState?, _ desired: FlagEnvironmentState) -> Bool {
+    public static func matches(_ actual: FlagEnvironmentState?, _ desired: FlagEnvironmentState) -> Bool {
         guard let actual else { return false }
         if !desired.enabled { return !actual.enabled && actual.coverage == 0 }
         return actual.enabled && actual.coverage == desired.coverage
     }
 
     /// How much traffic sees the flag: 0 when disabled.
-    static func exposure(_ state: FlagEnvironmentState) -> Double {
+    public static func exposure(_ state: FlagEnvironmentState) -> Double {
         state.enabled ? state.coverage : 0
     }
 }

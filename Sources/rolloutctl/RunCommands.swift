@@ -1,0 +1,316 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import Logging
+import RolloutAdapters
+import RolloutCore
+import RolloutKit
+import ServiceLifecycle
+
+/// Options shared by `plan` and `reconcile`.
+struct RunOptions: ParsableArguments {
+    @OptionGroup var repository: RepositoryOptions
+
+    @Option(name: .customLong("rollout"), help: "Only this rollout (repeatable).")
+    var rollouts: [String] = []
+
+    @Flag(name: .long, help: "Print one JSON document.")
+    var json = false
+
+    @Option(name: .long, help: "The time to decide at, RFC 3339 (default: now).")
+    var now: String?
+
+    @Option(name: .long, help: "Flag store: http(s)://… (the flag API) or file:PATH.")
+    var flags: String = "file:.rolloutctl/flags.json"
+
+    @Option(name: .long, help: "Health metrics: http(s)://… (Prometheus) or file:PATH (check name → number).")
+    var metrics: String?
+
+    @Option(name: .long, help: "The state database.")
+    var state: String = ".rolloutctl/state.sqlite"
+
+    @Option(name: .long, help: "The environment variable holding the flag API token.")
+    var tokenEnv: String = "ADMIN_TOKEN"
+
+    @Option(name: .long, help: "Maps a rollback.notify name to a webhook: NAME=URL (repeatable).")
+    var notifyURL: [String] = []
+
+    @Flag(name: .long, help: "No colour (NO_COLOR is honoured too).")
+    var noColor = false
+
+    func parsedNow() throws -> Date {
+        guard let now else { return Date() }
+        guard let date = RFC3339.parse(now) else {
+            throw ValidationError("--now takes an RFC 3339 time such as 2026-11-28T09:00:00Z, got \"\(now)\"")
+        }
+        return date
+    }
+}
+
+/// The adapters a run talks to, built from the options; `shutdown()` closes the HTTP client.
+struct Wiring {
+    var ports: RunPorts
+    var client: HTTPClient?
+
+    init(options: RunOptions, logger: Logger) throws {
+        let needsHTTP = options.flags.hasPrefix("http") || (options.metrics?.hasPrefix("http") ?? false)
+            || !options.notifyURL.isEmpty
+            || ProcessInfo.processInfo.environment.keys.contains { $0.hasPrefix("ROLLOUTCTL_NOTIFY_URL_") }
+        let client = needsHTTP ? RolloutHTTPClient.make() : nil
+        let flags: FlagStore
+        if options.flags.hasPrefix("file:") {
+            flags = FileFlagStore(path: String(options.flags.dropFirst(5)))
+        } else if options.flags.hasPrefix("http://") || options.flags.hasPrefix("https://") {
+            let token = ProcessInfo.processInfo.environment[options.tokenEnv]
+            if token == nil {
+                logger.warning("\(options.tokenEnv) is not set: the flag API will refuse changes (set it, or pass --token-env)")
+            }
+            flags = HTTPFlagStore(baseURL: options.flags, token: token, client: client!, logger: logger)
+        } else {
+            throw ValidationError("--flags takes http(s)://… or file:PATH, got \"\(options.flags)\"")
+        }
+        var metrics: MetricsProvider?
+        if let spec = options.metrics {
+            if spec.hasPrefix("file:") {
+                metrics = FileMetricsProvider(path: String(spec.dropFirst(5)))
+            } else if spec.hasPrefix("http://") || spec.hasPrefix("https://") {
+                metrics = PrometheusMetricsProvider(baseURL: spec, client: client!, logger: logger)
+            } else {
+                throw ValidationError("--metrics takes http(s)://… or file:PATH, got \"\(spec)\"")
+            }
+        }
+        let urls = try WebhookNotifier.urls(arguments: options.notifyURL,
+                                             environment: ProcessInfo.processInfo.environment)
+        ports = RunPorts(flags: flags, metrics: metrics,
+                         notifier: WebhookNotifier(urls: urls, client: client, logger: logger), logger: logger)
+        self.client = client
+    }
+
+    func shutdown() async {
+        try? await client?.shutdown()
+    }
+}
+
+func makeLogger(level: Logger.Level) -> Logger {
+    var logger = Logger(label: "rolloutctl") { StreamLogHandler.standardError(label: $0) }
+    if let text = ProcessInfo.processInfo.environment["LOG_LEVEL"], let parsed = Logger.Level(rawValue: text) {
+        logger.logLevel = parsed
+    } else {
+        logger.logLevel = level
+    }
+    return logger
+}
+
+struct Plan: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show what the next reconcile would change, and why; change nothing.")
+
+    @OptionGroup var options: RunOptions
+
+    @Flag(name: .long, help: "Exit 0 when there are no changes, 2 when changes are pending, 1 on error.")
+    var detailedExitcode = false
+
+    func run() async throws {
+        let logger = makeLogger(level: .warning)
+        let report: RunReport
+        do {
+            let wiring = try Wiring(options: options, logger: logger)
+            let settings = RunSettings(repositoryPath: options.repository.repo, ref: options.repository.ref,
+                                       rollouts: options.rollouts, now: try options.parsedNow(),
+                                       statePath: options.state, mode: .plan)
+            do {
+                report = try await Reconciler(settings: settings, ports: wiring.ports).run()
+            } catch {
+                await wiring.shutdown()
+                throw error
+            }
+            await wiring.shutdown()
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            printError("rolloutctl: \(error)")
+            throw ExitCode(1)
+        }
+        print(options.json ? report.json() : report.human(style: .forStandardOutput(noColor: options.noColor)))
+        if report.errorCount > 0 { throw ExitCode(1) }
+        if detailedExitcode && report.changeCount > 0 { throw ExitCode(2) }
+    }
+}
+
+struct Reconcile: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Apply one safe step per rollout (once, for cron), or every --interval as a service.")
+
+    @OptionGroup var options: RunOptions
+
+    @Flag(name: .long, help: "Decide and print, but apply nothing and write no state.")
+    var dryRun = false
+
+    @Option(name: .long, help: "Run as a service, reconciling every DURATION (e.g. 1m) until SIGTERM/SIGINT.")
+    var interval: String?
+
+    @Option(name: .long, help: "Fetch the protected branch from this remote (name, URL or path) before reading.")
+    var fetch: String?
+
+    @Option(name: .long, help: "How long to wait for another reconcile's lock before giving up (exit 0).")
+    var lockTimeout: String = "0s"
+
+    func run() async throws {
+        let logger = makeLogger(level: .info)
+        guard let lockWait = parseDuration(lockTimeout) else {
+            throw ValidationError("--lock-timeout takes a duration such as 0s, 30s or 5m")
+        }
+        let wiring: Wiring
+        do {
+            wiring = try Wiring(options: options, logger: logger)
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            printError("rolloutctl: \(error)")
+            throw ExitCode(1)
+        }
+        if let interval {
+            guard let every = parseDuration(interval), every > 0 else {
+                throw ValidationError("--interval takes a duration such as 30s or 1m")
+            }
+            if options.now != nil { throw ValidationError("--now cannot be combined with --interval") }
+            let service = ReconcileService(command: self, wiring: wiring, every: every, lockWait: lockWait, logger: logger)
+            let group = ServiceGroup(configuration: .init(
+                services: [.init(service: service)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            do {
+                try await group.run()
+            } catch {
+                logger.error("reconcile service stopped: \(error)")
+            }
+            await wiring.shutdown()
+            return
+        }
+        let code = await once(wiring: wiring, now: try options.parsedNow(), lockWait: lockWait, logger: logger)
+        await wiring.shutdown()
+        if code != 0 { throw ExitCode(code) }
+    }
+
+    /// One reconcile under the lock; returns the exit code.
+    func once(wiring: Wiring, now: Date, lockWait: Int, logger: Logger) async -> Int32 {
+        let lockPath = options.state + ".lock"
+        let lock: FileLock
+        do {
+            guard let acquired = try FileLock.acquire(path: lockPath, timeout: .seconds(lockWait)) else {
+                printError("rolloutctl: another reconcile holds the lock \(lockPath); nothing done this time "
+                    + "(wait with --lock-timeout)")
+                return 0
+            }
+            lock = acquired
+        } catch {
+            printError("rolloutctl: cannot take the lock \(lockPath): \(error)")
+            return 1
+        }
+        defer { lock.release() }
+        let settings = RunSettings(repositoryPath: options.repository.repo, ref: options.repository.ref,
+                                   rollouts: options.rollouts, now: now, statePath: options.state,
+                                   mode: .reconcile(dryRun: dryRun), fetchRemote: fetch)
+        do {
+            let report = try await Reconciler(settings: settings, ports: wiring.ports).run()
+            print(options.json ? report.json() : report.human(style: .forStandardOutput(noColor: options.noColor)))
+            return report.errorCount > 0 ? 1 : 0
+        } catch {
+            printError("rolloutctl: \(error)")
+            return 1
+        }
+    }
+}
+
+/// `reconcile --interval`: one step per tick; on SIGTERM/SIGINT the step in flight finishes first.
+struct ReconcileService: Service {
+    let command: Reconcile
+    let wiring: Wiring
+    let every: Int
+    let lockWait: Int
+    let logger: Logger
+
+    func run() async throws {
+        logger.info("reconciling every \(RolloutDuration(seconds: every)); stop with SIGTERM or Ctrl-C")
+        while !Task.isShuttingDownGracefully {
+            _ = await command.once(wiring: wiring, now: Date(), lockWait: lockWait, logger: logger)
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(every)) }
+            } catch {
+                break
+            }
+        }
+        logger.info("reconcile service stopped")
+    }
+}
+
+func parseDuration(_ text: String) -> Int? {
+    if text == "0" { return 0 }
+    return RolloutDuration(parsing: text)?.seconds
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show each rollout's recorded phase and status.")
+
+    @Option(name: .long, help: "Only this rollout.")
+    var rollout: String?
+
+    @Flag(name: .long, help: "Print one JSON document.")
+    var json = false
+
+    @Option(name: .long, help: "The state database.")
+    var state: String = ".rolloutctl/state.sqlite"
+
+    @Flag(name: .long, help: "No colour (NO_COLOR is honoured too).")
+    var noColor = false
+
+    func run() throws {
+        do {
+            guard let store = try StateStore.openIfExists(path: state) else {
+                printError("rolloutctl: no state database at \(state) yet; run `rolloutctl reconcile` first (or pass --state)")
+                throw ExitCode(1)
+            }
+            print(try StateViews.status(store: store, rollout: rollout, json: json,
+                                        style: .forStandardOutput(noColor: noColor)))
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            printError("rolloutctl: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct History: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the audit log: every intent, result and event.")
+
+    @Option(name: .long, help: "Only this rollout.")
+    var rollout: String?
+
+    @Option(name: .long, help: "Show at most N entries (newest).")
+    var limit: Int = 50
+
+    @Flag(name: .long, help: "Print one JSON document.")
+    var json = false
+
+    @Option(name: .long, help: "The state database.")
+    var state: String = ".rolloutctl/state.sqlite"
+
+    @Flag(name: .long, help: "No colour (NO_COLOR is honoured too).")
+    var noColor = false
+
+    func run() throws {
+        do {
+            guard let store = try StateStore.openIfExists(path: state) else {
+                printError("rolloutctl: no state database at \(state) yet; run `rolloutctl reconcile` first (or pass --state)")
+                throw ExitCode(1)
+            }
+            print(try StateViews.history(store: store, rollout: rollout, limit: limit, json: json,
+                                         style: .forStandardOutput(noColor: noColor)))
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            printError("rolloutctl: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
