@@ -1,0 +1,137 @@
+import Foundation
+import Logging
+import RolloutAdapters
+import RolloutCore
+@testable import RolloutKit
+import RolloutTestSupport
+
+/// A rollout repository made by `git`, a state database and a flag store: everything one
+/// reconcile needs, real, in temp folders. Time moves by `at:`.
+final class RolloutWorld: @unchecked Sendable {
+    let repo: GitFixture
+    let stateDirectory: TemporaryDirectory
+    var flags: FlagStore
+    var metrics: MetricsProvider?
+    var notifier: Notifier
+    let start = Date(timeIntervalSince1970: 1_798_761_600)  // 2027-01-01T00:00:00Z
+
+    static let erin = GitFixture.Person(name: "Erin Lead", email: "erin@example.com")
+    static let quinn = GitFixture.Person(name: "Quinn QA", email: "quinn@example.com")
+    static let dana = GitFixture.Person(name: "Dana SRE", email: "dana@example.com")
+    static let pat = GitFixture.Person(name: "Pat Owner", email: "pat@example.com")
+    static let robin = GitFixture.Person(name: "Robin Release", email: "robin@example.com")
+
+    var statePath: String { stateDirectory.file("state.sqlite") }
+
+    init(flags: FlagStore? = nil, metrics: MetricsProvider? = nil) throws {
+        repo = try GitFixture()
+        stateDirectory = try TemporaryDirectory(prefix: "rolloutctl-state")
+        self.flags = flags ?? FileFlagStore(path: stateDirectory.file("flags.json"))
+        self.metrics = metrics
+        notifier = WebhookNotifier(urls: [:], client: nil, logger: Logger(label: "test"))
+    }
+
+    /// EXP-001 as the project ships it, with author identity (signatures are tested elsewhere).
+    static func exp001Plan(checks: String? = nil, state: String = "active", name: String = "exp-001-autosave",
+                           flag: String = "portal_form_autosave") -> String {
+        let defaultChecks = """
+            { "name": "error-rate", "query": "error_rate{flag=\\"{{flag}}\\",env=\\"{{environment}}\\"}[{{window}}]", "max": 0.02, "onBreach": "rollback" },
+            { "name": "latency-p95-delta", "query": "p95_delta", "max": 0.20, "onBreach": "hold" },
+            { "name": "submission-success", "query": "success", "min": 0.95, "onBreach": "rollback" }
+        """
+        return """
+        {
+          "apiVersion": "rolloutctl/v1",
+          "name": "\(name)",
+          "flag": "\(flag)",
+          "state": "\(state)",
+          "phases": [
+            { "name": "staging", "environment": "staging", "coverage": 100 },
+            { "name": "canary-10", "environment": "production", "coverage": 10, "bake": "24h",
+              "approvals": ["engineering-lead", "qa-lead", "sre"] },
+            { "name": "canary-50", "environment": "production", "coverage": 50, "bake": "24h" },
+            { "name": "production", "environment": "production", "coverage": 100, "approvals": ["product-owner"] }
+          ],
+          "health": { "checks": [
+        \(checks ?? defaultChecks)
+          ] },
+          "rollback": { "automatic": true, "notify": ["platform-team"] }
+        }
+        """
+    }
+
+    static let approvers = """
+    {
+      "apiVersion": "rolloutctl/v1",
+      "protectedBranch": "main",
+      "identity": "author",
+      "forbidSelfApproval": true,
+      "roles": {
+        "engineering-lead": ["erin@example.com"],
+        "qa-lead": ["quinn@example.com"],
+        "sre": ["dana@example.com"],
+        "product-owner": ["pat@example.com"]
+      }
+    }
+    """
+
+    /// Commits the policy and EXP-001's plan (authored by Robin, who approves nothing).
+    func seed(plan: String = RolloutWorld.exp001Plan(), rollout: String = "exp-001-autosave") throws {
+        try repo.commitFiles(["policies/approvers.json": Self.approvers, "rollouts/\(rollout)/plan.json": plan],
+                             "Add \(rollout)", author: Self.robin)
+    }
+
+    /// Approves a phase the GitOps way: a branch with the approver's commit, merged with --no-ff.
+    func approve(_ phase: String, role: String, by person: GitFixture.Person,
+                 rollout: String = "exp-001-autosave") throws {
+        let planBlob = try repo.git("rev-parse", "main:rollouts/\(rollout)/plan.json")
+        let branch = "approve-\(rollout)-\(phase)-\(role)-\(UUID().uuidString.prefix(6))"
+        try repo.git("switch", "-q", "-c", branch, "main")
+        try repo.commitFiles([
+            "rollouts/\(rollout)/approvals/\(phase)/\(role).json": """
+            { "apiVersion": "rolloutctl/v1", "rollout": "\(rollout)", "phase": "\(phase)", "role": "\(role)",
+              "approver": "\(person.email)", "plan": "\(planBlob)" }
+            """,
+        ], "Approve \(phase) as \(role)", author: person)
+        try repo.git("switch", "-q", "main")
+        try repo.git("merge", "-q", "--no-ff", "-m", "Merge \(branch)", branch, author: Self.robin)
+    }
+
+    func settings(_ mode: RunMode, hours: Double, rollouts: [String] = []) -> RunSettings {
+        RunSettings(repositoryPath: repo.path, ref: nil, rollouts: rollouts,
+                    now: start.addingTimeInterval(hours * 3600), statePath: statePath, mode: mode)
+    }
+
+    func run(_ mode: RunMode = .reconcile(dryRun: false), hours: Double, rollouts: [String] = []) async throws -> RunReport {
+        let ports = RunPorts(flags: flags, metrics: metrics, notifier: notifier, logger: Logger(label: "test"))
+        return try await Reconciler(settings: settings(mode, hours: hours, rollouts: rollouts), ports: ports).run()
+    }
+
+    func flagState(_ flag: String = "portal_form_autosave") async throws -> [String: FlagEnvironmentState] {
+        try await flags.read(flag: flag).environments
+    }
+}
+
+/// A `file:` metrics source the test rewrites as it goes.
+final class MetricsFile: @unchecked Sendable {
+    let directory: TemporaryDirectory
+    var path: String { directory.file("metrics.json") }
+
+    init(_ values: [String: Double]) throws {
+        directory = try TemporaryDirectory(prefix: "rolloutctl-metrics")
+        try set(values)
+    }
+
+    func set(_ values: [String: Double]) throws {
+        let body = "{" + values.map { "\"\($0.key)\": \($0.value)" }.joined(separator: ", ") + "}"
+        try Data(body.utf8).write(to: URL(fileURLWithPath: path))
+    }
+
+    static let healthy: [String: Double] = ["error-rate": 0.004, "latency-p95-delta": 0.05, "submission-success": 0.98]
+}
+
+extension RunReport {
+    func rollout(_ name: String = "exp-001-autosave") -> RolloutReport? {
+        rollouts.first { $0.name == name }
+    }
+}
