@@ -88,6 +88,7 @@ func planErrors(_ plan: String, extra: [String: String] = [:]) -> [String] {
     @Test func nameMustMatchPatternAndFolder() {
         let bad = validPlanJSON.replacingOccurrences(of: "\"name\": \"exp-001-autosave\"", with: "\"name\": \"Exp_001\"")
         #expect(planErrors(bad) == [
+            "\(planPath):3:11: name \"Exp_001\" must equal its folder name \"exp-001-autosave\"",
             "\(planPath):3:11: rollout name \"Exp_001\" does not match ^[a-z0-9][a-z0-9-]{0,62}$",
         ])
         let other = validPlanJSON.replacingOccurrences(of: "\"name\": \"exp-001-autosave\"", with: "\"name\": \"exp-002\"")
@@ -220,6 +221,7 @@ func planErrors(_ plan: String, extra: [String: String] = [:]) -> [String] {
             "\(planPath):7:15: phase name \"Staging\" does not match ^[a-z0-9][a-z0-9-]{0,62}$",
             "\(planPath):7:64: coverage -1 is outside 0…100",
             "\(planPath):8:78: bake \"soon\" is not a duration; write e.g. \"90s\", \"30m\", \"24h\" or \"2d\"",
+            "\(planPath):8:100: role \"nobody\" is not defined in policies/approvers.json (roles: engineering-lead, product-owner, qa-lead, sre)",
         ].sorted { Diagnostic.parse($0) < Diagnostic.parse($1) })
     }
 

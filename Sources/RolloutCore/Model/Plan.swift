@@ -147,11 +147,11 @@ extension Plan {
     static let fields = ["apiVersion", "name", "flag", "description", "state", "phases", "health", "rollback"]
     static let phaseFields = ["name", "environment", "coverage", "bake", "approvals"]
 
-    /// Decodes and checks everything that needs no other file. Returns nil when the plan is too
-    /// broken to use; the sink holds every problem found either way.
+    /// Decodes and checks everything that needs no other file. Returns nil when the plan has no
+    /// name or flag; the sink holds every problem found either way, and a plan returned with
+    /// problems in the sink must not be reconciled.
     public static func decode(_ json: JSONValue, sink: DiagnosticSink) -> Plan? {
         guard let root = ObjectReader(json, sink: sink, name: "the plan", allowed: fields) else { return nil }
-        let before = sink.diagnostics.count
         Names.checkAPIVersion(root)
         let name = root.string("name")
         if let (text, position) = name, !Names.isValid(text) {
@@ -202,7 +202,9 @@ extension Plan {
             rollback.notify = reader.strings("notify", required: false)?.map(\.0) ?? []
         }
 
-        guard sink.diagnostics.count == before, let (nameText, namePosition) = name, let (flagText, _) = flag else {
+        // A plan with errors is still returned (when it has a name and a flag) so that the checks
+        // against other files report their errors too; the loader never uses it to reconcile.
+        guard let (nameText, namePosition) = name, let (flagText, _) = flag else {
             return nil
         }
         return Plan(apiVersion: root.string("apiVersion")?.0 ?? Names.apiVersion, name: nameText,
