@@ -213,6 +213,7 @@ struct Reconcile: AsyncParsableCommand {
         do {
             let report = try await Reconciler(settings: settings, ports: wiring.ports).run()
             print(options.json ? report.json() : report.human(style: .forStandardOutput(noColor: options.noColor)))
+            fflush(nil)  // flush every stream: a service's log readers see each tick as it happens
             return report.errorCount > 0 ? 1 : 0
         } catch {
             printError("rolloutctl: \(error)")
