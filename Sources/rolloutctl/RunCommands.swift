@@ -265,18 +265,8 @@ struct Status: ParsableCommand {
     var noColor = false
 
     func run() throws {
-        do {
-            guard let store = try StateStore.openIfExists(path: state) else {
-                printError("rolloutctl: no state database at \(state) yet; run `rolloutctl reconcile` first (or pass --state)")
-                throw ExitCode(1)
-            }
-            print(try StateViews.status(store: store, rollout: rollout, json: json,
-                                        style: .forStandardOutput(noColor: noColor)))
-        } catch let error as ExitCode {
-            throw error
-        } catch {
-            printError("rolloutctl: \(error)")
-            throw ExitCode(1)
+        try withStateStore(state) { store in
+            try StateViews.status(store: store, rollout: rollout, json: json, style: .forStandardOutput(noColor: noColor))
         }
     }
 }
@@ -300,18 +290,25 @@ struct History: ParsableCommand {
     var noColor = false
 
     func run() throws {
-        do {
-            guard let store = try StateStore.openIfExists(path: state) else {
-                printError("rolloutctl: no state database at \(state) yet; run `rolloutctl reconcile` first (or pass --state)")
-                throw ExitCode(1)
-            }
-            print(try StateViews.history(store: store, rollout: rollout, limit: limit, json: json,
-                                         style: .forStandardOutput(noColor: noColor)))
-        } catch let error as ExitCode {
-            throw error
-        } catch {
-            printError("rolloutctl: \(error)")
+        try withStateStore(state) { store in
+            try StateViews.history(store: store, rollout: rollout, limit: limit, json: json,
+                                   style: .forStandardOutput(noColor: noColor))
+        }
+    }
+}
+
+/// Opens an existing state database and prints what `render` makes of it; exit 1 with a hint otherwise.
+func withStateStore(_ path: String, _ render: (StateStore) throws -> String) throws {
+    do {
+        guard let store = try StateStore.openIfExists(path: path) else {
+            printError("rolloutctl: no state database at \(path) yet; run `rolloutctl reconcile` first (or pass --state)")
             throw ExitCode(1)
         }
+        print(try render(store))
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        printError("rolloutctl: \(error)")
+        throw ExitCode(1)
     }
 }

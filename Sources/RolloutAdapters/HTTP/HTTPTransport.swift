@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
+import RolloutCore
 
 /// One HTTP answer, read whole: status, headers and body.
 struct HTTPAnswer: Sendable {
@@ -164,33 +165,11 @@ enum HTTPTransport {
     }
 }
 
-/// Formats a JSON number the way a person writes it: integral values without ".0",
-/// others in Swift's shortest round-trip form (e.g. `12.5`, `0.1`).
-func jsonNumber(_ value: Double) -> String {
-    if value == value.rounded(), abs(value) < 1e15 {
-        return String(Int64(value))
-    }
-    return "\(value)"
-}
+/// A JSON number as a person writes it (`50`, `12.5`): the core's JSON writer decides.
+func jsonNumber(_ value: Double) -> String { JSONOutput.number(value).render() }
 
 /// A JSON string literal, escaped.
-func jsonString(_ value: String) -> String {
-    var out = "\""
-    for scalar in value.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case _ where scalar.value < 0x20:
-            out += String(format: "\\u%04x", scalar.value)
-        default:
-            out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
-}
+func jsonString(_ value: String) -> String { JSONOutput.quote(value) }
 
 /// The HTTP client rolloutctl's adapters are meant to share (one per process).
 public enum RolloutHTTPClient {
