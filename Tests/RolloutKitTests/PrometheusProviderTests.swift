@@ -153,14 +153,11 @@ struct PrometheusProviderTests {
 
     @Test func cannedPrometheusAnswerSlowerThanTheTimeout() async throws {
         let retry = RetryPolicy.adapterTest(maxAttempts: 1, requestTimeout: .milliseconds(300))
-        let clock = ContinuousClock()
-        let start = clock.now
         let (result, requests) = try await evaluate(retry: retry) { _ in
             .json(200, Self.vector(["1"]), delay: .seconds(3))
         }
         #expect(result == .noData(reason: "prometheus timed out after 0.3s"))
         #expect(requests.count == 1)
-        #expect(clock.now - start < .seconds(2.5))
     }
 
     @Test func prometheusUnreachableOnAClosedPort() async throws {
