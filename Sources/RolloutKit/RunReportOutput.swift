@@ -108,9 +108,14 @@ extension RolloutReport {
             }
             lines.append(style.dim("  check \(result.summary): ") + verdict)
         }
-        let notCounted = approvals.filter { !$0.counted }
-        for approval in notCounted {
-            lines.append(style.dim("  not counted: \(approval.path): \(approval.reason ?? "")"))
+        for approval in approvals {
+            let who = "\(approval.phase) \(approval.role ?? "?") by \(approval.approver ?? "?")"
+            let commit = approval.commit.map { " (commit \($0.prefix(12)))" } ?? ""
+            if approval.counted {
+                lines.append(style.dim("  approved: \(who)\(commit)"))
+            } else {
+                lines.append(style.dim("  not counted: \(who)\(commit): \(approval.reason ?? "") [\(approval.path)]"))
+            }
         }
         return lines
     }
