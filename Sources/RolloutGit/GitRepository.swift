@@ -75,7 +75,11 @@ public final class GitRepository: @unchecked Sendable {
         }
         var pointer: OpaquePointer?
         let result = git_repository_open_ext(&pointer, path, GIT_REPOSITORY_OPEN_NO_SEARCH.rawValue, nil)
-        if result == GIT_EOWNER.rawValue {
+        // libgit2 1.5.x reports an ownership failure as GIT_ENOTFOUND with "config value
+        // 'safe.directory' was not found" when safe.directory is not configured (fixed upstream in
+        // 1.6, libgit2/libgit2#6408); treat that as GIT_EOWNER too.
+        if result == GIT_EOWNER.rawValue
+            || (result == GIT_ENOTFOUND.rawValue && GitError.lastMessage().contains("safe.directory")) {
             let user = ProcessInfo.processInfo.environment["USER"] ?? "this user"
             throw GitError(.ownedByAnotherUser,
                 "\(path) is owned by another user, and git refuses to read it for \(user); "

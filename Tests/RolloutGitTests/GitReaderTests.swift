@@ -234,6 +234,24 @@ import Testing
             == ["rollouts/exp-001/approvals/staging/big.json:1:1: is \(size) bytes, over the 1 MiB limit"])
     }
 
+    // MARK: Ownership
+
+    /// libgit2 refuses a repository whose folder another user owns, even for root. 1.5.1 reports it as
+    /// GIT_ENOTFOUND ("config value 'safe.directory' was not found"), which used to read as "not a repository".
+    @Test(.enabled(if: getuid() == 0, "needs root to chown the repository"))
+    func repositoryOwnedByAnotherUser() throws {
+        let fixture = try Self.basicRepository()
+        try runProgram("chown", ["-R", "nobody", fixture.path])
+        defer { _ = try? runProgram("chown", ["-R", "root", fixture.path]) }
+        do {
+            _ = try GitRepository(path: fixture.path)
+            Issue.record("expected GIT_EOWNER")
+        } catch {
+            #expect(error.code == .ownedByAnotherUser)
+            #expect(error.message.contains("safe.directory"))
+        }
+    }
+
     // MARK: Fetch
 
     @Test func fetchFromALocalPathUpdatesOnlyRemoteTrackingRefs() throws {
