@@ -330,7 +330,23 @@ public final class GitRepository: @unchecked Sendable {
             throw GitError(.fetchFailed,
                 "fetching \(branch) from \(remote) failed: \(GitError.lastMessage()); check the remote's URL and credentials")
         }
+        // libgit2 fetches nothing, successfully, when the remote has no such branch (git says
+        // "couldn't find remote ref"); a stale remote-tracking ref must not be read as fresh.
+        guard remoteAdvertises(pointer, "refs/heads/\(branch)") else {
+            throw GitError(.fetchFailed, "\(remote) has no branch \(branch); check --fetch and protectedBranch")
+        }
         return target
+    }
+
+    /// True when the remote's last listing (kept after `git_remote_fetch` disconnects) has `ref`.
+    private func remoteAdvertises(_ remote: OpaquePointer?, _ ref: String) -> Bool {
+        var heads: UnsafeMutablePointer<UnsafePointer<git_remote_head>?>?
+        var count = 0
+        guard git_remote_ls(&heads, &count, remote) == 0, let heads else { return false }
+        for index in 0..<count {
+            if let head = heads[index], let name = head.pointee.name, String(cString: name) == ref { return true }
+        }
+        return false
     }
 }
 

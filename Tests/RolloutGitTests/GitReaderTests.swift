@@ -277,7 +277,8 @@ import Testing
         #expect(try repository.resolveCommit(named).description == third)
         #expect(try repository.resolveCommit("main").description == before)
 
-        // A remote that does not exist.
+        // A branch the remote does not have, a remote that does not exist.
+        #expect(Self.errorCode { () throws(GitError) in _ = try repository.fetch(remote: "upstream", branch: "nope") } == .fetchFailed)
         #expect(Self.errorCode { () throws(GitError) in _ = try repository.fetch(remote: parent.file("nowhere"), branch: "main") }
             == .fetchFailed)
     }
