@@ -7,7 +7,7 @@ struct Rolloutctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rolloutctl",
         abstract: "Feature-flag rollouts driven from git: plans and approvals in a repository, applied phase by phase.",
-        subcommands: [Validate.self, Approve.self]
+        subcommands: [Validate.self, Approve.self, Debug.self]
     )
 }
 
