@@ -77,8 +77,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RolloutCoreTests", dependencies: ["RolloutCore", "RolloutTestSupport"]),
-        .testTarget(name: "RolloutGitTests", dependencies: ["RolloutGit", "RolloutTestSupport"]),
+        .testTarget(name: "RolloutGitTests", dependencies: ["RolloutGit", "RolloutKit", "RolloutTestSupport"]),
         .testTarget(name: "RolloutKitTests", dependencies: ["RolloutKit", "RolloutTestSupport"]),
-        .testTarget(name: "RolloutctlTests", dependencies: ["RolloutTestSupport"]),
+        .testTarget(name: "RolloutctlTests", dependencies: ["RolloutKit", "RolloutTestSupport"]),
     ]
 )

@@ -75,7 +75,11 @@ public final class GitRepository: @unchecked Sendable {
         }
         var pointer: OpaquePointer?
         let result = git_repository_open_ext(&pointer, path, GIT_REPOSITORY_OPEN_NO_SEARCH.rawValue, nil)
-        if result == GIT_EOWNER.rawValue {
+        // libgit2 1.5.x reports an ownership failure as GIT_ENOTFOUND with "config value
+        // 'safe.directory' was not found" when safe.directory is not configured (fixed upstream in
+        // 1.6, libgit2/libgit2#6408); treat that as GIT_EOWNER too.
+        if result == GIT_EOWNER.rawValue
+            || (result == GIT_ENOTFOUND.rawValue && GitError.lastMessage().contains("safe.directory")) {
             let user = ProcessInfo.processInfo.environment["USER"] ?? "this user"
             throw GitError(.ownedByAnotherUser,
                 "\(path) is owned by another user, and git refuses to read it for \(user); "
@@ -326,7 +330,23 @@ public final class GitRepository: @unchecked Sendable {
             throw GitError(.fetchFailed,
                 "fetching \(branch) from \(remote) failed: \(GitError.lastMessage()); check the remote's URL and credentials")
         }
+        // libgit2 fetches nothing, successfully, when the remote has no such branch (git says
+        // "couldn't find remote ref"); a stale remote-tracking ref must not be read as fresh.
+        guard remoteAdvertises(pointer, "refs/heads/\(branch)") else {
+            throw GitError(.fetchFailed, "\(remote) has no branch \(branch); check --fetch and protectedBranch")
+        }
         return target
+    }
+
+    /// True when the remote's last listing (kept after `git_remote_fetch` disconnects) has `ref`.
+    private func remoteAdvertises(_ remote: OpaquePointer?, _ ref: String) -> Bool {
+        var heads: UnsafeMutablePointer<UnsafePointer<git_remote_head>?>?
+        var count = 0
+        guard git_remote_ls(&heads, &count, remote) == 0, let heads else { return false }
+        for index in 0..<count {
+            if let head = heads[index], let name = head.pointee.name, String(cString: name) == ref { return true }
+        }
+        return false
     }
 }
 

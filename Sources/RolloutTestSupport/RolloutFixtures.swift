@@ -1,0 +1,125 @@
+import Foundation
+
+/// Texts of rollout repository files, for tests that build real repositories.
+public enum RolloutFixtures {
+    public static let erin = GitFixture.Person(name: "Erin Lead", email: "erin@example.com")
+    public static let quinn = GitFixture.Person(name: "Quinn QA", email: "quinn@example.com")
+    public static let dana = GitFixture.Person(name: "Dana SRE", email: "dana@example.com")
+    public static let sam = GitFixture.Person(name: "Sam SRE", email: "sam@example.com")
+    public static let pat = GitFixture.Person(name: "Pat Owner", email: "pat@example.com")
+    public static let mallory = GitFixture.Person(name: "Mallory", email: "mallory@example.com")
+    public static let robin = GitFixture.Person(name: "Robin Release", email: "robin@example.com")
+    public static let service = GitFixture.Person(name: "Hosting Service", email: "noreply@git.example.com")
+
+    public static let defaultRoles: [String: [String]] = [
+        "engineering-lead": ["erin@example.com"],
+        "qa-lead": ["quinn@example.com"],
+        "sre": ["dana@example.com", "sam@example.com"],
+        "product-owner": ["pat@example.com"],
+    ]
+
+    /// `policies/approvers.json`.
+    public static func policy(identity: String = "ssh-signature", forbidSelfApproval: Bool = true,
+                              protectedBranch: String = "main", roles: [String: [String]] = defaultRoles) -> String {
+        let roleLines = roles.keys.sorted().map { role in
+            "    \"\(role)\": [" + roles[role]!.map { "\"\($0)\"" }.joined(separator: ", ") + "]"
+        }
+        return """
+        {
+          "apiVersion": "rolloutctl/v1",
+          "protectedBranch": "\(protectedBranch)",
+          "identity": "\(identity)",
+          "forbidSelfApproval": \(forbidSelfApproval),
+          "roles": {
+        \(roleLines.joined(separator: ",\n"))
+          }
+        }
+
+        """
+    }
+
+    /// A valid `plan.json`; `canaryApprovals` are the roles of phase `canary-10`.
+    public static func plan(name: String, flag: String? = nil, description: String = "test rollout",
+                            canaryApprovals: [String] = ["engineering-lead", "qa-lead", "sre"],
+                            productionApprovals: [String] = ["product-owner"]) -> String {
+        func list(_ roles: [String]) -> String { "[" + roles.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
+        return """
+        {
+          "apiVersion": "rolloutctl/v1",
+          "name": "\(name)",
+          "flag": "\(flag ?? name.replacingOccurrences(of: "-", with: "_"))",
+          "description": "\(description)",
+          "phases": [
+            { "name": "staging", "environment": "staging", "coverage": 100 },
+            { "name": "canary-10", "environment": "production", "coverage": 10, "bake": "24h",
+              "approvals": \(list(canaryApprovals)) },
+            { "name": "production", "environment": "production", "coverage": 100,
+              "approvals": \(list(productionApprovals)) }
+          ],
+          "health": {
+            "checks": [
+              { "name": "error-rate", "query": "q", "max": 0.02, "onBreach": "rollback" }
+            ]
+          }
+        }
+
+        """
+    }
+
+    /// An approval file's text.
+    public static func approval(rollout: String, phase: String, role: String, approver: String, plan: String,
+                                comment: String? = nil) -> String {
+        var text = """
+        {
+          "apiVersion": "rolloutctl/v1",
+          "rollout": "\(rollout)",
+          "phase": "\(phase)",
+          "role": "\(role)",
+          "approver": "\(approver)",
+          "plan": "\(plan)"
+        """
+        if let comment { text += ",\n  \"comment\": \"\(comment)\"" }
+        return text + "\n}\n"
+    }
+}
+
+/// An ed25519 key made by `ssh-keygen -t ed25519 -N ''`, in its own temporary folder.
+public final class SSHTestKey: @unchecked Sendable {
+    private let directory: TemporaryDirectory
+    /// The private key file, for `user.signingkey`.
+    public let path: String
+    /// `ssh-ed25519 AAAA…` (no comment).
+    public let publicKey: String
+
+    public init(comment: String = "test") throws {
+        directory = try TemporaryDirectory(prefix: "rolloutctl-key")
+        path = directory.file("id_ed25519")
+        try runProgram("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path])
+        let line = try String(contentsOfFile: path + ".pub", encoding: .utf8)
+        publicKey = line.split(separator: " ").prefix(2).joined(separator: " ")
+    }
+
+    /// One line of an allowed_signers file.
+    public func allowedSignersLine(_ principal: String, options: String? = nil) -> String {
+        [principal, options, publicKey].compactMap { $0 }.joined(separator: " ")
+    }
+}
+
+extension GitFixture {
+    /// Commits everything staged (after `git add -A`) with an SSH signature by `key`.
+    @discardableResult
+    public func signedCommit(_ message: String, key: SSHTestKey, author: Person? = nil, committer: Person? = nil) throws -> String {
+        try git("add", "-A")
+        try git(["-c", "gpg.format=ssh", "-c", "user.signingkey=\(key.path)", "commit", "-q", "--allow-empty", "-S",
+                 "-m", message], author: author, committer: committer)
+        return try head()
+    }
+
+    /// Writes files and commits them signed by `key`.
+    @discardableResult
+    public func signedCommitFiles(_ files: [String: String], _ message: String, key: SSHTestKey,
+                                  author: Person? = nil) throws -> String {
+        for (file, content) in files { try write(file, content) }
+        return try signedCommit(message, key: key, author: author)
+    }
+}
