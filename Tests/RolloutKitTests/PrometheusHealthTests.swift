@@ -58,7 +58,10 @@ enum PrometheusTimeline {
     /// One sample every 10 minutes: each window of an hour or more has at least 6 samples.
     static let step: TimeInterval = 600
 
-    /// Healthy staging and production, hours 0–64 (the full EXP-001 run).
+    /// Healthy staging and production, hours −4 to 64, with traffic split as the full EXP-001 run
+    /// splits it (`exposure`): staging 100% from hour 0, production 10% from hour 3, 50% from
+    /// hour 27, 100% from hour 61. At 100% there is no control traffic, so `latency-p95-delta`
+    /// takes its baseline from the window before the phase (`offset {{window}}`).
     static let healthy = day(0)
     /// Staging healthy; production's error rate 3%; hours 0–30.
     static let errors = day(4)
@@ -78,9 +81,28 @@ enum PrometheusTimeline {
         return segment
     }
 
+    /// Healthy traffic in one environment of the `healthy` days from hour `from` to hour `to`,
+    /// with the flag at `coverage`%: the treatment gets that share of 1000 requests and 100
+    /// forms per step, the control the rest.
+    static func exposure(_ environment: String, coverage: Double, from: Double, to: Double) -> TelemetrySegment {
+        var segment = TelemetrySegment.healthy(start: healthy.addingTimeInterval(from * 3600), hours: to - from,
+                                               step: step)
+        segment.environments = [environment]
+        segment.treatmentRequestsPerStep = 10 * coverage
+        segment.controlRequestsPerStep = 10 * (100 - coverage)
+        segment.treatmentFormsPerStep = coverage
+        segment.controlFormsPerStep = 100 - coverage
+        return segment
+    }
+
     static var segments: [TelemetrySegment] {
         var segments: [TelemetrySegment] = [
-            .healthy(start: healthy, hours: 64, step: step),
+            exposure("staging", coverage: 0, from: -4, to: 0),
+            exposure("staging", coverage: 100, from: 0, to: 64),
+            exposure("production", coverage: 0, from: -4, to: 3),
+            exposure("production", coverage: 10, from: 3, to: 27),
+            exposure("production", coverage: 50, from: 27, to: 61),
+            exposure("production", coverage: 100, from: 61, to: 64),
             only(["staging"], .healthy(start: errors, hours: 30, step: step)),
             only(["production"], .failingErrors(start: errors, hours: 30, step: step)),
             only(["staging"], .healthy(start: slowLatency, hours: 30, step: step)),
@@ -187,6 +209,22 @@ func planJSON(_ world: RolloutWorld, hours: Double, metrics: String) throws -> [
         throw FixtureError("plan --json printed no JSON object:\n\(output)")
     }
     return document
+}
+
+/// `rolloutctl plan` (the built binary, human output, no colour) on the world's repository.
+func planText(_ world: RolloutWorld, hours: Double, metrics: String) throws -> String {
+    let binary = PackageFiles.rolloutctl
+    guard FileManager.default.isExecutableFile(atPath: binary) else {
+        throw FixtureError("\(binary) is missing: run `swift build --build-tests` first")
+    }
+    return try runProgram(binary, [
+        "plan", "--no-color",
+        "--repo", world.repo.path,
+        "--now", RFC3339.format(world.time(hours: hours)),
+        "--metrics", metrics,
+        "--state", world.statePath,
+        "--flags", "file:" + world.stateDirectory.file("flags.json"),
+    ])
 }
 
 /// The `health` array of one rollout of a `plan --json` document, by check name.
@@ -605,6 +643,11 @@ struct PrometheusHealthTests {
             let blockers = rollout["blockers"] as? [[String: Any]] ?? []
             #expect(blockers.map { $0["check"] as? String } == ["latency-p95-delta"])
             #expect(blockers.first?["kind"] as? String == "health")
+
+            let text = try planText(world, hours: 26, metrics: url)
+            #expect(text.contains("health: hold: latency-p95-delta = 0.25, max 0.2"), "\(text)")
+            #expect(text.contains("check error-rate = 0.005, max 0.02: ok"), "\(text)")
+            #expect(text.contains("check submission-success = 0.98, min 0.95: ok"), "\(text)")
         }
     }
 
@@ -623,6 +666,11 @@ struct PrometheusHealthTests {
             }
             #expect(health["error-rate"]?["max"] as? Double == 0.02)
             #expect(health["submission-success"]?["min"] as? Double == 0.95)
+
+            let text = try planText(world, hours: 26, metrics: url)
+            for name in ["error-rate", "latency-p95-delta", "submission-success"] {
+                #expect(text.contains("health: hold: \(name): no data (no data)"), "\(text)")
+            }
         }
     }
 
