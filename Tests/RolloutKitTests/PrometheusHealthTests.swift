@@ -463,6 +463,33 @@ struct PrometheusHealthTests {
         }
     }
 
+    /// A hold that begins in a run that also corrects drift: the hold's values still reach the audit log.
+    @Test func p95Plus25PercentHoldWhileCorrectingDriftIsAudited() async throws {
+        try await withPrometheusWorld(start: PrometheusTimeline.slowLatency, baseURL: try baseURL) { world in
+            try await enterCanary10(world, at: 1)
+            // Someone raises production to 20% by hand.
+            let flag = try await world.flags.read(flag: "portal_form_autosave")
+            _ = try await world.flags.apply(flag: "portal_form_autosave",
+                                            patch: FlagPatch(environment: "production", enabled: true, coverage: 20),
+                                            ifMatch: flag.version)
+
+            var report = try await world.run(hours: 26)
+            let rollout = try #require(report.rollout())
+            #expect(rollout.status == .holding)
+            #expect(rollout.changes == [Change(environment: "production",
+                                               from: FlagEnvironmentState(enabled: true, coverage: 20),
+                                               to: FlagEnvironmentState(enabled: true, coverage: 10), reason: .drift)])
+            #expect(try await world.flagState()["production"] == FlagEnvironmentState(enabled: true, coverage: 10))
+            report = try await world.run(hours: 27)
+            #expect(report.rollout()?.status == .holding)
+
+            let store = try StateStore(path: world.statePath)
+            let history = try store.history(rollout: "exp-001-autosave")
+            #expect(history.contains { $0.detail?.contains("latency-p95-delta = 0.25, max 0.2") == true },
+                    "\(history.map { "\($0.kind) \($0.reason): \($0.detail ?? "")" })")
+        }
+    }
+
     @Test func noSamplesInTheWindowHoldsWithReasonNoData() async throws {
         try await withPrometheusWorld(start: PrometheusTimeline.noData, baseURL: try baseURL) { world in
             try await enterCanary10(world, at: 1)
