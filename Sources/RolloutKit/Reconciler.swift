@@ -290,7 +290,9 @@ public struct Reconciler: Sendable {
             }
             var events: [AuditEntry] = []
             let previousStatus = record?.status
-            if decision.status != previousStatus, decision.changes.isEmpty,
+            // The changes' intents carry a rollback's values; a hold's values need their own event,
+            // even when this run also corrects drift (its intents carry no health values).
+            if decision.status != previousStatus, decision.changes.isEmpty || decision.status == .holding,
                [.holding, .completed, .rolledBack, .paused, .aborted].contains(decision.status) {
                 events.append(AuditEntry(
                     time: settings.now, rollout: rollout.name, phase: decision.currentPhase, environment: nil,

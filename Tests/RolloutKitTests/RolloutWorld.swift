@@ -13,7 +13,9 @@ final class RolloutWorld: @unchecked Sendable {
     var flags: FlagStore
     var metrics: MetricsProvider?
     var notifier: Notifier
-    let start = Date(timeIntervalSince1970: 1_798_761_600)  // 2027-01-01T00:00:00Z
+    /// Hour 0 of `run(hours:)`.
+    let start: Date
+    static let defaultStart = Date(timeIntervalSince1970: 1_798_761_600)  // 2027-01-01T00:00:00Z
 
     static let erin = GitFixture.Person(name: "Erin Lead", email: "erin@example.com")
     static let quinn = GitFixture.Person(name: "Quinn QA", email: "quinn@example.com")
@@ -23,7 +25,8 @@ final class RolloutWorld: @unchecked Sendable {
 
     var statePath: String { stateDirectory.file("state.sqlite") }
 
-    init(flags: FlagStore? = nil, metrics: MetricsProvider? = nil) throws {
+    init(flags: FlagStore? = nil, metrics: MetricsProvider? = nil, start: Date = RolloutWorld.defaultStart) throws {
+        self.start = start
         repo = try GitFixture()
         stateDirectory = try TemporaryDirectory(prefix: "rolloutctl-state")
         self.flags = flags ?? FileFlagStore(path: stateDirectory.file("flags.json"))
@@ -97,14 +100,18 @@ final class RolloutWorld: @unchecked Sendable {
         try repo.git("merge", "-q", "--no-ff", "-m", "Merge \(branch)", branch, author: Self.robin)
     }
 
-    func settings(_ mode: RunMode, hours: Double, rollouts: [String] = []) -> RunSettings {
+    func time(hours: Double) -> Date { start.addingTimeInterval(hours * 3600) }
+
+    func settings(_ mode: RunMode, hours: Double, rollouts: [String] = [], concurrency: Int = 8) -> RunSettings {
         RunSettings(repositoryPath: repo.path, ref: nil, rollouts: rollouts,
-                    now: start.addingTimeInterval(hours * 3600), statePath: statePath, mode: mode)
+                    now: time(hours: hours), statePath: statePath, mode: mode, concurrency: concurrency)
     }
 
-    func run(_ mode: RunMode = .reconcile(dryRun: false), hours: Double, rollouts: [String] = []) async throws -> RunReport {
+    func run(_ mode: RunMode = .reconcile(dryRun: false), hours: Double, rollouts: [String] = [],
+             concurrency: Int = 8) async throws -> RunReport {
         let ports = RunPorts(flags: flags, metrics: metrics, notifier: notifier, logger: Logger(label: "test"))
-        return try await Reconciler(settings: settings(mode, hours: hours, rollouts: rollouts), ports: ports).run()
+        return try await Reconciler(settings: settings(mode, hours: hours, rollouts: rollouts, concurrency: concurrency),
+                                    ports: ports).run()
     }
 
     func flagState(_ flag: String = "portal_form_autosave") async throws -> [String: FlagEnvironmentState] {
