@@ -48,7 +48,7 @@ struct AdapterLogRecorder: LogHandler {
 /// Retry settings that keep tests fast: 3 attempts, 10…50 ms backoff, 2 s per request.
 extension RetryPolicy {
     static func adapterTest(
-        maxAttempts: Int = 3, requestTimeout: Duration = .seconds(2), budget: Duration = .seconds(20)
+        maxAttempts: Int = 3, requestTimeout: Duration = .seconds(15), budget: Duration = .seconds(60)
     ) -> RetryPolicy {
         RetryPolicy(
             maxAttempts: maxAttempts, baseDelay: .milliseconds(10), maxDelay: .milliseconds(50),

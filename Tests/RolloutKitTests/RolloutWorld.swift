@@ -16,6 +16,8 @@ final class RolloutWorld: @unchecked Sendable {
     /// Hour 0 of `run(hours:)`.
     let start: Date
     static let defaultStart = Date(timeIntervalSince1970: 1_798_761_600)  // 2027-01-01T00:00:00Z
+    /// The logger runs use (tests that look for secrets record it).
+    var logger = Logger(label: "test")
 
     static let erin = GitFixture.Person(name: "Erin Lead", email: "erin@example.com")
     static let quinn = GitFixture.Person(name: "Quinn QA", email: "quinn@example.com")
@@ -109,10 +111,28 @@ final class RolloutWorld: @unchecked Sendable {
 
     func run(_ mode: RunMode = .reconcile(dryRun: false), hours: Double, rollouts: [String] = [],
              concurrency: Int = 8) async throws -> RunReport {
-        let ports = RunPorts(flags: flags, metrics: metrics, notifier: notifier, logger: Logger(label: "test"))
+        let ports = RunPorts(flags: flags, metrics: metrics, notifier: notifier, logger: logger)
         return try await Reconciler(settings: settings(mode, hours: hours, rollouts: rollouts, concurrency: concurrency),
                                     ports: ports).run()
     }
+
+    /// Merges the three approvals canary-10 needs.
+    func approveCanary10(rollout: String = "exp-001-autosave") throws {
+        try approve("canary-10", role: "engineering-lead", by: Self.erin, rollout: rollout)
+        try approve("canary-10", role: "qa-lead", by: Self.quinn, rollout: rollout)
+        try approve("canary-10", role: "sre", by: Self.dana, rollout: rollout)
+    }
+
+    /// The blob id of a rollout's plan.json at the tip of main.
+    func planBlob(rollout: String = "exp-001-autosave") throws -> String {
+        try repo.git("rev-parse", "main:rollouts/\(rollout)/plan.json")
+    }
+
+    /// Commits a new plan.json for a rollout.
+    func editPlan(_ plan: String, rollout: String = "exp-001-autosave", message: String = "Edit plan") throws {
+        try repo.commitFiles(["rollouts/\(rollout)/plan.json": plan], message, author: Self.robin)
+    }
+
 
     func flagState(_ flag: String = "portal_form_autosave") async throws -> [String: FlagEnvironmentState] {
         try await flags.read(flag: flag).environments
