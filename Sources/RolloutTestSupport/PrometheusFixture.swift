@@ -417,7 +417,8 @@ public final class PrometheusFixture: @unchecked Sendable {
 
     /// Writes the segments as OpenMetrics, backfills them and starts Prometheus on them.
     public static func start(segments: [TelemetrySegment], readyTimeout: TimeInterval = 60) async throws -> PrometheusFixture {
-        try await start(openMetrics: openMetrics(segments), readyTimeout: readyTimeout)
+        let text = try await runOffCooperativePool { openMetrics(segments) }
+        return try await start(openMetrics: text, readyTimeout: readyTimeout)
     }
 
     /// Backfills the given OpenMetrics text (must end with `# EOF`; timestamps in seconds)
@@ -435,7 +436,8 @@ public final class PrometheusFixture: @unchecked Sendable {
 
         let input = directory.appendingPathComponent("telemetry.om")
         try text.write(to: input, atomically: false, encoding: .utf8)
-        try backfill(promtool: promtool, input: input, output: data)
+        // promtool takes seconds: wait for it on a thread of its own, not on the cooperative pool.
+        try await runOffCooperativePool { try backfill(promtool: promtool, input: input, output: data) }
 
         let config = directory.appendingPathComponent("prometheus.yml")
         // No scrape targets: the data is only what was backfilled.
@@ -560,6 +562,11 @@ public final class PrometheusFixture: @unchecked Sendable {
         stop(removeDirectory: ProcessInfo.processInfo.environment["PROMETHEUS_FIXTURE_KEEP"] != "1")
     }
 
+    /// `stop()`, waiting for Prometheus to exit on a thread of its own: use this from async code.
+    public func stopWithoutBlocking() async {
+        try? await runOffCooperativePool { self.stop() }
+    }
+
     private func stop(removeDirectory: Bool) {
         let p: Process? = lock.withLock {
             let p = process
@@ -638,3 +645,18 @@ private func esc(_ s: String) -> String {
 }
 
 private func fmt(_ v: Double) -> String { PrometheusFixture.fmt(v) }
+
+/// Runs blocking work (waiting for a child process, reading its pipes) on a thread of its own.
+///
+/// Swift concurrency's cooperative pool has one thread per CPU: on a 2-core CI machine two
+/// tests that block in `Process.waitUntilExit()` stall every other test (their timeouts and
+/// timing assertions fail) until the child exits.
+public func runOffCooperativePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread {
+            continuation.resume(with: Result { try work() })
+        }
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+}
