@@ -186,13 +186,15 @@ struct Reconcile: AsyncParsableCommand {
             await wiring.shutdown()
             return
         }
-        let code = await once(wiring: wiring, now: try options.parsedNow(), lockWait: lockWait, logger: logger)
+        _ = try options.parsedNow()  // reject a bad --now before waiting for the lock
+        let code = await once(wiring: wiring, lockWait: lockWait, logger: logger)
         await wiring.shutdown()
         if code != 0 { throw ExitCode(code) }
     }
 
     /// One reconcile under the lock; returns the exit code.
-    func once(wiring: Wiring, now: Date, lockWait: Int, logger: Logger) async -> Int32 {
+    /// The clock is read once the lock is held, so a wait for the lock never makes `now` stale.
+    func once(wiring: Wiring, lockWait: Int, logger: Logger) async -> Int32 {
         let lockPath = options.state + ".lock"
         let lock: FileLock
         do {
@@ -208,7 +210,8 @@ struct Reconcile: AsyncParsableCommand {
         }
         defer { lock.release() }
         let settings = RunSettings(repositoryPath: options.repository.repo, ref: options.repository.ref,
-                                   rollouts: options.rollouts, now: now, statePath: options.state,
+                                   rollouts: options.rollouts, now: (try? options.parsedNow()) ?? Date(),
+                                   statePath: options.state,
                                    mode: .reconcile(dryRun: dryRun), fetchRemote: fetch)
         do {
             let report = try await Reconciler(settings: settings, ports: wiring.ports).run()
@@ -233,7 +236,7 @@ struct ReconcileService: Service {
     func run() async throws {
         logger.info("reconciling every \(RolloutDuration(seconds: every)); stop with SIGTERM or Ctrl-C")
         while !Task.isShuttingDownGracefully {
-            _ = await command.once(wiring: wiring, now: Date(), lockWait: lockWait, logger: logger)
+            _ = await command.once(wiring: wiring, lockWait: lockWait, logger: logger)
             do {
                 try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(every)) }
             } catch {
