@@ -13,6 +13,13 @@ public struct IntroducingCommit: Equatable, Sendable, Codable {
     public var commit: String
     /// True when `firstParentCommit` is a merge and `commit` was found on its merged side.
     public var viaMerge: Bool
+
+    public init(blob: String, firstParentCommit: String, commit: String, viaMerge: Bool) {
+        self.blob = blob
+        self.firstParentCommit = firstParentCommit
+        self.commit = commit
+        self.viaMerge = viaMerge
+    }
 }
 
 /// The result of a history scan, which is also its cache: keyed by the tip it was made at.
