@@ -95,21 +95,21 @@ public struct HistoryScanner {
         }
         var pendingRollouts: [String: Int] = [:]
         for path in pending.keys { pendingRollouts[rolloutName(of: path), default: 0] += 1 }
-        var found: [String: (commit: ObjectID, blob: ObjectID)] = [:]
+        var found: [String: Found] = [:]
         var fromCache: [String: IntroducingCommit] = [:]
 
-        func resolve(_ path: String, at commit: ObjectID) {
+        func resolve(_ path: String, at step: FirstParentStep, parent: FirstParentStep?) {
             guard let blob = pending.removeValue(forKey: path) else { return }
-            found[path] = (commit, blob)
+            found[path] = Found(commit: step.id, blob: blob, rollouts: step.rolloutsID, parentRollouts: parent?.rolloutsID)
             let name = rolloutName(of: path)
             pendingRollouts[name, default: 1] -= 1
             if pendingRollouts[name] == 0 { pendingRollouts[name] = nil }
         }
 
-        var current = tipID
-        var currentRollouts = try rolloutsTree(of: current, statistics: &statistics)
+        let cachedTip = cache.flatMap { ObjectID(hex: $0.tip) }
+        var current = try firstParentStep(tipID, statistics: &statistics)
         while !pending.isEmpty {
-            if let cached = cache, cached.tip == current.description {
+            if let cached = cache, let cachedTip, current.id == cachedTip {
                 // Everything older than here is in the cache, if the cache agrees with this history.
                 let consistent = pending.allSatisfy { cached.entries[$0.key]?.blob == $0.value.description }
                 if consistent {
@@ -121,20 +121,20 @@ public struct HistoryScanner {
                 cache = nil
                 statistics.cacheDiscarded = true
             }
-            guard let parent = currentRollouts.firstParent else {
+            guard let parentID = current.firstParent else {
                 // The root commit: whatever is still pending was there from the start.
-                for path in Array(pending.keys) { resolve(path, at: current) }
+                for path in Array(pending.keys) { resolve(path, at: current, parent: nil) }
                 break
             }
-            let parentRollouts = try rolloutsTree(of: parent, statistics: &statistics)
-            if currentRollouts.rollouts != parentRollouts.rollouts {
-                for path in try changedPaths(new: currentRollouts.rollouts, old: parentRollouts.rollouts,
+            let parent = try firstParentStep(parentID, statistics: &statistics)
+            if current.rolloutsID != parent.rolloutsID, let newTree = try current.rolloutsTree(repository) {
+                for path in try changedPaths(new: newTree, old: try parent.rolloutsTree(repository),
                                              interesting: pendingRollouts) {
-                    resolve(path, at: current)
+                    resolve(path, at: current, parent: parent)
                 }
             }
+            current.release()
             current = parent
-            currentRollouts = parentRollouts
         }
         if let cached = cache, !statistics.usedCache, cached.tip != tipHex {
             statistics.cacheDiscarded = true  // the cached tip is not on this first-parent line: history was rewritten
@@ -146,7 +146,7 @@ public struct HistoryScanner {
             statistics.commitsWalked += 1
             var approval = hit.commit
             var viaMerge = false
-            if parents.count > 1, let side = try introducer(of: hit.blob, at: path, sides: parents.dropFirst(),
+            if parents.count > 1, let side = try introducer(of: hit, at: path, sides: parents.dropFirst(),
                                                            statistics: &statistics) {
                 approval = side
                 viaMerge = true
@@ -176,63 +176,106 @@ public struct HistoryScanner {
         String(path.split(separator: "/")[1])
     }
 
-    /// A commit's first parent and the id of its `rollouts` tree.
-    private struct RolloutsTree {
-        var firstParent: ObjectID?
+    /// Where a tracked path's current blob was found on the first-parent line.
+    struct Found {
+        var commit: ObjectID
+        var blob: ObjectID
+        /// The `rollouts` tree ids of that commit and of its first parent (known to differ at the path).
         var rollouts: ObjectID?
+        var parentRollouts: ObjectID?
     }
 
-    private func rolloutsTree(of id: ObjectID, statistics: inout ScanStatistics) throws(GitError) -> RolloutsTree {
+    /// One commit of the first-parent walk: its first parent and its `rollouts` tree, parsed only
+    /// when it must be compared, and then kept for the next comparison (as the newer side).
+    final class FirstParentStep {
+        let id: ObjectID
+        let firstParent: ObjectID?
+        let rolloutsID: ObjectID?
+        private var tree: OpaquePointer?
+
+        init(id: ObjectID, firstParent: ObjectID?, rolloutsID: ObjectID?) {
+            self.id = id
+            self.firstParent = firstParent
+            self.rolloutsID = rolloutsID
+        }
+
+        func rolloutsTree(_ repository: GitRepository) throws(GitError) -> OpaquePointer? {
+            if tree == nil, let rolloutsID { tree = try repository.lookupTree(rolloutsID) }
+            return tree
+        }
+
+        func release() {
+            if let tree { git_tree_free(tree) }
+            tree = nil
+        }
+
+        deinit { release() }
+    }
+
+    private func firstParentStep(_ id: ObjectID, statistics: inout ScanStatistics) throws(GitError) -> FirstParentStep {
         statistics.commitsWalked += 1
         let commit = try repository.lookupCommit(id)
         defer { git_commit_free(commit) }
-        var result = RolloutsTree()
-        if git_commit_parentcount(commit) > 0 {
-            result.firstParent = ObjectID(git_commit_parent_id(commit, 0).pointee)
-        }
+        let firstParent = git_commit_parentcount(commit) > 0 ? ObjectID(git_commit_parent_id(commit, 0).pointee) : nil
+        return FirstParentStep(id: id, firstParent: firstParent, rolloutsID: try rolloutsID(ofCommit: commit))
+    }
+
+    /// The id of a commit's `rollouts` tree, nil when there is none.
+    private func rolloutsID(ofCommit commit: OpaquePointer) throws(GitError) -> ObjectID? {
         var tree: OpaquePointer?
-        try GitError.check(git_commit_tree(&tree, commit), "git_commit_tree(\(id))")
+        try GitError.check(git_commit_tree(&tree, commit), "git_commit_tree")
         defer { git_tree_free(tree) }
-        if let entry = git_tree_entry_byname(tree, "rollouts"), git_tree_entry_type(entry) == GIT_OBJECT_TREE {
-            result.rollouts = ObjectID(git_tree_entry_id(entry).pointee)
-        }
-        return result
+        guard let entry = git_tree_entry_byname(tree, "rollouts"), git_tree_entry_type(entry) == GIT_OBJECT_TREE else { return nil }
+        return ObjectID(git_tree_entry_id(entry).pointee)
     }
 
     /// Tracked paths whose blob differs between two `rollouts` trees, looking only into
     /// rollouts that still have pending paths. Files absent from `new` are not reported.
-    private func changedPaths(new: ObjectID?, old: ObjectID?, interesting: [String: Int]) throws(GitError) -> [String] {
-        guard let new else { return [] }
+    /// Both trees are in git's order, so a merge join finds the changed entries comparing ids
+    /// only; names are read for changed entries alone.
+    private func changedPaths(new newTree: OpaquePointer, old oldTree: OpaquePointer?,
+                              interesting: [String: Int]) throws(GitError) -> [String] {
         var changed: [String] = []
-        let newTree = try repository.lookupTree(new)
-        defer { git_tree_free(newTree) }
-        let oldTree = try old.map { id throws(GitError) in try repository.lookupTree(id) }
-        defer { if let oldTree { git_tree_free(oldTree) } }
-
-        if interesting.count * 8 < git_tree_entrycount(newTree) {
+        let newCount = git_tree_entrycount(newTree)
+        if interesting.count * 8 < newCount {
             for name in interesting.keys {
                 guard let entry = git_tree_entry_byname(newTree, name) else { continue }
-                try compare(entry: entry, in: oldTree, prefix: "rollouts/", level: 1, into: &changed)
+                let oldEntry = oldTree.flatMap { git_tree_entry_byname($0, name) }
+                try compare(entry: entry, old: oldEntry, prefix: "rollouts/", level: 1, into: &changed)
             }
-        } else {
-            for index in 0..<git_tree_entrycount(newTree) {
-                guard let entry = git_tree_entry_byindex(newTree, index) else { continue }
-                let name = String(cString: git_tree_entry_name(entry))
-                guard interesting[name] != nil else { continue }
-                try compare(entry: entry, in: oldTree, prefix: "rollouts/", level: 1, into: &changed)
+            return changed
+        }
+        let oldCount = oldTree.map { git_tree_entrycount($0) } ?? 0
+        var oldIndex = 0
+        for index in 0..<newCount {
+            guard let entry = git_tree_entry_byindex(newTree, index) else { continue }
+            var oldEntry: OpaquePointer?
+            while oldIndex < oldCount, let candidate = git_tree_entry_byindex(oldTree, oldIndex) {
+                let order = git_tree_entry_cmp(candidate, entry)
+                if order < 0 {
+                    oldIndex += 1
+                    continue
+                }
+                if order == 0 {
+                    oldEntry = candidate
+                    oldIndex += 1
+                }
+                break
             }
+            if let oldEntry, git_oid_equal(git_tree_entry_id(entry), git_tree_entry_id(oldEntry)) != 0 { continue }
+            guard interesting[String(cString: git_tree_entry_name(entry))] != nil else { continue }
+            try compare(entry: entry, old: oldEntry, prefix: "rollouts/", level: 1, into: &changed)
         }
         return changed
     }
 
-    /// Compares one entry of a new tree with the same name in the old tree, descending into
+    /// Compares one entry of a new tree with the same name's entry of the old tree, descending into
     /// folders along the tracked layout. `level` 1 = rollout folder, 2 = its children,
     /// 3 = phase folders under approvals/, 4 = approval files.
-    private func compare(entry: OpaquePointer, in oldTree: OpaquePointer?, prefix: String, level: Int,
+    private func compare(entry: OpaquePointer, old oldEntry: OpaquePointer?, prefix: String, level: Int,
                          into changed: inout [String]) throws(GitError) {
-        let name = String(cString: git_tree_entry_name(entry))
-        let oldEntry = oldTree.flatMap { git_tree_entry_byname($0, name) }
         if let oldEntry, git_oid_equal(git_tree_entry_id(entry), git_tree_entry_id(oldEntry)) != 0 { return }
+        let name = String(cString: git_tree_entry_name(entry))
         let path = prefix + name
         let isTree = git_tree_entry_type(entry) == GIT_OBJECT_TREE
         switch (level, isTree) {
@@ -258,22 +301,36 @@ public struct HistoryScanner {
         defer { if let oldTree { git_tree_free(oldTree) } }
         for index in 0..<git_tree_entrycount(tree) {
             guard let child = git_tree_entry_byindex(tree, index) else { continue }
-            try compare(entry: child, in: oldTree, prefix: path + "/", level: level + 1, into: &changed)
+            let oldChild = oldTree.flatMap { git_tree_entry_byname($0, git_tree_entry_name(child)) }
+            try compare(entry: child, old: oldChild, prefix: path + "/", level: level + 1, into: &changed)
         }
     }
 
     /// On the merged side(s) of a merge, the oldest commit of the unbroken run (following first
     /// parents) in which `path` holds `blob`. Nil when no side has it (the merge itself made it).
-    private func introducer(of blob: ObjectID, at path: String, sides: ArraySlice<ObjectID>,
+    /// The `rollouts` trees of the merge (which holds the blob) and of its first parent (which
+    /// does not) answer without reading those trees again, which is the common case.
+    private func introducer(of hit: Found, at path: String, sides: ArraySlice<ObjectID>,
                             statistics: inout ScanStatistics) throws(GitError) -> ObjectID? {
         for side in sides {
             var candidate: ObjectID?
             var cursor: ObjectID? = side
             while let id = cursor {
                 statistics.commitsWalked += 1
-                guard try repository.blobID(atPath: path, inCommit: id) == blob else { break }
+                let commit = try repository.lookupCommit(id)
+                defer { git_commit_free(commit) }
+                let rollouts = try rolloutsID(ofCommit: commit)
+                let holdsBlob: Bool
+                if rollouts == hit.rollouts {
+                    holdsBlob = true
+                } else if rollouts == hit.parentRollouts {
+                    holdsBlob = false
+                } else {
+                    holdsBlob = try repository.blobID(atPath: path, inCommit: id) == hit.blob
+                }
+                guard holdsBlob else { break }
                 candidate = id
-                cursor = try repository.parents(of: id).first
+                cursor = git_commit_parentcount(commit) > 0 ? ObjectID(git_commit_parent_id(commit, 0).pointee) : nil
             }
             if let candidate { return candidate }
         }
