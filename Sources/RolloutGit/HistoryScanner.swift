@@ -1,4 +1,7 @@
 import CLibgit2
+#if canImport(Glibc)
+import Glibc
+#endif
 import RolloutCore
 
 /// Where the current blob of one tracked file came from (SPEC §4.3).
@@ -106,6 +109,7 @@ public struct HistoryScanner {
             if pendingRollouts[name] == 0 { pendingRollouts[name] = nil }
         }
 
+        let odb = try ObjectDatabase(repository)
         let cachedTip = cache.flatMap { ObjectID(hex: $0.tip) }
         var current = try firstParentStep(tipID, statistics: &statistics)
         while !pending.isEmpty {
@@ -127,8 +131,8 @@ public struct HistoryScanner {
                 break
             }
             let parent = try firstParentStep(parentID, statistics: &statistics)
-            if current.rolloutsID != parent.rolloutsID, let newTree = try current.rolloutsTree(repository) {
-                for path in try changedPaths(new: newTree, old: try parent.rolloutsTree(repository),
+            if current.rolloutsID != parent.rolloutsID, let newTree = try current.rolloutsTree(odb) {
+                for path in try changedPaths(new: newTree, old: try parent.rolloutsTree(odb),
                                              interesting: pendingRollouts) {
                     resolve(path, at: current, parent: parent)
                 }
@@ -191,7 +195,7 @@ public struct HistoryScanner {
         let id: ObjectID
         let firstParent: ObjectID?
         let rolloutsID: ObjectID?
-        private var tree: OpaquePointer?
+        private var tree: RawTree?
 
         init(id: ObjectID, firstParent: ObjectID?, rolloutsID: ObjectID?) {
             self.id = id
@@ -199,17 +203,12 @@ public struct HistoryScanner {
             self.rolloutsID = rolloutsID
         }
 
-        func rolloutsTree(_ repository: GitRepository) throws(GitError) -> OpaquePointer? {
-            if tree == nil, let rolloutsID { tree = try repository.lookupTree(rolloutsID) }
+        func rolloutsTree(_ odb: ObjectDatabase) throws(GitError) -> RawTree? {
+            if tree == nil, let rolloutsID { tree = try RawTree(odb: odb, id: rolloutsID) }
             return tree
         }
 
-        func release() {
-            if let tree { git_tree_free(tree) }
-            tree = nil
-        }
-
-        deinit { release() }
+        func release() { tree = nil }
     }
 
     private func firstParentStep(_ id: ObjectID, statistics: inout ScanStatistics) throws(GitError) -> FirstParentStep {
@@ -231,40 +230,37 @@ public struct HistoryScanner {
 
     /// Tracked paths whose blob differs between two `rollouts` trees, looking only into
     /// rollouts that still have pending paths. Files absent from `new` are not reported.
-    /// Both trees are in git's order, so a merge join finds the changed entries comparing ids
-    /// only; names are read for changed entries alone.
-    private func changedPaths(new newTree: OpaquePointer, old oldTree: OpaquePointer?,
+    /// A merge join over the trees' raw entries (both in git's order): identical entries are
+    /// skipped by comparing bytes, and names are decoded for changed entries alone. This is
+    /// the walk's inner loop, run for every first-parent commit that touched rollouts/.
+    private func changedPaths(new newTree: RawTree, old oldTree: RawTree?,
                               interesting: [String: Int]) throws(GitError) -> [String] {
         var changed: [String] = []
-        let newCount = git_tree_entrycount(newTree)
-        if interesting.count * 8 < newCount {
-            for name in interesting.keys {
-                guard let entry = git_tree_entry_byname(newTree, name) else { continue }
-                let oldEntry = oldTree.flatMap { git_tree_entry_byname($0, name) }
-                try compare(entry: entry, old: oldEntry, prefix: "rollouts/", level: 1, into: &changed)
-            }
-            return changed
-        }
-        let oldCount = oldTree.map { git_tree_entrycount($0) } ?? 0
-        var oldIndex = 0
-        for index in 0..<newCount {
-            guard let entry = git_tree_entry_byindex(newTree, index) else { continue }
-            var oldEntry: OpaquePointer?
-            while oldIndex < oldCount, let candidate = git_tree_entry_byindex(oldTree, oldIndex) {
-                let order = git_tree_entry_cmp(candidate, entry)
+        let empty = RawTree.Entries(bytes: UnsafeRawBufferPointer(start: nil, count: 0))
+        var newEntries = newTree.entries
+        var oldEntries = oldTree?.entries ?? empty
+        var old = try oldEntries.next()
+        while let entry = try newEntries.next() {
+            var match: RawTree.Entry?
+            while let candidate = old {
+                if RawTree.same(candidate, entry) {  // same mode, name and id
+                    match = candidate
+                    break
+                }
+                let order = RawTree.order(candidate, entry)
                 if order < 0 {
-                    oldIndex += 1
+                    old = try oldEntries.next()
                     continue
                 }
-                if order == 0 {
-                    oldEntry = candidate
-                    oldIndex += 1
-                }
+                if order == 0 { match = candidate }
                 break
             }
-            if let oldEntry, git_oid_equal(git_tree_entry_id(entry), git_tree_entry_id(oldEntry)) != 0 { continue }
-            guard interesting[String(cString: git_tree_entry_name(entry))] != nil else { continue }
-            try compare(entry: entry, old: oldEntry, prefix: "rollouts/", level: 1, into: &changed)
+            if match != nil { old = try oldEntries.next() }
+            if let match, RawTree.same(match, entry) { continue }
+            let name = entry.name
+            guard interesting[name] != nil, entry.isTree else { continue }
+            let oldID = match.flatMap { $0.isTree ? $0.id : nil }
+            try descend(entry.id, oldID, path: "rollouts/" + name, level: 1, into: &changed)
         }
         return changed
     }
@@ -292,12 +288,15 @@ public struct HistoryScanner {
 
     private func descend(_ entry: OpaquePointer, _ oldEntry: OpaquePointer?, path: String, level: Int,
                          into changed: inout [String]) throws(GitError) {
-        let tree = try repository.lookupTree(ObjectID(git_tree_entry_id(entry).pointee))
+        let oldID = oldEntry.flatMap { git_tree_entry_type($0) == GIT_OBJECT_TREE ? ObjectID(git_tree_entry_id($0).pointee) : nil }
+        try descend(ObjectID(git_tree_entry_id(entry).pointee), oldID, path: path, level: level, into: &changed)
+    }
+
+    private func descend(_ id: ObjectID, _ oldID: ObjectID?, path: String, level: Int,
+                         into changed: inout [String]) throws(GitError) {
+        let tree = try repository.lookupTree(id)
         defer { git_tree_free(tree) }
-        var oldTree: OpaquePointer?
-        if let oldEntry, git_tree_entry_type(oldEntry) == GIT_OBJECT_TREE {
-            oldTree = try repository.lookupTree(ObjectID(git_tree_entry_id(oldEntry).pointee))
-        }
+        let oldTree = try oldID.map { id throws(GitError) in try repository.lookupTree(id) }
         defer { if let oldTree { git_tree_free(oldTree) } }
         for index in 0..<git_tree_entrycount(tree) {
             guard let child = git_tree_entry_byindex(tree, index) else { continue }
@@ -335,5 +334,100 @@ public struct HistoryScanner {
             if let candidate { return candidate }
         }
         return nil
+    }
+}
+
+/// The object database of a repository, for raw reads.
+final class ObjectDatabase {
+    let handle: OpaquePointer
+
+    init(_ repository: GitRepository) throws(GitError) {
+        var odb: OpaquePointer?
+        try GitError.check(git_repository_odb(&odb, repository.handle), "git_repository_odb")
+        handle = odb!
+    }
+
+    deinit { git_odb_free(handle) }
+}
+
+/// A tree object's bytes, read without libgit2's tree parser: a sequence of
+/// `<octal mode> SP <name> NUL <20-byte id>` entries in git's order.
+final class RawTree {
+    private let object: OpaquePointer
+    let bytes: UnsafeRawBufferPointer
+
+    init(odb: ObjectDatabase, id: ObjectID) throws(GitError) {
+        var raw = id.raw
+        var object: OpaquePointer?
+        try GitError.check(git_odb_read(&object, odb.handle, &raw), "git_odb_read(\(id))")
+        self.object = object!
+        guard git_odb_object_type(object) == GIT_OBJECT_TREE else {
+            throw GitError(.other, "object \(id) is not a tree")
+        }
+        bytes = UnsafeRawBufferPointer(start: git_odb_object_data(object), count: git_odb_object_size(object))
+    }
+
+    deinit { git_odb_object_free(object) }
+
+    var entries: Entries { Entries(bytes: bytes) }
+
+    struct Entry {
+        /// The whole entry: mode, name and id.
+        var bytes: UnsafeRawBufferPointer
+        var nameRange: Range<Int>
+        var isTree: Bool
+
+        var name: String { String(decoding: bytes[nameRange], as: UTF8.self) }
+
+        var id: ObjectID {
+            var oid = git_oid()
+            git_oid_fromraw(&oid, bytes.baseAddress!.advanced(by: bytes.count - 20).assumingMemoryBound(to: UInt8.self))
+            return ObjectID(oid)
+        }
+    }
+
+    struct Entries {
+        let bytes: UnsafeRawBufferPointer
+        var offset = 0
+
+        init(bytes: UnsafeRawBufferPointer) {
+            self.bytes = bytes
+        }
+
+        mutating func next() throws(GitError) -> Entry? {
+            guard offset < bytes.count, let base = bytes.baseAddress else { return nil }
+            let start = offset
+            let remaining = bytes.count - start
+            guard let spacePointer = memchr(base + start, 0x20, remaining) else { throw GitError(.other, "malformed tree object") }
+            let space = base.distance(to: UnsafeRawPointer(spacePointer))
+            guard let nulPointer = memchr(base + space + 1, 0, bytes.count - space - 1) else {
+                throw GitError(.other, "malformed tree object")
+            }
+            let nul = base.distance(to: UnsafeRawPointer(nulPointer))
+            guard nul + 21 <= bytes.count else { throw GitError(.other, "malformed tree object") }
+            // Trees are mode 40000 (git writes no leading zero).
+            let isTree = space - start == 5 && base.load(fromByteOffset: start, as: UInt8.self) == UInt8(ascii: "4")
+                && base.load(fromByteOffset: start + 1, as: UInt8.self) == UInt8(ascii: "0")
+            offset = nul + 21
+            return Entry(bytes: UnsafeRawBufferPointer(start: base + start, count: offset - start),
+                         nameRange: (space + 1 - start)..<(nul - start), isTree: isTree)
+        }
+    }
+
+    /// Same mode, name and id.
+    static func same(_ a: Entry, _ b: Entry) -> Bool {
+        a.bytes.count == b.bytes.count && memcmp(a.bytes.baseAddress!, b.bytes.baseAddress!, a.bytes.count) == 0
+    }
+
+    /// git's tree order (`base_name_compare`): bytes of the names, a tree's name followed by '/'.
+    static func order(_ a: Entry, _ b: Entry) -> Int {
+        let nameA = a.bytes.baseAddress! + a.nameRange.lowerBound, nameB = b.bytes.baseAddress! + b.nameRange.lowerBound
+        let countA = a.nameRange.count, countB = b.nameRange.count
+        let common = min(countA, countB)
+        let order = memcmp(nameA, nameB, common)
+        if order != 0 { return Int(order) }
+        let endA: UInt8 = countA > common ? nameA.load(fromByteOffset: common, as: UInt8.self) : (a.isTree ? UInt8(ascii: "/") : 0)
+        let endB: UInt8 = countB > common ? nameB.load(fromByteOffset: common, as: UInt8.self) : (b.isTree ? UInt8(ascii: "/") : 0)
+        return Int(endA) - Int(endB)
     }
 }
