@@ -1,1 +1,9 @@
 #include <git2.h>
+
+/* git_libgit2_opts is variadic, which Swift cannot call: one wrapper per option used. */
+
+/* Whether libgit2 re-hashes every object it reads to check its id (libgit2's default: on;
+ * git itself checks ids when objects arrive, by fetch or index-pack, not on every read). */
+static inline int rolloutctl_git_set_strict_hash_verification(int enabled) {
+    return git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, enabled);
+}

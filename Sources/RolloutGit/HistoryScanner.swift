@@ -1,4 +1,7 @@
 import CLibgit2
+#if canImport(Glibc)
+import Glibc
+#endif
 import RolloutCore
 
 /// Where the current blob of one tracked file came from (SPEC §4.3).
@@ -13,6 +16,13 @@ public struct IntroducingCommit: Equatable, Sendable, Codable {
     public var commit: String
     /// True when `firstParentCommit` is a merge and `commit` was found on its merged side.
     public var viaMerge: Bool
+
+    public init(blob: String, firstParentCommit: String, commit: String, viaMerge: Bool) {
+        self.blob = blob
+        self.firstParentCommit = firstParentCommit
+        self.commit = commit
+        self.viaMerge = viaMerge
+    }
 }
 
 /// The result of a history scan, which is also its cache: keyed by the tip it was made at.
@@ -88,21 +98,22 @@ public struct HistoryScanner {
         }
         var pendingRollouts: [String: Int] = [:]
         for path in pending.keys { pendingRollouts[rolloutName(of: path), default: 0] += 1 }
-        var found: [String: (commit: ObjectID, blob: ObjectID)] = [:]
+        var found: [String: Found] = [:]
         var fromCache: [String: IntroducingCommit] = [:]
 
-        func resolve(_ path: String, at commit: ObjectID) {
+        func resolve(_ path: String, at step: FirstParentStep, parent: FirstParentStep?) {
             guard let blob = pending.removeValue(forKey: path) else { return }
-            found[path] = (commit, blob)
+            found[path] = Found(commit: step.id, blob: blob, rollouts: step.rolloutsID, parentRollouts: parent?.rolloutsID)
             let name = rolloutName(of: path)
             pendingRollouts[name, default: 1] -= 1
             if pendingRollouts[name] == 0 { pendingRollouts[name] = nil }
         }
 
-        var current = tipID
-        var currentRollouts = try rolloutsTree(of: current, statistics: &statistics)
+        let odb = try ObjectDatabase(repository)
+        let cachedTip = cache.flatMap { ObjectID(hex: $0.tip) }
+        var current = try firstParentStep(tipID, statistics: &statistics)
         while !pending.isEmpty {
-            if let cached = cache, cached.tip == current.description {
+            if let cached = cache, let cachedTip, current.id == cachedTip {
                 // Everything older than here is in the cache, if the cache agrees with this history.
                 let consistent = pending.allSatisfy { cached.entries[$0.key]?.blob == $0.value.description }
                 if consistent {
@@ -114,20 +125,20 @@ public struct HistoryScanner {
                 cache = nil
                 statistics.cacheDiscarded = true
             }
-            guard let parent = currentRollouts.firstParent else {
+            guard let parentID = current.firstParent else {
                 // The root commit: whatever is still pending was there from the start.
-                for path in Array(pending.keys) { resolve(path, at: current) }
+                for path in Array(pending.keys) { resolve(path, at: current, parent: nil) }
                 break
             }
-            let parentRollouts = try rolloutsTree(of: parent, statistics: &statistics)
-            if currentRollouts.rollouts != parentRollouts.rollouts {
-                for path in try changedPaths(new: currentRollouts.rollouts, old: parentRollouts.rollouts,
+            let parent = try firstParentStep(parentID, statistics: &statistics)
+            if current.rolloutsID != parent.rolloutsID, let newTree = try current.rolloutsTree(odb) {
+                for path in try changedPaths(new: newTree, old: try parent.rolloutsTree(odb),
                                              interesting: pendingRollouts) {
-                    resolve(path, at: current)
+                    resolve(path, at: current, parent: parent)
                 }
             }
+            current.release()
             current = parent
-            currentRollouts = parentRollouts
         }
         if let cached = cache, !statistics.usedCache, cached.tip != tipHex {
             statistics.cacheDiscarded = true  // the cached tip is not on this first-parent line: history was rewritten
@@ -139,7 +150,7 @@ public struct HistoryScanner {
             statistics.commitsWalked += 1
             var approval = hit.commit
             var viaMerge = false
-            if parents.count > 1, let side = try introducer(of: hit.blob, at: path, sides: parents.dropFirst(),
+            if parents.count > 1, let side = try introducer(of: hit, at: path, sides: parents.dropFirst(),
                                                            statistics: &statistics) {
                 approval = side
                 viaMerge = true
@@ -169,63 +180,98 @@ public struct HistoryScanner {
         String(path.split(separator: "/")[1])
     }
 
-    /// A commit's first parent and the id of its `rollouts` tree.
-    private struct RolloutsTree {
-        var firstParent: ObjectID?
+    /// Where a tracked path's current blob was found on the first-parent line.
+    struct Found {
+        var commit: ObjectID
+        var blob: ObjectID
+        /// The `rollouts` tree ids of that commit and of its first parent (known to differ at the path).
         var rollouts: ObjectID?
+        var parentRollouts: ObjectID?
     }
 
-    private func rolloutsTree(of id: ObjectID, statistics: inout ScanStatistics) throws(GitError) -> RolloutsTree {
+    /// One commit of the first-parent walk: its first parent and its `rollouts` tree, parsed only
+    /// when it must be compared, and then kept for the next comparison (as the newer side).
+    final class FirstParentStep {
+        let id: ObjectID
+        let firstParent: ObjectID?
+        let rolloutsID: ObjectID?
+        private var tree: RawTree?
+
+        init(id: ObjectID, firstParent: ObjectID?, rolloutsID: ObjectID?) {
+            self.id = id
+            self.firstParent = firstParent
+            self.rolloutsID = rolloutsID
+        }
+
+        func rolloutsTree(_ odb: ObjectDatabase) throws(GitError) -> RawTree? {
+            if tree == nil, let rolloutsID { tree = try RawTree(odb: odb, id: rolloutsID) }
+            return tree
+        }
+
+        func release() { tree = nil }
+    }
+
+    private func firstParentStep(_ id: ObjectID, statistics: inout ScanStatistics) throws(GitError) -> FirstParentStep {
         statistics.commitsWalked += 1
         let commit = try repository.lookupCommit(id)
         defer { git_commit_free(commit) }
-        var result = RolloutsTree()
-        if git_commit_parentcount(commit) > 0 {
-            result.firstParent = ObjectID(git_commit_parent_id(commit, 0).pointee)
-        }
+        let firstParent = git_commit_parentcount(commit) > 0 ? ObjectID(git_commit_parent_id(commit, 0).pointee) : nil
+        return FirstParentStep(id: id, firstParent: firstParent, rolloutsID: try rolloutsID(ofCommit: commit))
+    }
+
+    /// The id of a commit's `rollouts` tree, nil when there is none.
+    private func rolloutsID(ofCommit commit: OpaquePointer) throws(GitError) -> ObjectID? {
         var tree: OpaquePointer?
-        try GitError.check(git_commit_tree(&tree, commit), "git_commit_tree(\(id))")
+        try GitError.check(git_commit_tree(&tree, commit), "git_commit_tree")
         defer { git_tree_free(tree) }
-        if let entry = git_tree_entry_byname(tree, "rollouts"), git_tree_entry_type(entry) == GIT_OBJECT_TREE {
-            result.rollouts = ObjectID(git_tree_entry_id(entry).pointee)
-        }
-        return result
+        guard let entry = git_tree_entry_byname(tree, "rollouts"), git_tree_entry_type(entry) == GIT_OBJECT_TREE else { return nil }
+        return ObjectID(git_tree_entry_id(entry).pointee)
     }
 
     /// Tracked paths whose blob differs between two `rollouts` trees, looking only into
     /// rollouts that still have pending paths. Files absent from `new` are not reported.
-    private func changedPaths(new: ObjectID?, old: ObjectID?, interesting: [String: Int]) throws(GitError) -> [String] {
-        guard let new else { return [] }
+    /// A merge join over the trees' raw entries (both in git's order): identical entries are
+    /// skipped by comparing bytes, and names are decoded for changed entries alone. This is
+    /// the walk's inner loop, run for every first-parent commit that touched rollouts/.
+    private func changedPaths(new newTree: RawTree, old oldTree: RawTree?,
+                              interesting: [String: Int]) throws(GitError) -> [String] {
         var changed: [String] = []
-        let newTree = try repository.lookupTree(new)
-        defer { git_tree_free(newTree) }
-        let oldTree = try old.map { id throws(GitError) in try repository.lookupTree(id) }
-        defer { if let oldTree { git_tree_free(oldTree) } }
-
-        if interesting.count * 8 < git_tree_entrycount(newTree) {
-            for name in interesting.keys {
-                guard let entry = git_tree_entry_byname(newTree, name) else { continue }
-                try compare(entry: entry, in: oldTree, prefix: "rollouts/", level: 1, into: &changed)
+        let empty = RawTree.Entries(bytes: UnsafeRawBufferPointer(start: nil, count: 0))
+        var newEntries = newTree.entries
+        var oldEntries = oldTree?.entries ?? empty
+        var old = try oldEntries.next()
+        while let entry = try newEntries.next() {
+            var match: RawTree.Entry?
+            while let candidate = old {
+                if RawTree.same(candidate, entry) {  // same mode, name and id
+                    match = candidate
+                    break
+                }
+                let order = RawTree.order(candidate, entry)
+                if order < 0 {
+                    old = try oldEntries.next()
+                    continue
+                }
+                if order == 0 { match = candidate }
+                break
             }
-        } else {
-            for index in 0..<git_tree_entrycount(newTree) {
-                guard let entry = git_tree_entry_byindex(newTree, index) else { continue }
-                let name = String(cString: git_tree_entry_name(entry))
-                guard interesting[name] != nil else { continue }
-                try compare(entry: entry, in: oldTree, prefix: "rollouts/", level: 1, into: &changed)
-            }
+            if match != nil { old = try oldEntries.next() }
+            if let match, RawTree.same(match, entry) { continue }
+            let name = entry.name
+            guard interesting[name] != nil, entry.isTree else { continue }
+            let oldID = match.flatMap { $0.isTree ? $0.id : nil }
+            try descend(entry.id, oldID, path: "rollouts/" + name, level: 1, into: &changed)
         }
         return changed
     }
 
-    /// Compares one entry of a new tree with the same name in the old tree, descending into
+    /// Compares one entry of a new tree with the same name's entry of the old tree, descending into
     /// folders along the tracked layout. `level` 1 = rollout folder, 2 = its children,
     /// 3 = phase folders under approvals/, 4 = approval files.
-    private func compare(entry: OpaquePointer, in oldTree: OpaquePointer?, prefix: String, level: Int,
+    private func compare(entry: OpaquePointer, old oldEntry: OpaquePointer?, prefix: String, level: Int,
                          into changed: inout [String]) throws(GitError) {
-        let name = String(cString: git_tree_entry_name(entry))
-        let oldEntry = oldTree.flatMap { git_tree_entry_byname($0, name) }
         if let oldEntry, git_oid_equal(git_tree_entry_id(entry), git_tree_entry_id(oldEntry)) != 0 { return }
+        let name = String(cString: git_tree_entry_name(entry))
         let path = prefix + name
         let isTree = git_tree_entry_type(entry) == GIT_OBJECT_TREE
         switch (level, isTree) {
@@ -242,34 +288,146 @@ public struct HistoryScanner {
 
     private func descend(_ entry: OpaquePointer, _ oldEntry: OpaquePointer?, path: String, level: Int,
                          into changed: inout [String]) throws(GitError) {
-        let tree = try repository.lookupTree(ObjectID(git_tree_entry_id(entry).pointee))
+        let oldID = oldEntry.flatMap { git_tree_entry_type($0) == GIT_OBJECT_TREE ? ObjectID(git_tree_entry_id($0).pointee) : nil }
+        try descend(ObjectID(git_tree_entry_id(entry).pointee), oldID, path: path, level: level, into: &changed)
+    }
+
+    private func descend(_ id: ObjectID, _ oldID: ObjectID?, path: String, level: Int,
+                         into changed: inout [String]) throws(GitError) {
+        let tree = try repository.lookupTree(id)
         defer { git_tree_free(tree) }
-        var oldTree: OpaquePointer?
-        if let oldEntry, git_tree_entry_type(oldEntry) == GIT_OBJECT_TREE {
-            oldTree = try repository.lookupTree(ObjectID(git_tree_entry_id(oldEntry).pointee))
-        }
+        let oldTree = try oldID.map { id throws(GitError) in try repository.lookupTree(id) }
         defer { if let oldTree { git_tree_free(oldTree) } }
         for index in 0..<git_tree_entrycount(tree) {
             guard let child = git_tree_entry_byindex(tree, index) else { continue }
-            try compare(entry: child, in: oldTree, prefix: path + "/", level: level + 1, into: &changed)
+            let oldChild = oldTree.flatMap { git_tree_entry_byname($0, git_tree_entry_name(child)) }
+            try compare(entry: child, old: oldChild, prefix: path + "/", level: level + 1, into: &changed)
         }
     }
 
     /// On the merged side(s) of a merge, the oldest commit of the unbroken run (following first
     /// parents) in which `path` holds `blob`. Nil when no side has it (the merge itself made it).
-    private func introducer(of blob: ObjectID, at path: String, sides: ArraySlice<ObjectID>,
+    /// The `rollouts` trees of the merge (which holds the blob) and of its first parent (which
+    /// does not) answer without reading those trees again, which is the common case.
+    private func introducer(of hit: Found, at path: String, sides: ArraySlice<ObjectID>,
                             statistics: inout ScanStatistics) throws(GitError) -> ObjectID? {
         for side in sides {
             var candidate: ObjectID?
             var cursor: ObjectID? = side
             while let id = cursor {
                 statistics.commitsWalked += 1
-                guard try repository.blobID(atPath: path, inCommit: id) == blob else { break }
+                let commit = try repository.lookupCommit(id)
+                defer { git_commit_free(commit) }
+                let rollouts = try rolloutsID(ofCommit: commit)
+                let holdsBlob: Bool
+                if rollouts == hit.rollouts {
+                    holdsBlob = true
+                } else if rollouts == hit.parentRollouts {
+                    holdsBlob = false
+                } else {
+                    holdsBlob = try repository.blobID(atPath: path, inCommit: id) == hit.blob
+                }
+                guard holdsBlob else { break }
                 candidate = id
-                cursor = try repository.parents(of: id).first
+                cursor = git_commit_parentcount(commit) > 0 ? ObjectID(git_commit_parent_id(commit, 0).pointee) : nil
             }
             if let candidate { return candidate }
         }
         return nil
+    }
+}
+
+/// The object database of a repository, for raw reads.
+final class ObjectDatabase {
+    let handle: OpaquePointer
+
+    init(_ repository: GitRepository) throws(GitError) {
+        var odb: OpaquePointer?
+        try GitError.check(git_repository_odb(&odb, repository.handle), "git_repository_odb")
+        handle = odb!
+    }
+
+    deinit { git_odb_free(handle) }
+}
+
+/// A tree object's bytes, read without libgit2's tree parser: a sequence of
+/// `<octal mode> SP <name> NUL <20-byte id>` entries in git's order.
+final class RawTree {
+    private let object: OpaquePointer
+    let bytes: UnsafeRawBufferPointer
+
+    init(odb: ObjectDatabase, id: ObjectID) throws(GitError) {
+        var raw = id.raw
+        var object: OpaquePointer?
+        try GitError.check(git_odb_read(&object, odb.handle, &raw), "git_odb_read(\(id))")
+        self.object = object!
+        guard git_odb_object_type(object) == GIT_OBJECT_TREE else {
+            throw GitError(.other, "object \(id) is not a tree")
+        }
+        bytes = UnsafeRawBufferPointer(start: git_odb_object_data(object), count: git_odb_object_size(object))
+    }
+
+    deinit { git_odb_object_free(object) }
+
+    var entries: Entries { Entries(bytes: bytes) }
+
+    struct Entry {
+        /// The whole entry: mode, name and id.
+        var bytes: UnsafeRawBufferPointer
+        var nameRange: Range<Int>
+        var isTree: Bool
+
+        var name: String { String(decoding: bytes[nameRange], as: UTF8.self) }
+
+        var id: ObjectID {
+            var oid = git_oid()
+            git_oid_fromraw(&oid, bytes.baseAddress!.advanced(by: bytes.count - 20).assumingMemoryBound(to: UInt8.self))
+            return ObjectID(oid)
+        }
+    }
+
+    struct Entries {
+        let bytes: UnsafeRawBufferPointer
+        var offset = 0
+
+        init(bytes: UnsafeRawBufferPointer) {
+            self.bytes = bytes
+        }
+
+        mutating func next() throws(GitError) -> Entry? {
+            guard offset < bytes.count, let base = bytes.baseAddress else { return nil }
+            let start = offset
+            let remaining = bytes.count - start
+            guard let spacePointer = memchr(base + start, 0x20, remaining) else { throw GitError(.other, "malformed tree object") }
+            let space = base.distance(to: UnsafeRawPointer(spacePointer))
+            guard let nulPointer = memchr(base + space + 1, 0, bytes.count - space - 1) else {
+                throw GitError(.other, "malformed tree object")
+            }
+            let nul = base.distance(to: UnsafeRawPointer(nulPointer))
+            guard nul + 21 <= bytes.count else { throw GitError(.other, "malformed tree object") }
+            // Trees are mode 40000 (git writes no leading zero).
+            let isTree = space - start == 5 && base.load(fromByteOffset: start, as: UInt8.self) == UInt8(ascii: "4")
+                && base.load(fromByteOffset: start + 1, as: UInt8.self) == UInt8(ascii: "0")
+            offset = nul + 21
+            return Entry(bytes: UnsafeRawBufferPointer(start: base + start, count: offset - start),
+                         nameRange: (space + 1 - start)..<(nul - start), isTree: isTree)
+        }
+    }
+
+    /// Same mode, name and id.
+    static func same(_ a: Entry, _ b: Entry) -> Bool {
+        a.bytes.count == b.bytes.count && memcmp(a.bytes.baseAddress!, b.bytes.baseAddress!, a.bytes.count) == 0
+    }
+
+    /// git's tree order (`base_name_compare`): bytes of the names, a tree's name followed by '/'.
+    static func order(_ a: Entry, _ b: Entry) -> Int {
+        let nameA = a.bytes.baseAddress! + a.nameRange.lowerBound, nameB = b.bytes.baseAddress! + b.nameRange.lowerBound
+        let countA = a.nameRange.count, countB = b.nameRange.count
+        let common = min(countA, countB)
+        let order = memcmp(nameA, nameB, common)
+        if order != 0 { return Int(order) }
+        let endA: UInt8 = countA > common ? nameA.load(fromByteOffset: common, as: UInt8.self) : (a.isTree ? UInt8(ascii: "/") : 0)
+        let endB: UInt8 = countB > common ? nameB.load(fromByteOffset: common, as: UInt8.self) : (b.isTree ? UInt8(ascii: "/") : 0)
+        return Int(endA) - Int(endB)
     }
 }

@@ -25,7 +25,11 @@ struct DebugScan: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
 
+    @Flag(name: .long, help: "Also time the phases separately (tree and files; history scan without cache).")
+    var phases = false
+
     func run() throws {
+        if phases { try timePhases() }
         let clock = ContinuousClock()
         let start = clock.now
         let loaded: LoadedRepository
@@ -60,6 +64,31 @@ struct DebugScan: ParsableCommand {
         } else {
             print(fields.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
         }
+    }
+
+    private func timePhases() throws {
+        let clock = ContinuousClock()
+        func ms(_ d: Swift.Duration) -> String {
+            String(format: "%.1f", Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
+        }
+        let repo = try GitRepository(path: repository.repo)
+        var start = clock.now
+        let (_, commit) = try RepositoryReader.resolve(repository: repo, ref: repository.ref)
+        let files = try repo.listFiles(commit: commit, under: ["rollouts", "policies"])
+        let listed = clock.now - start
+        start = clock.now
+        let snapshot = try RepositoryReader.snapshot(repository: repo, commit: commit)
+        let snapshotTime = clock.now - start
+        var tracked: [String: String] = [:]
+        for rollout in snapshot.rollouts {
+            if let blob = rollout.planBlob { tracked[rollout.planPath] = blob }
+            for approval in rollout.approvals { tracked[approval.path] = approval.blobID }
+        }
+        start = clock.now
+        let (_, statistics) = try HistoryScanner(repository: repo).scan(tip: commit, tracked: tracked, cache: nil)
+        let scanTime = clock.now - start
+        print("phases: listFiles(\(files.count))=\(ms(listed))ms snapshot(list+read+decode)=\(ms(snapshotTime))ms "
+            + "historyScan(walked \(statistics.commitsWalked), described \(statistics.commitsDescribed))=\(ms(scanTime))ms")
     }
 
     /// VmHWM from /proc/self/status (Linux), in KiB.
