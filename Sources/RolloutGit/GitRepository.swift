@@ -57,7 +57,7 @@ public struct CommitFacts: Equatable, Sendable, Codable {
     /// The armored `gpgsig` header, when the commit is signed.
     public var signature: String?
     /// The bytes the signature covers (the commit object without its `gpgsig` header).
-    public var signedData: [UInt8]?
+    public var signedData: Data?  // Data: base64 in the scan cache, not an array of numbers
 }
 
 /// A repository opened through libgit2. Never reads the work tree, never runs `git`.
@@ -293,7 +293,7 @@ public final class GitRepository: @unchecked Sendable {
         var raw = id.raw
         if git_commit_extract_signature(&signature, &signed, handle, &raw, nil) == 0 {
             facts.signature = String(decoding: UnsafeRawBufferPointer(start: signature.ptr, count: signature.size), as: UTF8.self)
-            facts.signedData = Array(UnsafeRawBufferPointer(start: signed.ptr, count: signed.size))
+            facts.signedData = Data(UnsafeRawBufferPointer(start: signed.ptr, count: signed.size))
         }
         return facts
     }

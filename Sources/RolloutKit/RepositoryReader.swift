@@ -75,7 +75,7 @@ public enum RepositoryReader {
                     commit: entry.commit, viaMerge: entry.viaMerge, authorEmail: facts.authorEmail,
                     committerEmail: facts.committerEmail,
                     committerTime: Date(timeIntervalSince1970: TimeInterval(facts.committerTime)),
-                    signature: facts.signature, signedData: facts.signedData)
+                    signature: facts.signature, signedData: facts.signedData.map { [UInt8]($0) })
             }
             let planAuthor = scan.entries[rollout.planPath].flatMap { scan.commits[$0.commit]?.authorEmail }
             approvals[rollout.name] = ApprovalRules.evaluate(
