@@ -57,7 +57,23 @@ public struct CommitFacts: Equatable, Sendable, Codable {
     /// The armored `gpgsig` header, when the commit is signed.
     public var signature: String?
     /// The bytes the signature covers (the commit object without its `gpgsig` header).
-    public var signedData: Data?  // Data: base64 in the scan cache, not an array of numbers
+    public var signedData: Data?
+
+    public init(id: String, authorName: String, authorEmail: String, authorTime: Int64, committerName: String,
+                committerEmail: String, committerTime: Int64, parentCount: Int, summary: String,
+                signature: String?, signedData: Data?) {
+        self.id = id
+        self.authorName = authorName
+        self.authorEmail = authorEmail
+        self.authorTime = authorTime
+        self.committerName = committerName
+        self.committerEmail = committerEmail
+        self.committerTime = committerTime
+        self.parentCount = parentCount
+        self.summary = summary
+        self.signature = signature
+        self.signedData = signedData
+    }
 }
 
 /// A repository opened through libgit2. Never reads the work tree, never runs `git`.
@@ -284,6 +300,12 @@ public final class GitRepository: @unchecked Sendable {
             parentCount: Int(git_commit_parentcount(commit)),
             summary: git_commit_summary(commit).map { String(cString: $0) } ?? "",
             signature: nil, signedData: nil)
+        // Most commits are not signed: look at the parsed header first, rather than have
+        // git_commit_extract_signature read the object again to find no `gpgsig` in it.
+        var field = git_buf()
+        let hasSignature = git_commit_header_field(&field, commit, "gpgsig") == 0
+        git_buf_dispose(&field)
+        guard hasSignature else { return facts }
         var signature = git_buf()
         var signed = git_buf()
         defer {

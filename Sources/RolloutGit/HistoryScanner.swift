@@ -88,6 +88,9 @@ public struct HistoryScanner {
         if let cached = cache, cached.tip == tipHex,
            tracked.allSatisfy({ cached.entries[$0.key]?.blob == $0.value }) {
             statistics.usedCache = true
+            if cached.entries.count == tracked.count {
+                return (HistoryScan(tip: tipHex, entries: cached.entries, commits: relevantCommits(cached.entries, cached.commits)), statistics)
+            }
             let entries = cached.entries.filter { tracked[$0.key] != nil }
             return (HistoryScan(tip: tipHex, entries: entries, commits: relevantCommits(entries, cached.commits)), statistics)
         }
@@ -103,7 +106,8 @@ public struct HistoryScanner {
 
         func resolve(_ path: String, at step: FirstParentStep, parent: FirstParentStep?) {
             guard let blob = pending.removeValue(forKey: path) else { return }
-            found[path] = Found(commit: step.id, blob: blob, rollouts: step.rolloutsID, parentRollouts: parent?.rolloutsID)
+            found[path] = Found(commit: step.id, blob: blob, rollouts: step.rolloutsID, parentRollouts: parent?.rolloutsID,
+                                mergedParents: step.mergedParents)
             let name = rolloutName(of: path)
             pendingRollouts[name, default: 1] -= 1
             if pendingRollouts[name] == 0 { pendingRollouts[name] = nil }
@@ -111,7 +115,7 @@ public struct HistoryScanner {
 
         let odb = try ObjectDatabase(repository)
         let cachedTip = cache.flatMap { ObjectID(hex: $0.tip) }
-        var current = try firstParentStep(tipID, statistics: &statistics)
+        var current = try firstParentStep(tipID, odb: odb, statistics: &statistics)
         while !pending.isEmpty {
             if let cached = cache, let cachedTip, current.id == cachedTip {
                 // Everything older than here is in the cache, if the cache agrees with this history.
@@ -130,10 +134,11 @@ public struct HistoryScanner {
                 for path in Array(pending.keys) { resolve(path, at: current, parent: nil) }
                 break
             }
-            let parent = try firstParentStep(parentID, statistics: &statistics)
-            if current.rolloutsID != parent.rolloutsID, let newTree = try current.rolloutsTree(odb) {
-                for path in try changedPaths(new: newTree, old: try parent.rolloutsTree(odb),
-                                             interesting: pendingRollouts) {
+            let parent = try firstParentStep(parentID, odb: odb, statistics: &statistics)
+            if current.rolloutsID == parent.rolloutsID {
+                parent.adoptTree(of: current)  // the same tree: no need to read it again
+            } else if let newTree = try current.rolloutsTree(odb) {
+                for path in try changedPaths(new: newTree, parent: parent, odb: odb, interesting: pendingRollouts) {
                     resolve(path, at: current, parent: parent)
                 }
             }
@@ -146,12 +151,10 @@ public struct HistoryScanner {
 
         var entries = fromCache
         for (path, hit) in found {
-            let parents = try repository.parents(of: hit.commit)
-            statistics.commitsWalked += 1
             var approval = hit.commit
             var viaMerge = false
-            if parents.count > 1, let side = try introducer(of: hit, at: path, sides: parents.dropFirst(),
-                                                           statistics: &statistics) {
+            if !hit.mergedParents.isEmpty, let side = try introducer(of: hit, at: path, sides: hit.mergedParents, odb: odb,
+                                                                    statistics: &statistics) {
                 approval = side
                 viaMerge = true
             }
@@ -170,7 +173,8 @@ public struct HistoryScanner {
 
     private func relevantCommits(_ entries: [String: IntroducingCommit], _ commits: [String: CommitFacts]) -> [String: CommitFacts] {
         var result: [String: CommitFacts] = [:]
-        for entry in entries.values {
+        result.reserveCapacity(min(entries.count, commits.count))
+        for entry in entries.values where result[entry.commit] == nil {
             if let facts = commits[entry.commit] { result[entry.commit] = facts }
         }
         return result
@@ -187,121 +191,183 @@ public struct HistoryScanner {
         /// The `rollouts` tree ids of that commit and of its first parent (known to differ at the path).
         var rollouts: ObjectID?
         var parentRollouts: ObjectID?
+        /// The commit's parents other than the first (empty unless it is a merge).
+        var mergedParents: [ObjectID]
     }
 
-    /// One commit of the first-parent walk: its first parent and its `rollouts` tree, parsed only
-    /// when it must be compared, and then kept for the next comparison (as the newer side).
+    /// One commit of the first-parent walk: its parents and its `rollouts` tree, read only when it
+    /// must be compared, and then kept (with its entries' offsets) for the next comparison, in which
+    /// it is the newer side.
     final class FirstParentStep {
         let id: ObjectID
         let firstParent: ObjectID?
+        let mergedParents: [ObjectID]
         let rolloutsID: ObjectID?
-        private var tree: RawTree?
+        fileprivate(set) var tree: IndexedTree?
 
-        init(id: ObjectID, firstParent: ObjectID?, rolloutsID: ObjectID?) {
+        init(id: ObjectID, firstParent: ObjectID?, mergedParents: [ObjectID], rolloutsID: ObjectID?) {
             self.id = id
             self.firstParent = firstParent
+            self.mergedParents = mergedParents
             self.rolloutsID = rolloutsID
         }
 
-        func rolloutsTree(_ odb: ObjectDatabase) throws(GitError) -> RawTree? {
-            if tree == nil, let rolloutsID { tree = try RawTree(odb: odb, id: rolloutsID) }
+        func rolloutsTree(_ odb: ObjectDatabase) throws(GitError) -> IndexedTree? {
+            if tree == nil, let rolloutsID { tree = try IndexedTree(RawTree(odb: odb, id: rolloutsID)) }
             return tree
+        }
+
+        func adoptTree(of other: FirstParentStep) {
+            if tree == nil { tree = other.tree }
         }
 
         func release() { tree = nil }
     }
 
-    private func firstParentStep(_ id: ObjectID, statistics: inout ScanStatistics) throws(GitError) -> FirstParentStep {
+    private func firstParentStep(_ id: ObjectID, odb: ObjectDatabase,
+                                 statistics: inout ScanStatistics) throws(GitError) -> FirstParentStep {
         statistics.commitsWalked += 1
-        let commit = try repository.lookupCommit(id)
-        defer { git_commit_free(commit) }
-        let firstParent = git_commit_parentcount(commit) > 0 ? ObjectID(git_commit_parent_id(commit, 0).pointee) : nil
-        return FirstParentStep(id: id, firstParent: firstParent, rolloutsID: try rolloutsID(ofCommit: commit))
+        let header = try CommitHeader(odb: odb, id: id)
+        return FirstParentStep(id: id, firstParent: header.parents.first, mergedParents: Array(header.parents.dropFirst()),
+                               rolloutsID: try rolloutsID(ofTree: header.tree, odb: odb))
     }
 
-    /// The id of a commit's `rollouts` tree, nil when there is none.
-    private func rolloutsID(ofCommit commit: OpaquePointer) throws(GitError) -> ObjectID? {
-        var tree: OpaquePointer?
-        try GitError.check(git_commit_tree(&tree, commit), "git_commit_tree")
-        defer { git_tree_free(tree) }
-        guard let entry = git_tree_entry_byname(tree, "rollouts"), git_tree_entry_type(entry) == GIT_OBJECT_TREE else { return nil }
-        return ObjectID(git_tree_entry_id(entry).pointee)
+    /// The id of a root tree's `rollouts` tree, nil when there is none.
+    private func rolloutsID(ofTree treeID: ObjectID, odb: ObjectDatabase) throws(GitError) -> ObjectID? {
+        let root = try RawTree(odb: odb, id: treeID)
+        var entries = root.entries
+        while let entry = try entries.next() {
+            guard entry.hasName("rollouts") else { continue }
+            return entry.isTree ? entry.id : nil
+        }
+        return nil
     }
 
-    /// Tracked paths whose blob differs between two `rollouts` trees, looking only into
-    /// rollouts that still have pending paths. Files absent from `new` are not reported.
-    /// A merge join over the trees' raw entries (both in git's order): identical entries are
-    /// skipped by comparing bytes, and names are decoded for changed entries alone. This is
-    /// the walk's inner loop, run for every first-parent commit that touched rollouts/.
-    private func changedPaths(new newTree: RawTree, old oldTree: RawTree?,
+    /// Tracked paths whose blob differs between the `rollouts` trees of a commit (`newTree`) and of
+    /// its first parent, looking only into rollouts that still have pending paths. Files absent
+    /// from the new tree are not reported. This is the walk's inner loop, run for every
+    /// first-parent commit that touched rollouts/.
+    ///
+    /// A merge join over the two trees' raw entries (both in git's order), which skips what the
+    /// trees share without parsing it: the common prefix and suffix of their bytes are found by
+    /// bulk comparison, the new tree's entry offsets (known from the previous step) say where the
+    /// prefix's last whole entry ends, and the old tree is parsed from there only until both
+    /// sides reach the same entry boundary inside the common suffix. The old tree's offsets
+    /// follow from the new tree's, and are kept for the next step.
+    private func changedPaths(new newTree: IndexedTree, parent: FirstParentStep, odb: ObjectDatabase,
                               interesting: [String: Int]) throws(GitError) -> [String] {
         var changed: [String] = []
-        let empty = RawTree.Entries(bytes: UnsafeRawBufferPointer(start: nil, count: 0))
-        var newEntries = newTree.entries
-        var oldEntries = oldTree?.entries ?? empty
+        func report(_ entry: RawTree.Entry, old: RawTree.Entry?) throws(GitError) {
+            guard entry.isTree else { return }
+            let name = entry.name
+            guard interesting[name] != nil else { return }
+            let oldID = old.flatMap { $0.isTree ? $0.id : nil }
+            try descend(entry.id, oldID, path: "rollouts/" + name, level: 1, odb: odb, into: &changed)
+        }
+        let newBytes = newTree.raw.bytes
+        let starts = newTree.starts
+        let newEnd = newBytes.count
+        let newCount = starts.count - 1
+        guard let parentID = parent.rolloutsID else {
+            // No rollouts/ before: everything in it is new.
+            for index in 0..<newCount { try report(newTree.entry(index), old: nil) }
+            return changed
+        }
+        let oldRaw = try RawTree(odb: odb, id: parentID)
+        let oldBytes = oldRaw.bytes
+        let oldEnd = oldBytes.count
+        let prefix = RawTree.commonPrefix(newBytes, oldBytes)
+        let suffix = min(RawTree.commonSuffix(newBytes, oldBytes), min(newEnd, oldEnd) - prefix)
+        let delta = oldEnd - newEnd
+        // Entries wholly inside the common prefix: the first `index` ones, the same on both sides.
+        var low = 0, high = newCount
+        while low < high {
+            let middle = (low + high + 1) / 2
+            if starts[middle] <= prefix { low = middle } else { high = middle - 1 }
+        }
+        var index = low
+        var oldStarts = [Int32](starts[0...index])
+        oldStarts.reserveCapacity(starts.count + 2)
+        var offset = Int(starts[index])
+        var oldEntries = RawTree.Entries(bytes: oldBytes, offset: offset)
+        while true {
+            let newOffset = Int(starts[index])
+            if offset - delta == newOffset, newEnd - newOffset <= suffix {
+                // Both sides at the same boundary, with identical bytes to the end: nothing else changed.
+                for next in starts[(index + 1)...] { oldStarts.append(next + Int32(delta)) }
+                break
+            }
+            if index == newCount {
+                // Only removals are left: not reported, but the old tree's offsets are still wanted.
+                while try oldEntries.next() != nil { oldStarts.append(Int32(oldEntries.offset)) }
+                break
+            }
+            let entry = newTree.entry(index)
+            guard offset < oldEnd else {
+                try report(entry, old: nil)  // added at the end
+                index += 1
+                continue
+            }
+            var peek = oldEntries
+            let old = try peek.next()!
+            let order = RawTree.order(old, entry)
+            if order < 0 {  // removed
+                oldEntries = peek
+                offset = peek.offset
+                oldStarts.append(Int32(offset))
+                continue
+            }
+            if order == 0 {
+                if !RawTree.sameID(old, entry) { try report(entry, old: old) }
+                oldEntries = peek
+                offset = peek.offset
+                oldStarts.append(Int32(offset))
+            } else {
+                try report(entry, old: nil)  // added
+            }
+            index += 1
+        }
+        parent.tree = IndexedTree(raw: oldRaw, starts: oldStarts)
+        return changed
+    }
+
+    /// Compares a rollout folder (level 1), its `approvals` folder (2) or a phase folder (3) of a new
+    /// tree with the same path's folder in the old tree (nil when absent), appending changed
+    /// tracked files: `plan.json` at level 1, files at level 3.
+    private func descend(_ id: ObjectID, _ oldID: ObjectID?, path: String, level: Int, odb: ObjectDatabase,
+                         into changed: inout [String]) throws(GitError) {
+        let tree = try RawTree(odb: odb, id: id)
+        let oldTree = try oldID.map { id throws(GitError) in try RawTree(odb: odb, id: id) }
+        func visit(_ entry: RawTree.Entry, old: RawTree.Entry?) throws(GitError) {
+            if let old, RawTree.sameID(old, entry) { return }
+            switch (level, entry.isTree) {
+            case (1, true) where entry.hasName("approvals"), (2, true):
+                let oldID = old.flatMap { $0.isTree ? $0.id : nil }
+                try descend(entry.id, oldID, path: path + "/" + entry.name, level: level + 1, odb: odb, into: &changed)
+            case (1, false) where entry.hasName("plan.json"), (3, false):
+                changed.append(path + "/" + entry.name)
+            default:
+                break
+            }
+        }
+        var entries = tree.entries
+        var oldEntries = oldTree?.entries ?? RawTree.Entries(bytes: UnsafeRawBufferPointer(start: nil, count: 0))
         var old = try oldEntries.next()
-        while let entry = try newEntries.next() {
+        while let entry = try entries.next() {
             var match: RawTree.Entry?
             while let candidate = old {
-                if RawTree.same(candidate, entry) {  // same mode, name and id
-                    match = candidate
-                    break
-                }
                 let order = RawTree.order(candidate, entry)
                 if order < 0 {
                     old = try oldEntries.next()
                     continue
                 }
-                if order == 0 { match = candidate }
+                if order == 0 {
+                    match = candidate
+                    old = try oldEntries.next()
+                }
                 break
             }
-            if match != nil { old = try oldEntries.next() }
-            if let match, RawTree.same(match, entry) { continue }
-            let name = entry.name
-            guard interesting[name] != nil, entry.isTree else { continue }
-            let oldID = match.flatMap { $0.isTree ? $0.id : nil }
-            try descend(entry.id, oldID, path: "rollouts/" + name, level: 1, into: &changed)
-        }
-        return changed
-    }
-
-    /// Compares one entry of a new tree with the same name's entry of the old tree, descending into
-    /// folders along the tracked layout. `level` 1 = rollout folder, 2 = its children,
-    /// 3 = phase folders under approvals/, 4 = approval files.
-    private func compare(entry: OpaquePointer, old oldEntry: OpaquePointer?, prefix: String, level: Int,
-                         into changed: inout [String]) throws(GitError) {
-        if let oldEntry, git_oid_equal(git_tree_entry_id(entry), git_tree_entry_id(oldEntry)) != 0 { return }
-        let name = String(cString: git_tree_entry_name(entry))
-        let path = prefix + name
-        let isTree = git_tree_entry_type(entry) == GIT_OBJECT_TREE
-        switch (level, isTree) {
-        case (1, true), (3, true):
-            try descend(entry, oldEntry, path: path, level: level, into: &changed)
-        case (2, true) where name == "approvals":
-            try descend(entry, oldEntry, path: path, level: level, into: &changed)
-        case (2, false) where name == "plan.json", (4, false):
-            changed.append(path)
-        default:
-            break
-        }
-    }
-
-    private func descend(_ entry: OpaquePointer, _ oldEntry: OpaquePointer?, path: String, level: Int,
-                         into changed: inout [String]) throws(GitError) {
-        let oldID = oldEntry.flatMap { git_tree_entry_type($0) == GIT_OBJECT_TREE ? ObjectID(git_tree_entry_id($0).pointee) : nil }
-        try descend(ObjectID(git_tree_entry_id(entry).pointee), oldID, path: path, level: level, into: &changed)
-    }
-
-    private func descend(_ id: ObjectID, _ oldID: ObjectID?, path: String, level: Int,
-                         into changed: inout [String]) throws(GitError) {
-        let tree = try repository.lookupTree(id)
-        defer { git_tree_free(tree) }
-        let oldTree = try oldID.map { id throws(GitError) in try repository.lookupTree(id) }
-        defer { if let oldTree { git_tree_free(oldTree) } }
-        for index in 0..<git_tree_entrycount(tree) {
-            guard let child = git_tree_entry_byindex(tree, index) else { continue }
-            let oldChild = oldTree.flatMap { git_tree_entry_byname($0, git_tree_entry_name(child)) }
-            try compare(entry: child, old: oldChild, prefix: path + "/", level: level + 1, into: &changed)
+            try visit(entry, old: match)
         }
     }
 
@@ -309,16 +375,15 @@ public struct HistoryScanner {
     /// parents) in which `path` holds `blob`. Nil when no side has it (the merge itself made it).
     /// The `rollouts` trees of the merge (which holds the blob) and of its first parent (which
     /// does not) answer without reading those trees again, which is the common case.
-    private func introducer(of hit: Found, at path: String, sides: ArraySlice<ObjectID>,
+    private func introducer(of hit: Found, at path: String, sides: [ObjectID], odb: ObjectDatabase,
                             statistics: inout ScanStatistics) throws(GitError) -> ObjectID? {
         for side in sides {
             var candidate: ObjectID?
             var cursor: ObjectID? = side
             while let id = cursor {
                 statistics.commitsWalked += 1
-                let commit = try repository.lookupCommit(id)
-                defer { git_commit_free(commit) }
-                let rollouts = try rolloutsID(ofCommit: commit)
+                let header = try CommitHeader(odb: odb, id: id)
+                let rollouts = try rolloutsID(ofTree: header.tree, odb: odb)
                 let holdsBlob: Bool
                 if rollouts == hit.rollouts {
                     holdsBlob = true
@@ -329,7 +394,7 @@ public struct HistoryScanner {
                 }
                 guard holdsBlob else { break }
                 candidate = id
-                cursor = git_commit_parentcount(commit) > 0 ? ObjectID(git_commit_parent_id(commit, 0).pointee) : nil
+                cursor = header.parents.first
             }
             if let candidate { return candidate }
         }
@@ -350,24 +415,64 @@ final class ObjectDatabase {
     deinit { git_odb_free(handle) }
 }
 
-/// A tree object's bytes, read without libgit2's tree parser: a sequence of
-/// `<octal mode> SP <name> NUL <20-byte id>` entries in git's order.
-final class RawTree {
+/// An object's bytes, read from the object database without libgit2's parsers.
+final class RawObject {
     private let object: OpaquePointer
     let bytes: UnsafeRawBufferPointer
 
-    init(odb: ObjectDatabase, id: ObjectID) throws(GitError) {
+    init(odb: ObjectDatabase, id: ObjectID, type: git_object_t) throws(GitError) {
         var raw = id.raw
         var object: OpaquePointer?
         try GitError.check(git_odb_read(&object, odb.handle, &raw), "git_odb_read(\(id))")
         self.object = object!
-        guard git_odb_object_type(object) == GIT_OBJECT_TREE else {
-            throw GitError(.other, "object \(id) is not a tree")
+        guard git_odb_object_type(object) == type else {
+            git_odb_object_free(object)
+            throw GitError(.other, "object \(id) is not a \(type == GIT_OBJECT_TREE ? "tree" : "commit")")
         }
         bytes = UnsafeRawBufferPointer(start: git_odb_object_data(object), count: git_odb_object_size(object))
     }
 
     deinit { git_odb_object_free(object) }
+}
+
+/// A commit's tree and parents, read from its raw header (`tree <hex>\n`, then `parent <hex>\n`
+/// lines), as libgit2's commit parser reads them.
+struct CommitHeader {
+    var tree: ObjectID
+    var parents: [ObjectID]
+
+    init(odb: ObjectDatabase, id: ObjectID) throws(GitError) {
+        let object = try RawObject(odb: odb, id: id, type: GIT_OBJECT_COMMIT)
+        let bytes = object.bytes
+        func hexID(after keyword: StaticString, at offset: Int) -> ObjectID? {
+            let length = keyword.utf8CodeUnitCount
+            guard offset + length + 41 <= bytes.count, let base = bytes.baseAddress,
+                  memcmp(base + offset, keyword.utf8Start, length) == 0,
+                  bytes[offset + length + 40] == UInt8(ascii: "\n") else { return nil }
+            var oid = git_oid()
+            guard git_oid_fromstrn(&oid, (base + offset + length).assumingMemoryBound(to: CChar.self), 40) == 0 else { return nil }
+            return ObjectID(oid)
+        }
+        guard let tree = hexID(after: "tree ", at: 0) else { throw GitError(.other, "malformed commit \(id)") }
+        self.tree = tree
+        parents = []
+        var offset = 46
+        while let parent = hexID(after: "parent ", at: offset) {
+            parents.append(parent)
+            offset += 48
+        }
+    }
+}
+
+/// A tree object's bytes, read without libgit2's tree parser: a sequence of
+/// `<octal mode> SP <name> NUL <20-byte id>` entries in git's order.
+final class RawTree {
+    private let object: RawObject
+    var bytes: UnsafeRawBufferPointer { object.bytes }
+
+    init(odb: ObjectDatabase, id: ObjectID) throws(GitError) {
+        object = try RawObject(odb: odb, id: id, type: GIT_OBJECT_TREE)
+    }
 
     var entries: Entries { Entries(bytes: bytes) }
 
@@ -379,9 +484,16 @@ final class RawTree {
 
         var name: String { String(decoding: bytes[nameRange], as: UTF8.self) }
 
+        func hasName(_ name: StaticString) -> Bool {
+            nameRange.count == name.utf8CodeUnitCount
+                && memcmp(bytes.baseAddress! + nameRange.lowerBound, name.utf8Start, nameRange.count) == 0
+        }
+
+        var idBytes: UnsafeRawPointer { bytes.baseAddress! + (bytes.count - 20) }
+
         var id: ObjectID {
             var oid = git_oid()
-            git_oid_fromraw(&oid, bytes.baseAddress!.advanced(by: bytes.count - 20).assumingMemoryBound(to: UInt8.self))
+            git_oid_fromraw(&oid, idBytes.assumingMemoryBound(to: UInt8.self))
             return ObjectID(oid)
         }
     }
@@ -390,33 +502,42 @@ final class RawTree {
         let bytes: UnsafeRawBufferPointer
         var offset = 0
 
-        init(bytes: UnsafeRawBufferPointer) {
+        init(bytes: UnsafeRawBufferPointer, offset: Int = 0) {
             self.bytes = bytes
+            self.offset = offset
         }
 
         mutating func next() throws(GitError) -> Entry? {
-            guard offset < bytes.count, let base = bytes.baseAddress else { return nil }
+            guard offset < bytes.count, bytes.baseAddress != nil else { return nil }
             let start = offset
-            let remaining = bytes.count - start
-            guard let spacePointer = memchr(base + start, 0x20, remaining) else { throw GitError(.other, "malformed tree object") }
-            let space = base.distance(to: UnsafeRawPointer(spacePointer))
-            guard let nulPointer = memchr(base + space + 1, 0, bytes.count - space - 1) else {
-                throw GitError(.other, "malformed tree object")
-            }
-            let nul = base.distance(to: UnsafeRawPointer(nulPointer))
-            guard nul + 21 <= bytes.count else { throw GitError(.other, "malformed tree object") }
-            // Trees are mode 40000 (git writes no leading zero).
-            let isTree = space - start == 5 && base.load(fromByteOffset: start, as: UInt8.self) == UInt8(ascii: "4")
-                && base.load(fromByteOffset: start + 1, as: UInt8.self) == UInt8(ascii: "0")
-            offset = nul + 21
-            return Entry(bytes: UnsafeRawBufferPointer(start: base + start, count: offset - start),
-                         nameRange: (space + 1 - start)..<(nul - start), isTree: isTree)
+            let entry = try RawTree.entry(in: bytes, at: start)
+            offset = start + entry.bytes.count
+            return entry
         }
     }
 
-    /// Same mode, name and id.
-    static func same(_ a: Entry, _ b: Entry) -> Bool {
-        a.bytes.count == b.bytes.count && memcmp(a.bytes.baseAddress!, b.bytes.baseAddress!, a.bytes.count) == 0
+    /// The entry starting at `start`.
+    static func entry(in bytes: UnsafeRawBufferPointer, at start: Int) throws(GitError) -> Entry {
+        let base = bytes.baseAddress!
+        let remaining = bytes.count - start
+        guard let spacePointer = memchr(base + start, 0x20, min(remaining, 8)) else { throw GitError(.other, "malformed tree object") }
+        let space = base.distance(to: UnsafeRawPointer(spacePointer))
+        guard let nulPointer = memchr(base + space + 1, 0, bytes.count - space - 1) else {
+            throw GitError(.other, "malformed tree object")
+        }
+        let nul = base.distance(to: UnsafeRawPointer(nulPointer))
+        guard nul + 21 <= bytes.count else { throw GitError(.other, "malformed tree object") }
+        // Trees are mode 40000 (git writes no leading zero).
+        let isTree = space - start == 5 && base.load(fromByteOffset: start, as: UInt8.self) == UInt8(ascii: "4")
+            && base.load(fromByteOffset: start + 1, as: UInt8.self) == UInt8(ascii: "0")
+        let end = nul + 21
+        return Entry(bytes: UnsafeRawBufferPointer(start: base + start, count: end - start),
+                     nameRange: (space + 1 - start)..<(nul - start), isTree: isTree)
+    }
+
+    /// Same object id.
+    static func sameID(_ a: Entry, _ b: Entry) -> Bool {
+        memcmp(a.idBytes, b.idBytes, 20) == 0
     }
 
     /// git's tree order (`base_name_compare`): bytes of the names, a tree's name followed by '/'.
@@ -429,5 +550,68 @@ final class RawTree {
         let endA: UInt8 = countA > common ? nameA.load(fromByteOffset: common, as: UInt8.self) : (a.isTree ? UInt8(ascii: "/") : 0)
         let endB: UInt8 = countB > common ? nameB.load(fromByteOffset: common, as: UInt8.self) : (b.isTree ? UInt8(ascii: "/") : 0)
         return Int(endA) - Int(endB)
+    }
+
+    /// The length of the longest common prefix of two byte sequences.
+    static func commonPrefix(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+        let count = min(a.count, b.count)
+        guard count > 0 else { return 0 }
+        let pa = a.baseAddress!, pb = b.baseAddress!
+        var offset = 0
+        // Whole chunks by memcmp (vectorised), then the differing chunk word by word and byte by byte.
+        let chunk = 256
+        while offset + chunk <= count, memcmp(pa + offset, pb + offset, chunk) == 0 { offset += chunk }
+        while offset + 8 <= count,
+              pa.loadUnaligned(fromByteOffset: offset, as: UInt64.self) == pb.loadUnaligned(fromByteOffset: offset, as: UInt64.self) {
+            offset += 8
+        }
+        while offset < count, pa.load(fromByteOffset: offset, as: UInt8.self) == pb.load(fromByteOffset: offset, as: UInt8.self) {
+            offset += 1
+        }
+        return offset
+    }
+
+    /// The length of the longest common suffix of two byte sequences.
+    static func commonSuffix(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+        let count = min(a.count, b.count)
+        guard count > 0 else { return 0 }
+        let endA = a.baseAddress! + a.count, endB = b.baseAddress! + b.count
+        var length = 0
+        let chunk = 256
+        while length + chunk <= count, memcmp(endA - length - chunk, endB - length - chunk, chunk) == 0 { length += chunk }
+        while length + 8 <= count,
+              (endA - length - 8).loadUnaligned(as: UInt64.self) == (endB - length - 8).loadUnaligned(as: UInt64.self) {
+            length += 8
+        }
+        while length < count, (endA - length - 1).load(as: UInt8.self) == (endB - length - 1).load(as: UInt8.self) {
+            length += 1
+        }
+        return length
+    }
+}
+
+/// A raw tree with the offsets of its entries (`starts[i]` is where entry `i` begins, and a last
+/// element is the tree's size), so that a comparison can skip to any entry.
+struct IndexedTree {
+    let raw: RawTree
+    let starts: [Int32]
+
+    init(raw: RawTree, starts: [Int32]) {
+        self.raw = raw
+        self.starts = starts
+    }
+
+    /// Parses every entry.
+    init(_ raw: RawTree) throws(GitError) {
+        var starts: [Int32] = [0]
+        var entries = raw.entries
+        while try entries.next() != nil { starts.append(Int32(entries.offset)) }
+        self.raw = raw
+        self.starts = starts
+    }
+
+    func entry(_ index: Int) -> RawTree.Entry {
+        // The offsets come from a successful parse of these bytes.
+        try! RawTree.entry(in: raw.bytes, at: Int(starts[index]))
     }
 }

@@ -13,6 +13,25 @@ public struct LoadedRepository: Sendable {
     /// Approval statuses by rollout name.
     public var approvals: [String: [ApprovalStatus]]
     public var scanStatistics: ScanStatistics
+    /// Where the load's time went.
+    public var timings = LoadTimings()
+}
+
+/// The phases of one repository load, timed (for `debug scan` and the benchmark).
+public struct LoadTimings: Sendable {
+    /// Resolving the ref, listing the tip's `rollouts/` and `policies/`, reading and decoding them.
+    public var snapshot: Duration = .zero
+    /// Reading the history scan cache file.
+    public var cacheRead: Duration = .zero
+    /// The history walk and reading the facts (author, signature) of the commits found.
+    public var historyScan: Duration = .zero
+    /// Rewriting the cache file (when the scan changed it).
+    public var cacheWrite: Duration = .zero
+    /// Evaluating approval rules (signatures checked) over the scan's evidence.
+    public var evaluate: Duration = .zero
+
+    /// The approval history scan proper: cache read + history scan + cache write.
+    public var approvalScan: Duration { cacheRead + historyScan + cacheWrite }
 }
 
 /// Reads a rollout repository through libgit2 (never the work tree, never `git`).
@@ -52,6 +71,14 @@ public enum RepositoryReader {
 
     /// Reads everything and evaluates approvals, scanning history incrementally with a cache file.
     public static func load(repository: GitRepository, ref: String?, cacheFile: String?) throws(GitError) -> LoadedRepository {
+        let clock = ContinuousClock()
+        var timings = LoadTimings()
+        var start = clock.now
+        func lap() -> Duration {
+            let now = clock.now
+            defer { start = now }
+            return now - start
+        }
         let (refName, commit) = try resolve(repository: repository, ref: ref)
         let snapshot = try snapshot(repository: repository, commit: commit)
 
@@ -60,11 +87,15 @@ public enum RepositoryReader {
             if let blob = rollout.planBlob { tracked[rollout.planPath] = blob }
             for approval in rollout.approvals { tracked[approval.path] = approval.blobID }
         }
+        timings.snapshot = lap()
         let cache = cacheFile.flatMap { ScanCache.read(path: $0, repository: repository.path) }
+        timings.cacheRead = lap()
         let (scan, statistics) = try HistoryScanner(repository: repository).scan(tip: commit, tracked: tracked, cache: cache)
+        timings.historyScan = lap()
         if let cacheFile, !statistics.usedCache || cache?.tip != scan.tip {
             ScanCache.write(scan, path: cacheFile, repository: repository.path)
         }
+        timings.cacheWrite = lap()
 
         var approvals: [String: [ApprovalStatus]] = [:]
         for rollout in snapshot.rollouts {
@@ -82,29 +113,8 @@ public enum RepositoryReader {
                 rollout: rollout, policy: snapshot.policy, signers: snapshot.allowedSigners,
                 evidence: evidence, planAuthorEmail: planAuthor)
         }
+        timings.evaluate = lap()
         return LoadedRepository(ref: refName, revision: commit.description, snapshot: snapshot,
-                                approvals: approvals, scanStatistics: statistics)
-    }
-}
-
-/// The history scan cache: one JSON file, rewritten atomically, ignored when unreadable.
-enum ScanCache {
-    struct File: Codable {
-        var repository: String
-        var scan: HistoryScan
-    }
-
-    static func read(path: String, repository: String) -> HistoryScan? {
-        guard let data = FileManager.default.contents(atPath: path),
-              let file = try? JSONDecoder().decode(File.self, from: data),
-              file.repository == repository else { return nil }
-        return file.scan
-    }
-
-    static func write(_ scan: HistoryScan, path: String, repository: String) {
-        guard let data = try? JSONEncoder().encode(File(repository: repository, scan: scan)) else { return }
-        let url = URL(fileURLWithPath: path)
-        try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try? AtomicFile.write(data, to: path)
+                                approvals: approvals, scanStatistics: statistics, timings: timings)
     }
 }

@@ -12,6 +12,8 @@ struct Debug: ParsableCommand {
 }
 
 /// `rolloutctl debug scan`: one full repository load (tree, files, approval history scan), timed.
+/// `elapsedMs` is the whole load; `approvalScanMs` the approval history scan within it (cache read,
+/// history walk and commit facts, cache write), without the tip snapshot that every command reads anyway.
 struct DebugScan: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scan",
@@ -25,11 +27,10 @@ struct DebugScan: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
 
-    @Flag(name: .long, help: "Also time the phases separately (tree and files; history scan without cache).")
+    @Flag(name: .long, help: "Also print the load's phases: snapshot (tip files read and decoded), cache read, history scan (walk and commit facts), cache write, approval evaluation.")
     var phases = false
 
     func run() throws {
-        if phases { try timePhases() }
         let clock = ContinuousClock()
         let start = clock.now
         let loaded: LoadedRepository
@@ -41,10 +42,10 @@ struct DebugScan: ParsableCommand {
             throw ExitCode(1)
         }
         let elapsed = clock.now - start
-        let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
         let statuses = loaded.approvals.values.flatMap { $0 }
         let stats = loaded.scanStatistics
-        let fields: [(String, String)] = [
+        let timings = loaded.timings
+        var fields: [(String, String)] = [
             ("revision", loaded.revision),
             ("rollouts", String(loaded.snapshot.rollouts.count)),
             ("approvals", String(statuses.count)),
@@ -53,9 +54,20 @@ struct DebugScan: ParsableCommand {
             ("commitsDescribed", String(stats.commitsDescribed)),
             ("usedCache", String(stats.usedCache)),
             ("cacheDiscarded", String(stats.cacheDiscarded)),
-            ("elapsedMs", String(format: "%.1f", milliseconds)),
+            ("elapsedMs", Self.ms(elapsed)),
+            // The approval history scan alone: cache read + history walk and commit facts + cache write.
+            ("approvalScanMs", Self.ms(timings.approvalScan)),
             ("peakRssKiB", String(peakResidentKiB() ?? -1)),
         ]
+        if phases {
+            fields += [
+                ("snapshotMs", Self.ms(timings.snapshot)),
+                ("cacheReadMs", Self.ms(timings.cacheRead)),
+                ("historyScanMs", Self.ms(timings.historyScan)),
+                ("cacheWriteMs", Self.ms(timings.cacheWrite)),
+                ("evaluateMs", Self.ms(timings.evaluate)),
+            ]
+        }
         if json {
             print("{" + fields.map { key, value in
                 let quoted = ["revision"].contains(key) ? "\"\(value)\"" : value
@@ -66,29 +78,8 @@ struct DebugScan: ParsableCommand {
         }
     }
 
-    private func timePhases() throws {
-        let clock = ContinuousClock()
-        func ms(_ d: Swift.Duration) -> String {
-            String(format: "%.1f", Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
-        }
-        let repo = try GitRepository(path: repository.repo)
-        var start = clock.now
-        let (_, commit) = try RepositoryReader.resolve(repository: repo, ref: repository.ref)
-        let files = try repo.listFiles(commit: commit, under: ["rollouts", "policies"])
-        let listed = clock.now - start
-        start = clock.now
-        let snapshot = try RepositoryReader.snapshot(repository: repo, commit: commit)
-        let snapshotTime = clock.now - start
-        var tracked: [String: String] = [:]
-        for rollout in snapshot.rollouts {
-            if let blob = rollout.planBlob { tracked[rollout.planPath] = blob }
-            for approval in rollout.approvals { tracked[approval.path] = approval.blobID }
-        }
-        start = clock.now
-        let (_, statistics) = try HistoryScanner(repository: repo).scan(tip: commit, tracked: tracked, cache: nil)
-        let scanTime = clock.now - start
-        print("phases: listFiles(\(files.count))=\(ms(listed))ms snapshot(list+read+decode)=\(ms(snapshotTime))ms "
-            + "historyScan(walked \(statistics.commitsWalked), described \(statistics.commitsDescribed))=\(ms(scanTime))ms")
+    private static func ms(_ duration: Swift.Duration) -> String {
+        String(format: "%.1f", Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15)
     }
 
     /// VmHWM from /proc/self/status (Linux), in KiB.

@@ -528,7 +528,7 @@ struct ApprovalRepo {
         #expect(first.approvals == (try repo.load()).approvals)
         let rebuilt = try Data(contentsOf: URL(fileURLWithPath: cache))
         #expect(rebuilt != garbage)
-        #expect((try? JSONSerialization.jsonObject(with: rebuilt)) != nil)
+        #expect(rebuilt.prefix(8) == Data("rctlscan".utf8))
         let second = try repo.load(cacheFile: cache)
         #expect(second.scanStatistics.commitsWalked == 0)
         #expect(second.approvals == first.approvals)
@@ -537,6 +537,39 @@ struct ApprovalRepo {
         try rebuilt.prefix(rebuilt.count / 2).write(to: URL(fileURLWithPath: cache))
         let third = try repo.load(cacheFile: cache)
         #expect(third.approvals == first.approvals)
+        #expect(try repo.load(cacheFile: cache).scanStatistics.commitsWalked == 0)
+    }
+
+    @Test func everyTruncationOrDamageOfTheCacheIsIgnored() throws {
+        let repo = try Self.busyRepository()
+        let cacheDir = try TemporaryDirectory()
+        let cache = cacheDir.file("scan.json")
+        let cold = try repo.load(cacheFile: cache)
+        let good = try Data(contentsOf: URL(fileURLWithPath: cache))
+        #expect(good.count > 64)
+        // Cut anywhere (the header, inside a field, one byte short): a cold scan, then a rebuilt cache.
+        for length in [0, 7, 8, 20, 31, 32, 40, good.count / 3, good.count / 2, good.count - 21, good.count - 1] {
+            try good.prefix(length).write(to: URL(fileURLWithPath: cache))
+            let load = try repo.load(cacheFile: cache)
+            #expect(!load.scanStatistics.usedCache, "truncated to \(length)")
+            #expect(load.approvals == cold.approvals, "truncated to \(length)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: cache)) == good, "rebuilt after truncation to \(length)")
+        }
+        // One flipped byte anywhere (header, repository, ids, commit facts): the checksum or the header rejects it.
+        for position in [0, 9, 13, 17, 25, 33, 40, good.count / 2, good.count - 1] {
+            var damaged = good
+            damaged[position] ^= 0x20
+            try damaged.write(to: URL(fileURLWithPath: cache))
+            let load = try repo.load(cacheFile: cache)
+            #expect(!load.scanStatistics.usedCache, "byte \(position) flipped")
+            #expect(load.approvals == cold.approvals, "byte \(position) flipped")
+        }
+        // Trailing bytes after a good file.
+        try (good + Data([0])).write(to: URL(fileURLWithPath: cache))
+        #expect(!(try repo.load(cacheFile: cache)).scanStatistics.usedCache)
+        // The old JSON cache is not this format either.
+        try Data("{\"repository\": \"\(repo.path)\", \"scan\": {}}".utf8).write(to: URL(fileURLWithPath: cache))
+        #expect(!(try repo.load(cacheFile: cache)).scanStatistics.usedCache)
         #expect(try repo.load(cacheFile: cache).scanStatistics.commitsWalked == 0)
     }
 
