@@ -7,3 +7,8 @@
 static inline int rolloutctl_git_set_strict_hash_verification(int enabled) {
     return git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, enabled);
 }
+
+/* The object cache: whether objects are kept at all. */
+static inline int rolloutctl_git_enable_caching(int enabled) {
+    return git_libgit2_opts(GIT_OPT_ENABLE_CACHING, enabled);
+}

@@ -7,7 +7,10 @@ import Glibc
 /// Writes files so that a reader sees the old content or the new, never half of it:
 /// a temp file in the same folder, fsync, rename, fsync of the folder.
 public enum AtomicFile {
-    public static func write(_ data: Data, to path: String) throws {
+    /// `durable: false` skips the fsyncs, for files that may be lost or half-written by a crash
+    /// without harm (a cache whose reader rejects a damaged file): readers still see the old
+    /// content or the new, never a mixture, as long as the system does not crash.
+    public static func write(_ data: Data, to path: String, durable: Bool = true) throws {
         let url = URL(fileURLWithPath: path)
         let folder = url.deletingLastPathComponent().path
         let temp = folder + "/.\(url.lastPathComponent).\(getpid()).\(UUID().uuidString.prefix(8)).tmp"
@@ -22,12 +25,13 @@ public enum AtomicFile {
                 offset += written
             }
         }
-        if fsync(fd) != 0 { ok = false }
+        if durable, fsync(fd) != 0 { ok = false }
         close(fd)
         guard ok, rename(temp, path) == 0 else {
             unlink(temp)
             throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
         }
+        guard durable else { return }
         let dir = open(folder, O_RDONLY)
         if dir >= 0 {
             fsync(dir)

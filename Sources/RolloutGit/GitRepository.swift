@@ -9,6 +9,13 @@ private let libgit2Initialised: Bool = {
     // (fetch indexes packs by hashing them). With libgit2's default, every tree read during a
     // history scan was hashed again, which was most of the scan's time.
     _ = rolloutctl_git_set_strict_hash_verification(0)
+    // No object cache. Nothing here reads an object twice in a way the cache would pay for: a
+    // history scan reads each commit and tree about once (the cache mostly held 20,000 commits and
+    // root trees never asked for again), and inserting every object into it, then freeing them
+    // all with the repository, cost more than the occasional second read. Without it a cold scan
+    // of the 1,000-rollout bench repository takes ~6% less CPU and ~24 MB less memory. Delta
+    // bases are still cached by the pack reader.
+    _ = rolloutctl_git_enable_caching(0)
     return true
 }()
 

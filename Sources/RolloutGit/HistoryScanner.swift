@@ -89,7 +89,9 @@ public struct HistoryScanner {
            tracked.allSatisfy({ cached.entries[$0.key]?.blob == $0.value }) {
             statistics.usedCache = true
             if cached.entries.count == tracked.count {
-                return (HistoryScan(tip: tipHex, entries: cached.entries, commits: relevantCommits(cached.entries, cached.commits)), statistics)
+                // The same files: the cached scan as it is. Its commits are those of its entries, as
+                // in every scan this returns and every cache file ScanCache accepts.
+                return (HistoryScan(tip: tipHex, entries: cached.entries, commits: cached.commits), statistics)
             }
             let entries = cached.entries.filter { tracked[$0.key] != nil }
             return (HistoryScan(tip: tipHex, entries: entries, commits: relevantCommits(entries, cached.commits)), statistics)
@@ -180,8 +182,13 @@ public struct HistoryScanner {
         return result
     }
 
+    /// `x` of `rollouts/x/…`.
     private func rolloutName(of path: String) -> String {
-        String(path.split(separator: "/")[1])
+        let utf8 = path.utf8
+        guard let slash = utf8.firstIndex(of: UInt8(ascii: "/")) else { return "" }
+        let start = utf8.index(after: slash)
+        let end = utf8[start...].firstIndex(of: UInt8(ascii: "/")) ?? utf8.endIndex
+        return String(path[start..<end])
     }
 
     /// Where a tracked path's current blob was found on the first-parent line.

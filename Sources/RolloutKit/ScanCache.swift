@@ -7,22 +7,28 @@ import Glibc
 
 /// The history scan cache: one binary file, rewritten atomically, ignored (and then rebuilt by the
 /// next write) when it is not exactly what this version writes: another format or version, another
-/// repository, truncated, corrupt (checksum), or malformed in any way.
+/// repository, truncated, corrupt (checksum), or inconsistent in any way.
 ///
-/// The warm path of every load reads it, so it is made to be parsed quickly: length-prefixed
-/// fields, object ids as 20 raw bytes, no escaping, no text to tokenize.
+/// Every warm load reads it, so it is made to be parsed quickly: length-prefixed fields, object
+/// ids as 20 raw bytes kept once in a table (an id appears as a blob, a first-parent commit, an
+/// approval commit and a commit's key), names and e-mail addresses kept once in a table, no
+/// escaping, nothing to tokenize.
 ///
 ///     header   "rctlscan" (8 bytes)  u32 fileVersion  u32 HistoryScan.formatVersion
 ///              u64 payloadLength  u64 checksum(payload)
-///     payload  str repository  id tip
-///              u32 entryCount    entryCount × (str path, id blob, id firstParentCommit, id commit, u8 viaMerge)
-///              u32 commitCount   commitCount × (id id, str authorName, str authorEmail, i64 authorTime,
-///                                               str committerName, str committerEmail, i64 committerTime,
-///                                               u32 parentCount, str summary, u8 flags,
-///                                               [str signature if flags & 1], [bytes signedData if flags & 2])
+///     payload  str repository   id tip
+///              u32 idCount      idCount × id
+///              u32 nameCount    nameCount × str                        (names and e-mail addresses)
+///              u32 entryCount   entryCount × (str path, u32 blob, u32 firstParentCommit, u32 commit, u8 viaMerge)
+///              u32 commitCount  commitCount × (u32 id, u32 authorName, u32 authorEmail, i64 authorTime,
+///                                              u32 committerName, u32 committerEmail, i64 committerTime,
+///                                              u32 parentCount, str summary, u8 flags,
+///                                              [str signature if flags & 1], [bytes signedData if flags & 2])
 ///
 /// Integers are little-endian; `str` and `bytes` are a u32 length and that many bytes (UTF-8 for
-/// `str`); `id` is a git object id as 20 bytes (ids are kept as 40-digit lowercase hex in memory).
+/// `str`); `id` is a git object id as 20 bytes (ids are 40-digit lowercase hex in memory); a u32
+/// in an entry or commit is an index into the id or name table. The commits are exactly those the
+/// entries name as `commit`, each once (as the scanner returns them), or the file is rejected.
 enum ScanCache {
     static let magic: [UInt8] = Array("rctlscan".utf8)
     static let fileVersion: UInt32 = 2
@@ -37,48 +43,100 @@ enum ScanCache {
         guard let bytes = encode(scan, repository: repository) else { return }
         let url = URL(fileURLWithPath: path)
         try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try? AtomicFile.write(Data(bytes), to: path)
+        // Not fsynced: a file damaged by a crash fails the checksum and is rebuilt.
+        try? AtomicFile.write(Data(bytes), to: path, durable: false)
     }
 
     // MARK: Encoding
 
+    /// Nil when the scan cannot be written faithfully (an id that is not 40 lowercase hex digits,
+    /// facts filed under another commit's id, or facts missing for an entry's commit).
     static func encode(_ scan: HistoryScan, repository: String) -> [UInt8]? {
-        var writer = Writer()
-        writer.string(repository)
-        guard writer.id(scan.tip) else { return nil }
-        writer.u32(UInt32(scan.entries.count))
-        for (path, entry) in scan.entries.sorted(by: { $0.key < $1.key }) {
-            writer.string(path)
-            guard writer.id(entry.blob), writer.id(entry.firstParentCommit), writer.id(entry.commit) else { return nil }
-            writer.bytes.append(entry.viaMerge ? 1 : 0)
+        var ids: [String: UInt32] = [:]
+        var idOrder: [String] = []
+        func id(_ hex: String) -> UInt32 {
+            if let index = ids[hex] { return index }
+            let index = UInt32(idOrder.count)
+            ids[hex] = index
+            idOrder.append(hex)
+            return index
         }
-        writer.u32(UInt32(scan.commits.count))
-        for (key, facts) in scan.commits.sorted(by: { $0.key < $1.key }) {
-            guard key == facts.id, writer.id(facts.id) else { return nil }
-            writer.string(facts.authorName)
-            writer.string(facts.authorEmail)
-            writer.u64(UInt64(bitPattern: facts.authorTime))
-            writer.string(facts.committerName)
-            writer.string(facts.committerEmail)
-            writer.u64(UInt64(bitPattern: facts.committerTime))
-            guard let parentCount = UInt32(exactly: facts.parentCount) else { return nil }
-            writer.u32(parentCount)
-            writer.string(facts.summary)
-            writer.bytes.append((facts.signature != nil ? 1 : 0) | (facts.signedData != nil ? 2 : 0))
-            if let signature = facts.signature { writer.string(signature) }
+        var names: [String: UInt32] = [:]
+        var nameOrder: [String] = []
+        func name(_ text: String) -> UInt32 {
+            if let index = names[text] { return index }
+            let index = UInt32(nameOrder.count)
+            names[text] = index
+            nameOrder.append(text)
+            return index
+        }
+
+        var body = Writer()
+        // Sorted, so that one scan always makes the same file (by UTF-8 bytes: cheaper than String's `<`).
+        let entries = scan.entries.sorted { utf8Precedes($0.key, $1.key) }
+        body.u32(UInt32(entries.count))
+        var entryCommits = Set<String>()
+        for (path, entry) in entries {
+            body.string(path)
+            body.u32(id(entry.blob))
+            body.u32(id(entry.firstParentCommit))
+            body.u32(id(entry.commit))
+            body.bytes.append(entry.viaMerge ? 1 : 0)
+            entryCommits.insert(entry.commit)
+        }
+        guard Set(scan.commits.keys) == entryCommits else { return nil }
+        body.u32(UInt32(scan.commits.count))
+        for (key, facts) in scan.commits.sorted(by: { utf8Precedes($0.key, $1.key) }) {
+            guard key == facts.id, let parentCount = UInt32(exactly: facts.parentCount) else { return nil }
+            body.u32(id(facts.id))
+            body.u32(name(facts.authorName))
+            body.u32(name(facts.authorEmail))
+            body.u64(UInt64(bitPattern: facts.authorTime))
+            body.u32(name(facts.committerName))
+            body.u32(name(facts.committerEmail))
+            body.u64(UInt64(bitPattern: facts.committerTime))
+            body.u32(parentCount)
+            body.string(facts.summary)
+            body.bytes.append((facts.signature != nil ? 1 : 0) | (facts.signedData != nil ? 2 : 0))
+            if let signature = facts.signature { body.string(signature) }
             if let signedData = facts.signedData {
-                writer.u32(UInt32(signedData.count))
-                writer.bytes.append(contentsOf: signedData)
+                body.u32(UInt32(signedData.count))
+                body.bytes.append(contentsOf: signedData)
             }
         }
-        let payload = writer.bytes
-        var header = Writer()
-        header.bytes.append(contentsOf: magic)
-        header.u32(fileVersion)
-        header.u32(UInt32(truncatingIfNeeded: scan.formatVersion))
-        header.u64(UInt64(payload.count))
-        header.u64(payload.withUnsafeBytes { checksum($0) })
-        return header.bytes + payload
+
+        var payload = Writer()
+        payload.bytes.reserveCapacity(body.bytes.count + 20 * idOrder.count + 1024)
+        payload.string(repository)
+        guard payload.id(scan.tip) else { return nil }
+        payload.u32(UInt32(idOrder.count))
+        for hex in idOrder {
+            guard payload.id(hex) else { return nil }
+        }
+        payload.u32(UInt32(nameOrder.count))
+        for text in nameOrder { payload.string(text) }
+        payload.bytes.append(contentsOf: body.bytes)
+
+        var file = Writer()
+        file.bytes.reserveCapacity(headerSize + payload.bytes.count)
+        file.bytes.append(contentsOf: magic)
+        file.u32(fileVersion)
+        file.u32(UInt32(truncatingIfNeeded: scan.formatVersion))
+        file.u64(UInt64(payload.bytes.count))
+        file.u64(payload.bytes.withUnsafeBytes { checksum($0) })
+        file.bytes.append(contentsOf: payload.bytes)
+        return file.bytes
+    }
+
+    private static func utf8Precedes(_ a: String, _ b: String) -> Bool {
+        var a = a, b = b
+        return a.withUTF8 { a in
+            b.withUTF8 { b in
+                let common = min(a.count, b.count)
+                let order = common == 0 ? 0 : memcmp(a.baseAddress!, b.baseAddress!, common)
+                return order != 0 ? order < 0 : a.count < b.count
+            }
+        }
     }
 
     struct Writer {
@@ -135,10 +193,9 @@ enum ScanCache {
             let payload = UnsafeRawBufferPointer(rebasing: buffer[headerSize...])
             guard checksum(payload) == sum else { return nil }
             var reader = Reader(buffer: payload)
-            guard let scan = reader.scan(repository: repository), reader.atEnd else { return nil }
-            var result = scan
-            result.formatVersion = Int(scanVersion)
-            return result
+            guard var scan = reader.scan(repository: repository), reader.atEnd else { return nil }
+            scan.formatVersion = Int(scanVersion)
+            return scan
         }
     }
 
@@ -192,30 +249,69 @@ enum ScanCache {
             }
         }
 
+        /// A count of records at least `minimum` bytes long each, which the rest of the payload can hold.
+        mutating func count(minimum: Int) -> Int? {
+            guard let count = u32(), Int(count) <= (buffer.count - offset) / minimum else { return nil }
+            return Int(count)
+        }
+
+        /// An index into a table of `count` elements.
+        mutating func index(below count: Int) -> Int? {
+            guard let index = u32(), Int(index) < count else { return nil }
+            return Int(index)
+        }
+
         mutating func scan(repository: String) -> HistoryScan? {
             guard let stored = data(), stored.elementsEqual(repository.utf8), let tip = id(),
-                  let entryCount = u32(), Int(entryCount) <= buffer.count / 61 else { return nil }
+                  let idCount = count(minimum: 20) else { return nil }
+            var ids: [String] = []
+            ids.reserveCapacity(idCount)
+            for _ in 0..<idCount {
+                guard let id = id() else { return nil }
+                ids.append(id)
+            }
+            guard let nameCount = count(minimum: 4) else { return nil }
+            var names: [String] = []
+            names.reserveCapacity(nameCount)
+            for _ in 0..<nameCount {
+                guard let name = string() else { return nil }
+                names.append(name)
+            }
+
+            guard let entryCount = count(minimum: 17) else { return nil }
             var entries: [String: IntroducingCommit] = [:]
-            entries.reserveCapacity(Int(entryCount))
+            entries.reserveCapacity(entryCount)
+            // Which ids entries name as their commit: the commits section must describe exactly those.
+            var named = [UInt8](repeating: 0, count: idCount)
+            var namedCount = 0
             for _ in 0..<entryCount {
-                guard let path = string(), let blob = id(), let firstParent = id(), let commit = id(),
-                      let viaMerge = u8(), viaMerge <= 1 else { return nil }
-                entries[path] = IntroducingCommit(blob: blob, firstParentCommit: firstParent, commit: commit,
+                guard let path = string(), let blob = index(below: idCount), let firstParent = index(below: idCount),
+                      let commit = index(below: idCount), let viaMerge = u8(), viaMerge <= 1 else { return nil }
+                if named[commit] == 0 {
+                    named[commit] = 1
+                    namedCount += 1
+                }
+                entries[path] = IntroducingCommit(blob: ids[blob], firstParentCommit: ids[firstParent], commit: ids[commit],
                                                   viaMerge: viaMerge == 1)
             }
-            guard entries.count == Int(entryCount), let commitCount = u32(), Int(commitCount) <= buffer.count / 61
-            else { return nil }
+            guard entries.count == entryCount, let commitCount = count(minimum: 45), commitCount == namedCount else {
+                return nil
+            }
             var commits: [String: CommitFacts] = [:]
-            commits.reserveCapacity(Int(commitCount))
+            commits.reserveCapacity(commitCount)
             for _ in 0..<commitCount {
-                guard let id = id(), let authorName = string(), let authorEmail = string(), let authorTime = u64(),
-                      let committerName = string(), let committerEmail = string(), let committerTime = u64(),
-                      let parentCount = u32(), let summary = string(), let flags = u8(), flags <= 3 else { return nil }
+                guard let id = index(below: idCount), named[id] == 1,
+                      let authorName = index(below: nameCount), let authorEmail = index(below: nameCount),
+                      let authorTime = u64(),
+                      let committerName = index(below: nameCount), let committerEmail = index(below: nameCount),
+                      let committerTime = u64(), let parentCount = u32(), let summary = string(),
+                      let flags = u8(), flags <= 3 else { return nil }
+                named[id] = 2  // described once
                 var facts = CommitFacts(
-                    id: id, authorName: authorName, authorEmail: authorEmail, authorTime: Int64(bitPattern: authorTime),
-                    committerName: committerName, committerEmail: committerEmail,
-                    committerTime: Int64(bitPattern: committerTime), parentCount: Int(parentCount), summary: summary,
-                    signature: nil, signedData: nil)
+                    id: ids[id], authorName: names[authorName], authorEmail: names[authorEmail],
+                    authorTime: Int64(bitPattern: authorTime), committerName: names[committerName],
+                    committerEmail: names[committerEmail], committerTime: Int64(bitPattern: committerTime),
+                    parentCount: Int(parentCount), summary: summary, signature: nil, signedData: nil)
                 if flags & 1 != 0 {
                     guard let signature = string() else { return nil }
                     facts.signature = signature
@@ -224,9 +320,8 @@ enum ScanCache {
                     guard let signedData = data() else { return nil }
                     facts.signedData = Data(signedData)
                 }
-                commits[id] = facts
+                commits[ids[id]] = facts
             }
-            guard commits.count == Int(commitCount) else { return nil }
             return HistoryScan(tip: tip, entries: entries, commits: commits)
         }
     }
@@ -239,7 +334,7 @@ enum ScanCache {
         var offset = 0
         for _ in 0..<words {
             let word = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-            hash = ((hash ^ word) &* 0xFF51_AFD7_ED55_8CCD)
+            hash = (hash ^ word) &* 0xFF51_AFD7_ED55_8CCD
             hash = (hash << 31) | (hash >> 33)
             offset += 8
         }
@@ -258,16 +353,15 @@ enum ScanCache {
         var info = stat()
         guard fstat(fd, &info) == 0, info.st_size >= 0, info.st_size < 1 << 31 else { return nil }
         let size = Int(info.st_size)
-        var bytes = [UInt8](repeating: 0, count: size)
         var filled = 0
-        let ok = bytes.withUnsafeMutableBytes { buffer -> Bool in
+        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
             while filled < size {
                 let count = Glibc.read(fd, buffer.baseAddress! + filled, size - filled)
-                if count <= 0 { return count == 0 && filled == size }
+                if count <= 0 { break }
                 filled += count
             }
-            return true
+            initialized = filled
         }
-        return ok && filled == size ? bytes : nil
+        return filled == size ? bytes : nil
     }
 }

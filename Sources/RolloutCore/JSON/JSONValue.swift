@@ -221,6 +221,7 @@ public struct JSONParser {
         let start = position
         advance()  // opening quote
         var scalars = String.UnicodeScalarView()
+        var escaped = false
         var runStart = index
         func flush(_ from: Int, _ to: Int, into scalars: inout String.UnicodeScalarView) {
             if to > from { scalars.append(contentsOf: String(decoding: bytes[from..<to], as: UTF8.self).unicodeScalars) }
@@ -229,6 +230,11 @@ public struct JSONParser {
             guard index < bytes.count else { throw error("unterminated string", at: start) }
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
+                if !escaped {  // most strings have no escape: the run is the string, decoded once
+                    let text = String(decoding: bytes[runStart..<index], as: UTF8.self)
+                    advance()
+                    return text
+                }
                 flush(runStart, index, into: &scalars)
                 advance()
                 return String(scalars)
@@ -237,6 +243,7 @@ public struct JSONParser {
                 throw error("control character in string (escape it as \\u00\(byte < 16 ? "0" : "")\(String(byte, radix: 16)))")
             }
             if byte == UInt8(ascii: "\\") {
+                escaped = true
                 flush(runStart, index, into: &scalars)
                 let escapePosition = position
                 advance()
