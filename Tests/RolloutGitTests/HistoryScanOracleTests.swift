@@ -156,6 +156,75 @@ import Testing
         }
     }
 
+    /// The rollouts-level comparison skips the bytes two trees share (common prefix and suffix) and
+    /// resynchronises on entry boundaries: changes at the first and last entries, additions and
+    /// removals at both ends, names that sort around each other ("a", "a-1", "a.1", "a0"),
+    /// neighbouring folders with identical contents (repeated bytes), a file among the folders,
+    /// a folder replaced by a file and back, against git after every commit, cold and cached.
+    @Test func rolloutsTreeEdgesMatchGit() throws {
+        let fixture = try GitFixture()
+        func folder(_ name: String, plan: String? = nil, approval: String? = nil) -> [String: String] {
+            let same = name.hasPrefix("d")  // d1, d2, d3: identical trees
+            return ["rollouts/\(name)/plan.json": plan ?? (same ? "{}\n" : "{\"name\": \"\(name)\"}\n"),
+                    "rollouts/\(name)/approvals/p/x.json": approval ?? (same ? "{\"x\": 1}\n" : "{\"x\": \"\(name)\"}\n")]
+        }
+        var initial: [String: String] = [:]
+        for name in ["a", "a-1", "a.1", "a0", "ab", "b", "d1", "d2", "d3", "m", "z", "zz"] {
+            initial.merge(folder(name)) { $1 }
+        }
+        try fixture.commitFiles(initial, "Initial")
+        let steps: [(String, () throws -> Void)] = [
+            ("edit first", { try fixture.commitFiles(folder("a", plan: "{\"v\": 2}\n"), "1") }),
+            ("edit last", { try fixture.commitFiles(folder("zz", approval: "{\"v\": 2}\n"), "2") }),
+            ("edit middle", { try fixture.commitFiles(folder("m", plan: "{\"v\": 2}\n"), "3") }),
+            ("edit first and last", {
+                try fixture.commitFiles(folder("a", plan: "{\"v\": 3}\n").merging(folder("zz", plan: "{\"v\": 3}\n")) { $1 }, "4")
+            }),
+            ("remove first", { try fixture.remove("rollouts/a"); try fixture.commit("5") }),
+            ("remove last", { try fixture.remove("rollouts/zz"); try fixture.commit("6") }),
+            ("add a new first", { try fixture.commitFiles(folder("0"), "7") }),
+            ("add a new last", { try fixture.commitFiles(folder("zzz"), "8") }),
+            ("re-add the old first, same bytes", { try fixture.commitFiles(folder("a", plan: "{\"v\": 3}\n"), "9") }),
+            ("remove between identical neighbours", { try fixture.remove("rollouts/d2"); try fixture.commit("10") }),
+            ("add it back identical", { try fixture.commitFiles(folder("d2"), "11") }),
+            ("make it differ", { try fixture.commitFiles(folder("d2", approval: "{\"x\": 2}\n"), "12") }),
+            ("make it identical again", { try fixture.commitFiles(folder("d2"), "13") }),
+            ("a file among the folders", { try fixture.commitFiles(["rollouts/a.md": "x\n"], "14") }),
+            ("outside rollouts", { try fixture.commitFiles(["docs/x.md": "x\n"], "15") }),
+            ("a folder becomes a file", { try fixture.remove("rollouts/b"); try fixture.commitFiles(["rollouts/b": "b\n"], "16") }),
+            ("and a folder again", { try fixture.remove("rollouts/b"); try fixture.commitFiles(folder("b"), "17") }),
+            ("several at once", {
+                try fixture.remove("rollouts/0")
+                try fixture.remove("rollouts/a.md")
+                try fixture.commitFiles(folder("a-1", plan: "{\"v\": 4}\n").merging(folder("a0", approval: "{\"v\": 4}\n")) { $1 }
+                    .merging(folder("y")) { $1 }.merging(folder("zzz", plan: "{\"v\": 4}\n")) { $1 }, "18")
+            }),
+            ("remove all but one", {
+                for name in try fixture.git("ls-tree", "--name-only", "HEAD", "rollouts/").split(separator: "\n")
+                where name != "rollouts/m" { try fixture.remove(String(name)) }
+                try fixture.commit("19")
+            }),
+            ("and fill again", { try fixture.commitFiles(initial, "20") }),
+        ]
+        var cache: HistoryScan?
+        for (label, step) in steps {
+            try step()
+            let tip = try fixture.head()
+            let expected = try Self.oracle(fixture, tip: tip)
+            let repository = try GitRepository(path: fixture.path)
+            let tipID = try #require(ObjectID(hex: tip))
+            let tracked = try Self.tracked(fixture, tip: tip)
+            let (cold, _) = try HistoryScanner(repository: repository).scan(tip: tipID, tracked: tracked, cache: nil)
+            #expect(cold.entries == expected, "\(label)")
+            for (path, entry) in expected where cold.entries[path] != entry {
+                Issue.record("\(label) \(path): scanner \(String(describing: cold.entries[path])), git \(entry)")
+            }
+            let (warm, _) = try HistoryScanner(repository: repository).scan(tip: tipID, tracked: tracked, cache: cache)
+            #expect(warm.entries == expected, "\(label), with cache")
+            cache = warm
+        }
+    }
+
     @Test func scannerMatchesGitColdAndThroughTheCache() throws {
         let fixture = try GitFixture()
         try fixture.commitFiles(["policies/approvers.json": F.policy(identity: "author")], "Policies")
