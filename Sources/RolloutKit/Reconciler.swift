@@ -37,7 +37,9 @@ public struct RunSettings: Sendable {
         self.concurrency = concurrency
     }
 
-    /// The history scan cache lives beside the state database.
+    /// The history scan cache lives beside the state database. Its content is ScanCache's binary
+    /// format, no longer JSON; the name is kept so that an existing JSON cache is rejected and
+    /// overwritten rather than left behind.
     var scanCachePath: String {
         URL(fileURLWithPath: statePath).deletingLastPathComponent().appendingPathComponent("scan-cache.json").path
     }
