@@ -79,6 +79,6 @@ let package = Package(
         .testTarget(name: "RolloutCoreTests", dependencies: ["RolloutCore", "RolloutTestSupport"]),
         .testTarget(name: "RolloutGitTests", dependencies: ["RolloutGit", "RolloutTestSupport"]),
         .testTarget(name: "RolloutKitTests", dependencies: ["RolloutKit", "RolloutTestSupport"]),
-        .testTarget(name: "RolloutctlTests", dependencies: ["RolloutTestSupport"]),
+        .testTarget(name: "RolloutctlTests", dependencies: ["RolloutCore", "RolloutTestSupport"]),
     ]
 )
