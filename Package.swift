@@ -60,6 +60,8 @@ let package = Package(
             name: "rolloutctl",
             dependencies: [
                 "RolloutKit", "RolloutAdapters", "RolloutCore",
+                // Only for the hidden `debug serve-flags` (benchmarks): the in-memory flag API.
+                "RolloutTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
