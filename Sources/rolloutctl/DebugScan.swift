@@ -3,14 +3,6 @@ import Foundation
 import RolloutGit
 import RolloutKit
 
-/// Hidden commands for measuring and diagnosing; not part of the user-facing contract.
-struct Debug: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Diagnostics for developers.",
-        shouldDisplay: false,
-        subcommands: [DebugScan.self])
-}
-
 /// `rolloutctl debug scan`: one full repository load (tree, files, approval history scan), timed.
 struct DebugScan: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -7,7 +7,7 @@ import RolloutTestSupport
 
 /// The reconciler against the real flag API on 127.0.0.1 (faults injected) and a real SQLite
 /// file: retries, refusals, 412 races, audit entries.
-@Suite struct ReconcileFlagServiceTests {
+@Suite(.serialized) struct ReconcileFlagServiceTests {
     @Test func serverErrorsTwiceThenSuccessAppliesAndAuditsOnce() async throws {
         try await FlagServiceWorld.with { w in
             try w.world.seed()

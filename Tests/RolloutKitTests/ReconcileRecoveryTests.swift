@@ -6,7 +6,7 @@ import RolloutCore
 import RolloutTestSupport
 
 /// What a killed run or a lost state database leaves behind, and how the next run converges.
-@Suite struct ReconcileRecoveryTests {
+@Suite(.serialized) struct ReconcileRecoveryTests {
     /// Writes the intent of the canary-10 advance exactly as a run at `hours` would, and
     /// returns its id: the state a run killed right after writing it leaves.
     private func writeCanary10Intent(_ w: FlagServiceWorld, hours: Double) throws -> Int64 {
