@@ -263,7 +263,7 @@ import RolloutTestSupport
             // Back to active: the same plan blob as before, so the advance goes on.
             try w.world.editPlan(RolloutWorld.exp001Plan(), message: "Resume EXP-001")
             let resumed = try await w.run(hours: 31)
-            #expect(resumed.rollout()?.currentPhase == "canary-50")
+            #expect(resumed.rollout()?.nextPhase == "canary-50")
             #expect(w.environments()["production"] == .on(50))
         }
     }

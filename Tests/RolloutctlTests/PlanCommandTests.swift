@@ -26,10 +26,10 @@ import Testing
                             "orphaned", "invalid"]
             #expect(statuses.contains(rollout["status"] as? String ?? ""))
             #expect(rollout["status"] as? String == "progressing")
-            // currentPhase is the phase in force once the listed changes are applied (staging
-            // here, although the flag is not at staging yet); nextPhase the one after it.
-            #expect(rollout["currentPhase"] as? String == "staging")
-            #expect(rollout["nextPhase"] as? String == "canary-10")
+            // As in SPEC §6: currentPhase is the phase in force now (none yet, so null), nextPhase
+            // the one the listed changes enter.
+            #expect(rollout["currentPhase"] is NSNull)
+            #expect(rollout["nextPhase"] as? String == "staging")
             #expect(rollout["blockers"] is [Any])
             #expect(rollout["approvals"] is [Any])
             #expect((rollout["errors"] as? [Any])?.isEmpty == true)
