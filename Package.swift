@@ -60,6 +60,8 @@ let package = Package(
             name: "rolloutctl",
             dependencies: [
                 "RolloutKit", "RolloutAdapters", "RolloutCore",
+                // Only for the hidden `debug serve-flags` (benchmarks): the in-memory flag API.
+                "RolloutTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -79,6 +81,6 @@ let package = Package(
         .testTarget(name: "RolloutCoreTests", dependencies: ["RolloutCore", "RolloutTestSupport"]),
         .testTarget(name: "RolloutGitTests", dependencies: ["RolloutGit", "RolloutKit", "RolloutTestSupport"]),
         .testTarget(name: "RolloutKitTests", dependencies: ["RolloutKit", "RolloutTestSupport"]),
-        .testTarget(name: "RolloutctlTests", dependencies: ["RolloutKit", "RolloutTestSupport"]),
+        .testTarget(name: "RolloutctlTests", dependencies: ["RolloutCore", "RolloutKit", "RolloutTestSupport"]),
     ]
 )

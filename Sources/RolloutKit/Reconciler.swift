@@ -302,10 +302,15 @@ public struct Reconciler: Sendable {
                     approvals: [], kind: .event,
                     detail: decision.blockers.map(\.detail).joined(separator: "; ")))
             }
+            let enteredPhase = decision.advancedTo != nil || (record == nil && decision.record.phase != nil)
+            // A run that changes nothing writes nothing: a cron tick over 1,000 steady rollouts
+            // would otherwise cost 1,000 fsync'd transactions.
+            let unchanged = record == decision.record && events.isEmpty && !enteredPhase
             do {
-                try state.save(rollout: rollout.name, flag: plan.flag, record: decision.record, now: settings.now,
-                               enteredPhase: decision.advancedTo != nil || (record == nil && decision.record.phase != nil),
-                               audit: events)
+                if !unchanged {
+                    try state.save(rollout: rollout.name, flag: plan.flag, record: decision.record, now: settings.now,
+                                   enteredPhase: enteredPhase, audit: events)
+                }
             } catch {
                 return failed(report, "saving state: \(error)", plan: plan)
             }

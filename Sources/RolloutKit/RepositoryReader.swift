@@ -42,7 +42,17 @@ public enum RepositoryReader {
     /// `policies/approvers.json` at HEAD when that branch exists, else HEAD.
     public static func resolve(repository: GitRepository, ref: String?) throws(GitError) -> (ref: String, commit: ObjectID) {
         if let ref { return (ref, try repository.resolveCommit(ref)) }
-        let head = try repository.head()
+        let head: ObjectID
+        do {
+            head = try repository.head()
+        } catch let error where error.code == .unknownRef {
+            // HEAD names a branch with no commits (a bare repository whose HEAD says `master` while
+            // only `main` was pushed): fall back to the usual protected branch names.
+            for branch in ["main", "master"] where repository.hasBranch(branch) {
+                return (branch, try repository.resolveCommit(branch))
+            }
+            throw error
+        }
         if let branch = protectedBranch(repository: repository, at: head), repository.hasBranch(branch) {
             return (branch, try repository.resolveCommit(branch))
         }

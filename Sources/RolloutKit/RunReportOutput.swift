@@ -82,7 +82,7 @@ extension RolloutReport {
         if let nextPhase, status != .completed { heading += style.dim(", next \(nextPhase)") }
         lines.append(heading)
         for change in changes {
-            lines.append("  " + change.human(flag: flag ?? name, phase: currentPhase, style: style))
+            lines.append("  " + change.human(flag: flag ?? name, phase: nextPhase, style: style))
         }
         for blocker in blockers {
             let label: String

@@ -3,14 +3,6 @@ import Foundation
 import RolloutGit
 import RolloutKit
 
-/// Hidden commands for measuring and diagnosing; not part of the user-facing contract.
-struct Debug: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Diagnostics for developers.",
-        shouldDisplay: false,
-        subcommands: [DebugScan.self])
-}
-
 /// `rolloutctl debug scan`: one full repository load (tree, files, approval history scan), timed.
 /// `elapsedMs` is the whole load; `approvalScanMs` the approval history scan within it (cache read,
 /// history walk and commit facts, cache write), without the tip snapshot that every command reads anyway.

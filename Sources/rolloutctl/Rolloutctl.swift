@@ -9,6 +9,24 @@ struct Rolloutctl: AsyncParsableCommand {
         abstract: "Feature-flag rollouts driven from git: plans and approvals in a repository, applied phase by phase.",
         subcommands: [Plan.self, Reconcile.self, Status.self, History.self, Validate.self, Approve.self, Debug.self]
     )
+
+    /// As ArgumentParser's, except that a usage error exits 1 (SPEC §6 has 0, 1 and 2), not 64.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(1)
+            }
+            exit(withError: error)
+        }
+    }
 }
 
 /// Options every command that reads the repository shares.

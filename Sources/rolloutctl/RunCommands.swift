@@ -53,6 +53,17 @@ struct Wiring {
     var client: HTTPClient?
 
     init(options: RunOptions, logger: Logger) throws {
+        // Everything that can be refused is checked before the HTTP client is made: a client
+        // dropped without shutdown() traps.
+        let isHTTP = { (spec: String) in spec.hasPrefix("http://") || spec.hasPrefix("https://") }
+        guard options.flags.hasPrefix("file:") || isHTTP(options.flags) else {
+            throw ValidationError("--flags takes http(s)://… or file:PATH, got \"\(options.flags)\"")
+        }
+        if let spec = options.metrics, !spec.hasPrefix("file:"), !isHTTP(spec) {
+            throw ValidationError("--metrics takes http(s)://… or file:PATH, got \"\(spec)\"")
+        }
+        let urls = try WebhookNotifier.urls(arguments: options.notifyURL,
+                                             environment: ProcessInfo.processInfo.environment)
         let needsHTTP = options.flags.hasPrefix("http") || (options.metrics?.hasPrefix("http") ?? false)
             || !options.notifyURL.isEmpty
             || ProcessInfo.processInfo.environment.keys.contains { $0.hasPrefix("ROLLOUTCTL_NOTIFY_URL_") }
@@ -79,8 +90,6 @@ struct Wiring {
                 throw ValidationError("--metrics takes http(s)://… or file:PATH, got \"\(spec)\"")
             }
         }
-        let urls = try WebhookNotifier.urls(arguments: options.notifyURL,
-                                             environment: ProcessInfo.processInfo.environment)
         ports = RunPorts(flags: flags, metrics: metrics,
                          notifier: WebhookNotifier(urls: urls, client: client, logger: logger), logger: logger)
         self.client = client
@@ -112,11 +121,14 @@ struct Plan: AsyncParsableCommand {
 
     func run() async throws {
         let logger = makeLogger(level: .warning)
+        // Options are checked before the HTTP client exists: an HTTPClient dropped without
+        // shutdown() traps, which would hide the message behind a crash.
+        let now = try options.parsedNow()
         let report: RunReport
         do {
             let wiring = try Wiring(options: options, logger: logger)
             let settings = RunSettings(repositoryPath: options.repository.repo, ref: options.repository.ref,
-                                       rollouts: options.rollouts, now: try options.parsedNow(),
+                                       rollouts: options.rollouts, now: now,
                                        statePath: options.state, mode: .plan)
             do {
                 report = try await Reconciler(settings: settings, ports: wiring.ports).run()
@@ -160,6 +172,17 @@ struct Reconcile: AsyncParsableCommand {
         guard let lockWait = parseDuration(lockTimeout) else {
             throw ValidationError("--lock-timeout takes a duration such as 0s, 30s or 5m")
         }
+        // Every option is checked before the HTTP client exists: an HTTPClient dropped
+        // without shutdown() traps, which would hide the message behind a crash.
+        _ = try options.parsedNow()  // a bad --now is reported before anything starts
+        var every: Int?
+        if let interval {
+            guard let seconds = parseDuration(interval), seconds > 0 else {
+                throw ValidationError("--interval takes a duration such as 30s or 1m")
+            }
+            if options.now != nil { throw ValidationError("--now cannot be combined with --interval") }
+            every = seconds
+        }
         let wiring: Wiring
         do {
             wiring = try Wiring(options: options, logger: logger)
@@ -169,11 +192,7 @@ struct Reconcile: AsyncParsableCommand {
             printError("rolloutctl: \(error)")
             throw ExitCode(1)
         }
-        if let interval {
-            guard let every = parseDuration(interval), every > 0 else {
-                throw ValidationError("--interval takes a duration such as 30s or 1m")
-            }
-            if options.now != nil { throw ValidationError("--now cannot be combined with --interval") }
+        if let every {
             let service = ReconcileService(command: self, wiring: wiring, every: every, lockWait: lockWait, logger: logger)
             let group = ServiceGroup(configuration: .init(
                 services: [.init(service: service)],
@@ -186,7 +205,6 @@ struct Reconcile: AsyncParsableCommand {
             await wiring.shutdown()
             return
         }
-        _ = try options.parsedNow()  // reject a bad --now before waiting for the lock
         let code = await once(wiring: wiring, lockWait: lockWait, logger: logger)
         await wiring.shutdown()
         if code != 0 { throw ExitCode(code) }

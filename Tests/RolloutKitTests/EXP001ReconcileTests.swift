@@ -39,7 +39,7 @@ import RolloutTestSupport
         try world.approve("canary-10", role: "sre", by: RolloutWorld.dana)
         report = try await world.run(hours: 3)
         rollout = try #require(report.rollout())
-        #expect(rollout.currentPhase == "canary-10")
+        #expect(rollout.nextPhase == "canary-10")
         #expect(rollout.changes == [Change(environment: "production", from: nil,
                                            to: FlagEnvironmentState(enabled: true, coverage: 10), reason: .advance)])
         #expect(try await world.flagState()["production"] == FlagEnvironmentState(enabled: true, coverage: 10))
@@ -55,7 +55,7 @@ import RolloutTestSupport
 
         report = try await world.run(hours: 27)
         rollout = try #require(report.rollout())
-        #expect(rollout.currentPhase == "canary-50")
+        #expect(rollout.nextPhase == "canary-50")
         #expect(try await world.flagState()["production"] == FlagEnvironmentState(enabled: true, coverage: 50))
 
         // One advance per run: production needs the product owner, even after the bake.
@@ -66,7 +66,7 @@ import RolloutTestSupport
 
         try world.approve("production", role: "product-owner", by: RolloutWorld.pat)
         report = try await world.run(hours: 61)
-        #expect(report.rollout()?.currentPhase == "production")
+        #expect(report.rollout()?.nextPhase == "production")
         #expect(try await world.flagState() == [
             "staging": FlagEnvironmentState(enabled: true, coverage: 100),
             "production": FlagEnvironmentState(enabled: true, coverage: 100),
@@ -123,7 +123,7 @@ import RolloutTestSupport
             "Lower canary to 5%", author: RolloutWorld.robin)
         report = try await world.run(hours: 31)
         rollout = try #require(report.rollout())
-        #expect(rollout.currentPhase == "staging")
+        #expect(rollout.nextPhase == "staging")
         #expect(try await world.flagState()["staging"] == FlagEnvironmentState(enabled: true, coverage: 100))
         report = try await world.run(hours: 32)
         rollout = try #require(report.rollout())
@@ -161,6 +161,6 @@ import RolloutTestSupport
 
         try metrics.set(MetricsFile.healthy)
         report = try await world.run(hours: 32)
-        #expect(report.rollout()?.currentPhase == "canary-50")
+        #expect(report.rollout()?.nextPhase == "canary-50")
     }
 }

@@ -4,6 +4,7 @@ import Testing
 import RolloutAdapters
 import RolloutCore
 @testable import RolloutKit
+import RolloutGit
 import RolloutTestSupport
 
 /// `reconcile --fetch REMOTE`: the protected branch is fetched through libgit2 before reading.
@@ -44,5 +45,19 @@ import RolloutTestSupport
         // A path works as the remote too.
         let byPath = try await run(fetch: origin.path + "/repo.git")
         #expect(byPath.rollouts.count == 2)
+    }
+}
+
+@Suite struct DefaultRefTests {
+    @Test func bareRepositoryWhoseHEADNamesAnUnbornBranchFallsBackToMain() throws {
+        let world = try RolloutWorld()
+        try world.seed()
+        let bare = try TemporaryDirectory(prefix: "rolloutctl-bare")
+        try runProgram("git", ["init", "-q", "--bare", "-b", "master", bare.path])
+        try world.repo.git("push", "-q", bare.path, "main")
+        let repository = try GitRepository(path: bare.path)
+        let (ref, commit) = try RepositoryReader.resolve(repository: repository, ref: nil)
+        #expect(ref == "main")
+        #expect(commit.description == (try world.repo.head()))
     }
 }

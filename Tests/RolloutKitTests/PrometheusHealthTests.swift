@@ -185,13 +185,13 @@ func withPrometheusWorld<T>(
 /// Hour 0: staging; then the three approvals of canary-10; at `hours`: canary-10 (production 10%).
 func enterCanary10(_ world: RolloutWorld, at hours: Double) async throws {
     var report = try await world.run(hours: 0)
-    #expect(report.rollout()?.currentPhase == "staging")
+    #expect(report.rollout()?.nextPhase == "staging")
     try world.approve("canary-10", role: "engineering-lead", by: RolloutWorld.erin)
     try world.approve("canary-10", role: "qa-lead", by: RolloutWorld.quinn)
     try world.approve("canary-10", role: "sre", by: RolloutWorld.dana)
     report = try await world.run(hours: hours)
     let rollout = try #require(report.rollout())
-    try #require(rollout.currentPhase == "canary-10", "not in canary-10: \(rollout.blockers.map(\.detail))")
+    try #require(rollout.nextPhase == "canary-10", "not in canary-10: \(rollout.blockers.map(\.detail))")
     #expect(rollout.health.map(\.verdict) == [.pass, .pass, .pass])
     #expect(try await world.flagState()["production"] == FlagEnvironmentState(enabled: true, coverage: 10))
 }
@@ -392,7 +392,7 @@ extension PrometheusHealthGates {
 
                 let report = try await world.run(hours: 2)
                 let rollout = try #require(report.rollout())
-                #expect(rollout.currentPhase == "canary-10")
+                #expect(rollout.nextPhase == "canary-10")
                 #expect(rollout.changes == [Change(environment: "production", from: nil,
                                                    to: FlagEnvironmentState(enabled: true, coverage: 10), reason: .advance)])
                 // Staging's checks, over the 2 hours since staging was entered.
@@ -606,7 +606,7 @@ extension PrometheusHealthGates {
                 try world.approve("canary-10", role: "sre", by: RolloutWorld.dana)
                 report = try await world.run(hours: 3)
                 rollout = try #require(report.rollout())
-                #expect(rollout.currentPhase == "canary-10")
+                #expect(rollout.nextPhase == "canary-10")
                 expectHealthy(rollout, "staging")
                 #expect(try await world.flagState()["production"] == FlagEnvironmentState(enabled: true, coverage: 10))
 
@@ -621,7 +621,7 @@ extension PrometheusHealthGates {
 
                 report = try await world.run(hours: 27)
                 rollout = try #require(report.rollout())
-                #expect(rollout.currentPhase == "canary-50")
+                #expect(rollout.nextPhase == "canary-50")
                 expectHealthy(rollout, "production")
                 #expect(try await world.flagState()["production"] == FlagEnvironmentState(enabled: true, coverage: 50))
 
@@ -635,7 +635,7 @@ extension PrometheusHealthGates {
                 try world.approve("production", role: "product-owner", by: RolloutWorld.pat)
                 report = try await world.run(hours: 61)
                 rollout = try #require(report.rollout())
-                #expect(rollout.currentPhase == "production")
+                #expect(rollout.nextPhase == "production")
                 expectHealthy(rollout, "production")
                 #expect(try await world.flagState() == [
                     "staging": FlagEnvironmentState(enabled: true, coverage: 100),
@@ -738,7 +738,7 @@ extension PrometheusHealthGates {
                 // Hour 0: every rollout enters staging (no checks yet).
                 var report = try await world.run(hours: 0)
                 #expect(report.rollouts.count == 6)
-                #expect(report.rollouts.allSatisfy { $0.currentPhase == "staging" })
+                #expect(report.rollouts.allSatisfy { $0.nextPhase == "staging" })
                 #expect(recorder.queries.isEmpty)
 
                 // Hour 1: 6 rollouts × 3 checks, at most 2 rollouts at a time.

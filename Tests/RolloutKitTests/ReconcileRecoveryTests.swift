@@ -6,7 +6,7 @@ import RolloutCore
 import RolloutTestSupport
 
 /// What a killed run or a lost state database leaves behind, and how the next run converges.
-@Suite struct ReconcileRecoveryTests {
+@Suite(.serialized) struct ReconcileRecoveryTests {
     /// Writes the intent of the canary-10 advance exactly as a run at `hours` would, and
     /// returns its id: the state a run killed right after writing it leaves.
     private func writeCanary10Intent(_ w: FlagServiceWorld, hours: Double) throws -> Int64 {
@@ -62,7 +62,7 @@ import RolloutTestSupport
             let early = try await w.run(hours: 24.9)
             #expect(early.rollout()?.changes.isEmpty == true)
             let due = try await w.run(hours: 25)
-            #expect(due.rollout()?.currentPhase == "canary-50")
+            #expect(due.rollout()?.nextPhase == "canary-50")
             #expect(w.environments()["production"] == .on(50))
             #expect(try store.unresolvedIntents(rollout: "exp-001-autosave").isEmpty)
         }
@@ -80,7 +80,7 @@ import RolloutTestSupport
             let report = try await w.run(hours: 2)
             let rollout = try #require(report.rollout())
             #expect(rollout.errors.isEmpty)
-            #expect(rollout.currentPhase == "canary-10")
+            #expect(rollout.nextPhase == "canary-10")
             #expect(rollout.changes == [Change(environment: "production", from: nil, to: .on(10), reason: .advance)])
             #expect(rollout.applied)
             #expect(w.environments()["production"] == .on(10))
@@ -125,7 +125,7 @@ import RolloutTestSupport
             #expect(early.rollout()?.changes.isEmpty == true)
             #expect(w.environments()["production"] == .on(10))
             let due = try await w.run(hours: 54)
-            #expect(due.rollout()?.currentPhase == "canary-50")
+            #expect(due.rollout()?.nextPhase == "canary-50")
             #expect(w.environments()["production"] == .on(50))
         }
     }

@@ -115,9 +115,9 @@ public struct RolloutRecord: Equatable, Sendable {
 /// The decision for one rollout in one run: what changes, and why; what is blocked, and why.
 public struct Decision: Equatable, Sendable {
     public var status: RolloutStatus
-    /// The phase in force after this run's changes are applied.
+    /// The phase in force before this run's changes (SPEC §6).
     public var currentPhase: String?
-    /// The phase after that, if any.
+    /// The phase this run enters, or the one waiting to be entered; nil when none is left.
     public var nextPhase: String?
     public var blockers: [Blocker]
     public var changes: [Change]

@@ -177,12 +177,12 @@ public enum PhaseMachine {
                 }
                 decision.changes = changes
                 decision.status = .progressing
-                decision.currentPhase = phase.name
-                decision.nextPhase = nextName(plan, after: candidate)
+                // As in SPEC §6: `currentPhase` is the phase in force now, `nextPhase` the one entered.
+                decision.nextPhase = phase.name
                 decision.advancedTo = phase.name
                 decision.record = RolloutRecord(phase: phase.name, enteredAt: input.now, status: .progressing,
                                                 planBlob: input.planBlob)
-                if decision.nextPhase == nil && changes.isEmpty { decision.status = .completed }
+                if nextName(plan, after: candidate) == nil && changes.isEmpty { decision.status = .completed }
                 return decision
             }
         } else {
