@@ -121,7 +121,7 @@ public struct HistoryScanner {
         while !pending.isEmpty {
             if let cached = cache, let cachedTip, current.id == cachedTip {
                 // Everything older than here is in the cache, if the cache agrees with this history.
-                let consistent = pending.allSatisfy { cached.entries[$0.key]?.blob == $0.value.description }
+                let consistent = pending.keys.allSatisfy { cached.entries[$0]?.blob == tracked[$0] }
                 if consistent {
                     statistics.usedCache = true
                     for path in pending.keys { fromCache[path] = cached.entries[path] }

@@ -73,10 +73,13 @@ enum ScanCache {
 
         var body = Writer()
         // Sorted, so that one scan always makes the same file (by UTF-8 bytes: cheaper than String's `<`).
-        let entries = scan.entries.sorted { utf8Precedes($0.key, $1.key) }
-        body.u32(UInt32(entries.count))
+        // (Keys are sorted, not (key, value) pairs: moving the pairs around cost more than the sort.)
+        let paths = scan.entries.keys.sorted(by: utf8Precedes)
+        body.u32(UInt32(paths.count))
         var entryCommits = Set<String>()
-        for (path, entry) in entries {
+        entryCommits.reserveCapacity(scan.commits.count)
+        for path in paths {
+            let entry = scan.entries[path]!
             body.string(path)
             body.u32(id(entry.blob))
             body.u32(id(entry.firstParentCommit))
@@ -84,9 +87,10 @@ enum ScanCache {
             body.bytes.append(entry.viaMerge ? 1 : 0)
             entryCommits.insert(entry.commit)
         }
-        guard Set(scan.commits.keys) == entryCommits else { return nil }
+        guard scan.commits.count == entryCommits.count, scan.commits.keys.allSatisfy(entryCommits.contains) else { return nil }
         body.u32(UInt32(scan.commits.count))
-        for (key, facts) in scan.commits.sorted(by: { utf8Precedes($0.key, $1.key) }) {
+        for key in scan.commits.keys.sorted(by: utf8Precedes) {
+            let facts = scan.commits[key]!
             guard key == facts.id, let parentCount = UInt32(exactly: facts.parentCount) else { return nil }
             body.u32(id(facts.id))
             body.u32(name(facts.authorName))
@@ -161,14 +165,20 @@ enum ScanCache {
         /// A 40-digit lowercase hex id as 20 bytes; false when it is not one.
         mutating func id(_ hex: String) -> Bool {
             var hex = hex
-            return hex.withUTF8 { utf8 in
-                guard utf8.count == 40 else { return false }
-                for index in stride(from: 0, to: 40, by: 2) {
-                    guard let high = nibble(utf8[index]), let low = nibble(utf8[index + 1]) else { return false }
-                    bytes.append(high << 4 | low)
+            var raw: (UInt64, UInt64, UInt32) = (0, 0, 0)
+            let valid = hex.withUTF8 { utf8 in
+                withUnsafeMutableBytes(of: &raw) { out in
+                    guard utf8.count == 40 else { return false }
+                    for index in 0..<20 {
+                        guard let high = nibble(utf8[2 * index]), let low = nibble(utf8[2 * index + 1]) else { return false }
+                        out[index] = high << 4 | low
+                    }
+                    return true
                 }
-                return true
             }
+            guard valid else { return false }
+            withUnsafeBytes(of: &raw) { bytes.append(contentsOf: $0) }
+            return true
         }
 
         private func nibble(_ digit: UInt8) -> UInt8? {
