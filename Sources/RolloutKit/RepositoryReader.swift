@@ -109,19 +109,19 @@ public enum RepositoryReader {
 
         var approvals: [String: [ApprovalStatus]] = [:]
         for rollout in snapshot.rollouts {
-            var evidence: [String: ApprovalEvidence] = [:]
-            for file in rollout.approvals {
-                guard let entry = scan.entries[file.path], let facts = scan.commits[entry.commit] else { continue }
-                evidence[file.path] = ApprovalEvidence(
+            func evidence(for path: String) -> ApprovalEvidence? {
+                guard let entry = scan.entries[path], let facts = scan.commits[entry.commit] else { return nil }
+                return ApprovalEvidence(
                     commit: entry.commit, viaMerge: entry.viaMerge, authorEmail: facts.authorEmail,
                     committerEmail: facts.committerEmail,
                     committerTime: Date(timeIntervalSince1970: TimeInterval(facts.committerTime)),
                     signature: facts.signature, signedData: facts.signedData.map { [UInt8]($0) })
             }
-            let planAuthor = scan.entries[rollout.planPath].flatMap { scan.commits[$0.commit]?.authorEmail }
+            var byPath: [String: ApprovalEvidence] = [:]
+            for file in rollout.approvals { byPath[file.path] = evidence(for: file.path) }
             approvals[rollout.name] = ApprovalRules.evaluate(
                 rollout: rollout, policy: snapshot.policy, signers: snapshot.allowedSigners,
-                evidence: evidence, planAuthorEmail: planAuthor)
+                evidence: byPath, planChange: evidence(for: rollout.planPath))
         }
         timings.evaluate = lap()
         return LoadedRepository(ref: refName, revision: commit.description, snapshot: snapshot,

@@ -287,6 +287,20 @@ struct ApprovalRepo {
         #expect(try lenient.status(lenient.approvalPath(phase: "canary-10", role: "sre", person: F.dana)).counted)
     }
 
+    @Test func selfApprovalCannotHideBehindAnotherAuthorsEmail() throws {
+        // Dana commits a plan change under Robin's name, but signs it with her own key.
+        let repo = try ApprovalRepo()
+        try repo.fixture.signedCommitFiles(
+            [ApprovalRepo.planPath: F.plan(name: ApprovalRepo.rollout, description: "edited by dana")],
+            "Edit the plan", key: Keys.dana, author: F.robin)
+        try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: F.dana, key: Keys.dana)
+        expectNotCounted(try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
+                         "self-approval", "dana@example.com signed the last change to plan.json")
+        // Quinn, who neither wrote nor signed it, still counts.
+        try repo.approveViaPullRequest(phase: "canary-10", role: "qa-lead", person: F.quinn, key: Keys.quinn)
+        #expect(try repo.status(repo.approvalPath(phase: "canary-10", role: "qa-lead", person: F.quinn)).counted)
+    }
+
     @Test func onePersonFillsAtMostOneRolePerPhase() throws {
         var roles = F.defaultRoles
         roles["qa-lead"] = ["quinn@example.com", "dana@example.com"]

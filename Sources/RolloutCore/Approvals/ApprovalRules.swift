@@ -41,10 +41,10 @@ public enum ApprovalRules {
     /// Evaluates every approval file of a rollout.
     /// - Parameters:
     ///   - evidence: the approval commit of each approval file, by path (nil: not found in history).
-    ///   - planAuthorEmail: the author of the commit that last changed plan.json.
+    ///   - planChange: the commit that last changed plan.json (for `forbidSelfApproval`).
     public static func evaluate(
         rollout: RolloutFiles, policy: ApproversPolicy?, signers: AllowedSigners?,
-        evidence: [String: ApprovalEvidence], planAuthorEmail: String?
+        evidence: [String: ApprovalEvidence], planChange: ApprovalEvidence?
     ) -> [ApprovalStatus] {
         guard let plan = rollout.plan else {
             return rollout.approvals.map {
@@ -58,7 +58,7 @@ public enum ApprovalRules {
                                         approver: file.record?.approver, commit: evidence[file.path]?.commit,
                                         counted: false, reason: nil)
             status.reason = firstFailure(file: file, plan: plan, planBlob: rollout.planBlob, policy: policy,
-                                         signers: signers, evidence: evidence[file.path], planAuthorEmail: planAuthorEmail)
+                                         signers: signers, evidence: evidence[file.path], planChange: planChange)
             status.counted = status.reason == nil
             statuses.append(status)
         }
@@ -78,7 +78,7 @@ public enum ApprovalRules {
 
     private static func firstFailure(
         file: ApprovalFile, plan: Plan, planBlob: String?, policy: ApproversPolicy?, signers: AllowedSigners?,
-        evidence: ApprovalEvidence?, planAuthorEmail: String?
+        evidence: ApprovalEvidence?, planChange: ApprovalEvidence?
     ) -> String? {
         guard let record = file.record else {
             return file.diagnostics.first.map { "invalid approval file: \($0.message)" } ?? "invalid approval file"
@@ -104,10 +104,25 @@ public enum ApprovalRules {
         guard phase.approvals.contains(record.role) else {
             return "phase \"\(phase.name)\" does not require role \"\(record.role)\""
         }
-        if policy.forbidSelfApproval, let author = planAuthorEmail, author.caseInsensitiveEquals(record.approver) {
-            return "self-approval: \(record.approver) authored the last change to plan.json, and the policy forbids self-approval"
+        if policy.forbidSelfApproval, let planChange,
+           let how = madePlanChange(record.approver, planChange, signers: signers) {
+            return "self-approval: \(record.approver) \(how) the last change to plan.json (commit \(planChange.commit.prefix(12))), "
+                + "and the policy forbids self-approval"
         }
         return nil
+    }
+
+    /// Whether `person` made the plan change: as its author or committer, or, whatever those
+    /// say, as the holder of the key that validly signed it (an author email is not proof, so a
+    /// plan committed under someone else's name but signed with your key is still yours).
+    private static func madePlanChange(_ person: String, _ change: ApprovalEvidence, signers: AllowedSigners?) -> String? {
+        if change.authorEmail.caseInsensitiveEquals(person) { return "authored" }
+        if change.committerEmail.caseInsensitiveEquals(person) { return "committed" }
+        guard let signature = change.signature, let signedData = change.signedData, let signers,
+              case .valid(let key) = SSHSignatureVerifier.verify(armored: signature, message: signedData, namespace: "git"),
+              signers.check(principal: person, key: key, namespace: "git", at: change.committerTime) == .allowed
+        else { return nil }
+        return "signed"
     }
 
     private static func identityFailure(
