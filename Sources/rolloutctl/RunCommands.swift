@@ -168,7 +168,8 @@ struct Reconcile: AsyncParsableCommand {
     var lockTimeout: String = "0s"
 
     func run() async throws {
-        let logger = makeLogger(level: .info)
+        // One-shot runs print their changes; a service also logs each applied change (LOG_LEVEL overrides).
+        let logger = makeLogger(level: interval == nil ? .notice : .info)
         guard let lockWait = parseDuration(lockTimeout) else {
             throw ValidationError("--lock-timeout takes a duration such as 0s, 30s or 5m")
         }
