@@ -18,6 +18,17 @@ public enum RolloutFixtures {
         "product-owner": ["pat@example.com"],
     ]
 
+    /// EXP-001's roles, one member each (as the project's own policy has them).
+    public static let exp001Roles: [String: [String]] = [
+        "engineering-lead": ["erin@example.com"],
+        "qa-lead": ["quinn@example.com"],
+        "sre": ["dana@example.com"],
+        "product-owner": ["pat@example.com"],
+    ]
+
+    /// EXP-001's policy with author identity (signature tests build their own).
+    public static let exp001AuthorPolicy = policy(identity: "author", roles: exp001Roles)
+
     /// `policies/approvers.json`.
     public static func policy(identity: String = "ssh-signature", forbidSelfApproval: Bool = true,
                               protectedBranch: String = "main", roles: [String: [String]] = defaultRoles) -> String {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import RolloutCore
+import RolloutTestSupport
 
 /// Loads an in-memory tree (path → text) the way the git adapter would present it.
 func loadSnapshot(_ files: [String: String], symlinks: [String] = [], submodules: [String] = [],
@@ -23,20 +24,7 @@ func fakeBlobID(_ bytes: [UInt8]) -> String {
     return String(repeating: "0", count: 40 - hex.count) + hex
 }
 
-let approversJSON = """
-{
-  "apiVersion": "rolloutctl/v1",
-  "protectedBranch": "main",
-  "identity": "author",
-  "forbidSelfApproval": true,
-  "roles": {
-    "engineering-lead": ["erin@example.com"],
-    "qa-lead": ["quinn@example.com"],
-    "sre": ["dana@example.com"],
-    "product-owner": ["pat@example.com"]
-  }
-}
-"""
+let approversJSON = RolloutFixtures.exp001AuthorPolicy
 
 let validPlanJSON = """
 {

@@ -65,20 +65,7 @@ final class RolloutWorld: @unchecked Sendable {
         """
     }
 
-    static let approvers = """
-    {
-      "apiVersion": "rolloutctl/v1",
-      "protectedBranch": "main",
-      "identity": "author",
-      "forbidSelfApproval": true,
-      "roles": {
-        "engineering-lead": ["erin@example.com"],
-        "qa-lead": ["quinn@example.com"],
-        "sre": ["dana@example.com"],
-        "product-owner": ["pat@example.com"]
-      }
-    }
-    """
+    static let approvers = RolloutFixtures.exp001AuthorPolicy
 
     /// Commits the policy and EXP-001's plan (authored by Robin, who approves nothing).
     func seed(plan: String = RolloutWorld.exp001Plan(), rollout: String = "exp-001-autosave") throws {

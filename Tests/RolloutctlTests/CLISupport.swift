@@ -152,20 +152,7 @@ final class CLIWorld: @unchecked Sendable {
         """
     }
 
-    static let approvers = """
-    {
-      "apiVersion": "rolloutctl/v1",
-      "protectedBranch": "main",
-      "identity": "author",
-      "forbidSelfApproval": true,
-      "roles": {
-        "engineering-lead": ["erin@example.com"],
-        "qa-lead": ["quinn@example.com"],
-        "sre": ["dana@example.com"],
-        "product-owner": ["pat@example.com"]
-      }
-    }
-    """
+    static let approvers = RolloutFixtures.exp001AuthorPolicy
 
     func seed(plan: String = CLIWorld.plan()) throws {
         try repo.commitFiles(["policies/approvers.json": Self.approvers, "rollouts/exp-001-autosave/plan.json": plan],
