@@ -133,7 +133,7 @@ extension Change {
     var json: JSONOutput {
         .members([
             ("environment", .string(environment)),
-            ("from", from.map(\.json) ?? .null),
+            ("from", (from ?? .disabled).json),  // an environment the flag lacks is off
             ("to", to.json),
             ("reason", .string(reason.rawValue)),
         ])

@@ -39,7 +39,11 @@ import Testing
             let change = try #require(changes.first)
             #expect(change["environment"] as? String == "staging")
             #expect(change["reason"] as? String == "advance")
-            #expect(change["from"] == nil || change["from"] is NSNull)
+            // An environment the flag does not have yet reads as disabled at 0, so `from` is
+            // always an object a script can read.
+            let from = try #require(change["from"] as? [String: Any])
+            #expect(from["enabled"] as? Bool == false)
+            #expect((from["coverage"] as? NSNumber)?.doubleValue == 0)
             let to = try #require(change["to"] as? [String: Any])
             #expect(to["enabled"] as? Bool == true)
             #expect((to["coverage"] as? NSNumber)?.doubleValue == 100)
