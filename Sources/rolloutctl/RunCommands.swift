@@ -271,9 +271,8 @@ func parseDuration(_ text: String) -> Int? {
     return RolloutDuration(parsing: text)?.seconds
 }
 
-struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show each rollout's recorded phase and status.")
-
+/// Options of the commands that read the state database.
+struct StateViewOptions: ParsableArguments {
     @Option(name: .long, help: "Only this rollout.")
     var rollout: String?
 
@@ -286,9 +285,17 @@ struct Status: ParsableCommand {
     @Flag(name: .long, help: "No colour (NO_COLOR is honoured too).")
     var noColor = false
 
+    var style: Style { .forStandardOutput(noColor: noColor) }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show each rollout's recorded phase and status.")
+
+    @OptionGroup var options: StateViewOptions
+
     func run() throws {
-        try withStateStore(state) { store in
-            try StateViews.status(store: store, rollout: rollout, json: json, style: .forStandardOutput(noColor: noColor))
+        try withStateStore(options.state) { store in
+            try StateViews.status(store: store, rollout: options.rollout, json: options.json, style: options.style)
         }
     }
 }
@@ -296,25 +303,15 @@ struct Status: ParsableCommand {
 struct History: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show the audit log: every intent, result and event.")
 
-    @Option(name: .long, help: "Only this rollout.")
-    var rollout: String?
+    @OptionGroup var options: StateViewOptions
 
     @Option(name: .long, help: "Show at most N entries (newest).")
     var limit: Int = 50
 
-    @Flag(name: .long, help: "Print one JSON document.")
-    var json = false
-
-    @Option(name: .long, help: "The state database.")
-    var state: String = ".rolloutctl/state.sqlite"
-
-    @Flag(name: .long, help: "No colour (NO_COLOR is honoured too).")
-    var noColor = false
-
     func run() throws {
-        try withStateStore(state) { store in
-            try StateViews.history(store: store, rollout: rollout, limit: limit, json: json,
-                                   style: .forStandardOutput(noColor: noColor))
+        try withStateStore(options.state) { store in
+            try StateViews.history(store: store, rollout: options.rollout, limit: limit, json: options.json,
+                                   style: options.style)
         }
     }
 }

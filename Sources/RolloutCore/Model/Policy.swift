@@ -64,7 +64,6 @@ public struct ApproversPolicy: Equatable, Sendable {
     public var forbidSelfApproval: Bool
     /// Role → member emails.
     public var roles: [String: [String]]
-    public var rolePositions: [String: SourcePosition]
 
     public init(protectedBranch: String = "main", identity: Identity = .author, forbidSelfApproval: Bool = false,
                 roles: [String: [String]]) {
@@ -72,7 +71,6 @@ public struct ApproversPolicy: Equatable, Sendable {
         self.identity = identity
         self.forbidSelfApproval = forbidSelfApproval
         self.roles = roles
-        self.rolePositions = [:]
     }
 
     public func isMember(_ email: String, of role: String) -> Bool {
@@ -93,7 +91,6 @@ public struct ApproversPolicy: Equatable, Sendable {
         let identity = root.choice("identity", ["author", "ssh-signature"]).flatMap { Identity(rawValue: $0.0) } ?? .author
         let forbid = root.bool("forbidSelfApproval") ?? false
         var roles: [String: [String]] = [:]
-        var positions: [String: SourcePosition] = [:]
         if let field = root["roles"] {
             if case .object(let members) = field.kind {
                 for member in members {
@@ -114,7 +111,6 @@ public struct ApproversPolicy: Equatable, Sendable {
                         list.append(text)
                     }
                     roles[member.key] = list
-                    positions[member.key] = member.keyPosition
                 }
             } else {
                 sink.report("\"roles\" must be an object of role → member emails, found \(field.typeName)", at: field)
@@ -123,10 +119,8 @@ public struct ApproversPolicy: Equatable, Sendable {
             sink.report("the approvers policy is missing the required field \"roles\"", at: json)
         }
         guard sink.diagnostics.count == before else { return nil }
-        var policy = ApproversPolicy(protectedBranch: branch?.0 ?? "main", identity: identity,
-                                     forbidSelfApproval: forbid, roles: roles)
-        policy.rolePositions = positions
-        return policy
+        return ApproversPolicy(protectedBranch: branch?.0 ?? "main", identity: identity,
+                               forbidSelfApproval: forbid, roles: roles)
     }
 }
 

@@ -128,6 +128,4 @@ public struct Decision: Equatable, Sendable {
     public var advancedTo: String?
     /// Set when a rollback or a hold should be notified.
     public var notification: String?
-
-    public var hasChanges: Bool { !changes.isEmpty }
 }
