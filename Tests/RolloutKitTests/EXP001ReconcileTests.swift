@@ -92,9 +92,7 @@ import RolloutTestSupport
         let world = try RolloutWorld(metrics: FileMetricsProvider(path: metrics.path))
         try world.seed()
         _ = try await world.run(hours: 0)
-        try world.approve("canary-10", role: "engineering-lead", by: RolloutWorld.erin)
-        try world.approve("canary-10", role: "qa-lead", by: RolloutWorld.quinn)
-        try world.approve("canary-10", role: "sre", by: RolloutWorld.dana)
+        try world.approveCanary10()
         _ = try await world.run(hours: 1)
         #expect(try await world.flagState()["production"]?.coverage == 10)
 
@@ -138,9 +136,7 @@ import RolloutTestSupport
         let world = try RolloutWorld(metrics: FileMetricsProvider(path: metrics.path))
         try world.seed()
         _ = try await world.run(hours: 0)
-        try world.approve("canary-10", role: "engineering-lead", by: RolloutWorld.erin)
-        try world.approve("canary-10", role: "qa-lead", by: RolloutWorld.quinn)
-        try world.approve("canary-10", role: "sre", by: RolloutWorld.dana)
+        try world.approveCanary10()
         _ = try await world.run(hours: 1)
 
         try metrics.set(["error-rate": 0.004, "latency-p95-delta": 0.25, "submission-success": 0.98])

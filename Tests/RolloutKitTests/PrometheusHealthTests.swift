@@ -186,9 +186,7 @@ func withPrometheusWorld<T>(
 func enterCanary10(_ world: RolloutWorld, at hours: Double) async throws {
     var report = try await world.run(hours: 0)
     #expect(report.rollout()?.nextPhase == "staging")
-    try world.approve("canary-10", role: "engineering-lead", by: RolloutWorld.erin)
-    try world.approve("canary-10", role: "qa-lead", by: RolloutWorld.quinn)
-    try world.approve("canary-10", role: "sre", by: RolloutWorld.dana)
+    try world.approveCanary10()
     report = try await world.run(hours: hours)
     let rollout = try #require(report.rollout())
     try #require(rollout.nextPhase == "canary-10", "not in canary-10: \(rollout.blockers.map(\.detail))")
@@ -333,9 +331,7 @@ extension PrometheusHealthGates {
                                               retry: .adapterTest(maxAttempts: 2)) { world in
                     _ = try await world.run(hours: 0)  // staging: no checks before a phase is entered
                     #expect(server.requestCount == 0)
-                    try world.approve("canary-10", role: "engineering-lead", by: RolloutWorld.erin)
-                    try world.approve("canary-10", role: "qa-lead", by: RolloutWorld.quinn)
-                    try world.approve("canary-10", role: "sre", by: RolloutWorld.dana)
+                    try world.approveCanary10()
 
                     let report = try await world.run(hours: 2)
                     let rollout = try #require(report.rollout())
@@ -386,9 +382,7 @@ extension PrometheusHealthGates {
         @Test func healthyTelemetryAdvances() async throws {
             try await withPrometheusWorld(start: PrometheusTimeline.healthy, baseURL: try baseURL) { world in
                 _ = try await world.run(hours: 0)
-                try world.approve("canary-10", role: "engineering-lead", by: RolloutWorld.erin)
-                try world.approve("canary-10", role: "qa-lead", by: RolloutWorld.quinn)
-                try world.approve("canary-10", role: "sre", by: RolloutWorld.dana)
+                try world.approveCanary10()
 
                 let report = try await world.run(hours: 2)
                 let rollout = try #require(report.rollout())
@@ -546,9 +540,7 @@ extension PrometheusHealthGates {
 
             try await withPrometheusWorld(start: PrometheusTimeline.duplicated, baseURL: try baseURL, plan: text) { world in
                 _ = try await world.run(hours: 0)
-                try world.approve("canary-10", role: "engineering-lead", by: RolloutWorld.erin)
-                try world.approve("canary-10", role: "qa-lead", by: RolloutWorld.quinn)
-                try world.approve("canary-10", role: "sre", by: RolloutWorld.dana)
+                try world.approveCanary10()
 
                 let report = try await world.run(hours: 2)
                 let rollout = try #require(report.rollout())
@@ -776,9 +768,7 @@ extension PrometheusHealthGates {
             let retry = RetryPolicy.adapterTest(maxAttempts: 2, requestTimeout: .milliseconds(500))
             try await withPrometheusWorld(start: start, baseURL: fixture.baseURL.absoluteString, retry: retry) { world in
                 _ = try await world.run(hours: 0)
-                try world.approve("canary-10", role: "engineering-lead", by: RolloutWorld.erin)
-                try world.approve("canary-10", role: "qa-lead", by: RolloutWorld.quinn)
-                try world.approve("canary-10", role: "sre", by: RolloutWorld.dana)
+                try world.approveCanary10()
 
                 func expectHeld(_ report: RunReport, _ reason: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
                     let rollout = try #require(report.rollout(), sourceLocation: sourceLocation)
