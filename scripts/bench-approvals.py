@@ -30,7 +30,7 @@ PHASE_ROLES = {"canary-10": ["qa-lead", "sre"], "production": ["product-owner"]}
 def policy() -> bytes:
     roles = ",\n".join(f'    "{r}": [' + ", ".join(f'"{e}"' for e in m) + "]" for r, m in ROLES.items())
     return ('{\n  "apiVersion": "rolloutctl/v1",\n  "protectedBranch": "main",\n  "identity": "ssh-signature",\n'
-            '  "forbidSelfApproval": true,\n  "roles": {\n' + roles + "\n  }\n}\n").encode()
+            '  "forbidSelfApproval": true,\n  "policyApprovals": ["sre"],\n  "roles": {\n' + roles + "\n  }\n}\n").encode()
 
 def allowed_signers() -> bytes:
     lines = []

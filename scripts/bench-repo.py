@@ -16,6 +16,7 @@ APPROVERS = """{
   "protectedBranch": "main",
   "identity": "author",
   "forbidSelfApproval": true,
+  "policyApprovals": ["sre"],
   "roles": {
     "sre": ["dana@example.com"],
     "product-owner": ["pat@example.com"]

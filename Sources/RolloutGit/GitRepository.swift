@@ -45,6 +45,12 @@ public struct ObjectID: Hashable, Sendable, CustomStringConvertible {
         return git_oid_equal(&a, &b) != 0
     }
 
+    /// Byte order of the raw ids.
+    func precedes(_ other: ObjectID) -> Bool {
+        var a = raw, b = other.raw
+        return git_oid_cmp(&a, &b) < 0
+    }
+
     public func hash(into hasher: inout Hasher) {
         withUnsafeBytes(of: raw.id) { hasher.combine(bytes: $0) }
     }
@@ -260,6 +266,16 @@ public final class GitRepository: @unchecked Sendable {
         return files
     }
 
+    /// Lists the files of a tree (recursively, in git's order), their paths prefixed with `prefix`.
+    public func listFiles(tree id: ObjectID, prefix: String) throws(GitError) -> [TreeFile] {
+        var odb: OpaquePointer?
+        try GitError.check(git_repository_odb(&odb, handle), "git_repository_odb")
+        defer { git_odb_free(odb) }
+        var files: [TreeFile] = []
+        try collect(tree: id, prefix: prefix, odb: odb!, into: &files)
+        return files
+    }
+
     private func collect(tree id: ObjectID, prefix: String, odb: OpaquePointer, into files: inout [TreeFile]) throws(GitError) {
         let tree = try lookupTree(id)
         defer { git_tree_free(tree) }
@@ -286,7 +302,8 @@ public final class GitRepository: @unchecked Sendable {
             var type = GIT_OBJECT_BLOB
             var raw = id.raw
             try GitError.check(git_odb_read_header(&size, &type, odb, &raw), "git_odb_read_header(\(path))")
-            return TreeFile(path: path, kind: .blob, objectID: id.description, size: size)
+            return TreeFile(path: path, kind: .blob, objectID: id.description, size: size,
+                            mode: UInt32(git_tree_entry_filemode(entry).rawValue))
         }
     }
 

@@ -38,21 +38,23 @@ public struct ApproveResult: Sendable {
         guard let json = try? JSONParser.parse(planBytes), let plan = Plan.decode(json, sink: sink) else {
             throw Failure(description: "rollouts/\(rollout)/plan.json is invalid; run `rolloutctl validate` first")
         }
-        guard let target = plan.phases.first(where: { $0.name == phase }) else {
+        guard plan.phaseIndex(named: phase) != nil else {
             let names = plan.phases.map(\.name).joined(separator: ", ")
             throw Failure(description: "the plan has no phase \"\(phase)\" (phases: \(names))")
-        }
-        if !target.approvals.contains(role) {
-            let roles = target.approvals.isEmpty ? "none" : target.approvals.joined(separator: ", ")
-            throw Failure(description: "phase \(phase) does not require role \"\(role)\" (it requires: \(roles))")
-        }
-        guard let email = approver ?? repository.configString("user.email"), !email.isEmpty else {
-            throw Failure(description: "no approver: pass --approver EMAIL or set `git config user.email`")
         }
         var policy: ApproversPolicy?
         if let data = FileManager.default.contents(atPath: workdir + ApproversPolicy.path),
            let json = try? JSONParser.parse([UInt8](data)) {
             policy = ApproversPolicy.decode(json, sink: DiagnosticSink(path: ApproversPolicy.path))
+        }
+        let phaseIndex = plan.phaseIndex(named: phase) ?? 0
+        let required = ApprovalRules.requiredRoles(plan: plan, phaseIndex: phaseIndex, policy: policy)
+        if !required.contains(role) {
+            let roles = required.isEmpty ? "none" : required.joined(separator: ", ")
+            throw Failure(description: "phase \(phase) does not require role \"\(role)\" (it requires: \(roles))")
+        }
+        guard let email = approver ?? repository.configString("user.email"), !email.isEmpty else {
+            throw Failure(description: "no approver: pass --approver EMAIL or set `git config user.email`")
         }
         if let policy, !policy.isMember(email, of: role) {
             warnings.append("\(email) is not a member of role \"\(role)\" in \(ApproversPolicy.path); the approval will not count")
@@ -67,9 +69,7 @@ public struct ApproveResult: Sendable {
 
         let record = ApprovalRecord(rollout: rollout, phase: phase, role: role, approver: email, plan: planBlob,
                                     comment: comment)
-        let localPart = email.split(separator: "@").first.map(String.init) ?? email
-        let slug = localPart.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }
-        let relative = "rollouts/\(rollout)/approvals/\(phase)/\(role)-\(String(slug)).json"
+        let relative = "rollouts/\(rollout)/approvals/\(phase)/\(role)-\(slug(email)).json"
         var object: [(String, String)] = [
             ("apiVersion", Names.apiVersion), ("rollout", rollout), ("phase", phase), ("role", role),
             ("approver", email), ("plan", planBlob),
@@ -82,6 +82,12 @@ public struct ApproveResult: Sendable {
         try AtomicFile.write(Data(body.utf8), to: full)
         return ApproveResult(path: relative, planBlob: planBlob, record: record, warnings: warnings,
                              signed: policy?.identity == .sshSignature, protectedBranch: branch)
+    }
+
+    /// The local part of an e-mail address, made safe for a file name.
+    static func slug(_ email: String) -> String {
+        let localPart = email.split(separator: "@").first.map(String.init) ?? email
+        return String(localPart.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" })
     }
 
     public func human(style: Style) -> String {
@@ -97,6 +103,71 @@ public struct ApproveResult: Sendable {
         } else {
             lines.append("  git commit -m \"Approve \(record.rollout) \(record.phase) as \(record.role)\"")
         }
+        lines.append("  git push -u origin HEAD")
+        lines.append("  then open a pull request into \(protectedBranch) and merge it"
+            + (signed ? " with a merge commit (a squash replaces your signature)." : "."))
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// `rolloutctl approve --policy`: writes an approval of the policy change at HEAD, bound to its digest.
+public struct PolicyApproveResult: Sendable {
+    public var path: String
+    public var record: PolicyApprovalRecord
+    public var warnings: [String]
+    public var signed: Bool
+    public var protectedBranch: String
+
+    public static func run(repositoryPath: String, role: String, approver: String?,
+                           comment: String?) throws -> PolicyApproveResult {
+        let repository = try GitRepository(path: repositoryPath)
+        guard let workdir = repository.workdir else {
+            throw ApproveResult.Failure(description: "\(repositoryPath) is a bare repository; run approve in a clone with a work tree")
+        }
+        let head = try repository.head()
+        let headPolicy = try RepositoryReader.snapshot(repository: repository, commit: head).policySet
+        let loaded = try RepositoryReader.load(repository: repository, ref: nil, cacheFile: nil)
+        if loaded.policy.inForce?.digest == headPolicy.digest {
+            throw ApproveResult.Failure(description: "the policy at HEAD (digest \(headPolicy.digest.prefix(12))…) is the "
+                + "policy in force on \(loaded.ref): there is no change to approve; check out the branch that changes policies/")
+        }
+        guard let email = approver ?? repository.configString("user.email"), !email.isEmpty else {
+            throw ApproveResult.Failure(description: "no approver: pass --approver EMAIL or set `git config user.email`")
+        }
+        var warnings: [String] = []
+        let inForce = loaded.policy.inForceSet?.approvers
+        if let inForce {
+            if !inForce.policyApprovals.contains(role) {
+                warnings.append("role \"\(role)\" is not among the policyApprovals in force "
+                    + "(\(inForce.policyApprovals.joined(separator: ", "))); the approval will not count")
+            } else if !inForce.isMember(email, of: role) {
+                warnings.append("\(email) is not a member of role \"\(role)\" in the policy in force; the approval will not count")
+            }
+        }
+        let record = PolicyApprovalRecord(policy: headPolicy.digest, role: role, approver: email, comment: comment)
+        let relative = PolicyApprovalRecord.folder + "\(role)-\(ApproveResult.slug(email))-\(headPolicy.digest.prefix(8)).json"
+        var object: [(String, JSONOutput?)] = [
+            ("apiVersion", .string(Names.apiVersion)), ("policy", .string(record.policy)), ("role", .string(role)),
+            ("approver", .string(email)),
+        ]
+        if let comment { object.append(("comment", .string(comment))) }
+        let full = workdir + relative
+        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent,
+                                                withIntermediateDirectories: true)
+        try AtomicFile.write(Data((JSONOutput.members(object).render() + "\n").utf8), to: full)
+        return PolicyApproveResult(path: relative, record: record, warnings: warnings,
+                                   signed: inForce?.identity == .sshSignature, protectedBranch: loaded.ref)
+    }
+
+    public func human(style: Style) -> String {
+        var lines = warnings.map { style.yellow("warning: ") + $0 }
+        lines.append(style.green("Wrote \(path)") + " (\(record.approver) approves the policy with digest "
+            + "\(record.policy.prefix(12))… as \(record.role)).")
+        lines.append("Check the digest:  git ls-tree -r HEAD -- policies | grep -v $'\\tpolicies/approvals/' | sha256sum")
+        lines.append("Next steps:")
+        lines.append("  git switch -c approve/policy-\(record.policy.prefix(8))-\(record.role)")
+        lines.append("  git add \(path)")
+        lines.append("  git commit \(signed ? "-S " : "")-m \"Approve policy \(record.policy.prefix(8)) as \(record.role)\"")
         lines.append("  git push -u origin HEAD")
         lines.append("  then open a pull request into \(protectedBranch) and merge it"
             + (signed ? " with a merge commit (a squash replaces your signature)." : "."))

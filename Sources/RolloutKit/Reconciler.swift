@@ -37,11 +37,9 @@ public struct RunSettings: Sendable {
         self.concurrency = concurrency
     }
 
-    /// The history scan cache lives beside the state database. Its content is ScanCache's binary
-    /// format, no longer JSON; the name is kept so that an existing JSON cache is rejected and
-    /// overwritten rather than left behind.
+    /// The history walk's cache (HistoryCache's binary format) lives beside the state database.
     var scanCachePath: String {
-        URL(fileURLWithPath: statePath).deletingLastPathComponent().appendingPathComponent("scan-cache.json").path
+        URL(fileURLWithPath: statePath).deletingLastPathComponent().appendingPathComponent("history-walk.cache").path
     }
 }
 
@@ -110,6 +108,8 @@ public struct RunReport: Sendable {
     public var rollouts: [RolloutReport]
     /// Problems in `policies/` (they affect every rollout that needs approvals).
     public var policyErrors: [RolloutError]
+    /// The policy in force and the proposal waiting for approvals (SPEC §4.3).
+    public var policy: PolicyState?
 
     public var changeCount: Int { rollouts.filter { !$0.changes.isEmpty }.count }
     public var errorCount: Int { rollouts.filter { !$0.errors.isEmpty }.count + (policyErrors.isEmpty ? 0 : 1) }
@@ -159,7 +159,8 @@ public struct Reconciler: Sendable {
                 let approvals = loaded.approvals[rollout.name] ?? []
                 let record = storedByName[rollout.name]?.record
                 group.addTask {
-                    (index, await reconcile(rollout: rollout, approvals: approvals, record: record, state: state,
+                    (index, await reconcile(rollout: rollout, approvals: approvals,
+                                            policy: loaded.policy.inForceSet?.approvers, record: record, state: state,
                                             revision: loaded.revision))
                 }
                 next += 1
@@ -183,7 +184,7 @@ public struct Reconciler: Sendable {
                     + "its flag is left as it is (rolloutctl never prunes)")]))
         }
         return RunReport(ref: loaded.ref, revision: loaded.revision, now: settings.now, mode: settings.mode,
-                         rollouts: reports, policyErrors: policyErrors)
+                         rollouts: reports, policyErrors: policyErrors, policy: loaded.policy)
     }
 
     private func protectedBranch(_ repository: GitRepository) -> String? {
@@ -193,8 +194,8 @@ public struct Reconciler: Sendable {
 
     // MARK: One rollout
 
-    func reconcile(rollout: RolloutFiles, approvals: [ApprovalStatus], record: RolloutRecord?, state: StateStore?,
-                   revision: String) async -> RolloutReport {
+    func reconcile(rollout: RolloutFiles, approvals: [ApprovalStatus], policy: ApproversPolicy?,
+                   record: RolloutRecord?, state: StateStore?, revision: String) async -> RolloutReport {
         var report = RolloutReport(name: rollout.name, flag: rollout.plan?.flag, planBlob: rollout.planBlob,
                                    status: .invalid, currentPhase: record?.phase, nextPhase: nil, approvals: approvals)
         report.errors = rollout.allDiagnostics.map(RolloutError.init)
@@ -229,7 +230,9 @@ public struct Reconciler: Sendable {
                                         since: enteredAt ?? settings.now)
             }
             let decision = PhaseMachine.decide(PhaseMachine.Input(
-                plan: plan, planBlob: planBlob, approvals: approvals, record: record, actual: flag.environments,
+                plan: plan, planBlob: planBlob, approvals: approvals,
+                missingRoles: ApprovalRules.missingRoles(plan: plan, policy: policy, statuses: approvals),
+                record: record, actual: flag.environments,
                 health: health, now: settings.now))
             report.status = decision.status
             report.currentPhase = decision.currentPhase

@@ -10,8 +10,10 @@ public struct LoadedRepository: Sendable {
     /// The commit id the ref resolved to.
     public var revision: String
     public var snapshot: RepositorySnapshot
-    /// Approval statuses by rollout name.
+    /// Approval statuses by rollout name, judged under the policy in force.
     public var approvals: [String: [ApprovalStatus]]
+    /// The policy in force and the proposal waiting for approvals (SPEC §4.3).
+    public var policy: PolicyState
     public var scanStatistics: ScanStatistics
     /// Where the load's time went.
     public var timings = LoadTimings()
@@ -23,7 +25,7 @@ public struct LoadTimings: Sendable {
     public var snapshot: Duration = .zero
     /// Reading the history scan cache file.
     public var cacheRead: Duration = .zero
-    /// The history walk and reading the facts (author, signature) of the commits found.
+    /// The history walk (first-parent line, merged sides, policy) and the commits' facts.
     public var historyScan: Duration = .zero
     /// Rewriting the cache file (when the scan changed it).
     public var cacheWrite: Duration = .zero
@@ -79,8 +81,11 @@ public enum RepositoryReader {
         }
     }
 
-    /// Reads everything and evaluates approvals, scanning history incrementally with a cache file.
-    public static func load(repository: GitRepository, ref: String?, cacheFile: String?) throws(GitError) -> LoadedRepository {
+    /// Reads everything and evaluates approvals under the policy in force, walking history
+    /// incrementally from a cache file.
+    /// - Parameter policyRoot: the root of trust `init --policy-root` recorded, when there is one.
+    public static func load(repository: GitRepository, ref: String?, cacheFile: String?,
+                            policyRoot: String? = nil) throws(GitError) -> LoadedRepository {
         let clock = ContinuousClock()
         var timings = LoadTimings()
         var start = clock.now
@@ -90,7 +95,7 @@ public enum RepositoryReader {
             return now - start
         }
         let (refName, commit) = try resolve(repository: repository, ref: ref)
-        let snapshot = try snapshot(repository: repository, commit: commit)
+        var snapshot = try snapshot(repository: repository, commit: commit)
 
         var tracked: [String: String] = [:]
         for rollout in snapshot.rollouts {
@@ -98,33 +103,60 @@ public enum RepositoryReader {
             for approval in rollout.approvals { tracked[approval.path] = approval.blobID }
         }
         timings.snapshot = lap()
-        let cache = cacheFile.flatMap { ScanCache.read(path: $0, repository: repository.path) }
+        let cache = cacheFile.flatMap { HistoryCache.read(path: $0, repository: repository.path) }
         timings.cacheRead = lap()
-        let (scan, statistics) = try HistoryScanner(repository: repository).scan(tip: commit, tracked: tracked, cache: cache)
+        var rootID: ObjectID?
+        if let policyRoot {
+            guard let id = ObjectID(hex: policyRoot) else {
+                throw GitError(.other, "the recorded policy root \(policyRoot) is not a commit id")
+            }
+            rootID = id
+        }
+        let walker = try HistoryWalker(repository: repository, cache: cache, policyRoot: rootID)
+        let index = try walker.walk(to: commit, tracked: tracked)
+        if let policyRoot, index.policy.root == nil {
+            throw GitError(.other, "the policy root \(policyRoot.prefix(12)) recorded by `rolloutctl init` is not on the "
+                + "first-parent line of \(refName); the history was rewritten, or the state belongs elsewhere")
+        }
         timings.historyScan = lap()
-        if let cacheFile, !statistics.usedCache || cache?.tip != scan.tip {
-            ScanCache.write(scan, path: cacheFile, repository: repository.path)
+        if let cacheFile, cache?.tipID != index.tip || !walker.statistics.usedCache {
+            HistoryCache.write(walker.savedState, path: cacheFile, repository: repository.path)
         }
         timings.cacheWrite = lap()
 
+        let authority = index.policy.authority
         var approvals: [String: [ApprovalStatus]] = [:]
-        for rollout in snapshot.rollouts {
-            func evidence(for path: String) -> ApprovalEvidence? {
-                guard let entry = scan.entries[path], let facts = scan.commits[entry.commit] else { return nil }
-                return ApprovalEvidence(
-                    commit: entry.commit, viaMerge: entry.viaMerge, authorEmail: facts.authorEmail,
-                    committerEmail: facts.committerEmail,
-                    committerTime: Date(timeIntervalSince1970: TimeInterval(facts.committerTime)),
-                    signature: facts.signature, signedData: facts.signedData.map { [UInt8]($0) })
-            }
-            var byPath: [String: ApprovalEvidence] = [:]
-            for file in rollout.approvals { byPath[file.path] = evidence(for: file.path) }
+        for position in snapshot.rollouts.indices {
+            PolicyInForce.applyHealthSets(index.policy, to: &snapshot.rollouts[position])
+            let rollout = snapshot.rollouts[position]
+            var evidence: [String: ApprovalEvidence] = [:]
+            for file in rollout.approvals { evidence[file.path] = index.evidence[file.path] }
             approvals[rollout.name] = ApprovalRules.evaluate(
-                rollout: rollout, policy: snapshot.policy, signers: snapshot.allowedSigners,
-                evidence: byPath, planChange: evidence(for: rollout.planPath))
+                rollout: rollout, authority: authority, evidence: evidence,
+                planHistory: index.planHistories[rollout.planPath])
         }
         timings.evaluate = lap()
         return LoadedRepository(ref: refName, revision: commit.description, snapshot: snapshot,
-                                approvals: approvals, scanStatistics: statistics, timings: timings)
+                                approvals: approvals, policy: index.policy, scanStatistics: walker.statistics,
+                                timings: timings)
+    }
+}
+
+/// What the policy in force changes in a tip's rollouts (SPEC §4.3: health sets are policy).
+enum PolicyInForce {
+    /// A plan's `health.use` takes its checks from the health set of the policy in force, not the
+    /// tip's; a set the policy in force does not have makes the rollout invalid until it is approved.
+    static func applyHealthSets(_ policy: PolicyState, to rollout: inout RolloutFiles) {
+        guard let plan = rollout.plan, let use = plan.health.use else { return }
+        guard let set = policy.inForceSet?.healthSets[use] else {
+            let position = plan.health.usePosition ?? plan.namePosition
+            rollout.diagnostics.append(Diagnostic(
+                path: rollout.planPath, line: position.line, column: position.column,
+                message: "health set \"\(use)\" is not in the policy in force"
+                    + (policy.pending.map { " (policies at \($0.point.commit.prefix(7)) are not approved yet)" } ?? "")))
+            rollout.plan = nil
+            return
+        }
+        rollout.checks = plan.health.checks + set.checks
     }
 }

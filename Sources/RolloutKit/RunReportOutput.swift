@@ -12,6 +12,7 @@ extension RunReport {
             ("now", .string(RFC3339.format(now))),
             ("rollouts", .array(rollouts.map(\.json))),
             ("errors", .array(policyErrors.map(\.json))),
+            ("policy", policy.map(\.json) ?? .null),
             ("summary", .object([("change", .int(changeCount)), ("blocked", .int(blockedCount)),
                                  ("unchanged", .int(unchangedCount)), ("error", .int(errorCount))])),
         ]).render()
@@ -31,6 +32,7 @@ extension RunReport {
         for error in policyErrors {
             lines.append(style.red("error: ") + error.description)
         }
+        if let policy { lines += policy.humanLines(style: style) }
         for rollout in rollouts {
             lines.append("")
             lines += rollout.humanLines(style: style, mode: mode)
@@ -183,7 +185,7 @@ extension Blocker {
 extension ApprovalStatus {
     var json: JSONOutput {
         .members([
-            ("phase", .string(phase)),
+            ("phase", .string(phase.isEmpty ? nil : phase)),
             ("role", .string(role)),
             ("approver", .string(approver)),
             ("commit", commit.map { .string($0) } ?? .null),

@@ -9,22 +9,38 @@ public struct ValidateReport: Sendable {
     public var diagnostics: [Diagnostic]
     public var rolloutCount: Int
     public var approvalCount: Int
+    /// The digest of the tip's policy, to check by hand with the `git ls-tree … | sha256sum` line of SPEC §4.3.
+    public var policyDigest: String
+    /// The policy in force and the proposal waiting for approvals.
+    public var policy: PolicyState
+    /// Problems that do not make the repository invalid (a policy that can never be amended).
+    public var warnings: [Diagnostic]
 
     public var isValid: Bool { diagnostics.isEmpty }
 
-    public static func run(repositoryPath: String, ref: String?) throws(GitError) -> ValidateReport {
+    public static func run(repositoryPath: String, ref: String?, now: Date = Date()) throws(GitError) -> ValidateReport {
         let repository = try GitRepository(path: repositoryPath)
-        let (refName, commit) = try RepositoryReader.resolve(repository: repository, ref: ref)
-        let snapshot = try RepositoryReader.snapshot(repository: repository, commit: commit)
-        return ValidateReport(ref: refName, revision: commit.description, diagnostics: snapshot.allDiagnostics,
+        let loaded = try RepositoryReader.load(repository: repository, ref: ref, cacheFile: nil)
+        let snapshot = loaded.snapshot
+        var warnings = PolicyWarnings.unamendable(snapshot.policySet, at: now)
+        if let inForce = loaded.policy.inForceSet, inForce.digest != snapshot.policySet.digest {
+            warnings += PolicyWarnings.unamendable(inForce, at: now).map {
+                Diagnostic(path: $0.path, line: $0.line, column: $0.column, message: "(the policy in force) " + $0.message)
+            }
+        }
+        return ValidateReport(ref: loaded.ref, revision: loaded.revision, diagnostics: snapshot.allDiagnostics,
                               rolloutCount: snapshot.rollouts.count,
-                              approvalCount: snapshot.rollouts.reduce(0) { $0 + $1.approvals.count })
+                              approvalCount: snapshot.rollouts.reduce(0) { $0 + $1.approvals.count },
+                              policyDigest: snapshot.policySet.digest, policy: loaded.policy, warnings: warnings)
     }
 
     public func human(style: Style) -> String {
         var lines = diagnostics.map { diagnostic in
             "\(style.bold("\(diagnostic.path):\(diagnostic.line):\(diagnostic.column):")) \(style.red("error:")) \(diagnostic.message)"
         }
+        lines += warnings.map { "\(style.bold("\($0.path):\($0.line):\($0.column):")) \(style.yellow("warning:")) \($0.message)" }
+        lines.append("Policy digest at \(ref): \(policyDigest)")
+        lines += policy.humanLines(style: style)
         let at = "\(ref) @ \(revision.prefix(12))"
         let counted = "\(rolloutCount) rollout\(rolloutCount == 1 ? "" : "s"), \(approvalCount) approval file\(approvalCount == 1 ? "" : "s")"
         if isValid {
@@ -44,6 +60,9 @@ public struct ValidateReport: Sendable {
             ("revision", .string(revision)),
             ("valid", .bool(isValid)),
             ("errors", .array(diagnostics.map(\.json))),
+            ("warnings", .array(warnings.map(\.json))),
+            ("policyDigest", .string(policyDigest)),
+            ("policy", policy.json),
             ("summary", .object([("rollouts", .int(rolloutCount)), ("approvals", .int(approvalCount)),
                                  ("errors", .int(diagnostics.count))])),
         ]).render()

@@ -29,19 +29,24 @@ public enum RolloutFixtures {
     /// EXP-001's policy with author identity (signature tests build their own).
     public static let exp001AuthorPolicy = policy(identity: "author", roles: exp001Roles)
 
-    /// `policies/approvers.json`.
+    /// `policies/approvers.json`. `policyApprovals` defaults to `sre` (or the first role when there is none);
+    /// `environments` maps an environment to its floor of roles (SPEC §4.2).
     public static func policy(identity: String = "ssh-signature", forbidSelfApproval: Bool = true,
-                              protectedBranch: String = "main", roles: [String: [String]] = defaultRoles) -> String {
-        let roleLines = roles.keys.sorted().map { role in
-            "    \"\(role)\": [" + roles[role]!.map { "\"\($0)\"" }.joined(separator: ", ") + "]"
-        }
+                              protectedBranch: String = "main", roles: [String: [String]] = defaultRoles,
+                              policyApprovals: [String]? = nil, environments: [String: [String]] = [:]) -> String {
+        func list(_ items: [String]) -> String { "[" + items.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
+        let roleLines = roles.keys.sorted().map { role in "    \"\(role)\": " + list(roles[role] ?? []) }
+        let approvers = policyApprovals ?? (roles["sre"] != nil ? ["sre"] : Array(roles.keys.sorted().prefix(1)))
+        let floors = environments.keys.sorted().map { "    \"\($0)\": { \"approvals\": \(list(environments[$0] ?? [])) }" }
+        let environmentsField = floors.isEmpty ? "" : "  \"environments\": {\n\(floors.joined(separator: ",\n"))\n  },\n"
         return """
         {
           "apiVersion": "rolloutctl/v1",
           "protectedBranch": "\(protectedBranch)",
           "identity": "\(identity)",
           "forbidSelfApproval": \(forbidSelfApproval),
-          "roles": {
+          "policyApprovals": \(list(approvers)),
+        \(environmentsField)  "roles": {
         \(roleLines.joined(separator: ",\n"))
           }
         }

@@ -66,13 +66,17 @@ struct Validate: ParsableCommand {
 
 struct Approve: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write an approval file for one phase into the work tree, bound to the current plan.")
+        abstract: "Write an approval file for one phase into the work tree, bound to the current plan.",
+        discussion: "With --policy, approve the policy change at HEAD instead (bound to its digest).")
 
     @Argument(help: "The rollout (its folder name under rollouts/).")
-    var rollout: String
+    var rollout: String?
 
     @Argument(help: "The phase to approve.")
-    var phase: String
+    var phase: String?
+
+    @Flag(name: .long, help: "Approve the change of policies/ at HEAD (SPEC §4.3) instead of a rollout phase.")
+    var policy = false
 
     @Option(name: .long, help: "The role you approve as.")
     var role: String
@@ -89,11 +93,27 @@ struct Approve: ParsableCommand {
     @Flag(name: .long, help: "No colour (NO_COLOR is honoured too).")
     var noColor = false
 
+    func validate() throws {
+        if policy, rollout != nil || phase != nil {
+            throw ValidationError("approve --policy takes no ROLLOUT or PHASE: it approves the policy change at HEAD")
+        }
+        if !policy, rollout == nil || phase == nil {
+            throw ValidationError("approve needs ROLLOUT and PHASE (or --policy to approve a policy change)")
+        }
+    }
+
     func run() throws {
         do {
-            let result = try ApproveResult.run(repositoryPath: repo, rollout: rollout, phase: phase, role: role,
-                                               approver: approver, comment: comment)
-            print(result.human(style: .forStandardOutput(noColor: noColor)))
+            let style = Style.forStandardOutput(noColor: noColor)
+            if policy {
+                let result = try PolicyApproveResult.run(repositoryPath: repo, role: role, approver: approver,
+                                                         comment: comment)
+                print(result.human(style: style))
+                return
+            }
+            let result = try ApproveResult.run(repositoryPath: repo, rollout: rollout ?? "", phase: phase ?? "",
+                                               role: role, approver: approver, comment: comment)
+            print(result.human(style: style))
         } catch {
             printError("rolloutctl: \(error)")
             throw ExitCode(1)

@@ -223,9 +223,46 @@ func planErrors(_ plan: String, extra: [String: String] = [:]) -> [String] {
         """
         let errors = loadSnapshot(["policies/approvers.json": policy]).allDiagnostics.map(\.description)
         #expect(errors == [
+            "policies/approvers.json:1:1: the approvers policy is missing the required field \"policyApprovals\": the roles "
+                + "that must approve a change of policies/ (SPEC §4.3), for example [\"engineering-lead\", \"sre\"]",
             "policies/approvers.json:3:15: \"identity\" must be one of \"author\", \"ssh-signature\", found \"password\"",
             "policies/approvers.json:4:21: role \"sre\" must list member emails in an array, found a string",
         ])
+    }
+
+    @Test func policyApprovalsAndFloorsNameDefinedRoles() {
+        let policy = """
+        {
+          "apiVersion": "rolloutctl/v1",
+          "policyApprovals": ["sre", "cto"],
+          "environments": { "production": { "approvals": ["nobody"] }, "staging": { "aprovals": [] } },
+          "roles": { "sre": ["dana@example.com"] }
+        }
+        """
+        let errors = loadSnapshot(["policies/approvers.json": policy]).allDiagnostics.map(\.description)
+        #expect(errors == [
+            "policies/approvers.json:3:30: policyApprovals names role \"cto\", which \"roles\" does not define",
+            "policies/approvers.json:4:51: environments.production.approvals names role \"nobody\", which \"roles\" does not define",
+            "policies/approvers.json:4:77: unknown field \"aprovals\" in environment \"staging\"; did you mean \"approvals\"?",
+            "policies/approvers.json:4:75: environment \"staging\" is missing the required field \"approvals\"",
+        ].sorted { Diagnostic.parse($0) < Diagnostic.parse($1) })
+    }
+
+    @Test func policyDigestIsTheSha256OfGitLsTreeLines() throws {
+        let files = [
+            TreeFile(path: "policies/allowed_signers", kind: .blob, objectID: String(repeating: "a", count: 40), size: 1),
+            TreeFile(path: "policies/approvals/x.json", kind: .blob, objectID: String(repeating: "b", count: 40), size: 1),
+            TreeFile(path: "policies/approvers.json", kind: .blob, objectID: String(repeating: "c", count: 40), size: 1,
+                     mode: 0o100755),
+            TreeFile(path: "policies/h\u{e9}\"t.json", kind: .symlink, objectID: String(repeating: "d", count: 40), size: 1),
+        ]
+        // printf '100644 blob aaa…\tpolicies/allowed_signers\n100755 blob ccc…\tpolicies/approvers.json\n'
+        // '120000 blob ddd…\t"policies/h\303\251\"t.json"\n' | sha256sum
+        let lines = "100644 blob \(String(repeating: "a", count: 40))\tpolicies/allowed_signers\n"
+            + "100755 blob \(String(repeating: "c", count: 40))\tpolicies/approvers.json\n"
+            + "120000 blob \(String(repeating: "d", count: 40))\t\"policies/h\\303\\251\\\"t.json\"\n"
+        let expected = try runProgram("sha256sum", [], input: lines).split(separator: " ")[0]
+        #expect(PolicyDigest.compute(files) == String(expected))
     }
 
     @Test func durations() {

@@ -18,6 +18,8 @@ enum Keys {
     static let danaExpired = try! SSHTestKey(comment: "dana-old")
     /// The hosting service's own key (not in allowed_signers).
     static let service = try! SSHTestKey(comment: "service")
+    /// Robin writes plans (in signature mode every plan change must be signed by a listed key).
+    static let robin = try! SSHTestKey(comment: "robin")
 
     static var allowedSigners: String {
         [
@@ -26,6 +28,7 @@ enum Keys {
             quinn.allowedSignersLine("quinn@example.com"),
             erin.allowedSignersLine("erin@example.com"),
             pat.allowedSignersLine("pat@example.com"),
+            robin.allowedSignersLine("robin@example.com"),
             danaExpired.allowedSignersLine("dana@example.com", options: "valid-before=\"20250101Z\""),
         ].joined(separator: "\n") + "\n"
     }
@@ -42,14 +45,18 @@ struct ApprovalRepo {
 
     init(identity: String = "ssh-signature", forbidSelfApproval: Bool = true,
          roles: [String: [String]] = F.defaultRoles, canaryApprovals: [String] = ["engineering-lead", "qa-lead", "sre"],
-         planAuthor: Person = F.robin) throws {
+         planAuthor: Person = F.robin, planKey: SSHTestKey? = Keys.robin) throws {
         fixture = try GitFixture()
         try fixture.commitFiles([
             "policies/approvers.json": F.policy(identity: identity, forbidSelfApproval: forbidSelfApproval, roles: roles),
             "policies/allowed_signers": Keys.allowedSigners,
         ], "Policies")
-        try fixture.commitFiles([Self.planPath: F.plan(name: Self.rollout, canaryApprovals: canaryApprovals)],
-                                "Add exp-001", author: planAuthor)
+        let plan = [Self.planPath: F.plan(name: Self.rollout, canaryApprovals: canaryApprovals)]
+        if let planKey {
+            try fixture.signedCommitFiles(plan, "Add exp-001", key: planKey, author: planAuthor)
+        } else {
+            try fixture.commitFiles(plan, "Add exp-001", author: planAuthor)
+        }
     }
 
     var path: String { fixture.path }
@@ -177,7 +184,7 @@ struct ApprovalRepo {
 
         let plan = try #require(try repo.load().snapshot.rollout(named: ApprovalRepo.rollout)?.plan)
         for phase in plan.phases {
-            #expect(ApprovalRules.missingRoles(of: phase, statuses: statuses).isEmpty, "\(phase.name)")
+            #expect(ApprovalRules.missingRoles(plan: plan, policy: nil, statuses: statuses)[plan.phaseIndex(named: phase.name) ?? 0].isEmpty, "\(phase.name)")
         }
     }
 
@@ -278,7 +285,7 @@ struct ApprovalRepo {
         try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: F.dana, key: Keys.dana)
         try repo.approveViaPullRequest(phase: "canary-10", role: "qa-lead", person: F.quinn, key: Keys.quinn)
         expectNotCounted(try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
-                         "self-approval", "dana@example.com authored the last change to plan.json")
+                         "self-approval", "dana@example.com authored", "which changed plan.json")
         #expect(try repo.status(repo.approvalPath(phase: "canary-10", role: "qa-lead", person: F.quinn)).counted)
 
         // Without forbidSelfApproval the same approval counts.
@@ -295,7 +302,7 @@ struct ApprovalRepo {
             "Edit the plan", key: Keys.dana, author: F.robin)
         try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: F.dana, key: Keys.dana)
         expectNotCounted(try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
-                         "self-approval", "dana@example.com signed the last change to plan.json")
+                         "self-approval", "dana@example.com signed", "which changed plan.json")
         // Quinn, who neither wrote nor signed it, still counts.
         try repo.approveViaPullRequest(phase: "canary-10", role: "qa-lead", person: F.quinn, key: Keys.quinn)
         #expect(try repo.status(repo.approvalPath(phase: "canary-10", role: "qa-lead", person: F.quinn)).counted)
@@ -322,13 +329,13 @@ struct ApprovalRepo {
         #expect(statuses.filter(\.counted).count == 1)
         expectNotCounted(try #require(statuses.first { !$0.counted }), "a role listed twice needs two different approvers")
         let plan = try #require(try repo.load().snapshot.rollout(named: ApprovalRepo.rollout)?.plan)
-        #expect(ApprovalRules.missingRoles(of: plan.phases[1], statuses: statuses) == ["sre"])
+        #expect(ApprovalRules.missingRoles(plan: plan, policy: nil, statuses: statuses)[1] == ["sre"])
 
         try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: F.sam, key: Keys.sam)
         statuses = try repo.statuses()
         #expect(statuses.filter(\.counted).count == 2)
         #expect(Set(statuses.filter(\.counted).compactMap(\.approver)) == ["dana@example.com", "sam@example.com"])
-        #expect(ApprovalRules.missingRoles(of: plan.phases[1], statuses: statuses).isEmpty)
+        #expect(ApprovalRules.missingRoles(plan: plan, policy: nil, statuses: statuses)[1].isEmpty)
     }
 
     @Test func nonMember() throws {
@@ -542,7 +549,7 @@ struct ApprovalRepo {
         #expect(first.approvals == (try repo.load()).approvals)
         let rebuilt = try Data(contentsOf: URL(fileURLWithPath: cache))
         #expect(rebuilt != garbage)
-        #expect(rebuilt.prefix(8) == Data("rctlscan".utf8))
+        #expect(rebuilt.prefix(8) == Data("rctlwalk".utf8))
         let second = try repo.load(cacheFile: cache)
         #expect(second.scanStatistics.commitsWalked == 0)
         #expect(second.approvals == first.approvals)

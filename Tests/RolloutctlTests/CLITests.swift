@@ -138,13 +138,20 @@ final class LockedData: @unchecked Sendable {
 
     // MARK: validate
 
+    /// The policy digest as SPEC §4.3 tells a person to compute it.
+    func policyDigest(_ fixture: GitFixture) throws -> String {
+        let lines = try fixture.git("ls-tree", "-r", "HEAD", "--", "policies").split(separator: "\n")
+            .filter { !$0.contains("\tpolicies/approvals/") }
+        return String(try runProgram("sha256sum", [], input: lines.map { $0 + "\n" }.joined()).prefix(64))
+    }
+
     @Test func validateReportsAllTenErrorsAtTheirPositions() throws {
         let fixture = try Self.brokenRepository()
         let result = try CLI.run(["validate", "--repo", fixture.path])
         #expect(result.status == 1)
         let lines = result.stdout.split(separator: "\n").map(String.init)
-        #expect(lines.count == 11, "\(result.stdout)")
-        let errors = Array(lines.dropLast())
+        #expect(lines.count == 12, "\(result.stdout)")
+        let errors = Array(lines.dropLast(2))
         #expect(errors.count == 10)
         for (line, expected) in zip(errors, Self.expectedErrors) {
             // `path:line:column: error: message`
@@ -152,6 +159,8 @@ final class LockedData: @unchecked Sendable {
             #expect(line == "\(parts[0]): error: \(parts[1])")
         }
         let head = try fixture.head()
+        let digest = try policyDigest(fixture)
+        #expect(lines[10] == "Policy digest at main: \(digest)")
         #expect(lines.last == "Invalid: 10 errors in 10 files (10 rollouts, 2 approval files; main @ \(head.prefix(12))).")
         #expect(result.stderr.isEmpty, "\(result.stderr)")
         #expect(!result.stdout.contains("\u{1B}["), "no colour when not a terminal")
@@ -162,7 +171,7 @@ final class LockedData: @unchecked Sendable {
         let result = try CLI.run(["validate", "--json", "--repo", fixture.path])
         #expect(result.status == 1)
         let document = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
-        #expect(Set(document.keys) == ["formatVersion", "ref", "revision", "valid", "errors", "summary"])
+        #expect(Set(document.keys) == ["formatVersion", "ref", "revision", "valid", "errors", "warnings", "policyDigest", "policy", "summary"])
         #expect(document["formatVersion"] as? String == "1.0")
         #expect(document["ref"] as? String == "main")
         #expect(document["revision"] as? String == (try fixture.head()))
@@ -192,7 +201,8 @@ final class LockedData: @unchecked Sendable {
             "Approve", author: F.dana)
         let result = try CLI.run(["validate", "--repo", fixture.path])
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
-        #expect(result.stdout == "Valid: 1 rollout, 1 approval file, policies checked (main @ \(try fixture.head().prefix(12))).\n")
+        #expect(result.stdout == "Policy digest at main: \(try policyDigest(fixture))\n"
+            + "Valid: 1 rollout, 1 approval file, policies checked (main @ \(try fixture.head().prefix(12))).\n")
         // From inside the repository, with --ref, and as JSON.
         let json = try CLI.run(["validate", "--json", "--ref", "HEAD~1"], in: fixture.path)
         #expect(json.status == 0)
@@ -232,12 +242,15 @@ final class LockedData: @unchecked Sendable {
 
     @Test func approveWritesACorrectFileThatCountsOnceMerged() throws {
         let key = try SSHTestKey(comment: "dana")
+        let robin = try SSHTestKey(comment: "robin")
         let fixture = try GitFixture()
-        try fixture.commitFiles([
+        // In signature mode plan changes are signed too (an unsigned one hides its maker).
+        try fixture.signedCommitFiles([
             "policies/approvers.json": F.policy(identity: "ssh-signature"),
-            "policies/allowed_signers": key.allowedSignersLine("dana@example.com") + "\n",
+            "policies/allowed_signers": key.allowedSignersLine("dana@example.com") + "\n"
+                + robin.allowedSignersLine("robin@example.com") + "\n",
             "rollouts/exp-001/plan.json": F.plan(name: "exp-001"),
-        ], "Plan")
+        ], "Plan", key: robin, author: F.robin)
         try fixture.git("config", "user.email", "dana@example.com")
 
         let result = try CLI.run(["approve", "exp-001", "canary-10", "--role", "sre", "--comment", "dashboards ready"],

@@ -1,211 +1,333 @@
 import Foundation
 
-/// What the git history says about the commit that introduced an approval file (SPEC §4.3).
-public struct ApprovalEvidence: Equatable, Sendable {
-    /// The approval commit (for a merge, the commit on the merged side).
-    public var commit: String
-    /// True when the approval reached the protected branch through a merge commit.
-    public var viaMerge: Bool
-    public var authorEmail: String
-    public var committerEmail: String
-    public var committerTime: Date
-    /// The armored SSH signature and the bytes it covers, when the commit is signed.
-    public var signature: String?
-    public var signedData: [UInt8]?
-
-    public init(commit: String, viaMerge: Bool, authorEmail: String, committerEmail: String, committerTime: Date,
-                signature: String? = nil, signedData: [UInt8]? = nil) {
-        self.commit = commit
-        self.viaMerge = viaMerge
-        self.authorEmail = authorEmail
-        self.committerEmail = committerEmail
-        self.committerTime = committerTime
-        self.signature = signature
-        self.signedData = signedData
-    }
-}
-
-/// One approval file and whether it counts, with the reason when it does not.
+/// One approval file (of a rollout phase, or of a policy change) and whether it counts, with the
+/// reason when it does not.
 public struct ApprovalStatus: Equatable, Sendable {
     public var path: String
+    /// The phase approved; empty for a policy approval.
     public var phase: String
     public var role: String?
     public var approver: String?
+    /// The approval commit (rule 4), when it was found.
     public var commit: String?
     public var counted: Bool
     public var reason: String?
+    /// In signature mode, the fingerprint of the key that signed the approval commit.
+    public var key: String?
+
+    public init(path: String, phase: String, role: String?, approver: String?, commit: String?, counted: Bool,
+                reason: String?, key: String? = nil) {
+        self.path = path
+        self.phase = phase
+        self.role = role
+        self.approver = approver
+        self.commit = commit
+        self.counted = counted
+        self.reason = reason
+        self.key = key
+    }
 }
 
-/// The rules of SPEC §4: which approval files count for which phase.
+/// The policy an approval is judged under: the policy in force (SPEC §4.3), not always the tip's.
+public struct ApprovalAuthority: Sendable {
+    public var policy: ApproversPolicy?
+    public var signers: AllowedSigners?
+
+    public init(policy: ApproversPolicy?, signers: AllowedSigners?) {
+        self.policy = policy
+        self.signers = signers
+    }
+}
+
+/// The rules of SPEC §4.1 and §4.2: which approval files count for which phase.
 public enum ApprovalRules {
     /// Evaluates every approval file of a rollout.
     /// - Parameters:
-    ///   - evidence: the approval commit of each approval file, by path (nil: not found in history).
-    ///   - planChange: the commit that last changed plan.json (for `forbidSelfApproval`).
+    ///   - authority: the policy in force.
+    ///   - evidence: how each approval file reached the protected branch, by path.
+    ///   - planHistory: where plan.json took its current content, and every commit that changed it.
     public static func evaluate(
-        rollout: RolloutFiles, policy: ApproversPolicy?, signers: AllowedSigners?,
-        evidence: [String: ApprovalEvidence], planChange: ApprovalEvidence?
+        rollout: RolloutFiles, authority: ApprovalAuthority, evidence: [String: ApprovalEvidence],
+        planHistory: ContentHistory?
     ) -> [ApprovalStatus] {
         guard let plan = rollout.plan else {
             return rollout.approvals.map {
                 ApprovalStatus(path: $0.path, phase: $0.pathPhase, role: $0.record?.role, approver: $0.record?.approver,
-                               commit: evidence[$0.path]?.commit, counted: false, reason: "the plan is invalid")
+                               commit: evidence[$0.path]?.approvalCommit?.id, counted: false,
+                               reason: "the plan is invalid")
             }
+        }
+        let unverifiedMaker = authority.policy.flatMap {
+            unverifiedMakerReason(planHistory?.makers ?? [], $0, authority, change: "plan change")
         }
         var statuses: [ApprovalStatus] = []
         for file in rollout.approvals {
             var status = ApprovalStatus(path: file.path, phase: file.pathPhase, role: file.record?.role,
-                                        approver: file.record?.approver, commit: evidence[file.path]?.commit,
-                                        counted: false, reason: nil)
-            status.reason = firstFailure(file: file, plan: plan, planBlob: rollout.planBlob, policy: policy,
-                                         signers: signers, evidence: evidence[file.path], planChange: planChange)
+                                        approver: file.record?.approver,
+                                        commit: evidence[file.path]?.approvalCommit?.id, counted: false, reason: nil)
+            (status.reason, status.key) = firstFailure(
+                file: file, plan: plan, planBlob: rollout.planBlob, authority: authority,
+                evidence: evidence[file.path], planHistory: planHistory, unverifiedMaker: unverifiedMaker)
             status.counted = status.reason == nil
             statuses.append(status)
         }
-        assignRoles(plan: plan, statuses: &statuses)
+        for (index, phase) in plan.phases.enumerated() {
+            assignRoles(slots: requiredRoles(plan: plan, phaseIndex: index, policy: authority.policy),
+                        what: "phase \"\(phase.name)\"", statuses: &statuses) { $0.phase == phase.name }
+        }
         let order = Dictionary(uniqueKeysWithValues: plan.phases.enumerated().map { ($0.element.name, $0.offset) })
         return statuses.sorted { (order[$0.phase] ?? .max, $0.path) < (order[$1.phase] ?? .max, $1.path) }
     }
 
-    /// The roles of `phase` not yet filled by counted approvals (a role listed twice appears twice).
-    public static func missingRoles(of phase: Plan.Phase, statuses: [ApprovalStatus]) -> [String] {
-        var missing = phase.approvals
-        for status in statuses where status.counted && status.phase == phase.name {
-            if let role = status.role, let index = missing.firstIndex(of: role) { missing.remove(at: index) }
+    /// The roles phase `phaseIndex` needs (§4.2): the plan's `approvals` together with the policy's
+    /// floor for an environment where the phase raises exposure. A role in both lists needs one
+    /// person; a role listed twice in one list needs two.
+    public static func requiredRoles(plan: Plan, phaseIndex: Int, policy: ApproversPolicy?) -> [String] {
+        let phase = plan.phases[phaseIndex]
+        guard let floor = policy?.environmentApprovals[phase.environment], !floor.isEmpty else { return phase.approvals }
+        let before = phaseIndex > 0 ? plan.desiredState(atPhase: phaseIndex - 1)[phase.environment] : nil
+        let after = plan.desiredState(atPhase: phaseIndex)[phase.environment]
+        func exposure(_ state: FlagEnvironmentState?) -> Double {
+            guard let state, state.enabled else { return 0 }
+            return state.coverage
         }
-        return missing
+        guard exposure(after) > exposure(before) else { return phase.approvals }
+        var roles = phase.approvals
+        for role in Set(floor) {
+            let missing = floor.filter { $0 == role }.count - roles.filter { $0 == role }.count
+            if missing > 0 { roles += Array(repeating: role, count: missing) }
+        }
+        return roles
+    }
+
+    /// For each phase of the plan, the roles it still needs: its required roles not filled by a
+    /// counted approval of the current plan.
+    public static func missingRoles(plan: Plan, policy: ApproversPolicy?, statuses: [ApprovalStatus]) -> [[String]] {
+        plan.phases.indices.map { index in
+            var missing = requiredRoles(plan: plan, phaseIndex: index, policy: policy)
+            for status in statuses where status.counted && status.phase == plan.phases[index].name {
+                if let role = status.role, let at = missing.firstIndex(of: role) { missing.remove(at: at) }
+            }
+            return missing
+        }
     }
 
     private static func firstFailure(
-        file: ApprovalFile, plan: Plan, planBlob: String?, policy: ApproversPolicy?, signers: AllowedSigners?,
-        evidence: ApprovalEvidence?, planChange: ApprovalEvidence?
-    ) -> String? {
+        file: ApprovalFile, plan: Plan, planBlob: String?, authority: ApprovalAuthority, evidence: ApprovalEvidence?,
+        planHistory: ContentHistory?, unverifiedMaker: String?
+    ) -> (String?, key: String?) {
         guard let record = file.record else {
-            return file.diagnostics.first.map { "invalid approval file: \($0.message)" } ?? "invalid approval file"
+            return (file.diagnostics.first.map { "invalid approval file: \($0.message)" } ?? "invalid approval file", nil)
         }
-        guard let phase = plan.phases.first(where: { $0.name == file.pathPhase }) else {
-            return "the plan has no phase \"\(file.pathPhase)\""
+        guard let phaseIndex = plan.phaseIndex(named: file.pathPhase) else {
+            return ("the plan has no phase \"\(file.pathPhase)\"", nil)
         }
         guard record.plan == planBlob?.lowercased() else {
-            return "stale: approves plan blob \(record.plan.prefix(12)), but plan.json is now \(planBlob?.prefix(12) ?? "missing"); "
-                + "approve the current plan again"
+            return ("stale: approves plan blob \(record.plan.prefix(12)), but plan.json is now "
+                + "\(planBlob?.prefix(12) ?? "missing"); approve the current plan again", nil)
         }
-        guard let policy else { return "\(ApproversPolicy.path) is missing or invalid" }
-        guard let evidence else { return "no approval commit found on the protected branch's first-parent history" }
-        if let failure = identityFailure(record: record, policy: policy, signers: signers, evidence: evidence) {
-            return failure
+        guard let policy = authority.policy else {
+            return ("\(ApproversPolicy.path) in force is missing or invalid", nil)
         }
-        guard policy.roles[record.role] != nil else {
-            return "role \"\(record.role)\" is not defined in \(ApproversPolicy.path)"
+        guard requiredRoles(plan: plan, phaseIndex: phaseIndex, policy: policy).contains(record.role) else {
+            return ("phase \"\(file.pathPhase)\" does not require role \"\(record.role)\"", nil)
         }
-        guard policy.isMember(record.approver, of: record.role) else {
-            return "\(record.approver) is not a member of role \"\(record.role)\""
+        let (failure, key) = commitFailure(
+            approver: record.approver, role: record.role, authority: authority, evidence: evidence,
+            since: planHistory.map { ($0.changeIndex, $0.changeCommit) },
+            sinceWhat: "the plan took its current content")
+        if let failure { return (failure, key) }
+        if policy.forbidSelfApproval {
+            if let unverifiedMaker { return (unverifiedMaker, key) }
+            if let how = madeBy(record.approver, key: key, makers: planHistory?.makers ?? [], authority: authority) {
+                return ("self-approval: \(record.approver) \(how) plan.json, and the policy forbids self-approval", key)
+            }
         }
-        guard phase.approvals.contains(record.role) else {
-            return "phase \"\(phase.name)\" does not require role \"\(record.role)\""
+        return (nil, key)
+    }
+
+    /// Rules 3 to 6 for one approval: merged after the content it approves, approval commit found,
+    /// made by the approver, approver a member of the role. Returns the reason it fails, and the
+    /// fingerprint of the key that signed it in signature mode.
+    static func commitFailure(
+        approver: String, role: String, authority: ApprovalAuthority, evidence: ApprovalEvidence?,
+        since: (index: Int, commit: String)?, sinceWhat: String
+    ) -> (String?, key: String?) {
+        guard let policy = authority.policy else { return ("\(ApproversPolicy.path) in force is missing or invalid", nil) }
+        guard let evidence else {
+            return ("no approval commit found on the protected branch's first-parent history", nil)
         }
-        if policy.forbidSelfApproval, let planChange,
-           let how = madePlanChange(record.approver, planChange, signers: signers) {
-            return "self-approval: \(record.approver) \(how) the last change to plan.json (commit \(planChange.commit.prefix(12))), "
-                + "and the policy forbids self-approval"
+        if let since, evidence.mergeIndex < since.index {
+            return ("merged before \(sinceWhat): merged at \(evidence.mergePoint.prefix(12)), but the content changed "
+                + "at \(since.commit.prefix(12)); approve it again in a new pull request", nil)
+        }
+        guard let commit = evidence.approvalCommit else {
+            return ("approval commit not found on the merged side of merge \(evidence.mergePoint.prefix(12)): "
+                + "exactly one commit of the pull request must add this file", nil)
+        }
+        let (identity, key) = identityFailure(approver: approver, policy: policy, signers: authority.signers,
+                                              commit: commit, viaMerge: evidence.viaMerge)
+        if let identity { return (identity, key?.fingerprint) }
+        guard policy.roles[role] != nil else {
+            return ("role \"\(role)\" is not defined in the \(ApproversPolicy.path) in force", key?.fingerprint)
+        }
+        guard policy.isMember(approver, of: role) else {
+            return ("\(approver) is not a member of role \"\(role)\" in the policy in force", key?.fingerprint)
+        }
+        return (nil, key?.fingerprint)
+    }
+
+    /// Rule 7 in signature mode: a change made while signature mode was in force must carry a valid
+    /// signature by a listed key, or its maker cannot be known, and no approval of it counts.
+    static func unverifiedMakerReason(_ makers: [MakerCommit], _ policy: ApproversPolicy,
+                                      _ authority: ApprovalAuthority, change: String) -> String? {
+        guard policy.forbidSelfApproval, policy.identity == .sshSignature else { return nil }
+        for maker in makers where maker.madeInSignatureMode {
+            guard let key = signingKey(maker.commit), isListed(key, commit: maker.commit, authority.signers) else {
+                let why = maker.commit.signature == nil ? "is not signed" : "is not signed by a key \(RepositoryLoader.allowedSignersPath) lists"
+                return "\(change) \(maker.commit.id.prefix(12)) \(why): its maker cannot be verified"
+            }
         }
         return nil
     }
 
-    /// Whether `person` made the plan change: as its author or committer, or, whatever those
-    /// say, as the holder of the key that validly signed it (an author email is not proof, so a
-    /// plan committed under someone else's name but signed with your key is still yours).
-    private static func madePlanChange(_ person: String, _ change: ApprovalEvidence, signers: AllowedSigners?) -> String? {
-        if change.authorEmail.caseInsensitiveEquals(person) { return "authored" }
-        if change.committerEmail.caseInsensitiveEquals(person) { return "committed" }
-        guard let signature = change.signature, let signedData = change.signedData, let signers,
-              case .valid(let key) = SSHSignatureVerifier.verify(armored: signature, message: signedData, namespace: "git"),
-              signers.check(principal: person, key: key, namespace: "git", at: change.committerTime) == .allowed
+    /// Whether `person` (whose approval was signed by `key`, in signature mode) made one of `makers`:
+    /// as its author or committer, or as the holder of the key that validly signed it.
+    static func madeBy(_ person: String, key: String?, makers: [MakerCommit], authority: ApprovalAuthority) -> String? {
+        for maker in makers {
+            let commit = maker.commit
+            let short = commit.id.prefix(12)
+            if commit.authorEmail.caseInsensitiveEquals(person) { return "authored \(short), which changed" }
+            if commit.committerEmail.caseInsensitiveEquals(person) { return "committed \(short), which changed" }
+            guard let signer = signingKey(commit) else { continue }
+            if signer.fingerprint == key { return "signed \(short), which changed" }
+            if let signers = authority.signers,
+               signers.check(principal: person, key: signer, namespace: "git", at: commit.committerTime) == .allowed {
+                return "signed \(short), which changed"
+            }
+        }
+        return nil
+    }
+
+    private static func signingKey(_ commit: CommitIdentity) -> SSHPublicKey? {
+        guard let signature = commit.signature, let data = commit.signedData,
+              case .valid(let key) = SSHSignatureVerifier.verify(armored: signature, message: data, namespace: "git")
         else { return nil }
-        return "signed"
+        return key
+    }
+
+    /// Whether allowed_signers lets `key` sign for anyone: the commit's author or committer, or a
+    /// principal some line names.
+    private static func isListed(_ key: SSHPublicKey, commit: CommitIdentity, _ signers: AllowedSigners?) -> Bool {
+        guard let signers else { return false }
+        let names = [commit.authorEmail, commit.committerEmail] + signers.entries.flatMap(\.principals)
+        return names.contains { signers.check(principal: $0, key: key, namespace: "git", at: commit.committerTime) == .allowed }
     }
 
     private static func identityFailure(
-        record: ApprovalRecord, policy: ApproversPolicy, signers: AllowedSigners?, evidence: ApprovalEvidence
-    ) -> String? {
-        let commit = String(evidence.commit.prefix(12))
+        approver: String, policy: ApproversPolicy, signers: AllowedSigners?, commit identity: CommitIdentity,
+        viaMerge: Bool
+    ) -> (String?, SSHPublicKey?) {
+        let commit = String(identity.id.prefix(12))
         switch policy.identity {
         case .author:
-            guard evidence.authorEmail.caseInsensitiveEquals(record.approver) else {
-                return "approval commit \(commit) was authored by \(evidence.authorEmail), not by the approver \(record.approver)"
+            guard identity.authorEmail.caseInsensitiveEquals(approver) else {
+                return ("approval commit \(commit) was authored by \(identity.authorEmail), not by the approver \(approver)", nil)
             }
-            return nil
+            return (nil, nil)
         case .sshSignature:
-            let squashNote = evidence.viaMerge ? "" :
-                " (a squash or rebase by a hosting service replaces the approver's signed commit; merge with a merge commit, or sign the squash commit)"
-            guard let signature = evidence.signature, let signedData = evidence.signedData else {
-                return "approval commit \(commit) is not signed; the policy requires an SSH signature by \(record.approver)\(squashNote)"
+            let squashNote = viaMerge ? "" :
+                " (a squash or rebase by a hosting service replaces the approver's signed commit; merge with a merge "
+                + "commit, or sign the squash commit)"
+            guard let signature = identity.signature, let signedData = identity.signedData else {
+                return ("approval commit \(commit) is not signed; the policy requires an SSH signature by "
+                    + "\(approver)\(squashNote)", nil)
             }
             switch SSHSignatureVerifier.verify(armored: signature, message: signedData, namespace: "git") {
             case .invalid(let why):
-                return "approval commit \(commit) has a bad signature: \(why)\(squashNote)"
+                return ("approval commit \(commit) has a bad signature: \(why)\(squashNote)", nil)
             case .unsupported(let why):
-                return "approval commit \(commit) has an unsupported signature: \(why)"
+                return ("approval commit \(commit) has an unsupported signature: \(why)", nil)
             case .valid(let key):
                 guard let signers else {
-                    return "approval commit \(commit) is signed, but policies/allowed_signers is missing or invalid"
+                    return ("approval commit \(commit) is signed, but \(RepositoryLoader.allowedSignersPath) is missing or invalid", key)
                 }
-                switch signers.check(principal: record.approver, key: key, namespace: "git", at: evidence.committerTime) {
+                switch signers.check(principal: approver, key: key, namespace: "git", at: identity.committerTime) {
                 case .allowed:
-                    return nil
+                    return (nil, key)
                 case .denied(let why):
-                    return "approval commit \(commit): \(why)\(squashNote)"
+                    return ("approval commit \(commit): \(why)\(squashNote)", key)
                 }
             }
         }
     }
 
-    /// One person fills at most one role of one phase, and a role listed twice needs two
-    /// different people: a maximum matching of approvals to role slots, per phase.
-    private static func assignRoles(plan: Plan, statuses: inout [ApprovalStatus]) {
-        for phase in plan.phases {
-            let candidates = statuses.indices.filter { statuses[$0].counted && statuses[$0].phase == phase.name }
-            guard !candidates.isEmpty else { continue }
-            let slots = phase.approvals
-            // Left side: people; right side: role slots. A person can take a slot when one of their
-            // approvals is for that role. Augmenting paths give the largest assignment.
-            var people: [String: [Int]] = [:]  // person → their candidate approvals
-            for candidate in candidates {
-                people[statuses[candidate].approver?.lowercased() ?? "", default: []].append(candidate)
+    /// One person fills at most one role of one phase (and, in signature mode, one key does too),
+    /// and a role listed twice needs two different people: a maximum matching of approvals to role
+    /// slots. Approvals that get no slot stop counting, with the reason.
+    static func assignRoles(slots: [String], what: String, statuses: inout [ApprovalStatus],
+                            where belongs: (ApprovalStatus) -> Bool) {
+        let candidates = statuses.indices.filter { statuses[$0].counted && belongs(statuses[$0]) }
+        guard !candidates.isEmpty else { return }
+        // Identities: approvals that share an approver or a signing key are one identity.
+        var parent = Dictionary(uniqueKeysWithValues: candidates.map { ($0, $0) })
+        func find(_ x: Int) -> Int {
+            var x = x
+            while let p = parent[x], p != x { x = p }
+            return x
+        }
+        var byName: [String: Int] = [:], byKey: [String: Int] = [:]
+        for candidate in candidates {
+            let name = statuses[candidate].approver?.lowercased() ?? ""
+            if let other = byName[name] { parent[find(candidate)] = find(other) } else { byName[name] = candidate }
+            if let key = statuses[candidate].key {
+                if let other = byKey[key] { parent[find(candidate)] = find(other) } else { byKey[key] = candidate }
             }
-            var slotOwner: [String?] = Array(repeating: nil, count: slots.count)  // slot → person
-            func tryAssign(_ person: String, _ visited: inout Set<Int>) -> Bool {
-                let roles = Set(people[person, default: []].compactMap { statuses[$0].role })
-                for (slot, role) in slots.enumerated() where roles.contains(role) && !visited.contains(slot) {
-                    visited.insert(slot)
-                    if slotOwner[slot] == nil || tryAssign(slotOwner[slot]!, &visited) {
-                        slotOwner[slot] = person
-                        return true
-                    }
+        }
+        var groups: [Int: [Int]] = [:]
+        for candidate in candidates { groups[find(candidate), default: []].append(candidate) }
+        let people = groups.keys.sorted()
+        var slotOwner: [Int?] = Array(repeating: nil, count: slots.count)
+        func tryAssign(_ person: Int, _ visited: inout Set<Int>) -> Bool {
+            let roles = Set(groups[person, default: []].compactMap { statuses[$0].role })
+            for (slot, role) in slots.enumerated() where roles.contains(role) && !visited.contains(slot) {
+                visited.insert(slot)
+                if let owner = slotOwner[slot] {
+                    guard tryAssign(owner, &visited) else { continue }
                 }
-                return false
+                slotOwner[slot] = person
+                return true
             }
-            for person in people.keys.sorted() {
-                var visited = Set<Int>()
-                _ = tryAssign(person, &visited)
+            return false
+        }
+        for person in people {
+            var visited = Set<Int>()
+            _ = tryAssign(person, &visited)
+        }
+        var taken: [Int: Int] = [:]  // identity → the approval that fills its slot
+        for (slot, owner) in slotOwner.enumerated() {
+            guard let owner else { continue }
+            taken[owner] = groups[owner]?.first { statuses[$0].role == slots[slot] }
+        }
+        let assigned = Set(taken.values)
+        for candidate in candidates where !assigned.contains(candidate) {
+            let person = statuses[candidate].approver ?? "?"
+            let role = statuses[candidate].role ?? "?"
+            statuses[candidate].counted = false
+            guard let winner = taken[find(candidate)], let otherRole = statuses[winner].role else {
+                statuses[candidate].reason = "role \"\(role)\" of \(what) is already filled"
+                continue
             }
-            var personTaken: [String: Int] = [:]  // person → the approval that fills their slot
-            for (slot, owner) in slotOwner.enumerated() {
-                guard let owner else { continue }
-                personTaken[owner] = people[owner]?.first { statuses[$0].role == slots[slot] }
-            }
-            let assigned = Set(personTaken.values)
-            for candidate in candidates where !assigned.contains(candidate) {
-                let person = statuses[candidate].approver ?? "?"
-                let role = statuses[candidate].role ?? "?"
-                statuses[candidate].counted = false
-                if let other = personTaken[person.lowercased()], let otherRole = statuses[other].role {
-                    statuses[candidate].reason = otherRole == role
-                        ? "\(person) already approved role \"\(role)\" for this phase; a role listed twice needs two different approvers"
-                        : "\(person) already fills role \"\(otherRole)\" for this phase; one person fills at most one role"
-                } else {
-                    statuses[candidate].reason = "role \"\(role)\" of phase \"\(phase.name)\" is already filled"
-                }
+            let samePerson = statuses[winner].approver?.lowercased() == person.lowercased()
+            if !samePerson, let key = statuses[candidate].key, key == statuses[winner].key {
+                statuses[candidate].reason = "key \(key) already fills role \(otherRole) of \(what) "
+                    + "(approved by \(statuses[winner].approver ?? "?")); one key fills at most one role"
+            } else if otherRole == role {
+                statuses[candidate].reason = "\(person) already approved role \"\(role)\" for \(what); a role listed "
+                    + "twice needs two different approvers"
+            } else {
+                statuses[candidate].reason = "\(person) already fills role \"\(otherRole)\" for \(what); one person "
+                    + "fills at most one role"
             }
         }
     }

@@ -52,7 +52,7 @@ public struct ApprovalRecord: Equatable, Sendable {
     }
 }
 
-/// `policies/approvers.json` (SPEC §4).
+/// `policies/approvers.json` (SPEC §4.2).
 public struct ApproversPolicy: Equatable, Sendable {
     public enum Identity: String, Equatable, Sendable {
         case author
@@ -62,14 +62,21 @@ public struct ApproversPolicy: Equatable, Sendable {
     public var protectedBranch: String
     public var identity: Identity
     public var forbidSelfApproval: Bool
+    /// The roles that must approve a change of the policy (§4.3); a role listed twice needs two people.
+    public var policyApprovals: [String]
+    /// Environment → roles every phase raising exposure there needs, whatever its plan lists (§4.2).
+    public var environmentApprovals: [String: [String]]
     /// Role → member emails.
     public var roles: [String: [String]]
 
-    public init(protectedBranch: String = "main", identity: Identity = .author, forbidSelfApproval: Bool = false,
-                roles: [String: [String]]) {
+    public init(protectedBranch: String = ApproversPolicy.defaultProtectedBranch, identity: Identity = .author,
+                forbidSelfApproval: Bool = false, policyApprovals: [String] = [],
+                environmentApprovals: [String: [String]] = [:], roles: [String: [String]]) {
         self.protectedBranch = protectedBranch
         self.identity = identity
         self.forbidSelfApproval = forbidSelfApproval
+        self.policyApprovals = policyApprovals
+        self.environmentApprovals = environmentApprovals
         self.roles = roles
     }
 
@@ -78,7 +85,10 @@ public struct ApproversPolicy: Equatable, Sendable {
     }
 
     public static let path = "policies/approvers.json"
-    static let fields = ["apiVersion", "protectedBranch", "identity", "forbidSelfApproval", "roles"]
+    /// The branch read when `protectedBranch` is not set.
+    public static let defaultProtectedBranch = "main"
+    static let fields = ["apiVersion", "protectedBranch", "identity", "forbidSelfApproval", "policyApprovals",
+                         "environments", "roles"]
 
     public static func decode(_ json: JSONValue, sink: DiagnosticSink) -> ApproversPolicy? {
         guard let root = ObjectReader(json, sink: sink, name: "the approvers policy", allowed: fields) else { return nil }
@@ -118,9 +128,81 @@ public struct ApproversPolicy: Equatable, Sendable {
         } else {
             sink.report("the approvers policy is missing the required field \"roles\"", at: json)
         }
+        func knownRoles(_ list: [(String, SourcePosition)], _ what: String) -> [String] {
+            for (role, position) in list where roles[role] == nil && !roles.isEmpty {
+                sink.report("\(what) names role \"\(role)\", which \"roles\" does not define", at: position)
+            }
+            return list.map(\.0)
+        }
+        var policyApprovals: [String] = []
+        if root["policyApprovals"] == nil {
+            sink.report("the approvers policy is missing the required field \"policyApprovals\": the roles that must "
+                + "approve a change of policies/ (SPEC §4.3), for example [\"engineering-lead\", \"sre\"]", at: json)
+        } else if let list = root.strings("policyApprovals") {
+            if list.isEmpty, let field = root["policyApprovals"] {
+                sink.report("\"policyApprovals\" must name at least one role: an empty list would let any change of "
+                    + "policies/ come into force unapproved", at: field)
+            }
+            policyApprovals = knownRoles(list, "policyApprovals")
+        }
+        var environments: [String: [String]] = [:]
+        if let field = root["environments"] {
+            if case .object(let members) = field.kind {
+                for member in members {
+                    guard let rule = ObjectReader(member.value, sink: sink, name: "environment \"\(member.key)\"",
+                                                  allowed: ["approvals"]) else { continue }
+                    if let list = rule.strings("approvals") {
+                        environments[member.key] = knownRoles(list, "environments.\(member.key).approvals")
+                    }
+                }
+            } else {
+                sink.report("\"environments\" must be an object of environment → {\"approvals\": [roles]}, "
+                    + "found \(field.typeName)", at: field)
+            }
+        }
         guard sink.diagnostics.count == before else { return nil }
-        return ApproversPolicy(protectedBranch: branch?.0 ?? "main", identity: identity,
-                               forbidSelfApproval: forbid, roles: roles)
+        return ApproversPolicy(protectedBranch: branch?.0 ?? defaultProtectedBranch, identity: identity,
+                               forbidSelfApproval: forbid, policyApprovals: policyApprovals,
+                               environmentApprovals: environments, roles: roles)
+    }
+}
+
+/// `policies/approvals/<any>.json`: an approval of a policy change, bound to its digest (SPEC §4.3).
+public struct PolicyApprovalRecord: Equatable, Sendable {
+    /// The policy digest approved (`git ls-tree -r <commit> -- policies | grep -v $'\tpolicies/approvals/' | sha256sum`).
+    public var policy: String
+    public var role: String
+    public var approver: String
+    public var comment: String?
+
+    public init(policy: String, role: String, approver: String, comment: String? = nil) {
+        self.policy = policy
+        self.role = role
+        self.approver = approver
+        self.comment = comment
+    }
+
+    /// The folder of policy approvals; its files are not part of the policy digest.
+    public static let folder = "policies/approvals/"
+    static let fields = ["apiVersion", "policy", "role", "approver", "comment"]
+
+    public static func decode(_ json: JSONValue, sink: DiagnosticSink) -> PolicyApprovalRecord? {
+        guard let root = ObjectReader(json, sink: sink, name: "the policy approval", allowed: fields) else { return nil }
+        let before = sink.diagnostics.count
+        Names.checkAPIVersion(root)
+        let policy = root.string("policy")
+        if let (text, position) = policy, !(text.utf8.count == 64 && text.allSatisfy(\.isHexDigit)) {
+            sink.report("\"policy\" must be the policy digest (64 hex digits, as `rolloutctl validate` prints it)",
+                        at: position)
+        }
+        let role = root.string("role")
+        let approver = root.string("approver")
+        if let (text, position) = approver, !text.contains("@") {
+            sink.report("approver \"\(text)\" is not an email address", at: position)
+        }
+        let comment = root.string("comment", required: false)?.0
+        guard sink.diagnostics.count == before, let policy, let role, let approver else { return nil }
+        return PolicyApprovalRecord(policy: policy.0.lowercased(), role: role.0, approver: approver.0, comment: comment)
     }
 }
 

@@ -6,6 +6,8 @@ public enum PhaseMachine {
         public var plan: Plan
         public var planBlob: String
         public var approvals: [ApprovalStatus]
+        /// For each phase index, the roles it still needs for the current plan blob (SPEC §4.2).
+        public var missingRoles: [[String]]
         /// Nil when the state database has no row for this rollout (new, or state lost).
         public var record: RolloutRecord?
         /// The flag's environments as the flag store reports them.
@@ -14,11 +16,12 @@ public enum PhaseMachine {
         public var health: [HealthResult]
         public var now: Date
 
-        public init(plan: Plan, planBlob: String, approvals: [ApprovalStatus], record: RolloutRecord?,
-                    actual: [String: FlagEnvironmentState], health: [HealthResult], now: Date) {
+        public init(plan: Plan, planBlob: String, approvals: [ApprovalStatus], missingRoles: [[String]]? = nil,
+                    record: RolloutRecord?, actual: [String: FlagEnvironmentState], health: [HealthResult], now: Date) {
             self.plan = plan
             self.planBlob = planBlob
             self.approvals = approvals
+            self.missingRoles = missingRoles ?? ApprovalRules.missingRoles(plan: plan, policy: nil, statuses: approvals)
             self.record = record
             self.actual = actual
             self.health = health
@@ -128,7 +131,7 @@ public enum PhaseMachine {
         if let current, planChanged {
             // An edit that raises the current phase's exposure needs that phase's approvals again.
             let raises = target.contains { exposure($0.value) > exposure(input.actual[$0.key] ?? .disabled) }
-            let missing = ApprovalRules.missingRoles(of: plan.phases[current], statuses: input.approvals)
+            let missing = input.missingRoles[current]
             if raises && !missing.isEmpty {
                 for (environment, desired) in target where exposure(desired) > exposure(input.actual[environment] ?? .disabled) {
                     target[environment] = input.actual[environment] ?? .disabled
@@ -159,7 +162,7 @@ public enum PhaseMachine {
                         phase: phase.name, remainingSeconds: left))
                 }
             }
-            for role in ApprovalRules.missingRoles(of: phase, statuses: input.approvals) {
+            for role in input.missingRoles[candidate] {
                 blockers.append(Blocker(kind: .approval, detail: "\(phase.name) needs an approval from role \(role)",
                                         role: role, phase: phase.name))
             }

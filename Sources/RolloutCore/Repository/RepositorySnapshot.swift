@@ -9,12 +9,19 @@ public struct TreeFile: Equatable, Sendable {
     /// The git object id (a blob for files and symlinks, a commit for submodules).
     public var objectID: String
     public var size: Int
+    /// The git file mode (0o100644, 0o100755, 0o120000, 0o160000), as `git ls-tree` prints it.
+    public var mode: UInt32
 
-    public init(path: String, kind: Kind, objectID: String, size: Int) {
+    public init(path: String, kind: Kind, objectID: String, size: Int, mode: UInt32? = nil) {
         self.path = path
         self.kind = kind
         self.objectID = objectID
         self.size = size
+        switch kind {
+        case .blob: self.mode = mode ?? 0o100644
+        case .symlink: self.mode = 0o120000
+        case .submodule: self.mode = 0o160000
+        }
     }
 }
 
@@ -50,14 +57,45 @@ public struct RolloutFiles: Equatable, Sendable {
     }
 }
 
-/// A commit's rollout repository, decoded and validated (everything that needs no history).
-public struct RepositorySnapshot: Sendable {
-    public var policy: ApproversPolicy?
+/// A policy approval file found in the tree, decoded or not (SPEC §4.3).
+public struct PolicyApprovalFile: Equatable, Sendable {
+    public var path: String
+    public var blobID: String
+    /// Nil when the file could not be decoded; its diagnostics say why.
+    public var record: PolicyApprovalRecord?
+    public var diagnostics: [Diagnostic]
+
+    public init(path: String, blobID: String, record: PolicyApprovalRecord?, diagnostics: [Diagnostic]) {
+        self.path = path
+        self.blobID = blobID
+        self.record = record
+        self.diagnostics = diagnostics
+    }
+}
+
+/// Everything under `policies/` except `policies/approvals/`: the policy, with its digest (SPEC §4.3).
+public struct PolicySet: Sendable {
+    /// sha256 of the `git ls-tree -r` lines of the policy's files.
+    public var digest: String
+    public var approvers: ApproversPolicy?
     public var allowedSigners: AllowedSigners?
     public var healthSets: [String: HealthSet]
+    /// Problems in the policy's files.
+    public var diagnostics: [Diagnostic]
+}
+
+/// A commit's rollout repository, decoded and validated (everything that needs no history).
+public struct RepositorySnapshot: Sendable {
+    /// The policy as the tip holds it (which is not always the policy in force, §4.3).
+    public var policySet: PolicySet
+    public var policyApprovals: [PolicyApprovalFile]
     public var rollouts: [RolloutFiles]
-    /// Problems in `policies/`.
+    /// Problems in `policies/` (the policy's files, policy approvals, and files that belong nowhere).
     public var policyDiagnostics: [Diagnostic]
+
+    public var policy: ApproversPolicy? { policySet.approvers }
+    public var allowedSigners: AllowedSigners? { policySet.allowedSigners }
+    public var healthSets: [String: HealthSet] { policySet.healthSets }
 
     public var allDiagnostics: [Diagnostic] {
         policyDiagnostics.sorted() + rollouts.flatMap(\.allDiagnostics)
@@ -75,80 +113,37 @@ public enum RepositoryLoader {
     public static let allowedSignersPath = "policies/allowed_signers"
 
     public static func load(files: [TreeFile], read: (TreeFile) throws -> [UInt8]) -> RepositorySnapshot {
-        var policyDiagnostics: [Diagnostic] = []
+        withoutActuallyEscaping(read) { read in load(files: files, reader: FileReader(read: read)) }
+    }
+
+    private static func load(files: [TreeFile], reader: FileReader) -> RepositorySnapshot {
         var byPath: [String: TreeFile] = [:]
         for file in files { byPath[file.path] = file }
 
-        /// Reads a text file, reporting size, kind and encoding problems.
-        func text(_ file: TreeFile, into diagnostics: inout [Diagnostic]) -> [UInt8]? {
-            switch file.kind {
-            case .symlink:
-                diagnostics.append(Diagnostic(path: file.path, message: "is a symbolic link; rolloutctl reads only regular files"))
-                return nil
-            case .submodule:
-                diagnostics.append(Diagnostic(path: file.path, message: "is a submodule; rolloutctl reads only regular files"))
-                return nil
-            case .blob:
-                break
-            }
-            if file.size > maxBlobSize {
-                diagnostics.append(Diagnostic(path: file.path, message: "is \(file.size) bytes, over the 1 MiB limit"))
-                return nil
-            }
-            let bytes: [UInt8]
-            do {
-                bytes = try read(file)
-            } catch {
-                diagnostics.append(Diagnostic(path: file.path, message: "cannot be read: \(error)"))
-                return nil
-            }
-            if let position = firstInvalidUTF8(bytes) {
-                diagnostics.append(Diagnostic(path: file.path, line: position.line, column: position.column,
-                                              message: "is not valid UTF-8 text"))
-                return nil
-            }
-            return bytes
-        }
-
-        func json(_ file: TreeFile, into diagnostics: inout [Diagnostic]) -> JSONValue? {
-            guard let bytes = text(file, into: &diagnostics) else { return nil }
-            do {
-                return try JSONParser.parse(bytes)
-            } catch {
-                diagnostics.append(Diagnostic(path: file.path, line: error.position.line, column: error.position.column,
-                                              message: error.message))
-                return nil
-            }
-        }
+        func json(_ file: TreeFile, _ diagnostics: inout [Diagnostic]) -> JSONValue? { reader.json(file, &diagnostics) }
 
         // policies/
-        var policy: ApproversPolicy?
-        if let file = byPath[ApproversPolicy.path] {
-            if let value = json(file, into: &policyDiagnostics) {
-                let sink = DiagnosticSink(path: file.path)
-                policy = ApproversPolicy.decode(value, sink: sink)
-                policyDiagnostics += sink.diagnostics
+        let policySet = loadPolicySet(files: files, reader: reader)
+        var policyDiagnostics = policySet.diagnostics
+        let policy = policySet.approvers
+        let healthSets = policySet.healthSets
+        var policyApprovals: [PolicyApprovalFile] = []
+        for file in files where file.path.hasPrefix(PolicyApprovalRecord.folder) {
+            var diagnostics: [Diagnostic] = []
+            var record: PolicyApprovalRecord?
+            if file.path.hasSuffix(".json"), !file.path.dropFirst(PolicyApprovalRecord.folder.count).contains("/") {
+                if let value = json(file, &diagnostics) {
+                    let sink = DiagnosticSink(path: file.path)
+                    record = PolicyApprovalRecord.decode(value, sink: sink)
+                    diagnostics += sink.diagnostics
+                }
+            } else {
+                diagnostics.append(Diagnostic(path: file.path,
+                    message: "unexpected file: policy approvals are policies/approvals/<name>.json"))
             }
-        }
-        var signers: AllowedSigners?
-        if let file = byPath[allowedSignersPath], let bytes = text(file, into: &policyDiagnostics) {
-            let (parsed, problems) = AllowedSigners.parse(String(decoding: bytes, as: UTF8.self), path: file.path)
-            signers = parsed
-            policyDiagnostics += problems
-        }
-        var healthSets: [String: HealthSet] = [:]
-        for file in files where file.path.hasPrefix("policies/health/") {
-            let name = String(file.path.dropFirst("policies/health/".count))
-            guard name.hasSuffix(".json"), !name.contains("/"), Names.isValid(String(name.dropLast(5))) else {
-                policyDiagnostics.append(Diagnostic(path: file.path,
-                    message: "unexpected file: health sets are policies/health/<name>.json with <name> matching \(Names.patternDescription)"))
-                continue
-            }
-            if let value = json(file, into: &policyDiagnostics) {
-                let sink = DiagnosticSink(path: file.path)
-                if let set = HealthSet.decode(value, sink: sink) { healthSets[String(name.dropLast(5))] = set }
-                policyDiagnostics += sink.diagnostics
-            }
+            policyDiagnostics += diagnostics
+            policyApprovals.append(PolicyApprovalFile(path: file.path, blobID: file.objectID, record: record,
+                                                      diagnostics: diagnostics))
         }
         if policy == nil, byPath[ApproversPolicy.path] == nil,
            files.contains(where: { $0.path.hasPrefix("rollouts/") && $0.path.contains("/approvals/") }) {
@@ -173,8 +168,48 @@ public enum RepositoryLoader {
             rollouts.append(loadRollout(name: name, files: group, policy: policy, healthSets: healthSets,
                                         policyHasErrors: !policyDiagnostics.isEmpty, json: json))
         }
-        return RepositorySnapshot(policy: policy, allowedSigners: signers, healthSets: healthSets,
-                                  rollouts: rollouts, policyDiagnostics: policyDiagnostics)
+        return RepositorySnapshot(policySet: policySet, policyApprovals: policyApprovals, rollouts: rollouts,
+                                  policyDiagnostics: policyDiagnostics)
+    }
+
+    /// The policy's files of a commit (everything under policies/ but policies/approvals/), decoded.
+    public static func loadPolicySet(files: [TreeFile], read: (TreeFile) throws -> [UInt8]) -> PolicySet {
+        withoutActuallyEscaping(read) { read in loadPolicySet(files: files, reader: FileReader(read: read)) }
+    }
+
+    private static func loadPolicySet(files: [TreeFile], reader: FileReader) -> PolicySet {
+        func json(_ file: TreeFile, _ diagnostics: inout [Diagnostic]) -> JSONValue? { reader.json(file, &diagnostics) }
+        func text(_ file: TreeFile, _ diagnostics: inout [Diagnostic]) -> [UInt8]? { reader.text(file, &diagnostics) }
+        let policyFiles = files.filter { $0.path.hasPrefix("policies/") && !$0.path.hasPrefix(PolicyApprovalRecord.folder) }
+        var diagnostics: [Diagnostic] = []
+        var policy: ApproversPolicy?
+        if let file = policyFiles.first(where: { $0.path == ApproversPolicy.path }), let value = json(file, &diagnostics) {
+            let sink = DiagnosticSink(path: file.path)
+            policy = ApproversPolicy.decode(value, sink: sink)
+            diagnostics += sink.diagnostics
+        }
+        var signers: AllowedSigners?
+        if let file = policyFiles.first(where: { $0.path == allowedSignersPath }), let bytes = text(file, &diagnostics) {
+            let (parsed, problems) = AllowedSigners.parse(String(decoding: bytes, as: UTF8.self), path: file.path)
+            signers = parsed
+            diagnostics += problems
+        }
+        var healthSets: [String: HealthSet] = [:]
+        for file in policyFiles where file.path.hasPrefix("policies/health/") {
+            let name = String(file.path.dropFirst("policies/health/".count))
+            guard name.hasSuffix(".json"), !name.contains("/"), Names.isValid(String(name.dropLast(5))) else {
+                diagnostics.append(Diagnostic(path: file.path,
+                    message: "unexpected file: health sets are policies/health/<name>.json with <name> matching \(Names.patternDescription)"))
+                continue
+            }
+            if let value = json(file, &diagnostics) {
+                let sink = DiagnosticSink(path: file.path)
+                if let set = HealthSet.decode(value, sink: sink) { healthSets[String(name.dropLast(5))] = set }
+                diagnostics += sink.diagnostics
+            }
+        }
+        return PolicySet(digest: PolicyDigest.compute(files), approvers: policy, allowedSigners: signers,
+                         healthSets: healthSets, diagnostics: diagnostics)
     }
 
     private static func loadRollout(
@@ -295,5 +330,52 @@ public enum RepositoryLoader {
             index += length
         }
         return nil
+    }
+}
+
+/// Reads repository files for decoding, reporting size, kind, encoding and JSON problems.
+struct FileReader {
+    let read: (TreeFile) throws -> [UInt8]
+
+    /// Reads a text file, reporting size, kind and encoding problems.
+    func text(_ file: TreeFile, _ diagnostics: inout [Diagnostic]) -> [UInt8]? {
+        switch file.kind {
+        case .symlink:
+            diagnostics.append(Diagnostic(path: file.path, message: "is a symbolic link; rolloutctl reads only regular files"))
+            return nil
+        case .submodule:
+            diagnostics.append(Diagnostic(path: file.path, message: "is a submodule; rolloutctl reads only regular files"))
+            return nil
+        case .blob:
+            break
+        }
+        if file.size > RepositoryLoader.maxBlobSize {
+            diagnostics.append(Diagnostic(path: file.path, message: "is \(file.size) bytes, over the 1 MiB limit"))
+            return nil
+        }
+        let bytes: [UInt8]
+        do {
+            bytes = try read(file)
+        } catch {
+            diagnostics.append(Diagnostic(path: file.path, message: "cannot be read: \(error)"))
+            return nil
+        }
+        if let position = RepositoryLoader.firstInvalidUTF8(bytes) {
+            diagnostics.append(Diagnostic(path: file.path, line: position.line, column: position.column,
+                                          message: "is not valid UTF-8 text"))
+            return nil
+        }
+        return bytes
+    }
+
+    func json(_ file: TreeFile, _ diagnostics: inout [Diagnostic]) -> JSONValue? {
+        guard let bytes = text(file, &diagnostics) else { return nil }
+        do {
+            return try JSONParser.parse(bytes)
+        } catch {
+            diagnostics.append(Diagnostic(path: file.path, line: error.position.line, column: error.position.column,
+                                          message: error.message))
+            return nil
+        }
     }
 }

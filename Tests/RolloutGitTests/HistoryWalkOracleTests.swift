@@ -5,10 +5,11 @@ import RolloutKit
 import RolloutTestSupport
 import Testing
 
-/// The history scanner against an independent answer computed with the `git` program, on a
-/// randomly grown repository (merges, squashes, removals, re-additions, reverts, removed rollouts,
-/// force-pushes), cold and through a chain of cached scans. Guards any optimisation of the walk.
-@Suite struct HistoryScanOracleTests {
+/// The history walk against an independent answer computed with the `git` program by SPEC §4.1's
+/// definitions, on a randomly grown repository (merges, squashes, removals, re-additions, replayed
+/// approval commits, reverts, removed rollouts, force-pushes), cold and through a chain of cached
+/// walks. Guards any optimisation of the walk.
+@Suite struct HistoryWalkOracleTests {
     typealias F = RolloutFixtures
 
     /// A small deterministic generator (the same history on every run).
@@ -22,9 +23,25 @@ import Testing
         mutating func pick<T>(_ items: [T]) -> T { items[below(items.count)] }
     }
 
-    /// What `git` says: for each tracked path at `tip`, the first-parent commit where its blob
-    /// first appears (from its last addition) and, for a merge, the merged side's introducer.
-    static func oracle(_ fixture: GitFixture, tip: String) throws -> [String: IntroducingCommit] {
+    /// The answer for one tracked path, as the walk gives it.
+    struct Answer: Equatable, CustomStringConvertible {
+        var mergePoint: String
+        var viaMerge: Bool
+        var approvalCommit: String?
+        /// plan.json only: the makers since creation, sorted.
+        var makers: [String]?
+
+        var description: String {
+            "M=\(mergePoint.prefix(7)) merge=\(viaMerge) approval=\(approvalCommit?.prefix(7) ?? "none")"
+                + (makers.map { " makers=\($0.map { $0.prefix(7) })" } ?? "")
+        }
+    }
+
+    /// What `git` says, by SPEC §4.1's definitions: for each tracked path at `tip`, M (the latest
+    /// first-parent commit holding its blob while its first parent does not), the approval commit
+    /// (M, or the one non-merge commit of `git rev-list M^2… --not M^1` that adds the blob), and for a
+    /// plan its makers since creation.
+    static func oracle(_ fixture: GitFixture, tip: String) throws -> [String: Answer] {
         var trees: [String: [String: String]] = [:]  // commit → path → blob (tracked paths only)
         func tree(_ commit: String) throws -> [String: String] {
             if let cached = trees[commit] { return cached }
@@ -34,40 +51,97 @@ import Testing
                 let parts = line.split(separator: "\t", maxSplits: 1)
                 let meta = parts[0].split(separator: " ")
                 let path = String(parts[1])
-                if HistoryScanner.isTracked(path) { files[path] = String(meta[2]) }
+                if TrackedPaths.isTracked(path) { files[path] = String(meta[2]) }
             }
             trees[commit] = files
             return files
         }
-        func firstParents(_ commit: String) throws -> [String] {
-            try fixture.git("rev-list", "--first-parent", commit).split(separator: "\n").map(String.init)
-        }
         func parents(_ commit: String) throws -> [String] {
             try fixture.git("rev-list", "--parents", "-n", "1", commit).split(separator: " ").dropFirst().map(String.init)
         }
-        let line = try firstParents(tip)
-        var result: [String: IntroducingCommit] = [:]
+        func mergedSide(_ merge: String) throws -> [String] {
+            let ps = try parents(merge)
+            return try fixture.git(["rev-list"] + ps.dropFirst() + ["--not", ps[0]]).split(separator: "\n").map(String.init)
+        }
+        let line = try fixture.git("rev-list", "--first-parent", tip).split(separator: "\n").map(String.init)
+        func blob(_ path: String, at index: Int) throws -> String? {
+            index < line.count ? try tree(line[index])[path] : nil
+        }
+        var result: [String: Answer] = [:]
         for (path, blob) in try tree(tip) {
             var index = 0
             while index + 1 < line.count, try tree(line[index + 1])[path] == blob { index += 1 }
-            let commit = line[index]
-            var approval = commit
-            var viaMerge = false
-            for side in try parents(commit).dropFirst() {
-                var candidate: String?
-                for sideCommit in try firstParents(side) {
-                    guard try tree(sideCommit)[path] == blob else { break }
-                    candidate = sideCommit
+            let merge = line[index]
+            let isMerge = try parents(merge).count > 1
+            var approval: String? = merge
+            if isMerge {
+                var found: [String] = []
+                for side in try mergedSide(merge) {
+                    let ps = try parents(side)
+                    guard ps.count <= 1, try tree(side)[path] == blob else { continue }
+                    if try ps.first.map({ try tree($0)[path] }) ?? nil != blob { found.append(side) }
                 }
-                if let candidate {
-                    approval = candidate
-                    viaMerge = true
-                    break
-                }
+                approval = found.count == 1 ? found[0] : nil
             }
-            result[path] = IntroducingCommit(blob: blob, firstParentCommit: commit, commit: approval, viaMerge: viaMerge)
+            var answer = Answer(mergePoint: merge, viaMerge: isMerge, approvalCommit: approval)
+            if TrackedPaths.isPlan(path) {
+                var creation = 0
+                while creation + 1 < line.count, try tree(line[creation + 1])[path] != nil { creation += 1 }
+                var makers: [String] = []
+                for k in stride(from: creation, through: 0, by: -1) {
+                    let commit = line[k]
+                    let own = try tree(commit)[path]
+                    guard try own != self.blobBefore(path, k, line, tree) || k == creation else { continue }
+                    let ps = try parents(commit)
+                    guard ps.count > 1 else {
+                        makers.append(commit)
+                        continue
+                    }
+                    for side in try mergedSide(commit) {
+                        let sp = try parents(side)
+                        let parentBlob = try sp.first.map { try tree($0)[path] } ?? nil
+                        if try tree(side)[path] != parentBlob { makers.append(side) }
+                    }
+                    if try !ps.contains(where: { try tree($0)[path] == own }) { makers.append(commit) }
+                }
+                answer.makers = makers.sorted()
+            }
+            result[path] = answer
         }
         return result
+    }
+
+    private static func blobBefore(_ path: String, _ k: Int, _ line: [String],
+                                   _ tree: (String) throws -> [String: String]) throws -> String? {
+        k + 1 < line.count ? try tree(line[k + 1])[path] : nil
+    }
+
+    /// The walk's answers in the oracle's shape.
+    static func answers(_ index: HistoryIndex) -> [String: Answer] {
+        var result: [String: Answer] = [:]
+        for (path, evidence) in index.evidence where path.hasPrefix("rollouts/") {
+            result[path] = Answer(mergePoint: evidence.mergePoint, viaMerge: evidence.viaMerge,
+                                  approvalCommit: evidence.approvalCommit?.id)
+        }
+        for (path, history) in index.planHistories {
+            result[path] = Answer(mergePoint: history.changeCommit, viaMerge: false, approvalCommit: nil,
+                                  makers: history.makers.map(\.commit.id).sorted())
+        }
+        return result
+    }
+
+    /// The oracle's answers, with plan entries reduced to what the walk reports for plans.
+    static func expected(_ oracle: [String: Answer]) -> [String: Answer] {
+        oracle.mapValues { answer in
+            guard answer.makers != nil else { return answer }
+            return Answer(mergePoint: answer.mergePoint, viaMerge: false, approvalCommit: nil, makers: answer.makers)
+        }
+    }
+
+    static func walk(_ repository: GitRepository, tip: ObjectID, tracked: [String: String],
+                     cache: WalkState?) throws -> (HistoryIndex, HistoryWalker) {
+        let walker = try HistoryWalker(repository: repository, cache: cache, policyRoot: nil)
+        return (try walker.walk(to: tip, tracked: tracked), walker)
     }
 
     static func tracked(_ fixture: GitFixture, tip: String) throws -> [String: String] {
@@ -75,9 +149,30 @@ import Testing
         for line in try fixture.git("ls-tree", "-r", tip, "--", "rollouts").split(separator: "\n") {
             let parts = line.split(separator: "\t", maxSplits: 1)
             let path = String(parts[1])
-            if HistoryScanner.isTracked(path) { files[path] = String(parts[0].split(separator: " ")[2]) }
+            if TrackedPaths.isTracked(path) { files[path] = String(parts[0].split(separator: " ")[2]) }
         }
         return files
+    }
+
+    /// Replay: a branch from an older commit that still has a since-removed approval file, merged with
+    /// that file kept (a merge made by hand). Its approval commit is already on main, so the merged
+    /// side has no commit that adds the file.
+    static func replay(_ fixture: GitFixture, step: Int, removed: inout [String: String], rollouts: [String],
+                       author: GitFixture.Person) throws {
+        guard let (path, text) = removed.sorted(by: { $0.key < $1.key }).first(where: {
+            rollouts.contains(String($0.key.split(separator: "/")[1]))
+                && !FileManager.default.fileExists(atPath: fixture.path + "/" + $0.key)
+        }) else { return }
+        let old = try fixture.git("rev-list", "-n", "1", "main", "--", path).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !old.isEmpty else { return }
+        try fixture.git("checkout", "-q", "-b", "replay-\(step)", "\(old)^")
+        try fixture.commitFiles(["notes/replay-\(step).txt": "z"], "Unrelated", author: author)
+        try fixture.git("checkout", "-q", "main")
+        try fixture.git("merge", "-q", "--no-ff", "--no-commit", "replay-\(step)", author: F.service)
+        try fixture.write(path, text)
+        try fixture.git("add", "-A")
+        try fixture.commit("Merge replay-\(step)", author: F.service)
+        removed[path] = nil
     }
 
     /// Grows a repository by `steps` random operations on main (some through branches).
@@ -97,7 +192,7 @@ import Testing
         for _ in 0..<steps {
             let step = random.below(1_000_000)
             let author = random.pick(people)
-            switch rollouts.isEmpty ? 0 : random.below(12) {
+            switch rollouts.isEmpty ? 0 : random.below(13) {
             case 0 where rollouts.count < 8:
                 let name = "r\(rollouts.count)-\(random.below(1000))"
                 rollouts.append(name)
@@ -146,6 +241,18 @@ import Testing
                 guard rollouts.contains(String(path.split(separator: "/")[1])),
                       !FileManager.default.fileExists(atPath: fixture.path + "/" + path) else { continue }
                 try fixture.commitFiles([path: text], "Re-add \(path)", author: author)
+            case 11:
+                try replay(fixture, step: step, removed: &removed, rollouts: rollouts, author: author)
+            case 10 where rollouts.count > 2 && random.below(2) == 0:
+                // Revert the last change of a plan (its content goes back to an earlier blob).
+                let name = random.pick(rollouts)
+                let path = "rollouts/\(name)/plan.json"
+                let last = try fixture.git("rev-list", "-n", "1", "--first-parent", "main", "--", path)
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
+                guard !last.isEmpty, (try? fixture.git("revert", "--no-edit", last)) != nil else {
+                    _ = try? fixture.git("revert", "--abort")
+                    continue
+                }
             case 10 where rollouts.count > 2:
                 let name = rollouts.remove(at: random.below(rollouts.count))
                 try fixture.remove("rollouts/\(name)")
@@ -206,35 +313,37 @@ import Testing
             }),
             ("and fill again", { try fixture.commitFiles(initial, "20") }),
         ]
-        var cache: HistoryScan?
+        var cache: WalkState?
         for (label, step) in steps {
             try step()
             let tip = try fixture.head()
-            let expected = try Self.oracle(fixture, tip: tip)
+            let expected = Self.expected(try Self.oracle(fixture, tip: tip))
             let repository = try GitRepository(path: fixture.path)
             let tipID = try #require(ObjectID(hex: tip))
             let tracked = try Self.tracked(fixture, tip: tip)
-            let (cold, _) = try HistoryScanner(repository: repository).scan(tip: tipID, tracked: tracked, cache: nil)
-            #expect(cold.entries == expected, "\(label)")
-            for (path, entry) in expected where cold.entries[path] != entry {
-                Issue.record("\(label) \(path): scanner \(String(describing: cold.entries[path])), git \(entry)")
+            let (cold, _) = try Self.walk(repository, tip: tipID, tracked: tracked, cache: nil)
+            let coldAnswers = Self.answers(cold)
+            #expect(coldAnswers == expected, "\(label)")
+            for (path, entry) in expected where coldAnswers[path] != entry {
+                Issue.record("\(label) \(path): walk \(String(describing: coldAnswers[path])), git \(entry)")
             }
-            let (warm, _) = try HistoryScanner(repository: repository).scan(tip: tipID, tracked: tracked, cache: cache)
-            #expect(warm.entries == expected, "\(label), with cache")
-            cache = warm
+            let (warm, walker) = try Self.walk(repository, tip: tipID, tracked: tracked, cache: cache)
+            #expect(Self.answers(warm) == expected, "\(label), with cache")
+            cache = walker.savedState
         }
     }
 
-    @Test func scannerMatchesGitColdAndThroughTheCache() throws {
+    @Test func walkMatchesGitColdAndThroughTheCache() throws {
         let fixture = try GitFixture()
         try fixture.commitFiles(["policies/approvers.json": F.policy(identity: "author")], "Policies")
         var random = Random(state: 42)
         var rollouts: [String] = []
         var removed: [String: String] = [:]
         let cacheDir = try TemporaryDirectory()
-        var cache: HistoryScan?
+        var cache: WalkState?
         var checkedPaths = 0
         var mergedIntroducers = 0
+        var notFound = 0
         for round in 0..<12 {
             if round == 7 {
                 // A force-push: main goes back three first-parent commits behind the cached tip.
@@ -243,34 +352,44 @@ import Testing
                     .map { String($0.split(separator: "/")[1]) }
             }
             try Self.grow(fixture, steps: 8, random: &random, rollouts: &rollouts, removed: &removed)
+            if round % 3 == 2 {
+                try Self.replay(fixture, step: 1_000_000 + round, removed: &removed, rollouts: rollouts, author: F.mallory)
+            }
             let tip = try fixture.head()
-            let expected = try Self.oracle(fixture, tip: tip)
+            let oracle = try Self.oracle(fixture, tip: tip)
+            let expected = Self.expected(oracle)
             let repository = try GitRepository(path: fixture.path)
             let tipID = try #require(ObjectID(hex: tip))
             let tracked = try Self.tracked(fixture, tip: tip)
             #expect(Set(tracked.keys) == Set(expected.keys))
 
-            let (cold, _) = try HistoryScanner(repository: repository).scan(tip: tipID, tracked: tracked, cache: nil)
-            #expect(cold.entries == expected, "round \(round)")
-            for (path, entry) in expected where cold.entries[path] != entry {
-                Issue.record("round \(round) \(path): scanner \(String(describing: cold.entries[path])), git \(entry)")
+            let (cold, _) = try Self.walk(repository, tip: tipID, tracked: tracked, cache: nil)
+            let coldAnswers = Self.answers(cold)
+            #expect(coldAnswers == expected, "round \(round)")
+            for (path, entry) in expected where coldAnswers[path] != entry {
+                Issue.record("round \(round) \(path): walk \(String(describing: coldAnswers[path])), git \(entry)")
             }
-            let (warm, statistics) = try HistoryScanner(repository: repository).scan(tip: tipID, tracked: tracked, cache: cache)
-            #expect(warm.entries == expected, "round \(round) with cache")
-            #expect(warm.commits == cold.commits, "round \(round)")
-            if round == 7 { #expect(statistics.cacheDiscarded) }
-            cache = warm
+            let (warm, walker) = try Self.walk(repository, tip: tipID, tracked: tracked, cache: cache)
+            #expect(Self.answers(warm) == expected, "round \(round) with cache")
+            if round == 7 { #expect(walker.statistics.cacheDiscarded) }
+            if round > 0 && round != 7 { #expect(walker.statistics.usedCache, "round \(round)") }
+            cache = walker.savedState
             checkedPaths += expected.count
-            mergedIntroducers += expected.values.filter(\.viaMerge).count
+            mergedIntroducers += oracle.values.filter { $0.viaMerge && $0.approvalCommit != nil }.count
+            notFound += oracle.values.filter { $0.makers == nil && $0.approvalCommit == nil }.count
 
-            // The full load agrees too (cache file path).
-            let viaFile = try RepositoryReader.load(repository: repository, ref: nil, cacheFile: cacheDir.file("scan.json"))
+            // The full load agrees too, through the cache file and cold.
+            let viaFile = try RepositoryReader.load(repository: repository, ref: nil, cacheFile: cacheDir.file("walk"))
+            let viaFileAgain = try RepositoryReader.load(repository: repository, ref: nil, cacheFile: cacheDir.file("walk"))
             let coldLoad = try RepositoryReader.load(repository: repository, ref: nil, cacheFile: nil)
             #expect(viaFile.approvals == coldLoad.approvals)
+            #expect(viaFileAgain.approvals == coldLoad.approvals)
+            #expect(viaFileAgain.scanStatistics.usedCache && viaFileAgain.scanStatistics.commitsWalked == 0)
         }
         // The history exercised what it should.
         #expect(checkedPaths > 100)
         #expect(mergedIntroducers > 10)
+        #expect(notFound > 0, "replayed approvals (no commit adds them on the merged side)")
         _ = cacheDir
     }
 }

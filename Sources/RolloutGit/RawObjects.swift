@@ -1,0 +1,221 @@
+import CLibgit2
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Raw object reads for the history walk: commit headers and tree entries parsed from the object
+// database's bytes, without libgit2's parsers (the walk reads every first-parent commit).
+
+/// The object database of a repository, for raw reads.
+final class ObjectDatabase {
+    let handle: OpaquePointer
+
+    init(_ repository: GitRepository) throws(GitError) {
+        var odb: OpaquePointer?
+        try GitError.check(git_repository_odb(&odb, repository.handle), "git_repository_odb")
+        handle = odb!
+    }
+
+    deinit { git_odb_free(handle) }
+}
+
+/// An object's bytes, read from the object database without libgit2's parsers.
+final class RawObject {
+    private let object: OpaquePointer
+    let bytes: UnsafeRawBufferPointer
+
+    init(odb: ObjectDatabase, id: ObjectID, type: git_object_t) throws(GitError) {
+        var raw = id.raw
+        var object: OpaquePointer?
+        try GitError.check(git_odb_read(&object, odb.handle, &raw), "git_odb_read(\(id))")
+        self.object = object!
+        guard git_odb_object_type(object) == type else {
+            git_odb_object_free(object)
+            throw GitError(.other, "object \(id) is not a \(type == GIT_OBJECT_TREE ? "tree" : "commit")")
+        }
+        bytes = UnsafeRawBufferPointer(start: git_odb_object_data(object), count: git_odb_object_size(object))
+    }
+
+    deinit { git_odb_object_free(object) }
+}
+
+/// A commit's tree and parents, read from its raw header (`tree <hex>\n`, then `parent <hex>\n`
+/// lines), as libgit2's commit parser reads them.
+struct CommitHeader {
+    var tree: ObjectID
+    var parents: [ObjectID]
+
+    init(odb: ObjectDatabase, id: ObjectID) throws(GitError) {
+        let object = try RawObject(odb: odb, id: id, type: GIT_OBJECT_COMMIT)
+        let bytes = object.bytes
+        func hexID(after keyword: StaticString, at offset: Int) -> ObjectID? {
+            let length = keyword.utf8CodeUnitCount
+            guard offset + length + 41 <= bytes.count, let base = bytes.baseAddress,
+                  memcmp(base + offset, keyword.utf8Start, length) == 0,
+                  bytes[offset + length + 40] == UInt8(ascii: "\n") else { return nil }
+            var oid = git_oid()
+            guard git_oid_fromstrn(&oid, (base + offset + length).assumingMemoryBound(to: CChar.self), 40) == 0 else { return nil }
+            return ObjectID(oid)
+        }
+        guard let tree = hexID(after: "tree ", at: 0) else { throw GitError(.other, "malformed commit \(id)") }
+        self.tree = tree
+        parents = []
+        var offset = 46
+        while let parent = hexID(after: "parent ", at: offset) {
+            parents.append(parent)
+            offset += 48
+        }
+    }
+}
+
+/// A tree object's bytes, read without libgit2's tree parser: a sequence of
+/// `<octal mode> SP <name> NUL <20-byte id>` entries in git's order.
+final class RawTree {
+    private let object: RawObject
+    var bytes: UnsafeRawBufferPointer { object.bytes }
+
+    init(odb: ObjectDatabase, id: ObjectID) throws(GitError) {
+        object = try RawObject(odb: odb, id: id, type: GIT_OBJECT_TREE)
+    }
+
+    var entries: Entries { Entries(bytes: bytes) }
+
+    struct Entry {
+        /// The whole entry: mode, name and id.
+        var bytes: UnsafeRawBufferPointer
+        var nameRange: Range<Int>
+        var isTree: Bool
+
+        var name: String { String(decoding: bytes[nameRange], as: UTF8.self) }
+
+        func hasName(_ name: StaticString) -> Bool {
+            nameRange.count == name.utf8CodeUnitCount
+                && memcmp(bytes.baseAddress! + nameRange.lowerBound, name.utf8Start, nameRange.count) == 0
+        }
+
+        var idBytes: UnsafeRawPointer { bytes.baseAddress! + (bytes.count - 20) }
+
+        var id: ObjectID {
+            var oid = git_oid()
+            git_oid_fromraw(&oid, idBytes.assumingMemoryBound(to: UInt8.self))
+            return ObjectID(oid)
+        }
+    }
+
+    struct Entries {
+        let bytes: UnsafeRawBufferPointer
+        var offset = 0
+
+        init(bytes: UnsafeRawBufferPointer, offset: Int = 0) {
+            self.bytes = bytes
+            self.offset = offset
+        }
+
+        mutating func next() throws(GitError) -> Entry? {
+            guard offset < bytes.count, bytes.baseAddress != nil else { return nil }
+            let start = offset
+            let entry = try RawTree.entry(in: bytes, at: start)
+            offset = start + entry.bytes.count
+            return entry
+        }
+    }
+
+    /// The entry starting at `start`.
+    static func entry(in bytes: UnsafeRawBufferPointer, at start: Int) throws(GitError) -> Entry {
+        let base = bytes.baseAddress!
+        let remaining = bytes.count - start
+        guard let spacePointer = memchr(base + start, 0x20, min(remaining, 8)) else { throw GitError(.other, "malformed tree object") }
+        let space = base.distance(to: UnsafeRawPointer(spacePointer))
+        guard let nulPointer = memchr(base + space + 1, 0, bytes.count - space - 1) else {
+            throw GitError(.other, "malformed tree object")
+        }
+        let nul = base.distance(to: UnsafeRawPointer(nulPointer))
+        guard nul + 21 <= bytes.count else { throw GitError(.other, "malformed tree object") }
+        // Trees are mode 40000 (git writes no leading zero).
+        let isTree = space - start == 5 && base.load(fromByteOffset: start, as: UInt8.self) == UInt8(ascii: "4")
+            && base.load(fromByteOffset: start + 1, as: UInt8.self) == UInt8(ascii: "0")
+        let end = nul + 21
+        return Entry(bytes: UnsafeRawBufferPointer(start: base + start, count: end - start),
+                     nameRange: (space + 1 - start)..<(nul - start), isTree: isTree)
+    }
+
+    /// Same object id.
+    static func sameID(_ a: Entry, _ b: Entry) -> Bool {
+        memcmp(a.idBytes, b.idBytes, 20) == 0
+    }
+
+    /// git's tree order (`base_name_compare`): bytes of the names, a tree's name followed by '/'.
+    static func order(_ a: Entry, _ b: Entry) -> Int {
+        let nameA = a.bytes.baseAddress! + a.nameRange.lowerBound, nameB = b.bytes.baseAddress! + b.nameRange.lowerBound
+        let countA = a.nameRange.count, countB = b.nameRange.count
+        let common = min(countA, countB)
+        let order = memcmp(nameA, nameB, common)
+        if order != 0 { return Int(order) }
+        let endA: UInt8 = countA > common ? nameA.load(fromByteOffset: common, as: UInt8.self) : (a.isTree ? UInt8(ascii: "/") : 0)
+        let endB: UInt8 = countB > common ? nameB.load(fromByteOffset: common, as: UInt8.self) : (b.isTree ? UInt8(ascii: "/") : 0)
+        return Int(endA) - Int(endB)
+    }
+
+    /// The length of the longest common prefix of two byte sequences.
+    static func commonPrefix(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+        let count = min(a.count, b.count)
+        guard count > 0 else { return 0 }
+        let pa = a.baseAddress!, pb = b.baseAddress!
+        var offset = 0
+        // Whole chunks by memcmp (vectorised), then the differing chunk word by word and byte by byte.
+        let chunk = 256
+        while offset + chunk <= count, memcmp(pa + offset, pb + offset, chunk) == 0 { offset += chunk }
+        while offset + 8 <= count,
+              pa.loadUnaligned(fromByteOffset: offset, as: UInt64.self) == pb.loadUnaligned(fromByteOffset: offset, as: UInt64.self) {
+            offset += 8
+        }
+        while offset < count, pa.load(fromByteOffset: offset, as: UInt8.self) == pb.load(fromByteOffset: offset, as: UInt8.self) {
+            offset += 1
+        }
+        return offset
+    }
+
+    /// The length of the longest common suffix of two byte sequences.
+    static func commonSuffix(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+        let count = min(a.count, b.count)
+        guard count > 0 else { return 0 }
+        let endA = a.baseAddress! + a.count, endB = b.baseAddress! + b.count
+        var length = 0
+        let chunk = 256
+        while length + chunk <= count, memcmp(endA - length - chunk, endB - length - chunk, chunk) == 0 { length += chunk }
+        while length + 8 <= count,
+              (endA - length - 8).loadUnaligned(as: UInt64.self) == (endB - length - 8).loadUnaligned(as: UInt64.self) {
+            length += 8
+        }
+        while length < count, (endA - length - 1).load(as: UInt8.self) == (endB - length - 1).load(as: UInt8.self) {
+            length += 1
+        }
+        return length
+    }
+}
+
+/// A raw tree with the offsets of its entries (`starts[i]` is where entry `i` begins, and a last
+/// element is the tree's size), so that a comparison can skip to any entry.
+struct IndexedTree {
+    let raw: RawTree
+    let starts: [Int32]
+
+    init(raw: RawTree, starts: [Int32]) {
+        self.raw = raw
+        self.starts = starts
+    }
+
+    /// Parses every entry.
+    init(_ raw: RawTree) throws(GitError) {
+        var starts: [Int32] = [0]
+        var entries = raw.entries
+        while try entries.next() != nil { starts.append(Int32(entries.offset)) }
+        self.raw = raw
+        self.starts = starts
+    }
+
+    func entry(_ index: Int) -> RawTree.Entry {
+        // The offsets come from a successful parse of these bytes.
+        try! RawTree.entry(in: raw.bytes, at: Int(starts[index]))
+    }
+}
