@@ -13,6 +13,9 @@ struct FileState: Equatable, Sendable {
     var changeCommit: ObjectID
     var viaMerge = false
     var approval: Resolution = .unresolved
+    /// The blob the merge point's first parent had at this path (known while unresolved; not saved,
+    /// since every saved file is resolved).
+    var previousBlob: ObjectID?
     /// plan.json only: the commits that changed it since it was created.
     var makers: [Maker] = []
 }

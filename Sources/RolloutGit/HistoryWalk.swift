@@ -214,7 +214,15 @@ public final class HistoryWalker {
             state.tipRollouts = top.rollouts
             state.tipPolicies = top.policies
             state.count = index + 1
-            if index % 64 == 63 { headers.removeAll(keepingCapacity: true) }
+            if index % 64 == 63 {
+                // Keep what resolving approval commits needs later: the merges and their first parents.
+                var kept: [ObjectID: CommitHeader] = [:]
+                for (id, header) in headers where header.parents.count > 1 {
+                    kept[id] = header
+                    if let first = header.parents.first, let parent = headers[first] { kept[first] = parent }
+                }
+                headers = kept
+            }
         }
     }
 
@@ -249,6 +257,7 @@ public final class HistoryWalker {
             file.changeCommit = id
             file.viaMerge = header.parents.count > 1
             file.approval = .unresolved
+            file.previousBlob = change.oldBlob
             if TrackedPaths.isPlan(change.path) {
                 if change.oldBlob == nil { file.makers = [] }
                 file.makers += try makers(of: change.path, blob: change.blob, oldBlob: change.oldBlob,
@@ -346,6 +355,7 @@ public final class HistoryWalker {
             if state.policyApprovalFiles[file.path] != blob {
                 var record = FileState(blob: blob, changeIndex: index, changeCommit: id)
                 record.viaMerge = header.parents.count > 1
+                record.previousBlob = state.policyApprovalFiles[file.path]
                 state.files[file.path] = record
             }
         }
@@ -454,12 +464,8 @@ public final class HistoryWalker {
         if !file.viaMerge {
             file.approval = .commit(file.changeCommit)
         } else {
-            let merge = try header(of: file.changeCommit)
-            let firstParentBlob = try merge.parents.first.map { p throws(GitError) in
-                try repository.blobID(atPath: path, inCommit: p)
-            } ?? nil
             let probe = try BlobProbe(walker: self, path: path, merge: file.changeCommit, mergeBlob: file.blob,
-                                      firstParentBlob: firstParentBlob)
+                                      firstParentBlob: file.previousBlob)
             var found: [ObjectID] = []
             for side in sides[file.changeIndex] ?? [] where side.header.parents.count <= 1 {
                 guard try probe.blob(at: side.id) == file.blob else { continue }
