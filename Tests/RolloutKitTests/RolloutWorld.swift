@@ -67,10 +67,26 @@ final class RolloutWorld: @unchecked Sendable {
 
     static let approvers = RolloutFixtures.exp001AuthorPolicy
 
-    /// Commits the policy and EXP-001's plan (authored by Robin, who approves nothing).
+    /// Commits the policy and EXP-001's plan (authored by Robin, who approves nothing), and makes
+    /// the installation's state as `rolloutctl init` does for flags nothing has exposed yet.
     func seed(plan: String = RolloutWorld.exp001Plan(), rollout: String = "exp-001-autosave") throws {
         try repo.commitFiles(["policies/approvers.json": Self.approvers, "rollouts/\(rollout)/plan.json": plan],
                              "Add \(rollout)", author: Self.robin)
+        if !FileManager.default.fileExists(atPath: statePath) {
+            _ = try StateStore.create(path: statePath, installation: Installation(repositoryRoot: try repositoryRoot()))
+        }
+    }
+
+    /// The root commit of main's first-parent line, as git sees it.
+    func repositoryRoot() throws -> String {
+        try repo.git("rev-list", "--first-parent", "--max-parents=0", "main")
+    }
+
+    /// `rolloutctl init` through the Kit layer, against this world's flag store.
+    func initialise(adopt: Bool = false, hours: Double = 0) async throws -> Initializer.Report {
+        try await Initializer.run(Initializer.Settings(repositoryPath: repo.path, ref: nil, statePath: statePath,
+                                                       adopt: adopt, now: time(hours: hours)),
+                                  flags: flags, logger: logger)
     }
 
     /// Approves a phase the GitOps way: a branch with the approver's commit, merged with --no-ff.

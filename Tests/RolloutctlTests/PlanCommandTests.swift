@@ -7,7 +7,7 @@ import Testing
 @Suite(.serialized) struct PlanCommandTests {
     @Test func planJSONHasTheDocumentedShape() async throws {
         try await CLIWorld.with { w in
-            try w.seed()
+            try await w.seed()
             let result = try await w.plan(["--json"])
             #expect(result.status == 0, "\(result.stderr)")
             let document = try parseJSON(result.stdout)
@@ -61,7 +61,7 @@ import Testing
 
     @Test func planJSONBlockersApprovalsAndChangeShapes() async throws {
         try await CLIWorld.with { w in
-            try w.seed()
+            try await w.seed()
             #expect(try await w.reconcile().status == 0)
             // Someone changes staging behind rolloutctl's back: drift.
             w.service.changeConcurrently(CLIWorld.flag, environment: "staging", to: FlagEnvironmentState(enabled: true, coverage: 60))
@@ -88,7 +88,7 @@ import Testing
 
     @Test func detailedExitcode() async throws {
         try await CLIWorld.with { w in
-            try w.seed()
+            try await w.seed()
             // 2: changes pending (staging); without the flag, 0.
             var result = try await w.plan(["--detailed-exitcode"])
             #expect(result.status == 2, "\(result.all)")
@@ -119,7 +119,7 @@ import Testing
 
     @Test func detailedExitcodeIsOneForAnInvalidPlan() async throws {
         try await CLIWorld.with { w in
-            try w.seed(plan: CLIWorld.plan(extra: "\n  \"bake\": \"forever\","))
+            try await w.seed(plan: CLIWorld.plan(extra: "\n  \"bake\": \"forever\","))
             let result = try await w.plan(["--detailed-exitcode"])
             #expect(result.status == 1, "\(result.all)")
             // path:line:column: message
@@ -140,7 +140,7 @@ import Testing
 
     @Test func nowParsingErrorsAreClear() async throws {
         try await CLIWorld.with { w in
-            try w.seed()
+            try await w.seed()
             for bad in ["yesterday", "2027-01-01", "2027-01-01T00:00:00", "2027-13-01T00:00:00Z"] {
                 let result = try await w.plan([], now: bad)
                 #expect(result.status != 0 && result.status != 2, "\(bad): \(result.status)")
@@ -166,7 +166,7 @@ import Testing
     /// before the option was refused used to trap when it was dropped without shutdown).
     @Test func optionErrorsAreMessagesNotCrashes() async throws {
         try await CLIWorld.with { w in
-            try w.seed()
+            try await w.seed()
             let cases: [([String], String)] = [
                 (["plan"] + w.runArguments() + ["--notify-url", "nonsense"], "--notify-url takes NAME=URL"),
                 (["reconcile"] + w.runArguments() + ["--notify-url", "=http://x"], "--notify-url takes NAME=URL"),
@@ -190,7 +190,7 @@ import Testing
     /// --no-color or NO_COLOR.
     @Test func colourOnlyOnATerminalAndNeverWhenAskedNot() async throws {
         try await CLIWorld.with { w in
-            try w.seed()
+            try await w.seed()
             let escape = "\u{1B}["
             // Not a terminal: no colour at all.
             var result = try await w.plan([])

@@ -19,7 +19,7 @@ import Testing
 
     @Test func secondReconcileExitsZeroWhileTheLockIsHeld() async throws {
         try await CLIWorld.with { w in
-            try w.seed()
+            try await w.seed()
             let holder = try await holdLock(w, seconds: 5)
             let result = try await w.reconcile()
             #expect(result.status == 0, "\(result.all)")
@@ -33,7 +33,7 @@ import Testing
 
     @Test func lockTimeoutWaitsForTheLock() async throws {
         try await CLIWorld.with { w in
-            try w.seed()
+            try await w.seed()
             // Released in time: it waits, then reconciles.
             var holder = try await holdLock(w, seconds: 1)
             var result = try await w.reconcile(["--lock-timeout", "3s"])
@@ -57,7 +57,7 @@ import Testing
 
     @Test func twoReconcileProcessesAtOnce() async throws {
         try await CLIWorld.with { w in
-            try w.seed()
+            try await w.seed()
             // The first reader is slow, so the two runs overlap.
             w.service.inject(.delay(.seconds(2)), times: 1, on: "GET")
             let first = try RunningProcess(Binary.path, ["reconcile"] + w.runArguments(),
@@ -74,7 +74,7 @@ import Testing
 
     @Test func statusAndHistoryHumanAndJSON() async throws {
         try await CLIWorld.with { w in
-            try w.seed()
+            try await w.seed()
             // Before any reconcile: a clear error.
             var result = try await rolloutctl(["status", "--state", w.statePath])
             #expect(result.status == 1)
@@ -124,7 +124,7 @@ import Testing
     @Test func tokenNeverAppearsAnywhere() async throws {
         let token = CLIWorld.token
         try await CLIWorld.with { w in
-            try w.seed()
+            try await w.seed()
             // Most verbose logs, success.
             var result = try await w.reconcile([], environment: ["LOG_LEVEL": "trace"])
             #expect(result.status == 0, "\(result.all)")
@@ -146,7 +146,7 @@ import Testing
         }
         // Refused (401): the wrong token is not echoed either.
         try await CLIWorld.with(serviceToken: "the-right-one-5c3d") { w in
-            try w.seed()
+            try await w.seed()
             let result = try await w.reconcile([], environment: ["LOG_LEVEL": "trace"])
             #expect(result.status == 1)
             #expect(result.all.contains("401"))
@@ -165,7 +165,7 @@ import Testing
         try await hook.start()
         defer { Task { await hook.stop() } }
         try await CLIWorld.with { w in
-            try w.seed()
+            try await w.seed()
             let notify = ["--notify-url", "platform-team=\(hook.baseURL)/hook"]
             #expect(try await w.reconcile(notify).status == 0)
             #expect(hook.requests.isEmpty)
@@ -201,7 +201,7 @@ import Testing
         defer { Task { await hook.stop() } }
         let url = failure == "500" ? "\(hook.baseURL)/hook" : "http://127.0.0.1:\(try await closedPort())/hook"
         try await CLIWorld.with { w in
-            try w.seed()
+            try await w.seed()
             let notify = ["--notify-url", "platform-team=\(url)"]
             #expect(try await w.reconcile(notify).status == 0)
             try w.setMetrics(["error-rate": 0.031, "latency-p95-delta": 0.05, "submission-success": 0.98])
