@@ -46,8 +46,8 @@ public enum Initializer {
     }
 
     public static func run(_ settings: Settings, flags: FlagStore, logger: Logger) async throws -> Report {
-        guard !FileManager.default.fileExists(atPath: settings.statePath) else {
-            throw StateStoreError.alreadyInitialised(path: settings.statePath)
+        if FileManager.default.fileExists(atPath: settings.statePath) {
+            return try recordRepository(settings)
         }
         let repository = try GitRepository(path: settings.repositoryPath)
         let cache = URL(fileURLWithPath: settings.statePath).deletingLastPathComponent()
@@ -96,5 +96,17 @@ public enum Initializer {
             logger.notice("\(name): \(detail)")
         }
         return Report(statePath: settings.statePath, repositoryRoot: root, adopted: adopted)
+    }
+
+    /// A state made before `init` existed keeps its rollouts (they are this installation's) and
+    /// gets its repository recorded; any other existing state is never overwritten.
+    private static func recordRepository(_ settings: Settings) throws -> Report {
+        let store = try StateStore.open(path: settings.statePath)
+        guard try store.installation() == nil else { throw StateStoreError.alreadyInitialised(path: settings.statePath) }
+        let repository = try GitRepository(path: settings.repositoryPath)
+        let (_, tip) = try RepositoryReader.resolve(repository: repository, ref: settings.ref)
+        let root = try repository.firstParentRoot(of: tip).description
+        try store.setInstallation(Installation(repositoryRoot: root))
+        return Report(statePath: settings.statePath, repositoryRoot: root, adopted: [])
     }
 }

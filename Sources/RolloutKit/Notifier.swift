@@ -103,8 +103,9 @@ struct Outbox {
             return
         }
         for message in queued.expired {
-            logger.error("notification \(message.key) to \(message.target) for \(message.rollout) was not delivered "
-                + "in 24 hours (\(message.attempts) attempts); given up")
+            let text = "notification \(message.key) to \(message.target) for \(message.rollout) was not delivered "
+                + "in 24 hours (\(message.attempts) attempts); given up"
+            logger.error("\(text)")
         }
         // A target that failed once in this run is not tried again until the next run: a webhook
         // that is down costs one timeout per run, not one per message.

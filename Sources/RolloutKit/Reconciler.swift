@@ -210,10 +210,13 @@ public struct Reconciler: Sendable {
         var record = record
         var intents = intents
         var conflicts = 0
+        // After a 412, the re-read that checked for a lost answer is the next decision's input.
+        var reread: FlagSnapshot?
         while true {
             let flag: FlagSnapshot
             do {
-                flag = try await ports.flags.read(flag: plan.flag)
+                if let reread { flag = reread } else { flag = try await ports.flags.read(flag: plan.flag) }
+                reread = nil
             } catch {
                 return RolloutOutcome(report: failed(report, "reading flag \(plan.flag): \(error)"))
             }
@@ -288,10 +291,10 @@ public struct Reconciler: Sendable {
                     ports.logger.info("applied \(plan.flag)[\(change.environment)] \(describe(change.from)) → \(describe(change.to)) (\(change.reason.rawValue))")
                 } catch {
                     // A lost answer is not a failed change: the flag itself says whether it applied.
-                    if !ports.flags.stagesWrites, Self.mayHaveApplied(error),
-                       let reread = try? await ports.flags.read(flag: plan.flag),
-                       PhaseMachine.matches(reread.environments[change.environment], change.to) {
-                        version = reread.version
+                    let check = !ports.flags.stagesWrites && Self.mayHaveApplied(error)
+                        ? try? await ports.flags.read(flag: plan.flag) : nil
+                    if let check, PhaseMachine.matches(check.environments[change.environment], change.to) {
+                        version = check.version
                         result.result = "applied"
                         result.detail = [step.detail, "confirmed by re-read: the answer was lost (\(error))"]
                             .compactMap { $0 }.joined(separator: "; ")
@@ -300,6 +303,7 @@ public struct Reconciler: Sendable {
                         continue
                     }
                     if case FlagStoreError.versionConflict = error {
+                        reread = check
                         result.result = "conflict"
                         result.detail = "the flag changed meanwhile (412); re-reading and deciding again"
                         try? state.append(result)

@@ -369,8 +369,7 @@ struct Init: AsyncParsableCommand {
     @Option(name: .long, help: "The environment variable holding the flag API token.")
     var tokenEnv: String = "ADMIN_TOKEN"
 
-    @Flag(name: .long, help: "Adopt an installation whose flags are already exposed: each rollout starts at the "
-        + "phase its flag matches, or overridden.")
+    @Flag(name: .long, help: "Adopt an installation whose flags are already exposed (each rollout starts at the phase its flag matches, or overridden).")
     var adopt = false
 
     @Option(name: .long, help: "The time adopted phases are entered at, RFC 3339 (for drills and tests).")

@@ -45,7 +45,8 @@ import Testing
 
     @Test func bakeIsMeasuredFromTheRecordedEntry() {
         let record = RolloutRecord(phase: "canary-10", enteredAt: now, status: .progressing, planBlob: blob)
-        let early = decide(record: record, actual: ["staging": on(100), "production": on(10)], hoursLater: 23.5)
+        let early = decide(record: record, actual: ["staging": on(100), "production": on(10)],
+                           approvals: approved("canary-10", ["engineering-lead", "qa-lead", "sre"]), hoursLater: 23.5)
         #expect(early.blockers.map(\.kind) == [.bake])
         #expect(early.blockers.first?.remainingSeconds == 1800)
         // Approvals bind the whole plan (SPEC §5.2 [r2]): canary-10's gate must still hold.

@@ -155,7 +155,7 @@ import RolloutTestSupport
         _ = try await run(5)  // the same time is not earlier
         let audit = try StateStore(path: world.statePath).history()
         #expect(!audit.isEmpty)
-        #expect(audit.allSatisfy(\.clockSupplied))
+        #expect(audit.allSatisfy { $0.clockSupplied })
     }
 
     @Test func aRecoveryReadsOnlyTheOpenIntentsWhateverTheAuditSize() async throws {

@@ -11,7 +11,9 @@ import RolloutTestSupport
 /// flag API on 127.0.0.1 (faults injected) and a real SQLite state.
 @Suite(.serialized) struct RollbackOverrideTests {
     static let breach = ["error-rate": 0.05, "latency-p95-delta": 0.05, "submission-success": 0.98]
-    static let both: (FlagEnvironmentState) -> [String: FlagEnvironmentState] = { ["staging": $0, "production": $0] }
+    static func both(_ state: FlagEnvironmentState) -> [String: FlagEnvironmentState] {
+        ["staging": state, "production": state]
+    }
 
     @Test func rollbackWhoseProductionPatchFailsEveryRetryIsFinishedByTheNextRunAndNeverUndone() async throws {
         try await FlagServiceWorld.with { w in
@@ -188,9 +190,9 @@ import RolloutTestSupport
             #expect(posts.first?.body.contains("\"status\":\"holding\"") == true)
             #expect(posts.last?.body.contains("\"status\":\"rolled-back\"") == true)
             // The key is the event's id, in the body too.
-            #expect(posts.allSatisfy { $0.body.contains("\"id\":\"\($0.key)\"") })
+            for post in posts { #expect(post.body.contains("\"id\":\"\(post.key)\"")) }
             let outbox = try StateStore(path: w.world.statePath).outbox()
-            #expect(outbox.allSatisfy(\.delivered))
+            #expect(outbox.allSatisfy { $0.delivered })
             #expect(Set(outbox.map(\.message.key)) == Set(posts.map(\.key)))
         }
         await hook.stop()

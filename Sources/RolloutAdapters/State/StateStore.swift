@@ -110,7 +110,7 @@ public enum StateStoreError: Error, Equatable, CustomStringConvertible {
                 + "\(unknown.joined(separator: ", "))); upgrade rolloutctl, never downgrade a state"
         case .notInitialised(let path):
             return "the state at \(path) records no repository (it predates `rolloutctl init`); "
-                + "run `rolloutctl init --adopt` to record this repository"
+                + "run `rolloutctl init` to record this repository (its rollouts are kept)"
         case .anotherRepository(let path, let recorded, let actual):
             return "the state at \(path) belongs to another repository (root commit \(recorded.prefix(12)), this "
                 + "repository's is \(actual.prefix(12))); pass the --state of this repository"

@@ -295,11 +295,8 @@ public enum PhaseMachine {
                      detail: change.reason == .rollback && !healthDetail.isEmpty
                         ? healthDetail.joined(separator: "; ") : nil)
         }
-        if let first = decision.commitFirst {
-            // Everything is in the first commit; nothing is left to write after the changes.
-            _ = first
-            return
-        }
+        // Everything is in the first commit; nothing is left to write after the changes.
+        if decision.commitFirst != nil { return }
         let previous = input.record?.status
         var events: [AuditEvent] = []
         var notifications: [NotificationRequest] = []
