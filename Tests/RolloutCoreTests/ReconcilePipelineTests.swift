@@ -114,6 +114,9 @@ import Testing
         #expect(blocked.status == .blocked)
         #expect(blocked.steps.isEmpty)
         #expect(blocked.blockers.filter { $0.kind == .approval }.map(\.role) == canary10Roles)
+        // The edit is not in force yet: the record keeps the old blob, so the next run is not an override.
+        #expect(blocked.commitAfter?.record.planBlob == blob)
+        #expect(blocked.commitAfter?.record.status == .blocked)
         let resumed = decide(plan: edited, record: overridden, actual: actual,
                              approvals: approved("canary-10", canary10Roles), planBlob: "b2")
         #expect(resumed.steps.map(\.change) == [Change(environment: "production", from: .disabled, to: on(5), reason: .drift)])

@@ -9,6 +9,14 @@ import RolloutTestSupport
 /// A state that cannot silently vanish (SPEC §5.10): `init` creates it, `reconcile` never does,
 /// it knows its repository and refuses another one or a newer schema; `plan` never writes it.
 @Suite(.serialized) struct InstallationTests {
+    /// A world with healthy metrics (no data would hold every phase).
+    private func healthyWorld() throws -> RolloutWorld {
+        let metrics = try MetricsFile(MetricsFile.healthy)
+        let world = try RolloutWorld(metrics: FileMetricsProvider(path: metrics.path))
+        world.retained.append(metrics)
+        return world
+    }
+
     @Test func reconcileWithoutAStateRefusesWithTheMessageAndCreatesNothing() async throws {
         let world = try RolloutWorld()
         try world.repo.commitFiles(["policies/approvers.json": RolloutWorld.approvers,
@@ -39,10 +47,12 @@ import RolloutTestSupport
     }
 
     @Test func aStateOfAnotherRepositoryIsRefused() async throws {
-        let world = try RolloutWorld()
+        let world = try healthyWorld()
         try world.seed()
         _ = try await world.run(hours: 0)
         let other = try RolloutWorld()
+        // The same files, but another history (the fixture's clock would make identical first commits).
+        try other.repo.commitFiles(["README.md": "another team's rollouts"], "Start", author: RolloutWorld.robin)
         try other.seed()
         let root = try world.repositoryRoot()
         let settings = RunSettings(repositoryPath: other.repo.path, now: other.start, statePath: world.statePath,
@@ -80,7 +90,7 @@ import RolloutTestSupport
     }
 
     @Test func planAndDryRunNeverWriteTheState() async throws {
-        let world = try RolloutWorld()
+        let world = try healthyWorld()
         try world.seed()
         _ = try await world.run(hours: 0)
         try world.approveCanary10()
@@ -101,7 +111,7 @@ import RolloutTestSupport
     }
 
     @Test func initOnAnExposedInstallationNeedsAdoptAndThenNeverReexposesARolledBackRollout() async throws {
-        let world = try RolloutWorld()
+        let world = try healthyWorld()
         try world.seed()
         _ = try await world.run(hours: 0)
         try world.approveCanary10()

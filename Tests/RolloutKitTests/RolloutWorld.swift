@@ -18,6 +18,8 @@ final class RolloutWorld: @unchecked Sendable {
     static let defaultStart = Date(timeIntervalSince1970: 1_798_761_600)  // 2027-01-01T00:00:00Z
     /// The logger runs use (tests that look for secrets record it).
     var logger = Logger(label: "test")
+    /// Fixtures that must live as long as the world (e.g. its metrics file).
+    var retained: [AnyObject] = []
 
     static let erin = GitFixture.Person(name: "Erin Lead", email: "erin@example.com")
     static let quinn = GitFixture.Person(name: "Quinn QA", email: "quinn@example.com")

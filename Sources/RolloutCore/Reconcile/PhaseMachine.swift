@@ -94,7 +94,10 @@ public enum PhaseMachine {
         // Rolled back: stays so until plan.json changes; "disabled" is re-applied wherever it is not,
         // so a rollback that failed halfway is finished by a later run, never undone.
         if let record = input.record, record.status == .rolledBack, sameBlob {
-            decision.changes = disable(reached, actual: input.actual, reason: .rollback)
+            // The phase's own environment (where its health is measured) first, as in the rollback itself.
+            let measured = current.map { plan.phases[$0].environment }
+            let ordered = reached.filter { $0 == measured } + reached.filter { $0 != measured }
+            decision.changes = disable(ordered, actual: input.actual, reason: .rollback)
             decision.status = .rolledBack
             decision.currentPhase = record.phase
             decision.nextPhase = nil
@@ -201,6 +204,7 @@ public enum PhaseMachine {
         let planChanged = input.record.map { $0.planBlob != input.planBlob } ?? false
         var blockers: [Blocker] = []
         var gatesReported = -1
+        var heldForGates = false
         if let current, planChanged {
             // An edit that raises the current phase's exposure needs the gates of every phase up to it.
             let raises = target.contains { exposure($0.value) > exposure(input.actual[$0.key] ?? .disabled) }
@@ -211,6 +215,7 @@ public enum PhaseMachine {
                 }
                 blockers += missing
                 gatesReported = current
+                heldForGates = true
             }
         }
 
@@ -263,7 +268,7 @@ public enum PhaseMachine {
         for environment in plan.environments {
             guard let to = target[environment] else { continue }
             let from = input.actual[environment]
-            guard !matches(from, to) else { continue }
+            guard !matches(from, to), from != to else { continue }  // held at the actual state: nothing to do
             let reason: Change.Reason = planChanged && exposure(to) < exposure(from ?? .disabled) ? .lower : .drift
             decision.changes.append(Change(environment: environment, from: from, to: to, reason: reason))
         }
@@ -280,6 +285,11 @@ public enum PhaseMachine {
             decision.status = .blocked
         }
         decision.record.status = decision.status
+        if heldForGates {
+            // The edit is not in force until its gates hold: the record keeps the blob it was decided
+            // on, so the next run sees the edit again (and never takes the held state for an override).
+            decision.record.planBlob = input.record?.planBlob
+        }
         return decision
     }
 
