@@ -20,12 +20,13 @@ import Testing
     @Test func secondReconcileExitsZeroWhileTheLockIsHeld() async throws {
         try await CLIWorld.with { w in
             try await w.seed()
+            let requestsBefore = w.service.requests.count  // init's read of the flag
             let holder = try await holdLock(w, seconds: 5)
             let result = try await w.reconcile()
             #expect(result.status == 0, "\(result.all)")
             #expect(result.stderr.contains("another reconcile holds the lock"), "\(result.stderr)")
             #expect(result.seconds < 4)
-            #expect(w.service.requests.isEmpty)
+            #expect(w.service.requests.count == requestsBefore)
             #expect(w.environments().isEmpty)
             _ = await holder.wait()
         }
@@ -75,10 +76,15 @@ import Testing
     @Test func statusAndHistoryHumanAndJSON() async throws {
         try await CLIWorld.with { w in
             try await w.seed()
-            // Before any reconcile: a clear error.
-            var result = try await rolloutctl(["status", "--state", w.statePath])
+            // Without a state: a clear error.
+            var result = try await rolloutctl(["status", "--state", w.statePath + ".missing"])
             #expect(result.status == 1)
             #expect(result.stderr.contains("no state database"))
+            #expect(result.stderr.contains("rolloutctl init"))
+            // Initialised, before any reconcile: nothing recorded yet.
+            result = try await rolloutctl(["status", "--state", w.statePath])
+            #expect(result.status == 0)
+            #expect(result.stdout.contains("No rollouts in"))
 
             result = try await w.reconcile()
             #expect(result.status == 0, "\(result.all)")
