@@ -78,6 +78,15 @@ public protocol FlagStore: Sendable {
     /// Applies a patch if the flag is still at `version`; returns the updated flag.
     /// Throws `FlagStoreError.versionConflict` when the version moved.
     func apply(flag: String, patch: FlagPatch, ifMatch version: String) async throws -> FlagSnapshot
+    /// Makes every change applied since the last flush durable; write-through stores do nothing.
+    func flush() async throws
+    /// True when `apply` only stages a change until `flush()` (the run writes results after the flush).
+    var stagesWrites: Bool { get }
+}
+
+extension FlagStore {
+    public func flush() async throws {}
+    public var stagesWrites: Bool { false }
 }
 
 /// One health query to evaluate, with its placeholders already substituted.

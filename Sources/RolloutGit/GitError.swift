@@ -10,6 +10,8 @@ public struct GitError: Error, Equatable, Sendable, CustomStringConvertible {
         case ownedByAnotherUser
         case objectNotFound
         case fetchFailed
+        /// The policy root recorded by `init` is not on the protected branch's first-parent line.
+        case policyRootNotFound
         case other
     }
 

@@ -2,10 +2,13 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
+import RolloutAdapters
 import RolloutCore
 
-/// A rollback or hold to tell people about.
+/// A rollback, hold or override to tell people about: the JSON body of a webhook POST.
 public struct NotificationEvent: Sendable {
+    /// The event id, also sent as `Idempotency-Key`.
+    public var id: String
     public var rollout: String
     public var flag: String
     public var status: String
@@ -18,7 +21,7 @@ public struct NotificationEvent: Sendable {
 
     var json: JSONOutput {
         .members([
-            ("rollout", .string(rollout)), ("flag", .string(flag)), ("status", .string(status)),
+            ("id", .string(id)), ("rollout", .string(rollout)), ("flag", .string(flag)), ("status", .string(status)),
             ("phase", .string(phase)), ("message", .string(message)), ("revision", .string(revision)),
             ("time", .string(RFC3339.format(time))),
             ("checks", .array(checks.map { name, value, reason in
@@ -28,23 +31,25 @@ public struct NotificationEvent: Sendable {
     }
 }
 
-/// Where rollbacks and holds are announced (`rollback.notify` names).
+/// Delivers one queued notification; answers nil when delivered, or why not.
 public protocol Notifier: Sendable {
-    func notify(names: [String], event: NotificationEvent) async
+    func deliver(_ message: OutboxMessage) async -> String?
 }
 
-/// Logs every notification, and POSTs JSON to the webhook each name maps to
-/// (`--notify-url NAME=URL`, or `ROLLOUTCTL_NOTIFY_URL_<NAME>` with `-` as `_`).
-/// A failed notification is logged and never blocks the rollback.
+/// POSTs each notification's JSON to the webhook its name maps to (`--notify-url NAME=URL`, or
+/// `ROLLOUTCTL_NOTIFY_URL_<NAME>` with `-` as `_`), with `Idempotency-Key: <event id>`.
 public struct WebhookNotifier: Notifier {
     public var urls: [String: String]
     public var client: HTTPClient?
     public var logger: Logger
+    /// How long one delivery may take: a slow webhook never holds a run for long.
+    public var timeout: TimeAmount
 
-    public init(urls: [String: String], client: HTTPClient?, logger: Logger) {
+    public init(urls: [String: String], client: HTTPClient?, logger: Logger, timeout: TimeAmount = .seconds(5)) {
         self.urls = urls
         self.client = client
         self.logger = logger
+        self.timeout = timeout
     }
 
     /// `--notify-url` values, with the environment's `ROLLOUTCTL_NOTIFY_URL_*` as defaults.
@@ -63,25 +68,56 @@ public struct WebhookNotifier: Notifier {
         return urls
     }
 
-    public func notify(names: [String], event: NotificationEvent) async {
-        logger.notice("notify \(names.joined(separator: ",")): \(event.message)")
-        for name in names {
-            guard let url = urls[name] else {
-                logger.warning("no webhook for notify target \(name); pass --notify-url \(name)=URL")
-                continue
-            }
-            guard let client else { continue }
-            var request = HTTPClientRequest(url: url)
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(string: event.json.render(pretty: false)))
-            do {
-                let response = try await client.execute(request, timeout: .seconds(5))
-                if !(200..<300).contains(Int(response.status.code)) {
-                    logger.warning("notification to \(name) answered HTTP \(response.status.code)")
-                }
-            } catch {
-                logger.warning("notification to \(name) failed: \(error)")
+    public func deliver(_ message: OutboxMessage) async -> String? {
+        guard let url = urls[message.target], let client else {
+            return "no webhook for notify target \(message.target); pass --notify-url \(message.target)=URL"
+        }
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "Idempotency-Key", value: message.key)
+        request.body = .bytes(ByteBuffer(string: message.body))
+        do {
+            let response = try await client.execute(request, timeout: timeout)
+            _ = try? await response.body.collect(upTo: 1 << 16)
+            return (200..<300).contains(Int(response.status.code)) ? nil : "HTTP \(response.status.code)"
+        } catch {
+            return "\(error)"
+        }
+    }
+}
+
+/// The notification outbox of the state (SPEC §5.10): every pending message is tried once per run,
+/// after the rollouts are reconciled; a failure is kept for the next run, for 24 hours.
+struct Outbox {
+    var state: StateStore
+    var notifier: Notifier
+    var logger: Logger
+
+    func deliver(now: Date) async {
+        let queued: (pending: [OutboxMessage], expired: [OutboxMessage])
+        do {
+            queued = try state.pendingOutbox(now: now)
+        } catch {
+            logger.warning("cannot read the notification outbox: \(error)")
+            return
+        }
+        for message in queued.expired {
+            let text = "notification \(message.key) to \(message.target) for \(message.rollout) was not delivered "
+                + "in 24 hours (\(message.attempts) attempts); given up"
+            logger.error("\(text)")
+        }
+        // A target that failed once in this run is not tried again until the next run: a webhook
+        // that is down costs one timeout per run, not one per message.
+        var down: [String: String] = [:]
+        for message in queued.pending {
+            guard let id = message.id else { continue }
+            if down[message.target] != nil { continue }
+            let error = await notifier.deliver(message)
+            try? state.recordDelivery(id: id, at: now, error: error)
+            if let error {
+                down[message.target] = error
+                logger.warning("notification to \(message.target) failed (\(error)); retried on the next run")
             }
         }
     }

@@ -21,12 +21,14 @@ public struct RunSettings: Sendable {
     public var statePath: String
     public var mode: RunMode
     public var fetchRemote: String?
+    /// True when `now` was supplied (`--now`) rather than read from the clock (SPEC §5.12).
+    public var clockSupplied: Bool
     /// How many rollouts are reconciled at once (flag and metrics calls).
     public var concurrency: Int
 
     public init(repositoryPath: String = ".", ref: String? = nil, rollouts: [String] = [], now: Date = Date(),
                 statePath: String = ".rolloutctl/state.sqlite", mode: RunMode = .plan, fetchRemote: String? = nil,
-                concurrency: Int = 8) {
+                clockSupplied: Bool = false, concurrency: Int = 8) {
         self.repositoryPath = repositoryPath
         self.ref = ref
         self.rollouts = rollouts
@@ -34,7 +36,16 @@ public struct RunSettings: Sendable {
         self.statePath = statePath
         self.mode = mode
         self.fetchRemote = fetchRemote
+        self.clockSupplied = clockSupplied
         self.concurrency = concurrency
+    }
+
+    /// The default `.rolloutctl/` of a repository (SPEC §5.10): inside `--repo` (the work tree's top,
+    /// or a bare repository's own directory), never relative to the working directory.
+    public static func defaultDirectory(repositoryPath: String) -> String {
+        let home = (try? GitRepository(path: repositoryPath))?.home
+            ?? URL(fileURLWithPath: repositoryPath).standardizedFileURL.path
+        return URL(fileURLWithPath: home).appendingPathComponent(".rolloutctl").path
     }
 
     /// The history walk's cache (HistoryCache's binary format) lives beside the state database.
@@ -58,70 +69,9 @@ public struct RunPorts: Sendable {
     }
 }
 
-/// An error of one rollout: a file position when it comes from a file, a message always.
-public struct RolloutError: Equatable, Sendable {
-    public var path: String?
-    public var line: Int?
-    public var column: Int?
-    public var message: String
-
-    public init(_ diagnostic: Diagnostic) {
-        path = diagnostic.path
-        line = diagnostic.line
-        column = diagnostic.column
-        message = diagnostic.message
-    }
-
-    public init(message: String) {
-        self.message = message
-    }
-
-    public var description: String {
-        guard let path else { return message }
-        return "\(path):\(line ?? 1):\(column ?? 1): \(message)"
-    }
-}
-
-/// One rollout's part of a plan or reconcile.
-public struct RolloutReport: Sendable {
-    public var name: String
-    public var flag: String?
-    public var planBlob: String?
-    public var status: RolloutStatus
-    public var currentPhase: String?
-    public var nextPhase: String?
-    public var blockers: [Blocker] = []
-    public var approvals: [ApprovalStatus] = []
-    public var changes: [Change] = []
-    public var health: [HealthResult] = []
-    public var errors: [RolloutError] = []
-    /// For `reconcile`: whether the changes were applied.
-    public var applied = false
-}
-
-/// The result of a run.
-public struct RunReport: Sendable {
-    public var ref: String
-    public var revision: String
-    public var now: Date
-    public var mode: RunMode
-    public var rollouts: [RolloutReport]
-    /// Problems in `policies/` (they affect every rollout that needs approvals).
-    public var policyErrors: [RolloutError]
-    /// The policy in force and the proposal waiting for approvals (SPEC §4.3).
-    public var policy: PolicyState?
-
-    public var changeCount: Int { rollouts.filter { !$0.changes.isEmpty }.count }
-    public var errorCount: Int { rollouts.filter { !$0.errors.isEmpty }.count + (policyErrors.isEmpty ? 0 : 1) }
-    public var blockedCount: Int {
-        rollouts.filter { $0.changes.isEmpty && $0.errors.isEmpty && !$0.blockers.isEmpty }.count
-    }
-    public var unchangedCount: Int {
-        rollouts.filter { $0.changes.isEmpty && $0.errors.isEmpty && $0.blockers.isEmpty }.count
-    }
-}
-
-/// Runs `plan` and `reconcile`: reads the repository, the state and the flags; decides; applies.
+/// Runs `plan` and `reconcile`: reads the repository, the state and the flags; lets the core decide;
+/// executes the decision's steps in order (commit first, flag changes with intent and result,
+/// commit after); then delivers the notification outbox.
 public struct Reconciler: Sendable {
     public var settings: RunSettings
     public var ports: RunPorts
@@ -139,18 +89,41 @@ public struct Reconciler: Sendable {
             ref = try repository.fetch(remote: remote, branch: branch)
             ports.logger.info("fetched \(branch) from \(remote) into \(ref!)")
         }
-        let loaded = try RepositoryReader.load(repository: repository, ref: ref, cacheFile: settings.scanCachePath)
+        // `reconcile` never creates the state; `plan` and `--dry-run` never write it (SPEC §5.10).
         let state: StateStore? = settings.mode.applies
-            ? try StateStore(path: settings.statePath)
-            : try StateStore.openIfExists(path: settings.statePath)
+            ? try StateStore.open(path: settings.statePath)
+            : try StateStore.openReadOnly(path: settings.statePath)
+        // The root of trust `init` recorded is where the policy walk starts (SPEC §4.3).
+        // The repository first: a state of another repository is refused before anything else is read.
+        if let state, let installation = try state.installation() {
+            let (_, tip) = try RepositoryReader.resolve(repository: repository, ref: ref)
+            let root = try repository.firstParentRoot(of: tip).description
+            if installation.repositoryRoot != root {
+                throw StateStoreError.anotherRepository(path: state.path, recorded: installation.repositoryRoot,
+                                                        actual: root)
+            }
+        }
+        let policyRoot = try state?.installation()?.policyRootCommit
+        let loaded = try load(repository, ref: ref, policyRoot: policyRoot)
+        if let state {
+            try checkInstallation(state, repository: repository, revision: loaded.revision, policy: loaded.policy)
+        }
+        if settings.mode.applies, let state {
+            if settings.clockSupplied, let latest = try state.latestRunTime(), settings.now < latest {
+                throw RunRefusal("--now \(RFC3339.format(settings.now)) is earlier than the latest reconcile recorded "
+                    + "in the state (\(RFC3339.format(latest))); time never runs backwards")
+            }
+            try state.recordRun(time: settings.now, clockSupplied: settings.clockSupplied)
+        }
 
         let selected = loaded.snapshot.rollouts.filter { settings.rollouts.isEmpty || settings.rollouts.contains($0.name) }
         let stored = try state?.allRollouts() ?? []
         let storedByName = Dictionary(stored.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let openIntents = settings.mode.applies ? try state?.allUnresolvedIntents() ?? [:] : [:]
         let policyErrors = loaded.snapshot.policyDiagnostics.map(RolloutError.init)
 
-        var reports = try await withThrowingTaskGroup(of: (Int, RolloutReport).self) { group in
-            var results: [(Int, RolloutReport)] = []
+        var outcomes = try await withThrowingTaskGroup(of: (Int, RolloutOutcome).self) { group in
+            var results: [(Int, RolloutOutcome)] = []
             var next = 0
             func launch() {
                 guard next < selected.count else { return }
@@ -158,10 +131,11 @@ public struct Reconciler: Sendable {
                 let rollout = selected[index]
                 let approvals = loaded.approvals[rollout.name] ?? []
                 let record = storedByName[rollout.name]?.record
+                let intents = openIntents[rollout.name] ?? []
                 group.addTask {
                     (index, await reconcile(rollout: rollout, approvals: approvals,
-                                            policy: loaded.policy.inForceSet?.approvers, record: record, state: state,
-                                            revision: loaded.revision))
+                                            policy: loaded.policy.inForceSet?.approvers, record: record,
+                                            intents: intents, state: state, revision: loaded.revision))
                 }
                 next += 1
             }
@@ -172,6 +146,10 @@ public struct Reconciler: Sendable {
             }
             return results.sorted { $0.0 < $1.0 }.map(\.1)
         }
+        if settings.mode.applies, let state, ports.flags.stagesWrites {
+            await flushStaged(&outcomes, state: state)
+        }
+        var reports = outcomes.map(\.report)
 
         // Rollouts the state knows but the repository no longer has: left as they are.
         let present = Set(loaded.snapshot.rollouts.map(\.name))
@@ -183,8 +161,45 @@ public struct Reconciler: Sendable {
                 blockers: [Blocker(kind: .state, detail: "rollouts/\(orphan.name) was removed from the repository; "
                     + "its flag is left as it is (rolloutctl never prunes)")]))
         }
+        if settings.mode.applies, let state {
+            await Outbox(state: state, notifier: ports.notifier, logger: ports.logger).deliver(now: settings.now)
+        }
         return RunReport(ref: loaded.ref, revision: loaded.revision, now: settings.now, mode: settings.mode,
                          rollouts: reports, policyErrors: policyErrors, policy: loaded.policy)
+    }
+
+    private func load(_ repository: GitRepository, ref: String?, policyRoot: String?) throws -> LoadedRepository {
+        do {
+            return try RepositoryReader.load(repository: repository, ref: ref, cacheFile: settings.scanCachePath,
+                                             policyRoot: policyRoot)
+        } catch {
+            guard error.code == .policyRootNotFound else { throw error }
+            throw RunRefusal("the policy root changed: \(error.message)")
+        }
+    }
+
+    /// A state belongs to one repository: the root commit of its protected branch's first-parent line.
+    private func checkInstallation(_ state: StateStore, repository: GitRepository, revision: String,
+                                   policy: PolicyState) throws {
+        guard let installation = try state.installation() else {
+            if settings.mode.applies { throw StateStoreError.notInitialised(path: state.path) }
+            return
+        }
+        let root = try repository.firstParentRoot(of: repository.resolveCommit(revision)).description
+        if installation.repositoryRoot != root {
+            throw StateStoreError.anotherRepository(path: state.path, recorded: installation.repositoryRoot, actual: root)
+        }
+        if let recorded = installation.policyRootDigest, let found = policy.root, recorded != found.digest {
+            throw RunRefusal("the policy root changed: \(state.path) records policy \(recorded.prefix(12)) at "
+                + "\(installation.policyRootCommit?.prefix(12) ?? "?"), but that commit now holds \(found.digest.prefix(12))")
+        }
+        if installation.policyRootCommit == nil, settings.mode.applies, let root = policy.root {
+            // No policy existed when `init` ran: the first one found is the root, pinned from now on.
+            var pinned = installation
+            pinned.policyRootCommit = root.commit
+            pinned.policyRootDigest = root.digest
+            try state.setInstallation(pinned)
+        }
     }
 
     private func protectedBranch(_ repository: GitRepository) -> String? {
@@ -194,30 +209,56 @@ public struct Reconciler: Sendable {
 
     // MARK: One rollout
 
-    func reconcile(rollout: RolloutFiles, approvals: [ApprovalStatus], policy: ApproversPolicy?,
-                   record: RolloutRecord?, state: StateStore?, revision: String) async -> RolloutReport {
+    /// A rollout's report, and (for a flag store that stages its writes) what waits for the flush.
+    struct RolloutOutcome: Sendable {
+        var report: RolloutReport
+        var staged: StagedWrites?
+    }
+
+    /// Results and the state commit of a run whose flag changes are durable only after `flush()`.
+    struct StagedWrites: Sendable {
+        var context: AuditContext
+        var rollout: String
+        var flag: String
+        var results: [AuditEntry]
+        var commit: StateCommit?
+        var outbox: [OutboxMessage]
+    }
+
+    func reconcile(rollout: RolloutFiles, approvals: [ApprovalStatus], policy: ApproversPolicy?, record: RolloutRecord?,
+                   intents: [AuditEntry], state: StateStore?, revision: String) async -> RolloutOutcome {
         var report = RolloutReport(name: rollout.name, flag: rollout.plan?.flag, planBlob: rollout.planBlob,
                                    status: .invalid, currentPhase: record?.phase, nextPhase: nil, approvals: approvals)
         report.errors = rollout.allDiagnostics.map(RolloutError.init)
         guard let plan = rollout.plan, let planBlob = rollout.planBlob, rollout.isValid else {
             report.blockers = [Blocker(kind: .error, detail: "the plan is invalid; nothing is applied until it is fixed "
                 + "(run `rolloutctl validate`)")]
-            return report
+            return RolloutOutcome(report: report)
         }
+        let context = AuditContext(rollout: rollout.name, flag: plan.flag, revision: revision, planBlob: planBlob,
+                                   now: settings.now, clockSupplied: settings.clockSupplied)
+        // The roles each phase still needs under the policy in force, environment floors included (SPEC §4.2).
+        let missingRoles = ApprovalRules.missingRoles(plan: plan, policy: policy, statuses: approvals)
         var record = record
+        var intents = intents
         var conflicts = 0
+        // After a 412, the re-read that checked for a lost answer is the next decision's input.
+        var reread: FlagSnapshot?
         while true {
             let flag: FlagSnapshot
             do {
-                flag = try await ports.flags.read(flag: plan.flag)
+                if let reread { flag = reread } else { flag = try await ports.flags.read(flag: plan.flag) }
+                reread = nil
             } catch {
-                return failed(report, "reading flag \(plan.flag): \(error)", plan: plan)
+                return RolloutOutcome(report: failed(report, "reading flag \(plan.flag): \(error)"))
             }
-            if settings.mode.applies, let state {
+            if settings.mode.applies, let state, !intents.isEmpty {
                 do {
-                    record = try recover(rollout: rollout.name, plan: plan, flag: flag, record: record, state: state)
+                    record = try recover(intents: intents, plan: plan, flag: flag, record: record, state: state,
+                                         context: context)
+                    intents = []
                 } catch {
-                    return failed(report, "recovering interrupted changes: \(error)", plan: plan)
+                    return RolloutOutcome(report: failed(report, "recovering interrupted changes: \(error)"))
                 }
             }
             let (current, enteredAt) = PhaseMachine.currentPhase(plan: plan, planBlob: planBlob, record: record,
@@ -230,106 +271,184 @@ public struct Reconciler: Sendable {
                                         since: enteredAt ?? settings.now)
             }
             let decision = PhaseMachine.decide(PhaseMachine.Input(
-                plan: plan, planBlob: planBlob, approvals: approvals,
-                missingRoles: ApprovalRules.missingRoles(plan: plan, policy: policy, statuses: approvals),
-                record: record, actual: flag.environments,
-                health: health, now: settings.now))
+                plan: plan, planBlob: planBlob, approvals: approvals, missingRoles: missingRoles, record: record,
+                actual: flag.environments, health: health, now: settings.now))
             report.status = decision.status
             report.currentPhase = decision.currentPhase
             report.nextPhase = decision.nextPhase
             report.blockers = decision.blockers
             report.changes = decision.changes
             report.health = decision.health
-            guard settings.mode.applies, let state else { return report }
+            guard settings.mode.applies, let state else { return RolloutOutcome(report: report) }
 
-            // Apply: an intent before each call, its result after.
-            let allowedBy = approvals.filter { $0.counted && $0.phase == decision.advancedTo }
-                .map { "\($0.role ?? "?")=\($0.approver ?? "?")@\(($0.commit ?? "").prefix(12))" }
+            // 1. The state to commit before any flag call (a rollback, an override).
+            if let first = decision.commitFirst {
+                do {
+                    try commit(first, state: state, context: context, plan: plan, checks: decision.health)
+                    record = first.record
+                } catch {
+                    return RolloutOutcome(report: failed(report, "saving state: \(error)"))
+                }
+            }
+
+            // 2. The flag changes in order: an intent before each call, its result after.
             var version = flag.version
             var conflict = false
-            for change in decision.changes {
-                let intent = AuditEntry(
-                    time: settings.now, rollout: rollout.name, phase: decision.advancedTo ?? decision.currentPhase,
-                    environment: change.environment, from: change.from, to: change.to, reason: change.reason.rawValue,
-                    revision: revision, planBlob: planBlob, approvals: change.reason == .advance ? allowedBy : [],
-                    kind: .intent, detail: changeDetail(change, decision))
+            var staged: [AuditEntry] = []
+            for step in decision.steps {
+                let change = step.change
+                let intent = context.entry(kind: .intent, phase: step.phase, environment: change.environment,
+                                           from: change.from, to: change.to, reason: change.reason.rawValue,
+                                           approvals: step.approvals, detail: step.detail)
                 let intentID: Int64
                 do {
                     intentID = try state.append(intent)
                 } catch {
-                    return failed(report, "writing the audit log: \(error)", plan: plan)
+                    return RolloutOutcome(report: failed(report, "writing the audit log: \(error)"))
                 }
                 var result = intent
                 result.kind = .result
                 result.intentID = intentID
+                let patch = FlagPatch(environment: change.environment, enabled: change.to.enabled,
+                                      coverage: change.to.coverage)
                 do {
-                    let updated = try await ports.flags.apply(
-                        flag: plan.flag,
-                        patch: FlagPatch(environment: change.environment, enabled: change.to.enabled,
-                                         coverage: change.to.coverage),
-                        ifMatch: version)
+                    let updated = try await ports.flags.apply(flag: plan.flag, patch: patch, ifMatch: version)
                     version = updated.version
                     result.result = "applied"
-                    try? state.append(result)
+                    if ports.flags.stagesWrites {
+                        staged.append(result)
+                    } else {
+                        try? state.append(result)
+                    }
                     ports.logger.info("applied \(plan.flag)[\(change.environment)] \(describe(change.from)) → \(describe(change.to)) (\(change.reason.rawValue))")
-                } catch FlagStoreError.versionConflict {
-                    result.result = "conflict"
-                    result.detail = "the flag changed meanwhile (412); re-reading and deciding again"
-                    try? state.append(result)
-                    conflict = true
-                    break
                 } catch {
+                    // A lost answer is not a failed change: the flag itself says whether it applied.
+                    let check = !ports.flags.stagesWrites && Self.mayHaveApplied(error)
+                        ? try? await ports.flags.read(flag: plan.flag) : nil
+                    if let check, PhaseMachine.matches(check.environments[change.environment], change.to) {
+                        version = check.version
+                        result.result = "applied"
+                        result.detail = [step.detail, "confirmed by re-read: the answer was lost (\(error))"]
+                            .compactMap { $0 }.joined(separator: "; ")
+                        try? state.append(result)
+                        ports.logger.warning("\(plan.flag)[\(change.environment)]: the answer was lost, a re-read shows the change applied")
+                        continue
+                    }
+                    if case FlagStoreError.versionConflict = error {
+                        reread = check
+                        result.result = "conflict"
+                        result.detail = "the flag changed meanwhile (412); re-reading and deciding again"
+                        try? state.append(result)
+                        conflict = true
+                        break
+                    }
                     result.result = "failed"
                     result.detail = "\(error)"
                     try? state.append(result)
-                    return failed(report, "applying \(plan.flag)[\(change.environment)]: \(error)", plan: plan)
+                    for entry in staged { try? state.append(entry) }
+                    return RolloutOutcome(report: failed(report, "applying \(plan.flag)[\(change.environment)]: \(error)"))
                 }
             }
             if conflict {
+                for entry in staged { try? state.append(entry) }
                 conflicts += 1
                 if conflicts > 1 {
-                    return failed(report, "flag \(plan.flag) kept changing while it was being updated (412 twice); "
-                        + "the next run tries again", plan: plan)
+                    return RolloutOutcome(report: failed(report, "flag \(plan.flag) kept changing while it was being "
+                        + "updated (412 twice); the next run tries again"))
                 }
                 continue
             }
-            var events: [AuditEntry] = []
-            let previousStatus = record?.status
-            // The changes' intents carry a rollback's values; a hold's values need their own event,
-            // even when this run also corrects drift (its intents carry no health values).
-            if decision.status != previousStatus, decision.changes.isEmpty || decision.status == .holding,
-               [.holding, .completed, .rolledBack, .paused, .aborted].contains(decision.status) {
-                events.append(AuditEntry(
-                    time: settings.now, rollout: rollout.name, phase: decision.currentPhase, environment: nil,
-                    from: nil, to: nil, reason: decision.status.rawValue, revision: revision, planBlob: planBlob,
-                    approvals: [], kind: .event,
-                    detail: decision.blockers.map(\.detail).joined(separator: "; ")))
-            }
-            let enteredPhase = decision.advancedTo != nil || (record == nil && decision.record.phase != nil)
-            // A run that changes nothing writes nothing: a cron tick over 1,000 steady rollouts
-            // would otherwise cost 1,000 fsync'd transactions.
-            let unchanged = record == decision.record && events.isEmpty && !enteredPhase
-            do {
-                if !unchanged {
-                    try state.save(rollout: rollout.name, flag: plan.flag, record: decision.record, now: settings.now,
-                                   enteredPhase: enteredPhase, audit: events)
-                }
-            } catch {
-                return failed(report, "saving state: \(error)", plan: plan)
-            }
+
+            // 3. The state after the changes.
             report.applied = true
-            if let message = decision.notification, decision.status != previousStatus || decision.status == .rolledBack
-                && !decision.changes.isEmpty {
-                await ports.notifier.notify(names: plan.rollback.notify, event: NotificationEvent(
-                    rollout: rollout.name, flag: plan.flag, status: decision.status.rawValue,
-                    phase: decision.currentPhase, message: message, revision: revision, time: settings.now,
-                    checks: decision.health.map { ($0.check.name, $0.value, $0.noDataReason) }))
+            if ports.flags.stagesWrites {
+                let outbox = decision.commitAfter.map { outboxMessages($0, context: context, plan: plan,
+                                                                        checks: decision.health) } ?? []
+                return RolloutOutcome(report: report, staged: StagedWrites(
+                    context: context, rollout: rollout.name, flag: plan.flag, results: staged, commit: decision.commitAfter, outbox: outbox))
             }
-            return report
+            if let after = decision.commitAfter {
+                do {
+                    try commit(after, state: state, context: context, plan: plan, checks: decision.health)
+                } catch {
+                    return RolloutOutcome(report: failed(report, "saving state: \(error)"))
+                }
+            }
+            return RolloutOutcome(report: report)
         }
     }
 
-    private func failed(_ report: RolloutReport, _ message: String, plan: Plan) -> RolloutReport {
+    /// An error after which the PATCH may still have reached the flag (its answer was lost).
+    static func mayHaveApplied(_ error: Error) -> Bool {
+        switch error as? FlagStoreError {
+        case .versionConflict?, .unavailable?, .invalidResponse?: return true
+        case .notFound?, .unauthorized?: return false
+        case nil: return true
+        }
+    }
+
+    /// One `flush()` per run for a store that stages its writes; then the staged results and states,
+    /// or `failed` results when the flush throws (the next run decides again from the flag).
+    private func flushStaged(_ outcomes: inout [RolloutOutcome], state: StateStore) async {
+        var flushError: Error?
+        do {
+            try await ports.flags.flush()
+        } catch {
+            flushError = error
+        }
+        for index in outcomes.indices {
+            guard let staged = outcomes[index].staged else { continue }
+            for var result in staged.results {
+                if let flushError {
+                    result.result = "failed"
+                    result.detail = "writing the flag store: \(flushError)"
+                }
+                try? state.append(result)
+            }
+            if let flushError {
+                outcomes[index].report = failed(outcomes[index].report, "writing the flag store: \(flushError)")
+                continue
+            }
+            if let commit = staged.commit {
+                do {
+                    try state.save(rollout: staged.rollout, flag: staged.flag, record: commit.record, now: settings.now,
+                                   enteredPhase: commit.enteredPhase,
+                                   audit: commit.events.map(staged.context.event),
+                                   outbox: staged.outbox)
+                } catch {
+                    outcomes[index].report = failed(outcomes[index].report, "saving state: \(error)")
+                }
+            }
+        }
+    }
+
+    /// Writes a state commit: record, audit events and queued notifications in one transaction.
+    private func commit(_ commit: StateCommit, state: StateStore, context: AuditContext, plan: Plan,
+                        checks: [HealthResult]) throws {
+        try state.save(rollout: context.rollout, flag: plan.flag, record: commit.record, now: settings.now,
+                       enteredPhase: commit.enteredPhase, audit: commit.events.map(context.event),
+                       outbox: outboxMessages(commit, context: context, plan: plan, checks: checks))
+        for notification in commit.notifications {
+            ports.logger.notice("notify \(plan.rollback.notify.joined(separator: ",")): \(notification.message)")
+        }
+    }
+
+    private func outboxMessages(_ commit: StateCommit, context: AuditContext, plan: Plan,
+                                checks: [HealthResult]) -> [OutboxMessage] {
+        commit.notifications.flatMap { notification -> [OutboxMessage] in
+            let key = UUID().uuidString.lowercased()
+            let body = NotificationEvent(
+                id: key, rollout: context.rollout, flag: plan.flag, status: notification.status.rawValue,
+                phase: notification.phase, message: notification.message, revision: context.revision,
+                time: settings.now, checks: notification.checks.map { ($0.check.name, $0.value, $0.noDataReason) })
+                .json.render(pretty: false)
+            return plan.rollback.notify.map {
+                OutboxMessage(key: key, target: $0, rollout: context.rollout, body: body, createdAt: settings.now)
+            }
+        }
+    }
+
+    private func failed(_ report: RolloutReport, _ message: String) -> RolloutReport {
         var report = report
         report.errors.append(RolloutError(message: message))
         report.blockers.append(Blocker(kind: .error, detail: message))
@@ -338,48 +457,36 @@ public struct Reconciler: Sendable {
         return report
     }
 
-    private func changeDetail(_ change: Change, _ decision: Decision) -> String? {
-        switch change.reason {
-        case .rollback, .hold:
-            let values = decision.health.filter { $0.verdict != .pass }.map(\.summary)
-            return values.isEmpty ? nil : values.joined(separator: "; ")
-        default:
-            return nil
-        }
-    }
-
     /// Finishes what an interrupted run started: each intent without a result is checked against
-    /// the flag as it is now, and an advance that reached the flag is recorded as entered.
-    private func recover(rollout: String, plan: Plan, flag: FlagSnapshot, record: RolloutRecord?,
-                         state: StateStore) throws -> RolloutRecord? {
-        var record = record
-        for intent in try state.unresolvedIntents(rollout: rollout) {
-            guard let environment = intent.environment, let target = intent.to, let intentID = intent.id else { continue }
-            let applied = PhaseMachine.matches(flag.environments[environment], target)
-            var result = intent
+    /// the flag as it is now (the rules are `Recovery`'s); results and record in one transaction.
+    private func recover(intents: [AuditEntry], plan: Plan, flag: FlagSnapshot, record: RolloutRecord?,
+                         state: StateStore, context: AuditContext) throws -> RolloutRecord? {
+        let open = intents.compactMap { intent -> OpenIntent? in
+            guard let id = intent.id, let environment = intent.environment, let to = intent.to else { return nil }
+            return OpenIntent(id: id, time: intent.time, phase: intent.phase, environment: environment, to: to,
+                              reason: intent.reason, planBlob: intent.planBlob)
+        }
+        let outcome = Recovery.resolve(intents: open, plan: plan, record: record, actual: flag.environments)
+        let results = zip(open, outcome.results).compactMap { intent, resolved -> AuditEntry? in
+            guard var result = intents.first(where: { $0.id == intent.id }) else { return nil }
+            result.id = nil
             result.kind = .result
-            result.intentID = intentID
+            result.intentID = intent.id
             result.time = settings.now
-            result.result = applied ? "interrupted-applied" : "interrupted-not-applied"
-            result.detail = applied
+            result.clockSupplied = settings.clockSupplied
+            result.result = resolved.applied ? "interrupted-applied" : "interrupted-not-applied"
+            result.detail = resolved.applied
                 ? "the run that wrote this intent stopped before recording its result; the flag shows it was applied"
                 : "the run that wrote this intent stopped before the change reached the flag; decided again"
-            var newRecord: RolloutRecord?
-            if applied, intent.reason == Change.Reason.advance.rawValue, let phase = intent.phase {
-                newRecord = RolloutRecord(phase: phase, enteredAt: intent.time, status: .progressing, planBlob: intent.planBlob)
-            } else if applied, intent.reason == Change.Reason.rollback.rawValue {
-                newRecord = RolloutRecord(phase: record?.phase ?? intent.phase, enteredAt: record?.enteredAt,
-                                          status: .rolledBack, planBlob: intent.planBlob)
-            }
-            if let newRecord {
-                try state.save(rollout: rollout, flag: plan.flag, record: newRecord, now: settings.now,
-                               enteredPhase: intent.reason == Change.Reason.advance.rawValue, audit: [result])
-                record = newRecord
-            } else {
-                try state.append(result)
-            }
-            ports.logger.warning("\(rollout): recovered an interrupted change to \(environment): \(result.result ?? "")")
+            ports.logger.warning("\(context.rollout): recovered an interrupted change to \(intent.environment): \(result.result ?? "")")
+            return result
         }
+        if let newRecord = outcome.record {
+            try state.save(rollout: context.rollout, flag: plan.flag, record: newRecord, now: settings.now,
+                           enteredPhase: outcome.enteredPhase, audit: results)
+            return newRecord
+        }
+        for result in results { try state.append(result) }
         return record
     }
 
@@ -416,4 +523,32 @@ public struct Reconciler: Sendable {
 func describe(_ state: FlagEnvironmentState?) -> String {
     guard let state else { return "absent" }
     return state.enabled ? "enabled \(formatNumber(state.coverage))%" : "disabled"
+}
+
+/// What every audit entry of one rollout in one run shares.
+struct AuditContext: Sendable {
+    var rollout: String
+    var flag: String
+    var revision: String
+    var planBlob: String
+    var now: Date
+    var clockSupplied: Bool
+
+    func entry(kind: AuditEntry.Kind, phase: String?, environment: String?, from: FlagEnvironmentState?,
+               to: FlagEnvironmentState?, reason: String, approvals: [String] = [], detail: String?) -> AuditEntry {
+        AuditEntry(time: now, rollout: rollout, phase: phase, environment: environment, from: from, to: to,
+                   reason: reason, revision: revision, planBlob: planBlob, approvals: approvals, kind: kind,
+                   detail: detail, clockSupplied: clockSupplied)
+    }
+
+    func event(_ event: AuditEvent) -> AuditEntry {
+        entry(kind: .event, phase: event.phase, environment: nil, from: nil, to: nil, reason: event.reason,
+              detail: event.detail)
+    }
+}
+
+/// A run that must not start (e.g. `--now` earlier than the last run).
+public struct RunRefusal: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -108,15 +108,16 @@ public enum RepositoryReader {
         var rootID: ObjectID?
         if let policyRoot {
             guard let id = ObjectID(hex: policyRoot) else {
-                throw GitError(.other, "the recorded policy root \(policyRoot) is not a commit id")
+                throw GitError(.policyRootNotFound, "the policy root \(policyRoot) is not a commit id")
             }
             rootID = id
         }
         let walker = try HistoryWalker(repository: repository, cache: cache, policyRoot: rootID)
         let index = try walker.walk(to: commit, tracked: tracked)
         if let policyRoot, index.policy.root == nil {
-            throw GitError(.other, "the policy root \(policyRoot.prefix(12)) recorded by `rolloutctl init` is not on the "
-                + "first-parent line of \(refName); the history was rewritten, or the state belongs elsewhere")
+            throw GitError(.policyRootNotFound, "the policy root \(policyRoot.prefix(12)) recorded by `rolloutctl init` is "
+                + "not on the first-parent line of \(refName); the history was rewritten, or the state belongs elsewhere "
+                + "(an operator may choose a new root: `rolloutctl init --policy-root COMMIT --adopt`)")
         }
         timings.historyScan = lap()
         if let cacheFile, cache?.tipID != index.tip || !walker.statistics.usedCache {

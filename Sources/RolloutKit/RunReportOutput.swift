@@ -126,7 +126,7 @@ extension RolloutReport {
         switch status {
         case .progressing, .completed: return style.green(status.rawValue)
         case .holding, .blocked, .paused, .orphaned: return style.yellow(status.rawValue)
-        case .rolledBack, .aborted, .invalid: return style.red(status.rawValue)
+        case .rolledBack, .aborted, .invalid, .overridden: return style.red(status.rawValue)
         }
     }
 }

@@ -20,14 +20,14 @@ struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "The time to decide at, RFC 3339 (default: now).")
     var now: String?
 
-    @Option(name: .long, help: "Flag store: http(s)://… (the flag API) or file:PATH.")
-    var flags: String = "file:.rolloutctl/flags.json"
+    @Option(name: .customLong("flags"), help: "Flag store: http(s)://… (the flag API) or file:PATH (default: file:<repo>/.rolloutctl/flags.json).")
+    var flagsOption: String?
 
     @Option(name: .long, help: "Health metrics: http(s)://… (Prometheus) or file:PATH (check name → number).")
     var metrics: String?
 
-    @Option(name: .long, help: "The state database.")
-    var state: String = ".rolloutctl/state.sqlite"
+    @Option(name: .customLong("state"), help: "The state database (default: <repo>/.rolloutctl/state.sqlite).")
+    var stateOption: String?
 
     @Option(name: .long, help: "The environment variable holding the flag API token.")
     var tokenEnv: String = "ADMIN_TOKEN"
@@ -37,6 +37,16 @@ struct RunOptions: ParsableArguments {
 
     @Flag(name: .long, help: "No colour (NO_COLOR is honoured too).")
     var noColor = false
+
+    /// `--state`, or `.rolloutctl/state.sqlite` inside --repo (SPEC §5.10).
+    var state: String {
+        stateOption ?? RunSettings.defaultDirectory(repositoryPath: repository.repo) + "/state.sqlite"
+    }
+
+    /// `--flags`, or the embedded store `.rolloutctl/flags.json` inside --repo.
+    var flags: String {
+        flagsOption ?? "file:" + RunSettings.defaultDirectory(repositoryPath: repository.repo) + "/flags.json"
+    }
 
     func parsedNow() throws -> Date {
         guard let now else { return Date() }
@@ -129,7 +139,7 @@ struct Plan: AsyncParsableCommand {
             let wiring = try Wiring(options: options, logger: logger)
             let settings = RunSettings(repositoryPath: options.repository.repo, ref: options.repository.ref,
                                        rollouts: options.rollouts, now: now,
-                                       statePath: options.state, mode: .plan)
+                                       statePath: options.state, mode: .plan, clockSupplied: options.now != nil)
             do {
                 report = try await Reconciler(settings: settings, ports: wiring.ports).run()
             } catch {
@@ -214,6 +224,11 @@ struct Reconcile: AsyncParsableCommand {
     /// One reconcile under the lock; returns the exit code.
     /// The clock is read once the lock is held, so a wait for the lock never makes `now` stale.
     func once(wiring: Wiring, lockWait: Int, logger: Logger) async -> Int32 {
+        // `reconcile` never creates the state (SPEC §5.10); `--dry-run` writes nothing and needs none.
+        guard dryRun || FileManager.default.fileExists(atPath: options.state) else {
+            printError("rolloutctl: \(StateStoreError.missing(path: options.state))")
+            return 1
+        }
         let lockPath = options.state + ".lock"
         let lock: FileLock
         do {
@@ -231,7 +246,8 @@ struct Reconcile: AsyncParsableCommand {
         let settings = RunSettings(repositoryPath: options.repository.repo, ref: options.repository.ref,
                                    rollouts: options.rollouts, now: (try? options.parsedNow()) ?? Date(),
                                    statePath: options.state,
-                                   mode: .reconcile(dryRun: dryRun), fetchRemote: fetch)
+                                   mode: .reconcile(dryRun: dryRun), fetchRemote: fetch,
+                                   clockSupplied: options.now != nil)
         do {
             let report = try await Reconciler(settings: settings, ports: wiring.ports).run()
             print(options.json ? report.json() : report.human(style: .forStandardOutput(noColor: options.noColor)))
@@ -279,13 +295,18 @@ struct StateViewOptions: ParsableArguments {
     @Flag(name: .long, help: "Print one JSON document.")
     var json = false
 
-    @Option(name: .long, help: "The state database.")
-    var state: String = ".rolloutctl/state.sqlite"
+    @Option(name: .customLong("state"), help: "The state database (default: <repo>/.rolloutctl/state.sqlite).")
+    var stateOption: String?
+
+    @Option(name: .long, help: "The git repository whose .rolloutctl/ holds the state.")
+    var repo: String = "."
 
     @Flag(name: .long, help: "No colour (NO_COLOR is honoured too).")
     var noColor = false
 
     var style: Style { .forStandardOutput(noColor: noColor) }
+
+    var state: String { stateOption ?? RunSettings.defaultDirectory(repositoryPath: repo) + "/state.sqlite" }
 }
 
 struct Status: ParsableCommand {
@@ -316,11 +337,12 @@ struct History: ParsableCommand {
     }
 }
 
-/// Opens an existing state database and prints what `render` makes of it; exit 1 with a hint otherwise.
+/// Opens an existing state database read-only and prints what `render` makes of it; exit 1 with a hint otherwise.
 func withStateStore(_ path: String, _ render: (StateStore) throws -> String) throws {
     do {
-        guard let store = try StateStore.openIfExists(path: path) else {
-            printError("rolloutctl: no state database at \(path) yet; run `rolloutctl reconcile` first (or pass --state)")
+        guard let store = try StateStore.openReadOnly(path: path) else {
+            printError("rolloutctl: no state database at \(path); run `rolloutctl init` for a new installation "
+                + "(or pass --state)")
             throw ExitCode(1)
         }
         print(try render(store))
@@ -329,5 +351,54 @@ func withStateStore(_ path: String, _ render: (StateStore) throws -> String) thr
     } catch {
         printError("rolloutctl: \(error)")
         throw ExitCode(1)
+    }
+}
+
+struct Init: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create the state of a new installation (reconcile never creates one).")
+
+    @OptionGroup var repository: RepositoryOptions
+
+    @Option(name: .customLong("state"), help: "The state database (default: <repo>/.rolloutctl/state.sqlite).")
+    var stateOption: String?
+
+    @Option(name: .customLong("flags"), help: "Flag store: http(s)://… or file:PATH (default: file:<repo>/.rolloutctl/flags.json).")
+    var flagsOption: String?
+
+    @Option(name: .long, help: "The environment variable holding the flag API token.")
+    var tokenEnv: String = "ADMIN_TOKEN"
+
+    @Flag(name: .long, help: "Adopt an installation whose flags are already exposed (each rollout starts at the phase its flag matches, or overridden).")
+    var adopt = false
+
+    @Option(name: .long, help: "The time adopted phases are entered at, RFC 3339 (for drills and tests).")
+    var now: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Make this first-parent commit's policy the root of trust (with --adopt on an existing installation).",
+        valueName: "COMMIT"))
+    var policyRoot: String?
+
+    func run() async throws {
+        let logger = makeLogger(level: .notice)
+        var options = try RunOptions.parse(["--repo", repository.repo] + (repository.ref.map { ["--ref", $0] } ?? [])
+            + (stateOption.map { ["--state", $0] } ?? []) + (flagsOption.map { ["--flags", $0] } ?? [])
+            + ["--token-env", tokenEnv] + (now.map { ["--now", $0] } ?? []))
+        options.notifyURL = []
+        let time = try options.parsedNow()
+        let wiring = try Wiring(options: options, logger: logger)
+        do {
+            let report = try await Initializer.run(
+                Initializer.Settings(repositoryPath: repository.repo, ref: repository.ref, statePath: options.state,
+                                     adopt: adopt, now: time, policyRoot: policyRoot),
+                flags: wiring.ports.flags, logger: logger)
+            await wiring.shutdown()
+            print(report.human())
+        } catch {
+            await wiring.shutdown()
+            printError("rolloutctl: \(error)")
+            throw ExitCode(1)
+        }
     }
 }

@@ -21,8 +21,10 @@ import Testing
     func decide(plan: Plan = PhaseMachineTests.plan, record: RolloutRecord?, actual: [String: FlagEnvironmentState],
                 approvals: [ApprovalStatus] = [], health: [HealthResult] = [], planBlob: String? = nil,
                 hoursLater: Double = 0) -> Decision {
-        PhaseMachine.decide(.init(plan: plan, planBlob: planBlob ?? blob, approvals: approvals, record: record,
-                                  actual: actual, health: health, now: now.addingTimeInterval(hoursLater * 3600)))
+        PhaseMachine.decide(.init(plan: plan, planBlob: planBlob ?? blob, approvals: approvals,
+                                  missingRoles: ApprovalRules.missingRoles(plan: plan, policy: nil, statuses: approvals),
+                                  record: record, actual: actual, health: health,
+                                  now: now.addingTimeInterval(hoursLater * 3600)))
     }
 
     func on(_ coverage: Double) -> FlagEnvironmentState { FlagEnvironmentState(enabled: true, coverage: coverage) }
@@ -43,10 +45,13 @@ import Testing
 
     @Test func bakeIsMeasuredFromTheRecordedEntry() {
         let record = RolloutRecord(phase: "canary-10", enteredAt: now, status: .progressing, planBlob: blob)
-        let early = decide(record: record, actual: ["staging": on(100), "production": on(10)], hoursLater: 23.5)
+        let early = decide(record: record, actual: ["staging": on(100), "production": on(10)],
+                           approvals: approved("canary-10", ["engineering-lead", "qa-lead", "sre"]), hoursLater: 23.5)
         #expect(early.blockers.map(\.kind) == [.bake])
         #expect(early.blockers.first?.remainingSeconds == 1800)
-        let done = decide(record: record, actual: ["staging": on(100), "production": on(10)], hoursLater: 24)
+        // Approvals bind the whole plan (SPEC §5.2 [r2]): canary-10's gate must still hold.
+        let done = decide(record: record, actual: ["staging": on(100), "production": on(10)],
+                          approvals: approved("canary-10", ["engineering-lead", "qa-lead", "sre"]), hoursLater: 24)
         #expect(done.advancedTo == "canary-50")
     }
 

@@ -286,3 +286,27 @@ extension Diagnostic {
                           message: String(parts[3].dropFirst()))
     }
 }
+
+/// SPEC §3 [r2]: two rollouts may not drive the same flag; both plans are errors, at the flag field.
+@Suite struct OneFlagOneRolloutTests {
+    @Test func twoRolloutsOnOneFlagAreAnErrorOnBothPlans() throws {
+        let second = validPlanJSON.replacingOccurrences(of: "\"exp-001-autosave\"", with: "\"exp-002-copy\"")
+        let snapshot = loadSnapshot([planPath: validPlanJSON, "rollouts/exp-002-copy/plan.json": second,
+                                     "rollouts/exp-003-other/plan.json": validPlanJSON
+                                        .replacingOccurrences(of: "\"exp-001-autosave\"", with: "\"exp-003-other\"")
+                                        .replacingOccurrences(of: "\"portal_form_autosave\"", with: "\"other_flag\""),
+                                     "policies/approvers.json": approversJSON])
+        let first = try #require(snapshot.rollout(named: "exp-001-autosave"))
+        let copy = try #require(snapshot.rollout(named: "exp-002-copy"))
+        for (rollout, other) in [(first, "exp-002-copy"), (copy, "exp-001-autosave")] {
+            #expect(!rollout.isValid)
+            #expect(rollout.plan == nil)
+            let diagnostic = try #require(rollout.diagnostics.first { $0.message.contains("two rollouts may not drive") })
+            #expect(diagnostic.path == rollout.planPath)
+            #expect(diagnostic.line == 4)
+            #expect(diagnostic.message == "flag \"portal_form_autosave\" is also driven by \(other); "
+                + "two rollouts may not drive the same flag")
+        }
+        #expect(snapshot.rollout(named: "exp-003-other")?.isValid == true)
+    }
+}

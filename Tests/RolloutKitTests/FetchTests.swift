@@ -23,6 +23,8 @@ import RolloutTestSupport
         try upstream.repo.git("push", "-q", origin.path + "/repo.git", "main")
 
         let state = try TemporaryDirectory(prefix: "rolloutctl-fetch-state")
+        _ = try StateStore.create(path: state.file("state.sqlite"),
+                                  installation: Installation(repositoryRoot: try upstream.repositoryRoot()))
         func run(fetch: String?) async throws -> RunReport {
             let settings = RunSettings(repositoryPath: local.path + "/work", now: upstream.start,
                                        statePath: state.file("state.sqlite"), mode: .reconcile(dryRun: false),

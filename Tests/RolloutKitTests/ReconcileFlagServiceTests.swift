@@ -260,10 +260,18 @@ import RolloutTestSupport
             #expect(rollout.blockers.contains { $0.kind == .state })
             #expect(w.environments()["production"] == .on(10))
 
-            // Back to active: the same plan blob as before, so the advance goes on.
+            // Back to active: the plan's content is as before, but approvals bind the plan as merged
+            // (SPEC §4.1 rule 3, §5.2): canary-10's approvals predate the resume, so canary-50 waits
+            // for them again and production stays at 10.
             try w.world.editPlan(RolloutWorld.exp001Plan(), message: "Resume EXP-001")
             let resumed = try await w.run(hours: 31)
-            #expect(resumed.rollout()?.nextPhase == "canary-50")
+            #expect(resumed.rollout()?.changes.isEmpty == true)
+            #expect(resumed.rollout()?.blockers.contains { $0.kind == .approval && $0.phase == "canary-10" } == true,
+                    "\(resumed.rollout()?.blockers.map(\.detail) ?? [])")
+            #expect(w.environments()["production"] == .on(10))
+            try w.world.approveCanary10(suffix: "-again")
+            let approved = try await w.run(hours: 32)
+            #expect(approved.rollout()?.nextPhase == "canary-50")
             #expect(w.environments()["production"] == .on(50))
         }
     }

@@ -97,9 +97,9 @@ import RolloutTestSupport
         }
     }
 
-    /// The state database is lost at canary-10: the phase is inferred from the flag and its
-    /// bake restarts from now; nothing is advanced early.
-    @Test func lostStateInfersThePhaseAndRestartsBake() async throws {
+    /// The state database is lost at canary-10: reconcile refuses to start over; `init --adopt`
+    /// infers the phase from the flag and its bake restarts from now; nothing is advanced early.
+    @Test func lostStateNeedsInitAdoptWhichInfersThePhaseAndRestartsBake() async throws {
         try await FlagServiceWorld.with { w in
             try await w.reachCanary10()
             for suffix in ["", "-wal", "-shm"] {
@@ -112,6 +112,10 @@ import RolloutTestSupport
             #expect(plan.rollout()?.currentPhase == "canary-10")
             #expect(plan.rollout()?.changes.isEmpty == true)
 
+            // reconcile never starts over silently (SPEC §5.10 [r2]); `init --adopt` restarts from the flag.
+            await #expect(throws: StateStoreError.missing(path: w.world.statePath)) { _ = try await w.run(hours: 30) }
+            let adopted = try await w.world.initialise(adopt: true, hours: 30)
+            #expect(adopted.adopted.map(\.record.phase) == ["canary-10"])
             let report = try await w.run(hours: 30)
             let rollout = try #require(report.rollout())
             #expect(rollout.currentPhase == "canary-10")

@@ -18,6 +18,8 @@ final class RolloutWorld: @unchecked Sendable {
     static let defaultStart = Date(timeIntervalSince1970: 1_798_761_600)  // 2027-01-01T00:00:00Z
     /// The logger runs use (tests that look for secrets record it).
     var logger = Logger(label: "test")
+    /// Fixtures that must live as long as the world (e.g. its metrics file).
+    var retained: [AnyObject] = []
 
     static let erin = GitFixture.Person(name: "Erin Lead", email: "erin@example.com")
     static let quinn = GitFixture.Person(name: "Quinn QA", email: "quinn@example.com")
@@ -67,20 +69,36 @@ final class RolloutWorld: @unchecked Sendable {
 
     static let approvers = RolloutFixtures.exp001AuthorPolicy
 
-    /// Commits the policy and EXP-001's plan (authored by Robin, who approves nothing).
+    /// Commits the policy and EXP-001's plan (authored by Robin, who approves nothing), and makes
+    /// the installation's state as `rolloutctl init` does for flags nothing has exposed yet.
     func seed(plan: String = RolloutWorld.exp001Plan(), rollout: String = "exp-001-autosave") throws {
         try repo.commitFiles(["policies/approvers.json": Self.approvers, "rollouts/\(rollout)/plan.json": plan],
                              "Add \(rollout)", author: Self.robin)
+        if !FileManager.default.fileExists(atPath: statePath) {
+            _ = try StateStore.create(path: statePath, installation: Installation(repositoryRoot: try repositoryRoot()))
+        }
+    }
+
+    /// The root commit of main's first-parent line, as git sees it.
+    func repositoryRoot() throws -> String {
+        try repo.git("rev-list", "--first-parent", "--max-parents=0", "main")
+    }
+
+    /// `rolloutctl init` through the Kit layer, against this world's flag store.
+    func initialise(adopt: Bool = false, hours: Double = 0) async throws -> Initializer.Report {
+        try await Initializer.run(Initializer.Settings(repositoryPath: repo.path, ref: nil, statePath: statePath,
+                                                       adopt: adopt, now: time(hours: hours)),
+                                  flags: flags, logger: logger)
     }
 
     /// Approves a phase the GitOps way: a branch with the approver's commit, merged with --no-ff.
     func approve(_ phase: String, role: String, by person: GitFixture.Person,
-                 rollout: String = "exp-001-autosave") throws {
+                 rollout: String = "exp-001-autosave", file: String? = nil) throws {
         let planBlob = try repo.git("rev-parse", "main:rollouts/\(rollout)/plan.json")
         let branch = "approve-\(rollout)-\(phase)-\(role)-\(UUID().uuidString.prefix(6))"
         try repo.git("switch", "-q", "-c", branch, "main")
         try repo.commitFiles([
-            "rollouts/\(rollout)/approvals/\(phase)/\(role).json": """
+            "rollouts/\(rollout)/approvals/\(phase)/\(file ?? role).json": """
             { "apiVersion": "rolloutctl/v1", "rollout": "\(rollout)", "phase": "\(phase)", "role": "\(role)",
               "approver": "\(person.email)", "plan": "\(planBlob)" }
             """,
@@ -104,10 +122,11 @@ final class RolloutWorld: @unchecked Sendable {
     }
 
     /// Merges the three approvals canary-10 needs.
-    func approveCanary10(rollout: String = "exp-001-autosave") throws {
-        try approve("canary-10", role: "engineering-lead", by: Self.erin, rollout: rollout)
-        try approve("canary-10", role: "qa-lead", by: Self.quinn, rollout: rollout)
-        try approve("canary-10", role: "sre", by: Self.dana, rollout: rollout)
+    /// `suffix` names new files (approving the same plan content again needs new approval files: SPEC §4.1 rule 3).
+    func approveCanary10(rollout: String = "exp-001-autosave", suffix: String = "") throws {
+        try approve("canary-10", role: "engineering-lead", by: Self.erin, rollout: rollout, file: "engineering-lead" + suffix)
+        try approve("canary-10", role: "qa-lead", by: Self.quinn, rollout: rollout, file: "qa-lead" + suffix)
+        try approve("canary-10", role: "sre", by: Self.dana, rollout: rollout, file: "sre" + suffix)
     }
 
     /// The blob id of a rollout's plan.json at the tip of main.

@@ -12,11 +12,13 @@ import RolloutTestSupport
     @Test func dryRunDecidesButAppliesAndRecordsNothing() async throws {
         let world = try RolloutWorld()
         try world.seed()
+        let before = try StateStore(path: world.statePath).history()
         let report = try await world.run(.reconcile(dryRun: true), hours: 0)
         #expect(report.rollout()?.changes.map(\.environment) == ["staging"])
         #expect(report.rollout()?.applied == false)
         #expect(try await world.flagState().isEmpty)
-        #expect(!FileManager.default.fileExists(atPath: world.statePath))
+        #expect(try StateStore(path: world.statePath).history() == before)
+        #expect(try StateStore(path: world.statePath).allRollouts().isEmpty)
     }
 
     @Test func rolloutOptionLimitsTheRunToTheNamedRollouts() async throws {

@@ -154,9 +154,18 @@ final class CLIWorld: @unchecked Sendable {
 
     static let approvers = RolloutFixtures.exp001AuthorPolicy
 
-    func seed(plan: String = CLIWorld.plan()) throws {
+    /// Commits the policy and the plan, then runs `rolloutctl init` (SPEC §5.10: reconcile never creates the state).
+    func seed(plan: String = CLIWorld.plan()) async throws {
         try repo.commitFiles(["policies/approvers.json": Self.approvers, "rollouts/exp-001-autosave/plan.json": plan],
                              "Add exp-001-autosave", author: Self.robin)
+        let result = try await initialise()
+        guard result.status == 0 else { throw FixtureError("rolloutctl init failed: \(result.all)") }
+    }
+
+    /// `rolloutctl init` for this world's repository, flag service and state.
+    func initialise(_ extra: [String] = []) async throws -> ProcessResult {
+        try await rolloutctl(["init", "--repo", repo.path, "--flags", service.baseURL, "--state", statePath] + extra,
+                             environment: ["ADMIN_TOKEN": Self.token])
     }
 
     /// `--repo … --flags … --state … --metrics …` for plan and reconcile.

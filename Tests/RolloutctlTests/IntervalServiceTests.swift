@@ -22,6 +22,9 @@ import RolloutTestSupport
             """,
         ], "Add demo")
         let state = try TemporaryDirectory(prefix: "rolloutctl-interval")
+        let initialised = try await RunningProcess(Self.binary, ["init", "--repo", repo.path, "--state", state.file("state.sqlite"),
+                                                              "--flags", "file:" + state.file("flags.json")]).wait()
+        #expect(initialised.status == 0, "\(initialised.all)")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["reconcile", "--repo", repo.path, "--interval", "1s", "--no-color",

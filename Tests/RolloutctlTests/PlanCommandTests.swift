@@ -7,7 +7,8 @@ import Testing
 @Suite(.serialized) struct PlanCommandTests {
     @Test func planJSONHasTheDocumentedShape() async throws {
         try await CLIWorld.with { w in
-            try w.seed()
+            try await w.seed()
+            let stateBefore = FileManager.default.contents(atPath: w.statePath)
             let result = try await w.plan(["--json"])
             #expect(result.status == 0, "\(result.stderr)")
             let document = try parseJSON(result.stdout)
@@ -55,15 +56,17 @@ import Testing
             #expect(summary["error"] as? Int == 0)
             // plan changes nothing.
             #expect(w.service.patchRequests.isEmpty)
-            #expect(!FileManager.default.fileExists(atPath: w.statePath))
+            #expect(FileManager.default.contents(atPath: w.statePath) == stateBefore)
         }
     }
 
     @Test func planJSONBlockersApprovalsAndChangeShapes() async throws {
         try await CLIWorld.with { w in
-            try w.seed()
+            // Staging at 50%, so that a change behind rolloutctl's back can be above it (drift, SPEC §5.6;
+            // below it would be an override).
+            try await w.seed(plan: CLIWorld.plan().replacingOccurrences(of: "\"coverage\": 100 },", with: "\"coverage\": 50 },"))
             #expect(try await w.reconcile().status == 0)
-            // Someone changes staging behind rolloutctl's back: drift.
+            #expect(w.environments()["staging"] == FlagEnvironmentState(enabled: true, coverage: 50))
             w.service.changeConcurrently(CLIWorld.flag, environment: "staging", to: FlagEnvironmentState(enabled: true, coverage: 60))
             let result = try await w.plan(["--json"], now: "2027-01-01T05:00:00Z")
             #expect(result.status == 0, "\(result.stderr)")
@@ -88,7 +91,7 @@ import Testing
 
     @Test func detailedExitcode() async throws {
         try await CLIWorld.with { w in
-            try w.seed()
+            try await w.seed()
             // 2: changes pending (staging); without the flag, 0.
             var result = try await w.plan(["--detailed-exitcode"])
             #expect(result.status == 2, "\(result.all)")
@@ -119,7 +122,7 @@ import Testing
 
     @Test func detailedExitcodeIsOneForAnInvalidPlan() async throws {
         try await CLIWorld.with { w in
-            try w.seed(plan: CLIWorld.plan(extra: "\n  \"bake\": \"forever\","))
+            try await w.seed(plan: CLIWorld.plan(extra: "\n  \"bake\": \"forever\","))
             let result = try await w.plan(["--detailed-exitcode"])
             #expect(result.status == 1, "\(result.all)")
             // path:line:column: message
@@ -140,7 +143,7 @@ import Testing
 
     @Test func nowParsingErrorsAreClear() async throws {
         try await CLIWorld.with { w in
-            try w.seed()
+            try await w.seed()
             for bad in ["yesterday", "2027-01-01", "2027-01-01T00:00:00", "2027-13-01T00:00:00Z"] {
                 let result = try await w.plan([], now: bad)
                 #expect(result.status != 0 && result.status != 2, "\(bad): \(result.status)")
@@ -166,7 +169,8 @@ import Testing
     /// before the option was refused used to trap when it was dropped without shutdown).
     @Test func optionErrorsAreMessagesNotCrashes() async throws {
         try await CLIWorld.with { w in
-            try w.seed()
+            try await w.seed()
+            let requestsBefore = w.service.requests.count  // init's read of the flag
             let cases: [([String], String)] = [
                 (["plan"] + w.runArguments() + ["--notify-url", "nonsense"], "--notify-url takes NAME=URL"),
                 (["reconcile"] + w.runArguments() + ["--notify-url", "=http://x"], "--notify-url takes NAME=URL"),
@@ -182,7 +186,7 @@ import Testing
                 #expect(result.stderr.contains(message), "\(arguments): \(result.stderr)")
                 #expect(!result.stderr.contains("Fatal error"), "\(arguments)")
             }
-            #expect(w.service.requests.isEmpty)
+            #expect(w.service.requests.count == requestsBefore)
         }
     }
 
@@ -190,7 +194,7 @@ import Testing
     /// --no-color or NO_COLOR.
     @Test func colourOnlyOnATerminalAndNeverWhenAskedNot() async throws {
         try await CLIWorld.with { w in
-            try w.seed()
+            try await w.seed()
             let escape = "\u{1B}["
             // Not a terminal: no colour at all.
             var result = try await w.plan([])

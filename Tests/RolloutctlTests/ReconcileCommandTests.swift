@@ -19,13 +19,14 @@ import Testing
 
     @Test func secondReconcileExitsZeroWhileTheLockIsHeld() async throws {
         try await CLIWorld.with { w in
-            try w.seed()
+            try await w.seed()
+            let requestsBefore = w.service.requests.count  // init's read of the flag
             let holder = try await holdLock(w, seconds: 5)
             let result = try await w.reconcile()
             #expect(result.status == 0, "\(result.all)")
             #expect(result.stderr.contains("another reconcile holds the lock"), "\(result.stderr)")
             #expect(result.seconds < 4)
-            #expect(w.service.requests.isEmpty)
+            #expect(w.service.requests.count == requestsBefore)
             #expect(w.environments().isEmpty)
             _ = await holder.wait()
         }
@@ -33,7 +34,7 @@ import Testing
 
     @Test func lockTimeoutWaitsForTheLock() async throws {
         try await CLIWorld.with { w in
-            try w.seed()
+            try await w.seed()
             // Released in time: it waits, then reconciles.
             var holder = try await holdLock(w, seconds: 1)
             var result = try await w.reconcile(["--lock-timeout", "3s"])
@@ -57,7 +58,7 @@ import Testing
 
     @Test func twoReconcileProcessesAtOnce() async throws {
         try await CLIWorld.with { w in
-            try w.seed()
+            try await w.seed()
             // The first reader is slow, so the two runs overlap.
             w.service.inject(.delay(.seconds(2)), times: 1, on: "GET")
             let first = try RunningProcess(Binary.path, ["reconcile"] + w.runArguments(),
@@ -74,11 +75,16 @@ import Testing
 
     @Test func statusAndHistoryHumanAndJSON() async throws {
         try await CLIWorld.with { w in
-            try w.seed()
-            // Before any reconcile: a clear error.
-            var result = try await rolloutctl(["status", "--state", w.statePath])
+            try await w.seed()
+            // Without a state: a clear error.
+            var result = try await rolloutctl(["status", "--state", w.statePath + ".missing"])
             #expect(result.status == 1)
             #expect(result.stderr.contains("no state database"))
+            #expect(result.stderr.contains("rolloutctl init"))
+            // Initialised, before any reconcile: nothing recorded yet.
+            result = try await rolloutctl(["status", "--state", w.statePath])
+            #expect(result.status == 0)
+            #expect(result.stdout.contains("No rollouts in"))
 
             result = try await w.reconcile()
             #expect(result.status == 0, "\(result.all)")
@@ -124,7 +130,7 @@ import Testing
     @Test func tokenNeverAppearsAnywhere() async throws {
         let token = CLIWorld.token
         try await CLIWorld.with { w in
-            try w.seed()
+            try await w.seed()
             // Most verbose logs, success.
             var result = try await w.reconcile([], environment: ["LOG_LEVEL": "trace"])
             #expect(result.status == 0, "\(result.all)")
@@ -146,7 +152,7 @@ import Testing
         }
         // Refused (401): the wrong token is not echoed either.
         try await CLIWorld.with(serviceToken: "the-right-one-5c3d") { w in
-            try w.seed()
+            try await w.seed()
             let result = try await w.reconcile([], environment: ["LOG_LEVEL": "trace"])
             #expect(result.status == 1)
             #expect(result.all.contains("401"))
@@ -165,7 +171,7 @@ import Testing
         try await hook.start()
         defer { Task { await hook.stop() } }
         try await CLIWorld.with { w in
-            try w.seed()
+            try await w.seed()
             let notify = ["--notify-url", "platform-team=\(hook.baseURL)/hook"]
             #expect(try await w.reconcile(notify).status == 0)
             #expect(hook.requests.isEmpty)
@@ -201,7 +207,7 @@ import Testing
         defer { Task { await hook.stop() } }
         let url = failure == "500" ? "\(hook.baseURL)/hook" : "http://127.0.0.1:\(try await closedPort())/hook"
         try await CLIWorld.with { w in
-            try w.seed()
+            try await w.seed()
             let notify = ["--notify-url", "platform-team=\(url)"]
             #expect(try await w.reconcile(notify).status == 0)
             try w.setMetrics(["error-rate": 0.031, "latency-p95-delta": 0.05, "submission-success": 0.98])

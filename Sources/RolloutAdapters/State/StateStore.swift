@@ -31,10 +31,13 @@ public struct AuditEntry: Equatable, Sendable, Codable {
     /// For a result: the intent it answers.
     public var intentID: Int64?
     public var detail: String?
+    /// True when the run's clock was supplied with `--now` (SPEC §5.12), not read from the system.
+    public var clockSupplied = false
 
     public init(time: Date, rollout: String, phase: String?, environment: String?, from: FlagEnvironmentState?,
                 to: FlagEnvironmentState?, reason: String, revision: String?, planBlob: String?, approvals: [String],
-                kind: Kind, result: String? = nil, intentID: Int64? = nil, detail: String? = nil) {
+                kind: Kind, result: String? = nil, intentID: Int64? = nil, detail: String? = nil,
+                clockSupplied: Bool = false) {
         self.time = time
         self.rollout = rollout
         self.phase = phase
@@ -49,6 +52,71 @@ public struct AuditEntry: Equatable, Sendable, Codable {
         self.result = result
         self.intentID = intentID
         self.detail = detail
+        self.clockSupplied = clockSupplied
+    }
+}
+
+/// The installation a state database belongs to (SPEC §5.10): the repository, and the policy root.
+public struct Installation: Equatable, Sendable {
+    /// The root commit of the protected branch's first-parent line.
+    public var repositoryRoot: String
+    /// The policy in force when the installation was made (§4.3); nil until it is known.
+    public var policyRootCommit: String?
+    public var policyRootDigest: String?
+
+    public init(repositoryRoot: String, policyRootCommit: String? = nil, policyRootDigest: String? = nil) {
+        self.repositoryRoot = repositoryRoot
+        self.policyRootCommit = policyRootCommit
+        self.policyRootDigest = policyRootDigest
+    }
+}
+
+/// A notification waiting in the outbox for one `rollback.notify` name.
+public struct OutboxMessage: Equatable, Sendable {
+    public var id: Int64?
+    /// The event id, sent as `Idempotency-Key`: every target and every retry of an event carries it.
+    public var key: String
+    public var target: String
+    public var rollout: String
+    /// The JSON body to POST.
+    public var body: String
+    public var createdAt: Date
+    public var attempts: Int
+
+    public init(key: String, target: String, rollout: String, body: String, createdAt: Date, attempts: Int = 0) {
+        self.key = key
+        self.target = target
+        self.rollout = rollout
+        self.body = body
+        self.createdAt = createdAt
+        self.attempts = attempts
+    }
+}
+
+/// Why a state database cannot be used. The messages say what to do.
+public enum StateStoreError: Error, Equatable, CustomStringConvertible {
+    case missing(path: String)
+    case newerSchema(path: String, unknown: [String])
+    case notInitialised(path: String)
+    case anotherRepository(path: String, recorded: String, actual: String)
+    case alreadyInitialised(path: String)
+
+    public var description: String {
+        switch self {
+        case .missing(let path):
+            return "no state at \(path): run `rolloutctl init` for a new installation, or restore the state"
+        case .newerSchema(let path, let unknown):
+            return "the state at \(path) was written by a newer rolloutctl (unknown migrations: "
+                + "\(unknown.joined(separator: ", "))); upgrade rolloutctl, never downgrade a state"
+        case .notInitialised(let path):
+            return "the state at \(path) records no repository (it predates `rolloutctl init`); "
+                + "run `rolloutctl init` to record this repository (its rollouts are kept)"
+        case .anotherRepository(let path, let recorded, let actual):
+            return "the state at \(path) belongs to another repository (root commit \(recorded.prefix(12)), this "
+                + "repository's is \(actual.prefix(12))); pass the --state of this repository"
+        case .alreadyInitialised(let path):
+            return "the state at \(path) already exists; `rolloutctl init` never overwrites a state"
+        }
     }
 }
 
@@ -66,24 +134,56 @@ public final class StateStore: Sendable {
     private let queue: DatabaseQueue
     public let path: String
 
-    /// Opens (and migrates) the database at `path`, creating its folder.
-    public init(path: String) throws {
-        self.path = path
+    /// Opens (and migrates) the database at `path`, creating it and its folder when missing.
+    /// Commands use `create` (init), `open` (reconcile) or `openReadOnly` (plan, status, history).
+    public convenience init(path: String) throws {
         try FileManager.default.createDirectory(at: URL(fileURLWithPath: path).deletingLastPathComponent(),
                                                 withIntermediateDirectories: true)
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(10)
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA journal_mode = WAL")
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
-        queue = try DatabaseQueue(path: path, configuration: configuration)
-        try Self.migrator.migrate(queue)
+        try self.init(existing: path, readOnly: false)
     }
 
-    /// Opens the database only when it exists (for `plan`, which must not create state).
+    private init(existing path: String, readOnly: Bool) throws {
+        self.path = path
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.readonly = readOnly
+        if !readOnly {
+            configuration.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA journal_mode = WAL")
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+            }
+        }
+        queue = try DatabaseQueue(path: path, configuration: configuration)
+        let unknown = try queue.read { db in
+            try Self.migrator.appliedIdentifiers(db).subtracting(Self.migrator.migrations)
+        }
+        guard unknown.isEmpty else { throw StateStoreError.newerSchema(path: path, unknown: unknown.sorted()) }
+        if !readOnly { try Self.migrator.migrate(queue) }
+    }
+
+    /// Creates the state of a new installation (`rolloutctl init`); refuses an existing one.
+    public static func create(path: String, installation: Installation) throws -> StateStore {
+        guard !FileManager.default.fileExists(atPath: path) else { throw StateStoreError.alreadyInitialised(path: path) }
+        let store = try StateStore(path: path)
+        try store.setInstallation(installation)
+        return store
+    }
+
+    /// Opens the state of an installation for a reconcile; never creates one (SPEC §5.10).
+    public static func open(path: String) throws -> StateStore {
+        guard FileManager.default.fileExists(atPath: path) else { throw StateStoreError.missing(path: path) }
+        return try StateStore(existing: path, readOnly: false)
+    }
+
+    /// Opens the database read-only when it exists (for `plan` and `status`, which never write it).
+    public static func openReadOnly(path: String) throws -> StateStore? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        return try StateStore(existing: path, readOnly: true)
+    }
+
+    /// Opens the database only when it exists, read-only.
     public static func openIfExists(path: String) throws -> StateStore? {
-        FileManager.default.fileExists(atPath: path) ? try StateStore(path: path) : nil
+        try openReadOnly(path: path)
     }
 
     static var migrator: DatabaseMigrator {
@@ -130,6 +230,29 @@ public final class StateStore: Sendable {
                   SELECT RAISE(ABORT, 'the audit log is append-only'); END;
                 """)
         }
+        migrator.registerMigration("v2-installation-outbox-open-intents") { db in
+            try db.execute(sql: """
+                CREATE TABLE installation (
+                  id INTEGER PRIMARY KEY CHECK (id = 1), repositoryRoot TEXT NOT NULL,
+                  policyRootCommit TEXT, policyRootDigest TEXT);
+                CREATE TABLE run (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL,
+                  clockSupplied INTEGER NOT NULL);
+                CREATE TABLE outbox (
+                  id INTEGER PRIMARY KEY AUTOINCREMENT, eventKey TEXT NOT NULL, target TEXT NOT NULL,
+                  rollout TEXT NOT NULL, body TEXT NOT NULL, createdAt REAL NOT NULL,
+                  attempts INTEGER NOT NULL DEFAULT 0, lastError TEXT, deliveredAt REAL, expiredAt REAL,
+                  UNIQUE (eventKey, target));
+                CREATE INDEX outbox_pending ON outbox(id) WHERE deliveredAt IS NULL AND expiredAt IS NULL;
+                -- Intents without a result, kept small so that recovery never scans the audit log.
+                CREATE TABLE openIntent (intentID INTEGER PRIMARY KEY, rollout TEXT NOT NULL);
+                INSERT INTO openIntent (intentID, rollout)
+                  SELECT i.id, i.rollout FROM audit i WHERE i.kind = 'intent'
+                    AND NOT EXISTS (SELECT 1 FROM audit r WHERE r.intentID = i.id);
+                ALTER TABLE audit ADD COLUMN clockSupplied INTEGER NOT NULL DEFAULT 0;
+                CREATE INDEX audit_intentID ON audit(intentID);
+                CREATE INDEX run_time ON run(time);
+                """)
+        }
         return migrator
     }
 
@@ -158,8 +281,14 @@ public final class StateStore: Sendable {
 
     /// Writes a rollout's record, and the audit entries that explain it, in one transaction.
     public func save(rollout name: String, flag: String?, record: RolloutRecord, now: Date,
-                     enteredPhase: Bool, audit entries: [AuditEntry] = []) throws {
+                     enteredPhase: Bool, audit entries: [AuditEntry] = [], outbox: [OutboxMessage] = []) throws {
         try queue.write { db in
+            for message in outbox {
+                try db.execute(sql: """
+                    INSERT OR IGNORE INTO outbox (eventKey, target, rollout, body, createdAt) VALUES (?, ?, ?, ?, ?)
+                    """, arguments: [message.key, message.target, message.rollout, message.body,
+                                     message.createdAt.timeIntervalSince1970])
+            }
             try db.execute(sql: """
                 INSERT INTO rollout (name, flag, phase, enteredAt, status, planBlob, updatedAt)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -200,13 +329,19 @@ public final class StateStore: Sendable {
         }
         try db.execute(sql: """
             INSERT INTO audit (time, rollout, phase, environment, fromState, toState, reason, revision, planBlob,
-                               approvals, kind, result, intentID, detail)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                               approvals, kind, result, intentID, detail, clockSupplied)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, arguments: [entry.time.timeIntervalSince1970, entry.rollout, entry.phase, entry.environment,
                              try text(entry.from), try text(entry.to), entry.reason, entry.revision, entry.planBlob,
                              try text(entry.approvals) ?? "[]", entry.kind.rawValue, entry.result, entry.intentID,
-                             entry.detail])
-        return db.lastInsertedRowID
+                             entry.detail, entry.clockSupplied])
+        let id = db.lastInsertedRowID
+        if entry.kind == .intent {
+            try db.execute(sql: "INSERT INTO openIntent (intentID, rollout) VALUES (?, ?)", arguments: [id, entry.rollout])
+        } else if let intentID = entry.intentID {
+            try db.execute(sql: "DELETE FROM openIntent WHERE intentID = ?", arguments: [intentID])
+        }
+        return id
     }
 
     /// Audit entries, newest first.
@@ -228,10 +363,112 @@ public final class StateStore: Sendable {
     public func unresolvedIntents(rollout: String) throws -> [AuditEntry] {
         try queue.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT * FROM audit i WHERE i.rollout = ? AND i.kind = 'intent'
-                  AND NOT EXISTS (SELECT 1 FROM audit r WHERE r.intentID = i.id)
-                ORDER BY i.id
+                SELECT a.* FROM openIntent o JOIN audit a ON a.id = o.intentID WHERE o.rollout = ? ORDER BY a.id
                 """, arguments: [rollout]).map(Self.entry)
+        }
+    }
+
+    /// Every intent without a result, by rollout: one small read per run, whatever the audit's size.
+    public func allUnresolvedIntents() throws -> [String: [AuditEntry]] {
+        try queue.read { db in
+            let entries = try Row.fetchAll(db, sql: """
+                SELECT a.* FROM openIntent o JOIN audit a ON a.id = o.intentID ORDER BY a.id
+                """).map(Self.entry)
+            return Dictionary(grouping: entries, by: \.rollout)
+        }
+    }
+
+    // MARK: Installation and runs
+
+    /// The installation this state belongs to; nil for a state made before `rolloutctl init` existed.
+    public func installation() throws -> Installation? {
+        try queue.read { db in
+            guard try db.tableExists("installation") else { return nil }
+            return try Row.fetchOne(db, sql: "SELECT * FROM installation WHERE id = 1").map {
+                Installation(repositoryRoot: $0["repositoryRoot"], policyRootCommit: $0["policyRootCommit"],
+                             policyRootDigest: $0["policyRootDigest"])
+            }
+        }
+    }
+
+    public func setInstallation(_ installation: Installation) throws {
+        try queue.write { db in
+            try db.execute(sql: """
+                INSERT INTO installation (id, repositoryRoot, policyRootCommit, policyRootDigest) VALUES (1, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET repositoryRoot = excluded.repositoryRoot,
+                  policyRootCommit = excluded.policyRootCommit, policyRootDigest = excluded.policyRootDigest
+                """, arguments: [installation.repositoryRoot, installation.policyRootCommit,
+                                 installation.policyRootDigest])
+        }
+    }
+
+    /// The time of the latest reconcile run recorded (SPEC §5.12: time never runs backwards).
+    public func latestRunTime() throws -> Date? {
+        try queue.read { db in
+            guard try db.tableExists("run") else { return nil }
+            return try Double.fetchOne(db, sql: "SELECT max(time) FROM run").map { Date(timeIntervalSince1970: $0) }
+        }
+    }
+
+    public func recordRun(time: Date, clockSupplied: Bool) throws {
+        try queue.write { db in
+            try db.execute(sql: "INSERT INTO run (time, clockSupplied) VALUES (?, ?)",
+                           arguments: [time.timeIntervalSince1970, clockSupplied])
+        }
+    }
+
+    // MARK: Outbox
+
+    /// Notifications not yet delivered and queued less than `maxAge` before `now`, oldest first;
+    /// older ones are marked expired (SPEC §5.10: retried for 24 hours).
+    public func pendingOutbox(now: Date, maxAge: TimeInterval = 24 * 3600) throws -> (pending: [OutboxMessage], expired: [OutboxMessage]) {
+        try queue.write { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT * FROM outbox WHERE deliveredAt IS NULL AND expiredAt IS NULL ORDER BY id
+                """)
+            var pending: [OutboxMessage] = []
+            var expired: [OutboxMessage] = []
+            for row in rows {
+                var message = OutboxMessage(key: row["eventKey"], target: row["target"], rollout: row["rollout"],
+                                            body: row["body"], createdAt: Date(timeIntervalSince1970: row["createdAt"]),
+                                            attempts: row["attempts"])
+                message.id = row["id"]
+                if now.timeIntervalSince(message.createdAt) > maxAge {
+                    try db.execute(sql: "UPDATE outbox SET expiredAt = ? WHERE id = ?",
+                                   arguments: [now.timeIntervalSince1970, message.id])
+                    expired.append(message)
+                } else {
+                    pending.append(message)
+                }
+            }
+            return (pending, expired)
+        }
+    }
+
+    /// Records one delivery attempt of an outbox message.
+    public func recordDelivery(id: Int64, at time: Date, error: String?) throws {
+        try queue.write { db in
+            if let error {
+                try db.execute(sql: "UPDATE outbox SET attempts = attempts + 1, lastError = ? WHERE id = ?",
+                               arguments: [error, id])
+            } else {
+                try db.execute(sql: "UPDATE outbox SET attempts = attempts + 1, lastError = NULL, deliveredAt = ? WHERE id = ?",
+                               arguments: [time.timeIntervalSince1970, id])
+            }
+        }
+    }
+
+    /// Every outbox message, delivered or not (for tests and `status`).
+    public func outbox() throws -> [(message: OutboxMessage, delivered: Bool)] {
+        try queue.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM outbox ORDER BY id").map { row in
+                var message = OutboxMessage(key: row["eventKey"], target: row["target"], rollout: row["rollout"],
+                                            body: row["body"], createdAt: Date(timeIntervalSince1970: row["createdAt"]),
+                                            attempts: row["attempts"])
+                message.id = row["id"]
+                let delivered: Double? = row["deliveredAt"]
+                return (message, delivered != nil)
+            }
         }
     }
 
@@ -250,6 +487,7 @@ public final class StateStore: Sendable {
             kind: AuditEntry.Kind(rawValue: row["kind"]) ?? .event, result: row["result"], intentID: row["intentID"],
             detail: row["detail"])
         entry.id = row["id"]
+        entry.clockSupplied = (row["clockSupplied"] as Bool?) ?? false
         return entry
     }
 }

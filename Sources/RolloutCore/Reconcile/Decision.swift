@@ -5,6 +5,8 @@ public enum RolloutStatus: String, Equatable, Sendable, Codable {
     case progressing, holding, blocked, completed
     case rolledBack = "rolled-back"
     case paused, aborted, orphaned, invalid
+    /// Exposure was lowered outside rolloutctl (SPEC §5.6): nothing is raised until plan.json changes.
+    case overridden
 }
 
 /// Why the next phase cannot be entered now.
@@ -126,6 +128,12 @@ public struct Decision: Equatable, Sendable {
     public var record: RolloutRecord
     /// Set when this run enters a new phase.
     public var advancedTo: String?
-    /// Set when a rollback or a hold should be notified.
+    /// Set when a rollback, a hold or an override should be notified.
     public var notification: String?
+    /// What the run must do, in order: commit `commitFirst`, apply `steps`, then commit `commitAfter`.
+    public var commitFirst: StateCommit? = nil
+    /// The flag changes in the order they are applied, each with what its intent records.
+    public var steps: [FlagStep] = []
+    /// Committed once every step is applied; nil when the stored state stays as it is.
+    public var commitAfter: StateCommit? = nil
 }

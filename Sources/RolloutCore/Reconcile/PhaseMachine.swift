@@ -5,8 +5,9 @@ public enum PhaseMachine {
     public struct Input: Sendable {
         public var plan: Plan
         public var planBlob: String
+        /// The approvals found (the audit names those that allowed an advance).
         public var approvals: [ApprovalStatus]
-        /// For each phase index, the roles it still needs for the current plan blob (SPEC §4.2).
+        /// For each phase index, the roles that phase still needs for the current plan blob.
         public var missingRoles: [[String]]
         /// Nil when the state database has no row for this rollout (new, or state lost).
         public var record: RolloutRecord?
@@ -16,12 +17,12 @@ public enum PhaseMachine {
         public var health: [HealthResult]
         public var now: Date
 
-        public init(plan: Plan, planBlob: String, approvals: [ApprovalStatus], missingRoles: [[String]]? = nil,
+        public init(plan: Plan, planBlob: String, approvals: [ApprovalStatus], missingRoles: [[String]],
                     record: RolloutRecord?, actual: [String: FlagEnvironmentState], health: [HealthResult], now: Date) {
             self.plan = plan
             self.planBlob = planBlob
             self.approvals = approvals
-            self.missingRoles = missingRoles ?? ApprovalRules.missingRoles(plan: plan, policy: nil, statuses: approvals)
+            self.missingRoles = missingRoles
             self.record = record
             self.actual = actual
             self.health = health
@@ -61,6 +62,12 @@ public enum PhaseMachine {
     }
 
     public static func decide(_ input: Input) -> Decision {
+        var decision = decideChanges(input)
+        finish(&decision, input)
+        return decision
+    }
+
+    private static func decideChanges(_ input: Input) -> Decision {
         let plan = input.plan
         let (current, enteredAt) = currentPhase(plan: plan, planBlob: input.planBlob, record: input.record,
                                                 actual: input.actual, now: input.now)
@@ -70,6 +77,7 @@ public enum PhaseMachine {
             blockers: [], changes: [], health: input.health,
             record: RolloutRecord(phase: currentName, enteredAt: enteredAt, status: .progressing, planBlob: input.planBlob),
             advancedTo: nil, notification: nil)
+        let sameBlob = input.record?.planBlob == input.planBlob
 
         let reached = reachedEnvironments(plan: plan, current: current, actual: input.actual)
 
@@ -83,9 +91,13 @@ public enum PhaseMachine {
             return decision
         }
 
-        // Rolled back: stays so until plan.json changes.
-        if let record = input.record, record.status == .rolledBack, record.planBlob == input.planBlob {
-            decision.changes = disable(reached, actual: input.actual, reason: .rollback)
+        // Rolled back: stays so until plan.json changes; "disabled" is re-applied wherever it is not,
+        // so a rollback that failed halfway is finished by a later run, never undone.
+        if let record = input.record, record.status == .rolledBack, sameBlob {
+            // The phase's own environment (where its health is measured) first, as in the rollback itself.
+            let measured = current.map { plan.phases[$0].environment }
+            let ordered = reached.filter { $0 == measured } + reached.filter { $0 != measured }
+            decision.changes = disable(ordered, actual: input.actual, reason: .rollback)
             decision.status = .rolledBack
             decision.currentPhase = record.phase
             decision.nextPhase = nil
@@ -108,12 +120,22 @@ public enum PhaseMachine {
             case .ignore:
                 continue
             case .rollback where plan.rollback.automatic:
-                decision.changes = disable(reached, actual: input.actual, reason: .rollback)
+                // The environment where the breach was measured is disabled first.
+                let ordered = reached.filter { $0 == result.environment } + reached.filter { $0 != result.environment }
+                decision.changes = disable(ordered, actual: input.actual, reason: .rollback)
                 decision.status = .rolledBack
                 decision.nextPhase = nil
                 decision.record.status = .rolledBack
                 decision.blockers = [Blocker(kind: .health, detail: "rollback: \(result.summary)", check: result.check.name)]
-                decision.notification = "rollback of \(plan.name) (\(plan.flag)): \(result.summary)"
+                let message = "rollback of \(plan.name) (\(plan.flag)): \(result.summary)"
+                decision.notification = message
+                // Committed before the first flag call: a run that stops halfway still leaves it rolled back.
+                decision.commitFirst = StateCommit(
+                    record: decision.record,
+                    events: [AuditEvent(reason: RolloutStatus.rolledBack.rawValue, phase: currentName,
+                                        detail: "rollback: \(result.summary)")],
+                    notifications: [NotificationRequest(status: .rolledBack, phase: currentName, message: message,
+                                                        checks: input.health)])
                 return decision
             case .rollback:
                 healthHold.append(Blocker(kind: .health,
@@ -124,23 +146,76 @@ public enum PhaseMachine {
             }
         }
 
-        // The desired state of the current phase: drift and plan edits that lower exposure.
         var target = current.map { plan.desiredState(atPhase: $0) } ?? [:]
+
+        // Overridden (SPEC §5.6): exposure below the desired state, for the plan it was decided on,
+        // was lowered outside rolloutctl. Nothing is raised until plan.json changes; lowering still applies.
+        if let record = input.record, sameBlob, let current {
+            let below = plan.environments.filter { environment in
+                guard let desired = target[environment] else { return false }
+                return exposure(input.actual[environment] ?? .disabled) < exposure(desired)
+            }
+            if record.status == .overridden || !below.isEmpty {
+                decision.status = .overridden
+                decision.currentPhase = record.phase
+                decision.nextPhase = nil
+                decision.record = RolloutRecord(phase: record.phase, enteredAt: record.enteredAt, status: .overridden,
+                                                planBlob: input.planBlob)
+                for environment in plan.environments {
+                    guard let desired = target[environment], let from = input.actual[environment],
+                          exposure(from) > exposure(desired) else { continue }
+                    decision.changes.append(Change(environment: environment, from: from, to: desired, reason: .drift))
+                }
+                let described = below.map { "\($0) is \(describe(input.actual[$0])) (\(plan.phases[current].name) wants "
+                    + "\(describe(target[$0])))" }
+                let detail = "overridden outside rolloutctl"
+                    + (described.isEmpty ? "" : ": " + described.joined(separator: ", "))
+                    + "; nothing is raised until plan.json changes"
+                decision.blockers = [Blocker(kind: .state, detail: detail)] + healthHold
+                if record.status != .overridden {
+                    let message = "override of \(plan.name) (\(plan.flag)): \(detail)"
+                    decision.notification = message
+                    decision.commitFirst = StateCommit(
+                        record: decision.record,
+                        events: [AuditEvent(reason: RolloutStatus.overridden.rawValue, phase: record.phase, detail: detail)],
+                        notifications: [NotificationRequest(status: .overridden, phase: record.phase, message: message,
+                                                            checks: input.health)])
+                }
+                return decision
+            }
+        }
+
+        // Approvals bind the whole plan (SPEC §5.2 [r2]): one blocker per role still missing in phases 0...k.
+        func approvalBlockers(_ phases: ClosedRange<Int>, raising: Bool) -> [Blocker] {
+            phases.flatMap { index -> [Blocker] in
+                let phase = plan.phases[index]
+                let missing = index < input.missingRoles.count ? input.missingRoles[index] : []
+                return missing.map { role in
+                    let detail = raising && index == phases.upperBound
+                        ? "plan.json changed and raises \(phase.name); it needs an approval from role \(role)"
+                        : "\(phase.name) needs an approval from role \(role)"
+                            + (raising || index < phases.upperBound ? " for the current plan.json" : "")
+                    return Blocker(kind: .approval, detail: detail, role: role, phase: phase.name)
+                }
+            }
+        }
+
+        // The desired state of the current phase: drift and plan edits that lower exposure.
         let planChanged = input.record.map { $0.planBlob != input.planBlob } ?? false
         var blockers: [Blocker] = []
+        var gatesReported = -1
+        var heldForGates = false
         if let current, planChanged {
-            // An edit that raises the current phase's exposure needs that phase's approvals again.
+            // An edit that raises the current phase's exposure needs the gates of every phase up to it.
             let raises = target.contains { exposure($0.value) > exposure(input.actual[$0.key] ?? .disabled) }
-            let missing = input.missingRoles[current]
+            let missing = approvalBlockers(0...current, raising: true)
             if raises && !missing.isEmpty {
                 for (environment, desired) in target where exposure(desired) > exposure(input.actual[environment] ?? .disabled) {
                     target[environment] = input.actual[environment] ?? .disabled
                 }
-                blockers += missing.map {
-                    Blocker(kind: .approval,
-                            detail: "plan.json changed and raises \(plan.phases[current].name); it needs an approval from role \($0)",
-                            role: $0, phase: plan.phases[current].name)
-                }
+                blockers += missing
+                gatesReported = current
+                heldForGates = true
             }
         }
 
@@ -162,10 +237,7 @@ public enum PhaseMachine {
                         phase: phase.name, remainingSeconds: left))
                 }
             }
-            for role in input.missingRoles[candidate] {
-                blockers.append(Blocker(kind: .approval, detail: "\(phase.name) needs an approval from role \(role)",
-                                        role: role, phase: phase.name))
-            }
+            blockers += approvalBlockers((gatesReported + 1)...candidate, raising: false)
             if blockers.isEmpty {
                 // Advance: one phase per run.
                 let advanced = plan.desiredState(atPhase: candidate)
@@ -196,7 +268,7 @@ public enum PhaseMachine {
         for environment in plan.environments {
             guard let to = target[environment] else { continue }
             let from = input.actual[environment]
-            guard !matches(from, to) else { continue }
+            guard !matches(from, to), from != to else { continue }  // held at the actual state: nothing to do
             let reason: Change.Reason = planChanged && exposure(to) < exposure(from ?? .disabled) ? .lower : .drift
             decision.changes.append(Change(environment: environment, from: from, to: to, reason: reason))
         }
@@ -213,7 +285,49 @@ public enum PhaseMachine {
             decision.status = .blocked
         }
         decision.record.status = decision.status
+        if heldForGates {
+            // The edit is not in force until its gates hold: the record keeps the blob it was decided
+            // on, so the next run sees the edit again (and never takes the held state for an override).
+            decision.record.planBlob = input.record?.planBlob
+        }
         return decision
+    }
+
+    /// Turns the decision into the run's steps: the intents of its changes, and the state to
+    /// commit after them (nothing when the stored state stays as it is).
+    private static func finish(_ decision: inout Decision, _ input: Input) {
+        let allowedBy = input.approvals.filter { $0.counted && $0.phase == decision.advancedTo }
+            .map { "\($0.role ?? "?")=\($0.approver ?? "?")@\(($0.commit ?? "").prefix(12))" }
+        let healthDetail = decision.health.filter { $0.verdict != .pass }.map(\.summary)
+        decision.steps = decision.changes.map { change in
+            FlagStep(change: change, phase: decision.advancedTo ?? decision.currentPhase,
+                     approvals: change.reason == .advance ? allowedBy : [],
+                     detail: change.reason == .rollback && !healthDetail.isEmpty
+                        ? healthDetail.joined(separator: "; ") : nil)
+        }
+        // Everything is in the first commit; nothing is left to write after the changes.
+        if decision.commitFirst != nil { return }
+        let previous = input.record?.status
+        var events: [AuditEvent] = []
+        var notifications: [NotificationRequest] = []
+        // A change's intent carries its own reason; a status without a change (or a hold, whose
+        // values the intents do not carry) needs its own event.
+        if decision.status != previous, decision.changes.isEmpty || decision.status == .holding,
+           [.holding, .completed, .rolledBack, .paused, .aborted].contains(decision.status) {
+            events.append(AuditEvent(reason: decision.status.rawValue, phase: decision.currentPhase,
+                                     detail: decision.blockers.map(\.detail).joined(separator: "; ")))
+        }
+        if decision.status == .holding, decision.status != previous, let message = decision.notification {
+            notifications.append(NotificationRequest(status: .holding, phase: decision.currentPhase, message: message,
+                                                     checks: decision.health))
+        }
+        let enteredPhase = decision.advancedTo != nil || (input.record == nil && decision.record.phase != nil)
+        // A run that changes nothing writes nothing: a cron tick over 1,000 steady rollouts
+        // would otherwise cost 1,000 fsync'd transactions.
+        if input.record != decision.record || !events.isEmpty || enteredPhase {
+            decision.commitAfter = StateCommit(record: decision.record, enteredPhase: enteredPhase, events: events,
+                                               notifications: notifications)
+        }
     }
 
     private static func nextName(_ plan: Plan, after index: Int?) -> String? {
@@ -242,6 +356,11 @@ public enum PhaseMachine {
         guard let actual else { return false }
         if !desired.enabled { return !actual.enabled && actual.coverage == 0 }
         return actual.enabled && actual.coverage == desired.coverage
+    }
+
+    static func describe(_ state: FlagEnvironmentState?) -> String {
+        guard let state else { return "absent" }
+        return state.enabled ? "enabled \(formatNumber(state.coverage))%" : "disabled"
     }
 
     /// How much traffic sees the flag: 0 when disabled.

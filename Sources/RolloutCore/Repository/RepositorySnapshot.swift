@@ -164,9 +164,23 @@ public enum RepositoryLoader {
         }
 
         var rollouts: [RolloutFiles] = []
+        var flags: [String: [(index: Int, position: SourcePosition)]] = [:]
         for (name, group) in groups.sorted(by: { $0.key < $1.key }) {
+            var flagAt: (flag: String, position: SourcePosition)?
             rollouts.append(loadRollout(name: name, files: group, policy: policy, healthSets: healthSets,
-                                        policyHasErrors: !policyDiagnostics.isEmpty, json: json))
+                                        policyHasErrors: !policyDiagnostics.isEmpty, json: json, flagAt: &flagAt))
+            if let flagAt { flags[flagAt.flag, default: []].append((rollouts.count - 1, flagAt.position)) }
+        }
+        // Two rollouts may not drive the same flag (SPEC §3): both plans are errors.
+        for (flag, users) in flags where users.count > 1 {
+            for (index, position) in users {
+                let others = users.filter { $0.index != index }.map { rollouts[$0.index].name }
+                rollouts[index].diagnostics.append(Diagnostic(
+                    path: rollouts[index].planPath, line: position.line, column: position.column,
+                    message: "flag \"\(flag)\" is also driven by \(others.joined(separator: ", ")); "
+                        + "two rollouts may not drive the same flag"))
+                rollouts[index].plan = nil
+            }
         }
         return RepositorySnapshot(policySet: policySet, policyApprovals: policyApprovals, rollouts: rollouts,
                                   policyDiagnostics: policyDiagnostics)
@@ -214,7 +228,8 @@ public enum RepositoryLoader {
 
     private static func loadRollout(
         name: String, files: [TreeFile], policy: ApproversPolicy?, healthSets: [String: HealthSet],
-        policyHasErrors: Bool, json: (TreeFile, inout [Diagnostic]) -> JSONValue?
+        policyHasErrors: Bool, json: (TreeFile, inout [Diagnostic]) -> JSONValue?,
+        flagAt: inout (flag: String, position: SourcePosition)?
     ) -> RolloutFiles {
         var diagnostics: [Diagnostic] = []
         let planPath = "rollouts/\(name)/plan.json"
@@ -232,6 +247,10 @@ public enum RepositoryLoader {
                 plan = Plan.decode(value, sink: sink)
                 diagnostics += sink.diagnostics
                 if let decoded = plan {
+                    if case .object(let members) = value.kind,
+                       let member = members.first(where: { $0.key == "flag" }) {
+                        flagAt = (decoded.flag, member.value.position)
+                    }
                     checkPlanAgainstPolicies(decoded, path: planPath, policy: policy, policyHasErrors: policyHasErrors,
                                              healthSets: healthSets, folder: name, diagnostics: &diagnostics)
                     result.checks = decoded.health.checks + (decoded.health.use.flatMap { healthSets[$0]?.checks } ?? [])

@@ -1,0 +1,66 @@
+import Foundation
+import RolloutCore
+import RolloutGit
+
+/// An error of one rollout: a file position when it comes from a file, a message always.
+public struct RolloutError: Equatable, Sendable {
+    public var path: String?
+    public var line: Int?
+    public var column: Int?
+    public var message: String
+
+    public init(_ diagnostic: Diagnostic) {
+        path = diagnostic.path
+        line = diagnostic.line
+        column = diagnostic.column
+        message = diagnostic.message
+    }
+
+    public init(message: String) {
+        self.message = message
+    }
+
+    public var description: String {
+        guard let path else { return message }
+        return "\(path):\(line ?? 1):\(column ?? 1): \(message)"
+    }
+}
+
+/// One rollout's part of a plan or reconcile.
+public struct RolloutReport: Sendable {
+    public var name: String
+    public var flag: String?
+    public var planBlob: String?
+    public var status: RolloutStatus
+    public var currentPhase: String?
+    public var nextPhase: String?
+    public var blockers: [Blocker] = []
+    public var approvals: [ApprovalStatus] = []
+    public var changes: [Change] = []
+    public var health: [HealthResult] = []
+    public var errors: [RolloutError] = []
+    /// For `reconcile`: whether the changes were applied.
+    public var applied = false
+}
+
+/// The result of a run.
+public struct RunReport: Sendable {
+    public var ref: String
+    public var revision: String
+    public var now: Date
+    public var mode: RunMode
+    public var rollouts: [RolloutReport]
+    /// Problems in `policies/` (they affect every rollout that needs approvals).
+    public var policyErrors: [RolloutError]
+    /// The policy in force and the proposal waiting for approvals (SPEC §4.3).
+    public var policy: PolicyState?
+
+    public var changeCount: Int { rollouts.filter { !$0.changes.isEmpty }.count }
+    public var errorCount: Int { rollouts.filter { !$0.errors.isEmpty }.count + (policyErrors.isEmpty ? 0 : 1) }
+    public var blockedCount: Int {
+        rollouts.filter { $0.changes.isEmpty && $0.errors.isEmpty && !$0.blockers.isEmpty }.count
+    }
+    public var unchangedCount: Int {
+        rollouts.filter { $0.changes.isEmpty && $0.errors.isEmpty && $0.blockers.isEmpty }.count
+    }
+}
