@@ -132,7 +132,7 @@ public enum RepositoryLoader {
         }
         var signers: AllowedSigners?
         if let file = byPath[allowedSignersPath], let bytes = text(file, into: &policyDiagnostics) {
-            let (parsed, problems) = AllowedSigners.parse(String(decoding: bytes, as: UTF8.self), path: file.path)
+            let (parsed, problems) = AllowedSigners.parse(bytes, path: file.path)
             signers = parsed
             policyDiagnostics += problems
         }
