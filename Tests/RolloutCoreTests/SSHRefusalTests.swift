@@ -89,7 +89,7 @@ struct SSHRefusalTests {
 
     @Test func unsupportedAlgorithm() throws {
         let s = try Scratch()
-        let (path, key) = try s.makeKey("dsa")
+        let (path, _) = try s.makeKey("dsa")
         let sig = try s.sign(testMessage, key: path)
         #expect(SSHSignatureVerifier.verify(armored: sig, message: testMessage)
             == .unsupported("unsupported key type ssh-dss (DSA)"))
@@ -103,7 +103,6 @@ struct SSHRefusalTests {
         }
         #expect(SSHSignatureVerifier.verify(armored: webauthn, message: testMessage)
             == .unsupported("unsupported signature algorithm webauthn-sk-ecdsa-sha2-nistp256@openssh.com"))
-        _ = key
     }
 
     /// OpenSSH 9 still reads 1024-bit RSA keys; rolloutctl refuses them (stricter on purpose).

@@ -16,8 +16,6 @@ struct SignatureUnderTest: CustomStringConvertible {
     var armored: String
     /// `type base64` of the signing key (for a certificate: its certified plain key).
     var keyLine: String
-    /// `type base64` of the certificate itself, for certificate signatures.
-    var certLine: String?
     /// `type base64` of the CA, for certificate signatures.
     var caLine: String?
     var description: String { name }
@@ -73,13 +71,13 @@ final class DifferentialFixture: @unchecked Sendable {
                                    validity: "20260101Z:20260108Z")
         sigs.append(SignatureUnderTest(name: "ecdsa-p256 certificate (ed25519 CA)",
                                        armored: try s.sign(message, key: certEC.path), keyLine: line(userECKey),
-                                       certLine: line(certEC.key), caLine: line(caEdKey)))
+                                       caLine: line(caEdKey)))
         let (userEd, userEdKey) = try s.makeKey("ed25519")
         let certEd = try s.certify(userEd, ca: caRSA, id: "dana-2", principals: "dana@example.com,dev@example.com",
                                    validity: "20260101000000Z:20260108000000Z")
         sigs.append(SignatureUnderTest(name: "ed25519 certificate (rsa CA)",
                                        armored: try s.sign(message, key: certEd.path), keyLine: line(userEdKey),
-                                       certLine: line(certEd.key), caLine: line(caRSAKey)))
+                                       caLine: line(caRSAKey)))
         // Signed for another namespace: both must refuse it for git.
         let (fileKey, fileKeyPub) = try s.makeKey("ed25519")
         sigs.append(SignatureUnderTest(name: "ed25519 namespace file",
@@ -109,9 +107,11 @@ struct DifferentialCase {
 private let dana = "dana@example.com", erin = "erin@example.com"
 private let usual: [(principal: String, time: String)] = [(dana, "20260102Z"), (erin, "20260102Z")]
 
-/// The allowed_signers cases for one signature. `k`: the signer's plain key line, `o`: another
-/// key, `c`: the certificate itself, `ca`: the CA key (both nil for plain signatures).
-private func cases(k: String, o: String, c: String?, ca: String?) -> [DifferentialCase] {
+/// The allowed_signers cases for one signature. `k`: the signer's plain key line (for a
+/// certificate: its certified key, which alone must not match), `o`: another key, `ca`: the CA
+/// key of a certificate signature (nil for plain signatures). A certificate listed as a plain key
+/// is a deliberate difference, tested in SSHRefusalTests.
+private func cases(k: String, o: String, ca: String?) -> [DifferentialCase] {
     var out: [DifferentialCase] = []
     func add(_ file: String, _ probes: [(principal: String, time: String)] = usual) {
         out.append(DifferentialCase(file: file, probes: probes))
@@ -180,10 +180,6 @@ private func cases(k: String, o: String, c: String?, ca: String?) -> [Differenti
     if keyType == "ssh-rsa" { add("dana@example.com rsa-sha2-256 \(keyB64)\n") }
     // cert-authority with a plain key: never a match for that key's own signatures.
     add("dana@example.com cert-authority \(k)\n")
-    if let c {
-        // The certificate itself as a plain line: see the deviations test (not compared here).
-        _ = c
-    }
     if let ca {
         let certTimes: [(principal: String, time: String)] = [
             (dana, "20260102Z"), (dana, "20251231Z"), (dana, "20260107235959Z"), (dana, "20260108000000Z"),
@@ -215,7 +211,7 @@ struct SSHSignatureDifferentialTests {
         var jobs: [(allowedSigners: String, principal: String, signature: String, time: String)] = []
         var labels: [(name: String, ours: Bool, why: String)] = []
         for sig in fixture.signatures {
-            for c in cases(k: sig.keyLine, o: fixture.otherKeyLine, c: sig.certLine, ca: sig.caLine) {
+            for c in cases(k: sig.keyLine, o: fixture.otherKeyLine, ca: sig.caLine) {
                 for probe in c.probes {
                     let (ours, why) = rolloutctlAccepts(signature: sig.armored, message: testMessage,
                                                         allowedSigners: c.file, principal: probe.principal,

@@ -225,9 +225,6 @@ struct SSHSignatureTests {
         // Well-formed but wrong r, s: does not match.
         #expect(SSHSignatureVerifier.verify(armored: sshsig(type + sshString(ok + ok)), message: message)
             == .invalid("signature does not match the signed content"))
-        #expect(SSHSignatureVerifier.fixedWidth(mpint: [0x00, 0x80, 0x01], width: 4) == [0, 0, 0x80, 0x01])
-        #expect(SSHSignatureVerifier.fixedWidth(mpint: [], width: 2) == [0, 0])
-        #expect(SSHSignatureVerifier.fixedWidth(mpint: [0x80], width: 2) == nil)
     }
 
     @Test func publicKeyParsingAndFingerprint() throws {
@@ -382,6 +379,13 @@ struct AllowedSignersTests {
         #expect(signers.entries.map(\.line) == [8, 10, 16, 17])
         #expect(signers.entries.last?.key == bob)
         #expect(signers.unreadable.map(\.line) == [2, 3, 4, 5, 6, 7, 9, 11, 12, 13, 14, 15, 18, 19, 20])
+    }
+
+    @Test func byteOrderMarkIsReportedAndReadAsOpenSSHReadsIt() {
+        let (s, d) = AllowedSigners.parse("\u{feff}alice@example.com ssh-ed25519 \(b64(alice))\n", path: path)
+        #expect(d.map(\.description) == ["policies/allowed_signers:1:1: the file starts with a byte-order mark, "
+            + "which ssh-keygen reads as part of the first principal"])
+        #expect(s.check(principal: "alice@example.com", key: alice, namespace: "git", at: utc("20260102")) != .allowed)
     }
 
     @Test func allowsListedKeyForItsPrincipal() {

@@ -373,6 +373,11 @@ public struct AllowedSigners: Sendable {
             var line = Array(bytes[start..<end])
             start = end
             if let nul = line.firstIndex(of: 0) { line = Array(line[..<nul]) }  // C strings end at NUL
+            if number == 1 && line.starts(with: [0xef, 0xbb, 0xbf]) {
+                // Read on as OpenSSH reads it (the mark joins the first principal), but say so.
+                diagnostics.append(Diagnostic(path: path, line: 1, column: 1, message:
+                    "the file starts with a byte-order mark, which ssh-keygen reads as part of the first principal"))
+            }
             switch AllowedSignersLine.parse(line, number: number) {
             case .blank:
                 break

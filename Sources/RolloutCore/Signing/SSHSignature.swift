@@ -8,8 +8,9 @@ import _CryptoExtras
 
 /// The outcome of verifying one SSH signature.
 public enum SSHSignatureVerdict: Equatable, Sendable {
-    /// The signature is good and was made by this key (the key embedded in the signature;
-    /// whether the key is trusted for a principal is `AllowedSigners.check`'s question).
+    /// The signature is good and was made by this key (the key embedded in the signature, for a
+    /// certificate the certificate, whose CA signature is good too; whether the key is trusted for
+    /// a principal is `AllowedSigners.check`'s question).
     case valid(SSHPublicKey)
     /// Malformed, wrong namespace, or not matching the signed content.
     case invalid(String)
@@ -268,14 +269,5 @@ public enum SSHSignatureVerifier {
             return .failure(.invalid("SSH signature armor is not valid base64"))
         }
         return .success(bytes)
-    }
-
-    /// Converts an SSH mpint (big-endian two's complement, must be non-negative) to exactly
-    /// `width` bytes: strips leading zero bytes, left-pads with zeros. Nil if negative or too wide.
-    static func fixedWidth(mpint: [UInt8], width: Int) -> [UInt8]? {
-        if let first = mpint.first, first & 0x80 != 0 { return nil }  // negative
-        let stripped = mpint.drop(while: { $0 == 0 })
-        guard stripped.count <= width else { return nil }
-        return [UInt8](repeating: 0, count: width - stripped.count) + stripped
     }
 }
