@@ -250,24 +250,40 @@ public enum SSHSignatureVerifier {
 
     private static let begin = "-----BEGIN SSH SIGNATURE-----"
     private static let end = "-----END SSH SIGNATURE-----"
+    private static let beginBytes = Array(begin.utf8), endBytes = Array(end.utf8)
 
+    /// On bytes, not Foundation strings: this runs for every signed commit of every scan.
     private static func dearmor(_ armored: String) -> Dearmored {
-        let text = armored.trimmingCharacters(in: .whitespacesAndNewlines)
-        if text.hasPrefix("-----BEGIN PGP SIGNATURE-----") {
+        let text = Array(armored.utf8)
+        var start = 0
+        while start < text.count && SSHBase64.isSpace(text[start]) { start += 1 }
+        let body = text[start...]
+        if body.starts(with: "-----BEGIN PGP SIGNATURE-----".utf8) {
             return .failure(.unsupported("OpenPGP signatures are not supported, only SSH signatures"))
         }
-        if text.hasPrefix("-----BEGIN SIGNED MESSAGE-----") {
+        if body.starts(with: "-----BEGIN SIGNED MESSAGE-----".utf8) {
             return .failure(.unsupported("X.509 signatures are not supported, only SSH signatures"))
         }
-        guard let beginRange = text.range(of: begin) else {
+        guard let beginAt = firstIndex(of: beginBytes, in: text, from: start) else {
             return .failure(.invalid("not an SSH signature (no \(begin) line)"))
         }
-        guard let endRange = text.range(of: end, range: beginRange.upperBound..<text.endIndex) else {
+        let afterBegin = beginAt + beginBytes.count
+        guard let endAt = firstIndex(of: endBytes, in: text, from: afterBegin) else {
             return .failure(.invalid("SSH signature armor has no \(end) line"))
         }
-        guard let bytes = SSHBase64.decode(Array(text[beginRange.upperBound..<endRange.lowerBound].utf8)) else {
+        guard let bytes = SSHBase64.decode(text[afterBegin..<endAt]) else {
             return .failure(.invalid("SSH signature armor is not valid base64"))
         }
         return .success(bytes)
+    }
+
+    private static func firstIndex(of needle: [UInt8], in haystack: [UInt8], from: Int) -> Int? {
+        guard let first = needle.first, haystack.count - from >= needle.count else { return nil }
+        var i = from
+        while i <= haystack.count - needle.count {
+            if haystack[i] == first && haystack[i..<i + needle.count].elementsEqual(needle) { return i }
+            i += 1
+        }
+        return nil
     }
 }
