@@ -121,7 +121,9 @@ public final class SSHTestKey: @unchecked Sendable {
     /// This key with an OpenSSH user certificate signed by `ca` (`ssh-keygen -s`), e.g.
     /// validity `20260101Z:20260108Z`. Signing with the result (its `path` is the
     /// `-cert.pub` file) embeds the certificate in the signature; `publicKey` is the certificate.
-    public func certified(by ca: SSHTestKey, identity: String, principals: [String], validity: String) throws -> SSHTestKey {
+    public func certified(by ca: SSHTestKey, identity: String, principals: [String], validity: String)
+        throws -> SSHTestKey
+    {
         let dir = try TemporaryDirectory(prefix: "rolloutctl-cert")
         let key = dir.file("id")
         try FileManager.default.copyItem(atPath: path, toPath: key)

@@ -49,7 +49,8 @@ struct SSHRefusalTests {
         let cert = try #require(flow.certificate.certificate)
         #expect(cert.principalNames == ["dana@example.com"] && cert.keyID == "dana" && cert.type == 1)
         #expect(cert.signatureKey == flow.ca)
-        guard case .valid(let signer) = SSHSignatureVerifier.verify(armored: flow.signature, message: testMessage) else {
+        let verdict = SSHSignatureVerifier.verify(armored: flow.signature, message: testMessage)
+        guard case .valid(let signer) = verdict else {
             Issue.record("certificate signature did not verify")
             return
         }
@@ -69,7 +70,8 @@ struct SSHRefusalTests {
         let before = flow.rolloutctl(dana, "20251231Z")
         let beforeSSHKeygen = try flow.sshKeygen(dana, "20251231Z")
         #expect(!before.0 && !beforeSSHKeygen)
-        #expect(before.1.hasSuffix("certificate not yet valid: signed 2025-12-31T00:00:00Z, valid from 2026-01-01T00:00:00Z"))
+        #expect(before.1.hasSuffix(
+            "certificate not yet valid: signed 2025-12-31T00:00:00Z, valid from 2026-01-01T00:00:00Z"))
         // A principal the certificate does not name.
         let erin = flow.rolloutctl("erin@example.com", "20260103Z")
         let erinSSHKeygen = try flow.sshKeygen("erin@example.com", "20260103Z")
@@ -98,7 +100,8 @@ struct SSHRefusalTests {
         let webauthn = try buildSSHSIG(publicKey: sk.blob, message: testMessage) { data in
             var blob = try sk.signatureBlob(data, flags: 1, counter: 1)
             let type = Array("sk-ecdsa-sha2-nistp256@openssh.com".utf8)
-            blob.replaceSubrange(0..<(4 + type.count), with: sshString(Array("webauthn-sk-ecdsa-sha2-nistp256@openssh.com".utf8)))
+            let webauthnType = Array("webauthn-sk-ecdsa-sha2-nistp256@openssh.com".utf8)
+            blob.replaceSubrange(0..<(4 + type.count), with: sshString(webauthnType))
             return blob
         }
         #expect(SSHSignatureVerifier.verify(armored: webauthn, message: testMessage)
@@ -122,7 +125,8 @@ struct SSHRefusalTests {
         let rsa = try RSATestKey(scratch: s, bits: 2048)
         let sig = try rsa.sign(testMessage, algorithm: "ssh-rsa")
         #expect(SSHSignatureVerifier.verify(armored: sig, message: testMessage)
-            == .unsupported("SHA-1 signature (ssh-rsa) refused, as OpenSSH refuses it; sign with rsa-sha2-256 or rsa-sha2-512"))
+            == .unsupported(
+                "SHA-1 signature (ssh-rsa) refused, as OpenSSH refuses it; sign with rsa-sha2-256 or rsa-sha2-512"))
         let allowed = "dana@example.com \(rsa.key.authorizedKey)\n"
         let sshKeygen = try s.sshKeygenVerifies(allowedSigners: allowed, principal: dana, signature: sig,
                                                 message: testMessage, time: "20260102Z")
@@ -207,6 +211,7 @@ struct SSHRefusalTests {
             Issue.record("a SHA-1 CA signature was not refused")
             return
         }
-        #expect(why.hasPrefix("certificate key ID \"dana\" (serial 0): CA signature: SHA-1 signature (ssh-rsa) refused"))
+        #expect(why.hasPrefix(
+            "certificate key ID \"dana\" (serial 0): CA signature: SHA-1 signature (ssh-rsa) refused"))
     }
 }

@@ -230,7 +230,8 @@ struct SSHSignatureDifferentialTests {
             disagreements.append("\(label.name): ssh-keygen \(answer ? "accepts" : "refuses"), rolloutctl "
                 + "\(label.ours ? "accepts" : "refuses") (\(label.why))")
         }
-        print("differential: \(fixture.signatures.count) signatures, \(compared) checks, ssh-keygen accepted \(accepted), "
+        print("differential: \(fixture.signatures.count) signatures, \(compared) checks, "
+            + "ssh-keygen accepted \(accepted), "
             + "\(disagreements.count) disagreements")
         let report = disagreements.prefix(40).joined(separator: "\n")
         #expect(disagreements.isEmpty, "\(disagreements.count) disagreements of \(compared):\n\(report)")
@@ -240,7 +241,8 @@ struct SSHSignatureDifferentialTests {
         for sig in fixture.signatures where !sig.name.contains("SHA-1") && !sig.name.contains("namespace file") {
             let (ours, why) = rolloutctlAccepts(
                 signature: sig.armored, message: testMessage,
-                allowedSigners: sig.caLine.map { "*@example.com cert-authority \($0)\n" } ?? "dana@example.com \(sig.keyLine)\n",
+                allowedSigners: sig.caLine.map { "*@example.com cert-authority \($0)\n" }
+                    ?? "dana@example.com \(sig.keyLine)\n",
                 principal: dana, time: "20260102Z")
             #expect(ours, "\(sig.name): \(why)")
         }

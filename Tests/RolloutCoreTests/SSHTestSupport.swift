@@ -34,7 +34,8 @@ func runTool(
     let outData = out.fileHandleForReading.readDataToEndOfFile()
     let errData = err.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    return (process.terminationStatus, String(decoding: outData, as: UTF8.self),
+            String(decoding: errData, as: UTF8.self))
 }
 
 /// Runs a program; returns its stdout; throws when it exits non-zero.
@@ -229,7 +230,9 @@ struct SoftSecurityKey {
         }
     }
 
-    func sign(_ message: [UInt8], namespace: String = "git", flags: UInt8 = 0x01, counter: UInt32 = 42) throws -> String {
+    func sign(_ message: [UInt8], namespace: String = "git", flags: UInt8 = 0x01, counter: UInt32 = 42)
+        throws -> String
+    {
         try buildSSHSIG(publicKey: blob, message: message, namespace: namespace) {
             try signatureBlob($0, flags: flags, counter: counter)
         }
@@ -273,8 +276,8 @@ struct RSATestKey {
     }
 }
 
-let testMessage = Array(
-    "tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor A <a@example.com> 1700000000 +0000\n\napprove canary-10\n".utf8)
+let testMessage = Array(("tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n"
+    + "author A <a@example.com> 1700000000 +0000\n\napprove canary-10\n").utf8)
 
 /// Seconds-precision UTC date from `YYYYMMDD[HHMM[SS]]` (with or without `Z`).
 func utc(_ stamp: String) -> Date {

@@ -105,7 +105,9 @@ public struct AllowedSigners: Sendable {
     public func check(principal: String, key: SSHPublicKey, namespace: String, at: Date) -> AllowedSignerCheck {
         let fp = key.fingerprint
         let principalBytes = Array(principal.utf8)
-        guard !principalBytes.contains(0) else { return .denied("principal \(principal.debugDescription) contains NUL") }
+        guard !principalBytes.contains(0) else {
+            return .denied("principal \(principal.debugDescription) contains NUL")
+        }
         guard case .success(let signer) = SSHKeyParser.parse(key.blob) else {
             return .denied("key \(fp) cannot be read")
         }
@@ -143,7 +145,9 @@ public struct AllowedSigners: Sendable {
                 exclusion = exclusion ?? "\(what) is not allowed for \(principal): excluded by \(pattern) in \(where_)"
                 continue
             case .noMatch:
-                for p in entry.principals where !p.hasPrefix("!") && !otherPrincipals.contains(p) { otherPrincipals.append(p) }
+                for p in entry.principals where !p.hasPrefix("!") && !otherPrincipals.contains(p) {
+                    otherPrincipals.append(p)
+                }
                 continue
             case .match:
                 break
@@ -155,18 +159,21 @@ public struct AllowedSigners: Sendable {
                 }
             }
             if let namespaces = entry.namespacePatterns, Self.matchPatternList(namespaceBytes, namespaces) != .match {
-                lineFailure = lineFailure
-                    ?? "namespace \"\(namespace)\" is not allowed for \(what) (\(where_) allows namespaces=\"\(entry.namespaces?.joined(separator: ",") ?? "")\")"
+                let allowed = entry.namespaces?.joined(separator: ",") ?? ""
+                lineFailure = lineFailure ?? "namespace \"\(namespace)\" is not allowed for \(what) "
+                    + "(\(where_) allows namespaces=\"\(allowed)\")"
                 continue
             }
             if let after = entry.validAfter, seconds < after {
+                let text = entry.validAfterText ?? String(after)
                 lineFailure = lineFailure
-                    ?? "signature made \(Self.iso8601(seconds)) is before valid-after \(entry.validAfterText ?? String(after)) of \(what) (\(where_))"
+                    ?? "signature made \(Self.iso8601(seconds)) is before valid-after \(text) of \(what) (\(where_))"
                 continue
             }
             if let before = entry.validBefore, seconds > before {
+                let text = entry.validBeforeText ?? String(before)
                 lineFailure = lineFailure
-                    ?? "signature made \(Self.iso8601(seconds)) is after valid-before \(entry.validBeforeText ?? String(before)) of \(what) (\(where_))"
+                    ?? "signature made \(Self.iso8601(seconds)) is after valid-before \(text) of \(what) (\(where_))"
                 continue
             }
             return .allowed
@@ -275,7 +282,8 @@ public struct AllowedSigners: Sendable {
         let rem = seconds - days * 86400
         let (y, m, d) = civil(fromDays: days)
         func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        let year = y >= 0 && y < 10000 ? String(repeating: "0", count: max(0, 4 - String(y).count)) + String(y) : String(y)
+        let year = y >= 0 && y < 10000
+            ? String(repeating: "0", count: max(0, 4 - String(y).count)) + String(y) : String(y)
         return "\(year)-\(two(m))-\(two(d))T\(two(rem / 3600)):\(two(rem % 3600 / 60)):\(two(rem % 60))Z"
     }
 

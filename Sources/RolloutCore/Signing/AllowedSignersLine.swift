@@ -144,7 +144,8 @@ enum AllowedSignersLine {
             return .failure(Failure(offset: start, message: "unknown key type \"\(SSHText.printable(typeName))\""))
         }
         guard typeEnd < s.count, isBlank(s[typeEnd]) else {
-            return .failure(Failure(offset: s.count, message: "missing base64 key after \(SSHText.printable(typeName))"))
+            return .failure(Failure(
+                offset: s.count, message: "missing base64 key after \(SSHText.printable(typeName))"))
         }
         var p = typeEnd
         while p < s.count && isBlank(s[p]) { p += 1 }
@@ -246,7 +247,8 @@ enum AllowedSignersLine {
                     let looksLikeType = nameEnd == end && i == range.lowerBound
                         && (name.hasPrefix("ssh-") || name.hasPrefix("ecdsa-") || name.hasPrefix("sk-")
                             || name.hasPrefix("rsa-") || name.contains("@openssh.com"))
-                    throw Failure(offset: i, message: looksLikeType ? "unknown key type \"\(name)\"" : "unknown option \"\(name)\"")
+                    throw Failure(offset: i, message: looksLikeType
+                        ? "unknown key type \"\(name)\"" : "unknown option \"\(name)\"")
                 }
                 if s[i] == UInt8(ascii: "=") && options.certAuthority && i == optionStart + 14 {
                     throw Failure(offset: optionStart, message: "option cert-authority takes no value")
@@ -257,7 +259,8 @@ enum AllowedSignersLine {
             if i >= end { throw Failure(offset: i - 1, message: "option list ends with a comma") }
         }
         if let after = options.validAfter, let before = options.validBefore, before.0 <= after.0 {
-            throw Failure(offset: validBeforeOffset, message: "valid-before \(before.1) is not after valid-after \(after.1)")
+            throw Failure(offset: validBeforeOffset,
+                          message: "valid-before \(before.1) is not after valid-after \(after.1)")
         }
         return options
     }

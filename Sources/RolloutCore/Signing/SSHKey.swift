@@ -253,7 +253,9 @@ enum SSHKeyParser {
             return .failure(.malformed("unknown key type \(SSHText.printable(name))"))
         }
         if isCert {
-            guard allowCertificate else { return .failure(.malformed("a certificate cannot be a certificate authority")) }
+            guard allowCertificate else {
+                return .failure(.malformed("a certificate cannot be a certificate authority"))
+            }
             guard r.readString() != nil else { return .failure(.malformed("truncated certificate")) }  // nonce
         }
         let material: SSHKeyMaterial
@@ -301,7 +303,9 @@ enum SSHKeyParser {
             }
             let bits = SSHKeyMaterial.bitCount(n)
             // OpenSSH refuses to read RSA keys under 1024 bits; signing needs 2048 here.
-            guard bits >= 1024, bits <= 16384 else { return .failure(.malformed("RSA key of \(bits) bits is unusable")) }
+            guard bits >= 1024, bits <= 16384 else {
+                return .failure(.malformed("RSA key of \(bits) bits is unusable"))
+            }
             return .success(.rsa(e: e, n: n))
         case .dsa:
             guard let p = r.readPositiveMpint(), let q = r.readPositiveMpint(), let g = r.readPositiveMpint(),

@@ -144,7 +144,8 @@ public enum SSHSignatureVerifier {
             case Array("rsa-sha2-256".utf8): useSHA512 = false
             case Array("rsa-sha2-512".utf8): useSHA512 = true
             case Array("ssh-rsa".utf8):
-                return .refused("SHA-1 signature (ssh-rsa) refused, as OpenSSH refuses it; sign with rsa-sha2-256 or rsa-sha2-512")
+                return .refused(
+                    "SHA-1 signature (ssh-rsa) refused, as OpenSSH refuses it; sign with rsa-sha2-256 or rsa-sha2-512")
             default:
                 return typeMismatch(sigType, "rsa-sha2-256 or rsa-sha2-512")
             }
