@@ -28,6 +28,7 @@ let package = Package(
             name: "RolloutCore",
             dependencies: [
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
         ),
         // Reads a rollout repository through libgit2: refs, trees, blobs, history, signatures.

@@ -14,6 +14,8 @@ p.add_argument("--rollouts", type=int, default=1000)
 p.add_argument("--commits", type=int, default=20000)
 p.add_argument("--signed", type=int, default=300)
 p.add_argument("--keys", required=True, help="folder with ssh keys sre0, qa0, po0 (made by the shell script)")
+p.add_argument("--mixed", action="store_true",
+               help="qa0 is an RSA key and po0 signs with a certificate (po0-cert.pub) from the CA key 'ca'")
 args = p.parse_args()
 rng = random.Random(20260101)
 REPO = args.repo
@@ -34,9 +36,12 @@ def policy() -> bytes:
 
 def allowed_signers() -> bytes:
     lines = []
-    for who in ("sre0", "qa0", "po0"):
+    for who in ("sre0", "qa0") if args.mixed else ("sre0", "qa0", "po0"):
         pub = open(os.path.join(args.keys, who + ".pub")).read().split()
         lines.append(f"{who}@example.com {pub[0]} {pub[1]}")
+    if args.mixed:
+        ca = open(os.path.join(args.keys, "ca.pub")).read().split()
+        lines.append(f"*@example.com cert-authority {ca[0]} {ca[1]}")
     return ("\n".join(lines) + "\n").encode()
 
 def plan(name: str, rev: int) -> bytes:
@@ -188,7 +193,8 @@ for n in range(args.signed):
     ident = {"GIT_AUTHOR_NAME": who, "GIT_AUTHOR_EMAIL": approver, "GIT_COMMITTER_NAME": who,
              "GIT_COMMITTER_EMAIL": approver, "GIT_AUTHOR_DATE": f"@{global_clock} +0000",
              "GIT_COMMITTER_DATE": f"@{global_clock} +0000"}
-    signed = git("-c", "gpg.format=ssh", "-c", f"user.signingkey={os.path.join(args.keys, who)}",
+    key = os.path.join(args.keys, who + ("-cert.pub" if args.mixed and who == "po0" else ""))
+    signed = git("-c", "gpg.format=ssh", "-c", f"user.signingkey={key}",
                  "commit-tree", "-S", tree, "-p", head, "-m", f"Approve {path}", env=ident)
     if n % 2 == 0:
         head = signed

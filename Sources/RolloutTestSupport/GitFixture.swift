@@ -78,6 +78,9 @@ public final class GitFixture: @unchecked Sendable {
         try git("config", "commit.gpgsign", "false")
     }
 
+    /// Moves the fixture's clock (seconds since 1970; the next git command is dated 60 s later).
+    public func setClock(_ seconds: Int) { clock = seconds }
+
     /// Runs git in the repository with a fixed, advancing date.
     @discardableResult
     public func git(_ arguments: String..., author: Person? = nil, committer: Person? = nil) throws -> String {

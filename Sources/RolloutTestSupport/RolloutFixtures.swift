@@ -107,12 +107,37 @@ public final class SSHTestKey: @unchecked Sendable {
     /// `ssh-ed25519 AAAA…` (no comment).
     public let publicKey: String
 
-    public init(comment: String = "test") throws {
+    /// `ssh-keygen -t type [-b bits]`: ed25519 by default; also rsa, ecdsa.
+    public init(comment: String = "test", type: String = "ed25519", bits: Int? = nil) throws {
         directory = try TemporaryDirectory(prefix: "rolloutctl-key")
-        path = directory.file("id_ed25519")
-        try runProgram("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path])
+        path = directory.file("id_\(type)")
+        try runProgram("ssh-keygen", ["-q", "-t", type, "-N", "", "-C", comment, "-f", path]
+            + (bits.map { ["-b", String($0)] } ?? []))
         let line = try String(contentsOfFile: path + ".pub", encoding: .utf8)
         publicKey = line.split(separator: " ").prefix(2).joined(separator: " ")
+    }
+
+    private init(directory: TemporaryDirectory, path: String, publicKey: String) {
+        self.directory = directory
+        self.path = path
+        self.publicKey = publicKey
+    }
+
+    /// This key with an OpenSSH user certificate signed by `ca` (`ssh-keygen -s`), e.g.
+    /// validity `20260101Z:20260108Z`. Signing with the result (its `path` is the
+    /// `-cert.pub` file) embeds the certificate in the signature; `publicKey` is the certificate.
+    public func certified(by ca: SSHTestKey, identity: String, principals: [String], validity: String)
+        throws -> SSHTestKey
+    {
+        let dir = try TemporaryDirectory(prefix: "rolloutctl-cert")
+        let key = dir.file("id")
+        try FileManager.default.copyItem(atPath: path, toPath: key)
+        try FileManager.default.copyItem(atPath: path + ".pub", toPath: key + ".pub")
+        try runProgram("ssh-keygen", ["-q", "-s", ca.path, "-I", identity, "-n", principals.joined(separator: ","),
+                                      "-V", validity, key + ".pub"])
+        let line = try String(contentsOfFile: key + "-cert.pub", encoding: .utf8)
+        return SSHTestKey(directory: dir, path: key + "-cert.pub",
+                          publicKey: line.split(separator: " ").prefix(2).joined(separator: " "))
     }
 
     /// One line of an allowed_signers file.

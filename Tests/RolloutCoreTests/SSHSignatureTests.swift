@@ -8,97 +8,7 @@ import Testing
 
 // MARK: - Helpers
 
-private struct CommandFailed: Error, CustomStringConvertible {
-    var description: String
-}
-
-/// Runs a program (looked up on PATH), returns its stdout; throws when it exits non-zero.
-@discardableResult
-private func run(
-    _ args: [String], in directory: URL? = nil, stdin: URL? = nil, environment: [String: String] = [:]
-) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = args
-    if let directory { process.currentDirectoryURL = directory }
-    if !environment.isEmpty {
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    }
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = try stdin.map { try FileHandle(forReadingFrom: $0) } ?? FileHandle.nullDevice
-    try process.run()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw CommandFailed(description: "\(args.joined(separator: " ")) exited \(process.terminationStatus): "
-            + (String(data: errData, encoding: .utf8) ?? ""))
-    }
-    return String(data: outData, encoding: .utf8) ?? ""
-}
-
-private let hasSSHKeygen = (try? run(["sh", "-c", "command -v ssh-keygen"])) != nil
-private let hasGit = hasSSHKeygen && (try? run(["git", "--version"])) != nil
-
-/// A temporary directory with ssh-keygen made keys and signatures; removed on deinit.
-private final class Scratch {
-    let dir: URL
-    private var counter = 0
-
-    init() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("sshsig-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-
-    deinit { try? FileManager.default.removeItem(at: dir) }
-
-    func nextName(_ prefix: String) -> String {
-        counter += 1
-        return "\(prefix)\(counter)"
-    }
-
-    /// `ssh-keygen -t TYPE [-b BITS]`; returns the private key path and the public key.
-    func makeKey(_ type: String, bits: Int? = nil) throws -> (path: String, key: SSHPublicKey) {
-        let path = dir.appendingPathComponent(nextName("key-\(type)-")).path
-        var args = ["ssh-keygen", "-q", "-t", type, "-N", "", "-C", "test", "-f", path]
-        if let bits { args += ["-b", String(bits)] }
-        try run(args)
-        let pub = try String(contentsOfFile: path + ".pub", encoding: .utf8)
-        let key = try #require(SSHPublicKey(authorizedKey: pub))
-        return (path, key)
-    }
-
-    /// `ssh-keygen -Y sign -n NAMESPACE -f KEY [-O hashalg=…]` over `message`; returns the armor.
-    func sign(_ message: [UInt8], key: String, namespace: String = "git", hashalg: String? = nil) throws -> String {
-        let file = dir.appendingPathComponent(nextName("msg-"))
-        try Data(message).write(to: file)
-        var args = ["ssh-keygen", "-q", "-Y", "sign", "-n", namespace, "-f", key]
-        if let hashalg { args += ["-O", "hashalg=\(hashalg)"] }
-        return try run(args, stdin: file)
-    }
-
-    func write(_ text: String, _ name: String) throws -> String {
-        let url = dir.appendingPathComponent(name)
-        try text.write(to: url, atomically: true, encoding: .utf8)
-        return url.path
-    }
-}
-
 private let message = Array("tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor A <a@example.com> 1700000000 +0000\n\napprove canary-10\n".utf8)
-
-/// The binary SSHSIG blob inside an armor.
-private func dearmor(_ armored: String) throws -> [UInt8] {
-    let body = armored.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
-    return Array(try #require(Data(base64Encoded: body)))
-}
-
-private func armor(_ bytes: [UInt8]) -> String {
-    "-----BEGIN SSH SIGNATURE-----\n" + Data(bytes).base64EncodedString(options: [.lineLength64Characters])
-        + "\n-----END SSH SIGNATURE-----\n"
-}
 
 /// The hash algorithm field of an SSHSIG blob.
 private func hashAlgorithm(of armored: String) throws -> String {
@@ -121,19 +31,10 @@ private func ecdsaMpintLengths(of armored: String) throws -> [Int] {
     return [try #require(rInt).count, try #require(sInt).count]
 }
 
-private func sshString(_ bytes: [UInt8]) -> [UInt8] {
-    let n = UInt32(bytes.count)
-    return [UInt8(n >> 24), UInt8(n >> 16 & 0xff), UInt8(n >> 8 & 0xff), UInt8(n & 0xff)] + bytes
-}
-
 /// A syntactically valid ssh-ed25519 key (not a real curve point needed for check()).
 private func fakeEd25519(_ seed: UInt8) -> SSHPublicKey {
     let blob = sshString(Array("ssh-ed25519".utf8)) + sshString([UInt8](repeating: seed, count: 32))
     return SSHPublicKey(keyType: "ssh-ed25519", blob: blob)
-}
-
-private func utc(_ stamp: String) -> Date {
-    Date(timeIntervalSince1970: TimeInterval(AllowedSigners.parseTime(stamp + "Z")!))
 }
 
 // MARK: - Signatures made by ssh-keygen
@@ -200,22 +101,31 @@ struct SSHSignatureTests {
         #expect(SSHSignatureVerifier.verify(armored: sig, message: message, namespace: "file") == .valid(key))
     }
 
-    @Test func rsaKeyIsUnsupported() throws {
+    @Test(arguments: [256, 384, 521])
+    func ecdsaVerifies(bits: Int) throws {
         let s = try Scratch()
-        let (path, key) = try s.makeKey("rsa", bits: 2048)
-        #expect(key.keyType == "ssh-rsa")
-        let sig = try s.sign(message, key: path)
-        #expect(SSHSignatureVerifier.verify(armored: sig, message: message) == .unsupported("unsupported key type ssh-rsa"))
-        // Even over tampered content: never valid, still unsupported.
-        #expect(SSHSignatureVerifier.verify(armored: sig, message: [1, 2, 3]) == .unsupported("unsupported key type ssh-rsa"))
+        let (path, key) = try s.makeKey("ecdsa", bits: bits)
+        #expect(key.keyType == "ecdsa-sha2-nistp\(bits)")
+        for hashalg in ["sha256", "sha512"] {
+            let sig = try s.sign(message, key: path, hashalg: hashalg)
+            #expect(SSHSignatureVerifier.verify(armored: sig, message: message) == .valid(key))
+            #expect(SSHSignatureVerifier.verify(armored: sig, message: message + [1])
+                == .invalid("signature does not match the signed content"))
+        }
     }
 
-    @Test func ecdsaP384IsUnsupported() throws {
+    @Test(arguments: [2048, 3072])
+    func rsaVerifiesWithSHA2(bits: Int) throws {
         let s = try Scratch()
-        let (path, _) = try s.makeKey("ecdsa", bits: 384)
-        let sig = try s.sign(message, key: path)
-        #expect(SSHSignatureVerifier.verify(armored: sig, message: message)
-            == .unsupported("unsupported key type ecdsa-sha2-nistp384"))
+        let rsa = try RSATestKey(scratch: s, bits: bits)
+        let bySSHKeygen = try s.sign(message, key: rsa.path)
+        #expect(SSHSignatureVerifier.verify(armored: bySSHKeygen, message: message) == .valid(rsa.key))
+        for algorithm in ["rsa-sha2-256", "rsa-sha2-512"] {
+            let sig = try rsa.sign(message, algorithm: algorithm)
+            #expect(SSHSignatureVerifier.verify(armored: sig, message: message) == .valid(rsa.key))
+            #expect(SSHSignatureVerifier.verify(armored: sig, message: [1, 2, 3])
+                == .invalid("signature does not match the signed content"))
+        }
     }
 
     @Test func unknownHashIsUnsupported() throws {
@@ -315,9 +225,6 @@ struct SSHSignatureTests {
         // Well-formed but wrong r, s: does not match.
         #expect(SSHSignatureVerifier.verify(armored: sshsig(type + sshString(ok + ok)), message: message)
             == .invalid("signature does not match the signed content"))
-        #expect(SSHSignatureVerifier.fixedWidth(mpint: [0x00, 0x80, 0x01], width: 4) == [0, 0, 0x80, 0x01])
-        #expect(SSHSignatureVerifier.fixedWidth(mpint: [], width: 2) == [0, 0])
-        #expect(SSHSignatureVerifier.fixedWidth(mpint: [0x80], width: 2) == nil)
     }
 
     @Test func publicKeyParsingAndFingerprint() throws {
@@ -455,23 +362,30 @@ struct AllowedSignersTests {
             "policies/allowed_signers:4:31: key is not valid base64",
             "policies/allowed_signers:5:19: unknown option \"foo\"",
             "policies/allowed_signers:6:30: value of option namespaces must be in double quotes",
-            "policies/allowed_signers:7:32: invalid valid-after time \"2026013\" (expected YYYYMMDD[Z] or YYYYMMDDHHMM[SS][Z])",
-            "policies/allowed_signers:8:33: invalid valid-before time \"20260230\" (expected YYYYMMDD[Z] or YYYYMMDDHHMM[SS][Z])",
-            "policies/allowed_signers:9:1: unterminated quote",
-            "policies/allowed_signers:10:19: empty principal pattern",
+            "policies/allowed_signers:7:32: invalid valid-after time \"2026013\" (expected YYYYMMDD, YYYYMMDDHHMM or "
+                + "YYYYMMDDHHMMSS, optionally followed by Z, after 1970)",
+            "policies/allowed_signers:9:1: unterminated quote in principals",
             "policies/allowed_signers:11:19: unknown key type \"ssh-foo\"",
             "policies/allowed_signers:12:27: key is of type ssh-ed25519, but the line says ssh-rsa",
             "policies/allowed_signers:13:42: valid-before 20260101 is not after valid-after 20270101",
             "policies/allowed_signers:14:36: multiple namespaces options",
             "policies/allowed_signers:15:34: unknown key type \"ssh-foo\"",
-            "policies/allowed_signers:16:35: empty namespace pattern",
             "policies/allowed_signers:18:19: option cert-authority takes no value",
-            "policies/allowed_signers:19:30: unterminated quote",
-            "policies/allowed_signers:20:31: key is not a valid SSH public key blob",
+            "policies/allowed_signers:19:30: unterminated quote in options",
+            "policies/allowed_signers:20:31: invalid key: key blob has no key type",
         ])
-        // Good lines around the bad ones are kept.
-        #expect(signers.entries.map(\.line) == [17])
-        #expect(signers.entries.first?.key == bob)
+        // Good lines around the bad ones are kept. As in OpenSSH: February 30th rolls over to
+        // March 2nd (line 8), and empty patterns in a list are allowed (lines 10, 16).
+        #expect(signers.entries.map(\.line) == [8, 10, 16, 17])
+        #expect(signers.entries.last?.key == bob)
+        #expect(signers.unreadable.map(\.line) == [2, 3, 4, 5, 6, 7, 9, 11, 12, 13, 14, 15, 18, 19, 20])
+    }
+
+    @Test func byteOrderMarkIsReportedAndReadAsOpenSSHReadsIt() {
+        let (s, d) = AllowedSigners.parse("\u{feff}alice@example.com ssh-ed25519 \(b64(alice))\n", path: path)
+        #expect(d.map(\.description) == ["policies/allowed_signers:1:1: the file starts with a byte-order mark, "
+            + "which ssh-keygen reads as part of the first principal"])
+        #expect(s.check(principal: "alice@example.com", key: alice, namespace: "git", at: utc("20260102")) != .allowed)
     }
 
     @Test func allowsListedKeyForItsPrincipal() {
@@ -573,12 +487,13 @@ struct AllowedSignersTests {
         #expect(s.check(principal: "dev-@corp.example.com", key: bob, namespace: "git", at: at) != .allowed)
     }
 
-    @Test func certAuthorityKeysNeverMatch() {
+    @Test func certAuthorityKeyDoesNotSignForItself() {
         let (s, d) = AllowedSigners.parse("*@example.com cert-authority ssh-ed25519 \(b64(alice))\n", path: path)
         #expect(d.isEmpty)
         #expect(s.entries.first?.certAuthority == true)
         #expect(s.check(principal: "alice@example.com", key: alice, namespace: "git", at: utc("20260102"))
-            == .denied("key \(alice.fingerprint) is listed in policies/allowed_signers only as a cert-authority (SSH certificates are not supported)"))
+            == .denied("key \(alice.fingerprint) is listed in policies/allowed_signers only as a cert-authority: it "
+                + "vouches for certificates it signs, not for signatures it makes itself"))
     }
 
     @Test func randomInputNeverCrashes() {
@@ -609,20 +524,36 @@ struct AllowedSignersTests {
     }
 
     @Test func globMatching() {
-        func m(_ s: String, _ p: String) -> Bool { AllowedSigners.globMatch(Array(s), Array(p)) }
+        func m(_ s: String, _ p: String) -> Bool { AllowedSigners.globMatch(Array(s.utf8), Array(p.utf8)) }
         #expect(m("", "") && m("", "*") && m("abc", "*") && m("abc", "a*c") && m("abc", "a?c") && m("abc", "*c"))
-        #expect(m("aXbXc", "a*b*c") && m("abcbc", "*bc") && m("ab", "ab**"))
+        #expect(m("aXbXc", "a*b*c") && m("abcbc", "*bc") && m("ab", "ab**") && m("a*c", "a*c"))
         #expect(!m("abc", "a?") && !m("abc", "b*") && !m("", "?") && !m("abd", "*c"))
+        // Bytes, as OpenSSH: "ä" is two bytes, so one `?` does not match it and two do.
+        #expect(!m("\u{e4}", "?") && m("\u{e4}", "??") && !m("\u{e4}", "a"))
+        // OpenSSH's pattern lists: a `!` match refuses outright; sub-patterns of 1023+ bytes fail the list.
+        #expect(AllowedSigners.matchPatternList(Array("a".utf8), Array("a,!a".utf8)) == .negated("!a"))
+        #expect(AllowedSigners.matchPatternList(Array("a".utf8), Array("a,".utf8)) == .match)
+        #expect(AllowedSigners.matchPatternList(Array("a".utf8), Array(("a," + String(repeating: "b", count: 1023)).utf8))
+            == .noMatch)
     }
 
     @Test func timeParsing() {
-        #expect(AllowedSigners.parseTime("19700101") == 0)
-        #expect(AllowedSigners.parseTime("19700101Z") == 0)
+        // OpenSSH refuses the epoch itself and anything before it.
+        #expect(AllowedSigners.parseTime("19700101") == nil)
+        #expect(AllowedSigners.parseTime("19700101Z") == nil)
+        #expect(AllowedSigners.parseTime("19700101000001Z") == 1)
         #expect(AllowedSigners.parseTime("20000229") == 951_782_400)
-        #expect(AllowedSigners.parseTime("21000229") == nil)
         #expect(AllowedSigners.parseTime("202601021304") == 1_767_359_040)
         #expect(AllowedSigners.parseTime("20260102130405Z") == 1_767_359_045)
-        for bad in ["", "2026", "2026010", "202601021", "20261301", "20260100", "20260101246000", "2026010112600Z", "2026-01-01", "20260101ZZ"] {
+        // As glibc's strptime and timegm: days past the month's end roll over, second 60 too,
+        // white space before a number is skipped; Z, z and UTC all mean UTC.
+        #expect(AllowedSigners.parseTime("21000229") == AllowedSigners.parseTime("21000301"))
+        #expect(AllowedSigners.parseTime("20260230Z") == AllowedSigners.parseTime("20260302Z"))
+        #expect(AllowedSigners.parseTime("20260101235960Z") == AllowedSigners.parseTime("20260102000000Z"))
+        #expect(AllowedSigners.parseTime("2026 101Z") == AllowedSigners.parseTime("20260101Z"))
+        #expect(AllowedSigners.parseTime("20260101utc") == AllowedSigners.parseTime("20260101z"))
+        for bad in ["", "2026", "2026010", "202601021", "20261301", "20260100", "20260101246000", "2026010112600Z",
+                    "2026-01-01", "20260101ZZ", "20260132", "2026010 1Z", "+2026010", "00000101"] {
             #expect(AllowedSigners.parseTime(bad) == nil, "\(bad)")
         }
         #expect(AllowedSigners.iso8601(0) == "1970-01-01T00:00:00Z")

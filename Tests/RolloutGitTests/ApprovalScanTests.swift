@@ -45,11 +45,12 @@ struct ApprovalRepo {
 
     init(identity: String = "ssh-signature", forbidSelfApproval: Bool = true,
          roles: [String: [String]] = F.defaultRoles, canaryApprovals: [String] = ["engineering-lead", "qa-lead", "sre"],
-         planAuthor: Person = F.robin, planKey: SSHTestKey? = Keys.robin) throws {
+         planAuthor: Person = F.robin, planKey: SSHTestKey? = Keys.robin,
+         allowedSigners: String = Keys.allowedSigners) throws {
         fixture = try GitFixture()
         try fixture.commitFiles([
             "policies/approvers.json": F.policy(identity: identity, forbidSelfApproval: forbidSelfApproval, roles: roles),
-            "policies/allowed_signers": Keys.allowedSigners,
+            "policies/allowed_signers": allowedSigners,
         ], "Policies")
         let plan = [Self.planPath: F.plan(name: Self.rollout, canaryApprovals: canaryApprovals)]
         if let planKey {

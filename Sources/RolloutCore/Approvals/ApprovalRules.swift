@@ -167,14 +167,14 @@ public enum ApprovalRules {
         }
         let (identity, key) = identityFailure(approver: approver, policy: policy, signers: authority.signers,
                                               commit: commit, viaMerge: evidence.viaMerge)
-        if let identity { return (identity, key?.fingerprint) }
+        if let identity { return (identity, key?.signingKey.fingerprint) }
         guard policy.roles[role] != nil else {
-            return ("role \"\(role)\" is not defined in the \(ApproversPolicy.path) in force", key?.fingerprint)
+            return ("role \"\(role)\" is not defined in the \(ApproversPolicy.path) in force", key?.signingKey.fingerprint)
         }
         guard policy.isMember(approver, of: role) else {
-            return ("\(approver) is not a member of role \"\(role)\" in the policy in force", key?.fingerprint)
+            return ("\(approver) is not a member of role \"\(role)\" in the policy in force", key?.signingKey.fingerprint)
         }
-        return (nil, key?.fingerprint)
+        return (nil, key?.signingKey.fingerprint)
     }
 
     /// Rule 7 in signature mode: a change made while signature mode was in force must carry a valid
@@ -200,7 +200,7 @@ public enum ApprovalRules {
             if commit.authorEmail.caseInsensitiveEquals(person) { return "authored \(short), which changed" }
             if commit.committerEmail.caseInsensitiveEquals(person) { return "committed \(short), which changed" }
             guard let signer = signingKey(commit) else { continue }
-            if signer.fingerprint == key { return "signed \(short), which changed" }
+            if signer.signingKey.fingerprint == key { return "signed \(short), which changed" }
             if let signers = authority.signers,
                signers.check(principal: person, key: signer, namespace: "git", at: commit.committerTime) == .allowed {
                 return "signed \(short), which changed"

@@ -204,7 +204,7 @@ public enum RepositoryLoader {
         }
         var signers: AllowedSigners?
         if let file = policyFiles.first(where: { $0.path == allowedSignersPath }), let bytes = text(file, &diagnostics) {
-            let (parsed, problems) = AllowedSigners.parse(String(decoding: bytes, as: UTF8.self), path: file.path)
+            let (parsed, problems) = AllowedSigners.parse(bytes, path: file.path)
             signers = parsed
             diagnostics += problems
         }

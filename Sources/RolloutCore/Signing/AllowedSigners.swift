@@ -1,20 +1,22 @@
 import Foundation
 
-// git's SSH allowed-signers file (`gpg.ssh.allowedSignersFile`), in the format of the
-// ALLOWED SIGNERS section of ssh-keygen(1):
+// git's SSH allowed-signers file (`gpg.ssh.allowedSignersFile`), read byte for byte as
+// OpenSSH's sshsig.c reads it (the ALLOWED SIGNERS section of ssh-keygen(1)):
 //
 //     principals [options] keytype base64-key [comment]
 //
-// `principals` is a comma-separated pattern list (`*`, `?`, `!negation`), optionally in
-// double quotes. Options (keywords case-insensitive, comma-separated, no spaces outside
-// quotes): `cert-authority`, `namespaces="pattern-list"`, `valid-after="time"`,
-// `valid-before="time"`, where time is YYYYMMDD[Z] or YYYYMMDDHHMM[SS][Z]. As in OpenSSH,
-// option values must be in double quotes, and matching of principals is case-sensitive.
+// - `principals`: a comma-separated pattern list (`*`, `?`, a leading `!` negates), compared
+//   on bytes, case-sensitively (`match_pattern_list`). The field ends at a blank; one pair of
+//   double quotes in it may enclose blanks (`strdelimw`).
+// - options, comma-separated, names case-insensitive: `cert-authority`, `namespaces="list"`,
+//   `valid-after="time"`, `valid-before="time"`; `\"` escapes a quote inside a value.
+// - time: YYYYMMDD, YYYYMMDDHHMM or YYYYMMDDHHMMSS, optionally followed by `Z` (or `UTC`).
 //
-// Deviations from OpenSSH, on purpose:
-// - Times without `Z` are local time in OpenSSH; here they are read as UTC, so that the
-//   reconciler gives the same answer on every machine. Write `Z` to be explicit.
-// - `cert-authority` lines are parsed but never match: SSH certificates are not supported.
+// A line OpenSSH cannot read is skipped by OpenSSH; here it is also a diagnostic at its line
+// and column, and an approval whose key is only on such a line says so.
+//
+// Deviation from OpenSSH, on purpose: a time without `Z` is local time in OpenSSH; here it is
+// UTC, so that every machine gives the same answer. Write `Z` to be explicit.
 
 /// The answer to "may this key sign as this principal, in this namespace, at this time?".
 public enum AllowedSignerCheck: Equatable, Sendable {
@@ -24,7 +26,7 @@ public enum AllowedSignerCheck: Equatable, Sendable {
 
 /// A parsed allowed-signers file.
 public struct AllowedSigners: Sendable {
-    /// One valid line of the file.
+    /// One readable line of the file.
     public struct Entry: Equatable, Sendable {
         /// 1-based line number in the file.
         public var line: Int
@@ -41,6 +43,11 @@ public struct AllowedSigners: Sendable {
         public var validBefore: Int64?
         public var validBeforeText: String?
 
+        /// The principals field as OpenSSH matches it (bytes, commas included).
+        var principalPatterns: [UInt8]
+        var namespacePatterns: [UInt8]?
+        var parsedKey: SSHParsedKey?
+
         public init(
             line: Int, principals: [String], key: SSHPublicKey, certAuthority: Bool = false,
             namespaces: [String]? = nil, validAfter: Int64? = nil, validAfterText: String? = nil,
@@ -55,75 +62,171 @@ public struct AllowedSigners: Sendable {
             self.validAfterText = validAfterText
             self.validBefore = validBefore
             self.validBeforeText = validBeforeText
+            self.principalPatterns = Array(principals.joined(separator: ",").utf8)
+            self.namespacePatterns = namespaces.map { Array($0.joined(separator: ",").utf8) }
+            if case .success(let parsed) = SSHKeyParser.parse(key.blob) { self.parsedKey = parsed }
         }
+
+        public static func == (a: Entry, b: Entry) -> Bool {
+            a.line == b.line && a.principalPatterns == b.principalPatterns && a.key == b.key
+                && a.certAuthority == b.certAuthority && a.namespacePatterns == b.namespacePatterns
+                && a.validAfter == b.validAfter && a.validBefore == b.validBefore
+        }
+    }
+
+    /// A line OpenSSH cannot read (and skips), with the key blobs that appear on it.
+    public struct UnreadableLine: Equatable, Sendable {
+        public var line: Int
+        /// 1-based column (in characters) where the problem starts.
+        public var column: Int
+        public var message: String
+        /// Every whitespace-separated field of the line that decodes to a key blob.
+        var keyBlobs: [[UInt8]]
     }
 
     /// The path the file was read from, used in reasons (e.g. `policies/allowed_signers`).
     public var path: String
     public var entries: [Entry]
+    public var unreadable: [UnreadableLine]
 
-    public init(path: String = "policies/allowed_signers", entries: [Entry] = []) {
+    public init(path: String = "policies/allowed_signers", entries: [Entry] = [], unreadable: [UnreadableLine] = []) {
         self.path = path
         self.entries = entries
+        self.unreadable = unreadable
     }
 
     // MARK: - Checking
 
     /// May `key` sign as `principal` in `namespace` at time `at` (for a commit: its committer
-    /// date, as git passes `-Overify-time`)? Mirrors OpenSSH: some non-CA line must list the
-    /// key, match the principal (and not exclude it with `!`), allow the namespace, and have
-    /// `valid-after <= at <= valid-before`.
+    /// date, as git passes `-Overify-time`)? The verdict of `ssh-keygen -Y verify -I principal`:
+    /// some line must match the principal (and not exclude it with `!`), list the key (or, with
+    /// `cert-authority`, the CA of a user certificate that names the principal and is valid at
+    /// `at`), allow the namespace, and have `valid-after <= at <= valid-before`.
     public func check(principal: String, key: SSHPublicKey, namespace: String, at: Date) -> AllowedSignerCheck {
         let fp = key.fingerprint
-        let keyLines = entries.filter { !$0.certAuthority && $0.key == key }
-        if keyLines.isEmpty {
-            if entries.contains(where: { $0.certAuthority && $0.key == key }) {
-                return .denied("key \(fp) is listed in \(path) only as a cert-authority (SSH certificates are not supported)")
-            }
-            return .denied("key \(fp) is not in \(path)")
+        let principalBytes = Array(principal.utf8)
+        guard !principalBytes.contains(0) else {
+            return .denied("principal \(principal.debugDescription) contains NUL")
+        }
+        guard case .success(let signer) = SSHKeyParser.parse(key.blob) else {
+            return .denied("key \(fp) cannot be read")
         }
         let t = at.timeIntervalSince1970.rounded(.down)
-        let seconds = Int64(exactly: t) ?? (t > 0 ? Int64.max : Int64.min)  // whole seconds, as OpenSSH
-        var principalMatchedReason: String?
-        var exclusionReason: String?
-        for entry in keyLines {
-            switch Self.matchPatternList(principal, entry.principals) {
+        let seconds = t < 0 ? 0 : (Int64(exactly: t) ?? Int64.max)  // whole seconds, as OpenSSH
+        let time = UInt64(seconds)
+        let namespaceBytes = Array(namespace.utf8)
+        let cert = signer.certificate
+        let what = cert.map { "certificate \($0.describe)" } ?? "key \(fp)"
+
+        var lineFailure: String?  // the principal and key matched, something else did not
+        var exclusion: String?
+        var otherPrincipals: [String] = []
+        var keyLines = 0
+        var certListedDirectly: Int?
+        for entry in entries {
+            guard let listed = entry.parsedKey else { continue }
+            let matchesKey: Bool
+            if entry.certAuthority {
+                matchesKey = cert != nil && listed.material == cert!.caMaterial
+            } else {
+                matchesKey = listed.identity == signer.identity
+                // OpenSSH also accepts a certificate listed as a plain key, without looking at
+                // its validity or principals. Here a certificate counts only under its CA.
+                if matchesKey && cert != nil {
+                    certListedDirectly = certListedDirectly ?? entry.line
+                    continue
+                }
+            }
+            guard matchesKey else { continue }
+            keyLines += 1
+            let where_ = "\(path) line \(entry.line)"
+            switch Self.matchPatternList(principalBytes, entry.principalPatterns) {
             case .negated(let pattern):
-                exclusionReason = exclusionReason
-                    ?? "key \(fp) is not allowed for \(principal): excluded by \(pattern) in \(path) line \(entry.line)"
+                exclusion = exclusion ?? "\(what) is not allowed for \(principal): excluded by \(pattern) in \(where_)"
                 continue
             case .noMatch:
+                for p in entry.principals where !p.hasPrefix("!") && !otherPrincipals.contains(p) {
+                    otherPrincipals.append(p)
+                }
                 continue
             case .match:
                 break
             }
-            if let namespaces = entry.namespaces,
-               Self.matchPatternList(namespace, namespaces) != .match
-            {
-                principalMatchedReason = principalMatchedReason
-                    ?? "namespace \"\(namespace)\" is not allowed for key \(fp) (\(path) line \(entry.line) allows namespaces=\"\(namespaces.joined(separator: ","))\")"
+            if entry.certAuthority, let cert {
+                if let why = Self.certificateFailure(cert, principal: principalBytes, at: time) {
+                    lineFailure = lineFailure ?? "\(what) signed by the CA of \(where_): \(why)"
+                    continue
+                }
+            }
+            if let namespaces = entry.namespacePatterns, Self.matchPatternList(namespaceBytes, namespaces) != .match {
+                let allowed = entry.namespaces?.joined(separator: ",") ?? ""
+                lineFailure = lineFailure ?? "namespace \"\(namespace)\" is not allowed for \(what) "
+                    + "(\(where_) allows namespaces=\"\(allowed)\")"
                 continue
             }
             if let after = entry.validAfter, seconds < after {
-                principalMatchedReason = principalMatchedReason
-                    ?? "signature made \(Self.iso8601(seconds)) is before valid-after \(entry.validAfterText ?? String(after)) of key \(fp) (\(path) line \(entry.line))"
+                let text = entry.validAfterText ?? String(after)
+                lineFailure = lineFailure
+                    ?? "signature made \(Self.iso8601(seconds)) is before valid-after \(text) of \(what) (\(where_))"
                 continue
             }
             if let before = entry.validBefore, seconds > before {
-                principalMatchedReason = principalMatchedReason
-                    ?? "signature made \(Self.iso8601(seconds)) is after valid-before \(entry.validBeforeText ?? String(before)) of key \(fp) (\(path) line \(entry.line))"
+                let text = entry.validBeforeText ?? String(before)
+                lineFailure = lineFailure
+                    ?? "signature made \(Self.iso8601(seconds)) is after valid-before \(text) of \(what) (\(where_))"
                 continue
             }
             return .allowed
         }
-        if let reason = principalMatchedReason { return .denied(reason) }
-        if let reason = exclusionReason { return .denied(reason) }
-        var listed: [String] = []
-        for entry in keyLines {
-            for p in entry.principals where !p.hasPrefix("!") && !listed.contains(p) { listed.append(p) }
+        if let lineFailure { return .denied(lineFailure) }
+        if let exclusion { return .denied(exclusion) }
+        if keyLines > 0 {
+            let who = otherPrincipals.isEmpty ? "no principal" : otherPrincipals.joined(separator: ", ")
+            return .denied("\(what) is allowed for \(who), not \(principal)")
         }
-        let who = listed.isEmpty ? "no principal" : listed.joined(separator: ", ")
-        return .denied("key \(fp) is allowed for \(who), not \(principal)")
+        if let line = certListedDirectly {
+            return .denied("\(what) is listed directly on \(path) line \(line); a certificate counts only under a "
+                + "cert-authority line for its CA (\(cert?.signatureKey.fingerprint ?? "?"))")
+        }
+        // Not on any readable line: say where it is, if anywhere.
+        var blobs = [key.blob]
+        if let cert { blobs.append(cert.signatureKey.blob) }
+        if let line = unreadable.first(where: { u in u.keyBlobs.contains { blobs.contains($0) } }) {
+            return .denied("\(what) appears in \(path) only on line \(line.line), which cannot be read: "
+                + "\(line.message) (column \(line.column))")
+        }
+        if let cert {
+            if entries.contains(where: { !$0.certAuthority && $0.parsedKey?.material == cert.caMaterial }) {
+                return .denied("\(what) is signed by CA \(cert.signatureKey.fingerprint), which \(path) lists "
+                    + "without cert-authority; only a cert-authority line accepts certificates")
+            }
+            return .denied("\(what) is signed by CA \(cert.signatureKey.fingerprint), which no cert-authority line "
+                + "in \(path) lists")
+        }
+        if entries.contains(where: { $0.certAuthority && $0.parsedKey?.material == signer.material }) {
+            return .denied("key \(fp) is listed in \(path) only as a cert-authority: it vouches for certificates "
+                + "it signs, not for signatures it makes itself")
+        }
+        return .denied("key \(fp) is not in \(path)")
+    }
+
+    /// `sshkey_cert_check_authority` for a user certificate and a principal (nil: fine).
+    static func certificateFailure(_ cert: SSHCertificate, principal: [UInt8], at time: UInt64) -> String? {
+        guard cert.type == 1 else { return "it is a host certificate, not a user certificate" }
+        if time < cert.validAfter {
+            return "certificate not yet valid: signed \(iso8601(Int64(clamping: time))), "
+                + "valid from \(iso8601(Int64(clamping: cert.validAfter)))"
+        }
+        if time >= cert.validBefore {
+            return "certificate expired: signed \(iso8601(Int64(clamping: time))), "
+                + "valid before \(iso8601(Int64(clamping: cert.validBefore)))"
+        }
+        if cert.principals.isEmpty { return "the certificate lists no principals" }
+        guard cert.principals.contains(principal) else {
+            return "principal \(String(decoding: principal, as: UTF8.self)) is not in the certificate "
+                + "(principals: \(cert.principalNames.joined(separator: ", ")))"
+        }
+        return nil
     }
 
     enum PatternListMatch: Equatable {
@@ -132,29 +235,37 @@ public struct AllowedSigners: Sendable {
         case negated(String)
     }
 
-    /// OpenSSH `match_pattern_list`: a matching `!pattern` denies outright; otherwise any
-    /// matching positive pattern matches.
-    static func matchPatternList(_ string: String, _ patterns: [String]) -> PatternListMatch {
-        let s = Array(string)
+    /// OpenSSH `match_pattern_list(string, list, 0)` on bytes: a matching `!pattern` denies
+    /// outright; otherwise any matching positive pattern matches. A sub-pattern of 1023 bytes
+    /// or more makes the whole list fail, as in OpenSSH.
+    static func matchPatternList(_ string: [UInt8], _ list: [UInt8]) -> PatternListMatch {
         var matched = false
-        for pattern in patterns {
-            if pattern.hasPrefix("!") {
-                if globMatch(s, Array(pattern.dropFirst())) { return .negated(pattern) }
-            } else if globMatch(s, Array(pattern)) {
+        var i = 0
+        while i < list.count {
+            var negated = false
+            if list[i] == UInt8(ascii: "!") { negated = true; i += 1 }
+            var sub: [UInt8] = []
+            while i < list.count && sub.count < 1023 && list[i] != UInt8(ascii: ",") {
+                sub.append(list[i]); i += 1
+            }
+            if sub.count >= 1023 { return .noMatch }
+            if i < list.count && list[i] == UInt8(ascii: ",") { i += 1 }
+            if globMatch(string, sub) {
+                if negated { return .negated("!" + String(decoding: sub, as: UTF8.self)) }
                 matched = true
             }
         }
         return matched ? .match : .noMatch
     }
 
-    /// `*` matches any run (including empty), `?` any one character; everything else literally.
-    static func globMatch(_ s: [Character], _ p: [Character]) -> Bool {
+    /// `match_pattern`: `*` matches any run of bytes (including none), `?` any one byte.
+    static func globMatch(_ s: [UInt8], _ p: [UInt8]) -> Bool {
         var si = 0, pi = 0
         var starP = -1, starS = 0
         while si < s.count {
-            if pi < p.count && (p[pi] == "?" || p[pi] == s[si]) {
+            if pi < p.count && (p[pi] == UInt8(ascii: "?") || p[pi] == s[si]) && p[pi] != UInt8(ascii: "*") {
                 si += 1; pi += 1
-            } else if pi < p.count && p[pi] == "*" {
+            } else if pi < p.count && p[pi] == UInt8(ascii: "*") {
                 starP = pi; starS = si; pi += 1
             } else if starP >= 0 {
                 pi = starP + 1; starS += 1; si = starS
@@ -162,7 +273,7 @@ public struct AllowedSigners: Sendable {
                 return false
             }
         }
-        while pi < p.count && p[pi] == "*" { pi += 1 }
+        while pi < p.count && p[pi] == UInt8(ascii: "*") { pi += 1 }
         return pi == p.count
     }
 
@@ -171,7 +282,8 @@ public struct AllowedSigners: Sendable {
         let rem = seconds - days * 86400
         let (y, m, d) = civil(fromDays: days)
         func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        let year = y >= 0 && y < 10000 ? String(repeating: "0", count: max(0, 4 - String(y).count)) + String(y) : String(y)
+        let year = y >= 0 && y < 10000
+            ? String(repeating: "0", count: max(0, 4 - String(y).count)) + String(y) : String(y)
         return "\(year)-\(two(m))-\(two(d))T\(two(rem / 3600)):\(two(rem % 3600 / 60)):\(two(rem % 60))Z"
     }
 
@@ -197,279 +309,115 @@ public struct AllowedSigners: Sendable {
         return (m <= 2 ? yoe + era * 400 + 1 : yoe + era * 400, m, d)
     }
 
-    /// Parses YYYYMMDD[Z] or YYYYMMDDHHMM[SS][Z] as UTC seconds since 1970 (see the note at the
-    /// top of this file about times without `Z`).
-    static func parseTime(_ text: String) -> Int64? {
-        var digits = Array(text.utf8)
-        if digits.last == UInt8(ascii: "Z") { digits.removeLast() }
-        guard [8, 12, 14].contains(digits.count),
-              digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
-        else { return nil }
-        func num(_ from: Int, _ len: Int) -> Int64 {
-            digits[from..<from + len].reduce(0) { $0 * 10 + Int64($1 - UInt8(ascii: "0")) }
+    /// OpenSSH `parse_absolute_time` (glibc `strptime` + `timegm`): YYYYMMDD, YYYYMMDDHHMM or
+    /// YYYYMMDDHHMMSS, optionally followed by `Z`/`z` or `UTC` (any case). Out-of-range days
+    /// roll over as `timegm` rolls them (Feb 30 is Mar 2). Nil for anything else and for
+    /// times not after 1970-01-01T00:00:00Z (OpenSSH rejects 0 and negative). Times without
+    /// a suffix are read as UTC (see the note at the top of this file).
+    static func parseTime(_ text: String) -> Int64? { parseTime(Array(text.utf8)) }
+
+    static func parseTime(_ input: [UInt8]) -> Int64? {
+        var s = input
+        if let nul = s.firstIndex(of: 0) { s = Array(s[..<nul]) }
+        var l = s.count
+        func lower(_ c: UInt8) -> UInt8 { c >= 0x41 && c <= 0x5a ? c + 0x20 : c }
+        if l > 1 && lower(s[l - 1]) == UInt8(ascii: "z") {
+            l -= 1
+        } else if l > 3 && s[(l - 3)...].map(lower) == Array("utc".utf8) {
+            l -= 3
         }
-        let y = num(0, 4), mo = num(4, 2), d = num(6, 2)
-        let h = digits.count >= 12 ? num(8, 2) : 0
-        let mi = digits.count >= 12 ? num(10, 2) : 0
-        let s = digits.count == 14 ? num(12, 2) : 0
-        guard mo >= 1, mo <= 12, d >= 1, h <= 23, mi <= 59, s <= 59 else { return nil }
-        let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-        let monthDays: [Int64] = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-        guard d <= monthDays[Int(mo) - 1] else { return nil }
-        return days(fromCivil: y, mo, d) * 86400 + h * 3600 + mi * 60 + s
+        let fields: [(width: Int, min: Int64, max: Int64, digits: Int)]
+        switch l {
+        case 8: fields = [(4, 0, 9999, 4), (2, 1, 12, 2), (2, 1, 31, 2)]
+        case 12: fields = [(4, 0, 9999, 4), (2, 1, 12, 2), (2, 1, 31, 2), (2, 0, 23, 2), (2, 0, 59, 2)]
+        case 14: fields = [(4, 0, 9999, 4), (2, 1, 12, 2), (2, 1, 31, 2), (2, 0, 23, 2), (2, 0, 59, 2), (2, 0, 61, 2)]
+        default: return nil
+        }
+        // OpenSSH copies the fields apart with separators ("%.4s-%.2s-%.2sT%.2s:%.2s:%.2s") and
+        // strptime reads each number: leading white space skipped, then 1…n digits while the
+        // value stays within range; the rest of the field must be the next separator.
+        var values: [Int64] = []
+        var offset = 0
+        for field in fields {
+            let piece = Array(s[offset..<offset + field.width])
+            offset += field.width
+            var i = 0
+            while i < piece.count && SSHBase64.isSpace(piece[i]) { i += 1 }
+            guard i < piece.count, piece[i] >= 0x30, piece[i] <= 0x39 else { return nil }
+            var value: Int64 = 0
+            var n = field.digits
+            repeat {
+                value = value * 10 + Int64(piece[i] - 0x30)
+                i += 1
+                n -= 1
+            } while n > 0 && value * 10 <= field.max && i < piece.count && piece[i] >= 0x30 && piece[i] <= 0x39
+            guard value >= field.min, value <= field.max, i == piece.count else { return nil }
+            values.append(value)
+        }
+        while values.count < 6 { values.append(0) }
+        // days(fromCivil:) is linear in the day, so day 31 of a short month rolls over as in timegm.
+        let t = days(fromCivil: values[0], values[1], values[2]) * 86400 + values[3] * 3600 + values[4] * 60 + values[5]
+        return t > 0 ? t : nil
     }
 
     // MARK: - Parsing
 
-    static let keyTypes: Set<String> = {
-        let plain = [
-            "ssh-ed25519", "ssh-rsa", "ssh-dss", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
-            "ecdsa-sha2-nistp521", "sk-ecdsa-sha2-nistp256@openssh.com", "sk-ssh-ed25519@openssh.com",
-        ]
-        var all = Set(plain)
-        for t in plain {
-            if let at = t.firstIndex(of: "@") {
-                all.insert(t[..<at] + "-cert-v01@openssh.com")
-            } else {
-                all.insert(t + "-cert-v01@openssh.com")
-            }
-        }
-        return all
-    }()
-
-    /// Parses the file. Every bad line gets a diagnostic at the column where the problem
-    /// starts and is skipped; the other lines are kept.
+    /// Parses the file. Every line OpenSSH cannot read gets a diagnostic at the column where
+    /// the problem starts and is kept aside (`unreadable`); the other lines are entries.
     public static func parse(_ text: String, path: String) -> (AllowedSigners, [Diagnostic]) {
-        var entries: [Entry] = []
+        parse(Array(text.utf8), path: path)
+    }
+
+    /// Parses the file's bytes (OpenSSH reads bytes; no text decoding happens).
+    public static func parse(_ bytes: [UInt8], path: String) -> (AllowedSigners, [Diagnostic]) {
+        var signers = AllowedSigners(path: path)
         var diagnostics: [Diagnostic] = []
-        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
-        for (index, raw) in lines.enumerated() {
-            var chars = Array(raw)
-            if index == 0, chars.first == "\u{FEFF}" { chars[0] = " " }  // BOM: keep columns
-            if chars.last == "\r" { chars.removeLast() }
-            var parser = LineParser(chars: chars, line: index + 1, path: path)
-            switch parser.parse() {
-            case .none: break
-            case .entry(let e): entries.append(e)
-            case .error(let d): diagnostics.append(d)
+        var start = 0
+        var number = 0
+        while start < bytes.count {
+            number += 1
+            // Like getline: the line keeps its "\n".
+            let end = bytes[start...].firstIndex(of: 0x0a).map { $0 + 1 } ?? bytes.count
+            var line = Array(bytes[start..<end])
+            start = end
+            if let nul = line.firstIndex(of: 0) { line = Array(line[..<nul]) }  // C strings end at NUL
+            if number == 1 && line.starts(with: [0xef, 0xbb, 0xbf]) {
+                // Read on as OpenSSH reads it (the mark joins the first principal), but say so.
+                diagnostics.append(Diagnostic(path: path, line: 1, column: 1, message:
+                    "the file starts with a byte-order mark, which ssh-keygen reads as part of the first principal"))
+            }
+            switch AllowedSignersLine.parse(line, number: number) {
+            case .blank:
+                break
+            case .entry(let entry):
+                signers.entries.append(entry)
+            case .unreadable(let offset, let message):
+                var contentLength = line.count  // an error "at the end" points just after the last character
+                while contentLength > 0 && (line[contentLength - 1] == 0x0a || line[contentLength - 1] == 0x0d) {
+                    contentLength -= 1
+                }
+                let column = characterColumn(line, min(offset, contentLength))
+                signers.unreadable.append(UnreadableLine(
+                    line: number, column: column, message: message, keyBlobs: keyBlobs(in: line)))
+                diagnostics.append(Diagnostic(path: path, line: number, column: column, message: message))
             }
         }
-        return (AllowedSigners(path: path, entries: entries), diagnostics)
+        return (signers, diagnostics)
     }
 
-    private enum LineResult {
-        case none
-        case entry(Entry)
-        case error(Diagnostic)
+    /// 1-based column in characters of a byte offset (bytes that are not UTF-8 count one each).
+    static func characterColumn(_ line: [UInt8], _ offset: Int) -> Int {
+        let prefix = line[..<min(offset, line.count)]
+        return prefix.filter { $0 & 0xc0 != 0x80 }.count + 1
     }
 
-    private struct ParseError: Error {
-        var column: Int  // 0-based index into the line
-        var message: String
-    }
-
-    private struct Token {
-        var text: [Character]
-        var start: Int  // 0-based
-    }
-
-    private struct LineParser {
-        let chars: [Character]
-        let line: Int
-        let path: String
-        var pos = 0
-
-        init(chars: [Character], line: Int, path: String) {
-            self.chars = chars
-            self.line = line
-            self.path = path
-        }
-
-        static func isBlank(_ c: Character) -> Bool { c == " " || c == "\t" }
-
-        mutating func skipBlanks() {
-            while pos < chars.count && Self.isBlank(chars[pos]) { pos += 1 }
-        }
-
-        /// The next field: runs to the first blank outside double quotes.
-        mutating func nextToken() throws(ParseError) -> Token? {
-            skipBlanks()
-            guard pos < chars.count else { return nil }
-            let start = pos
-            var quoteStart: Int?
-            while pos < chars.count {
-                let c = chars[pos]
-                if c == "\"" {
-                    quoteStart = quoteStart == nil ? pos : nil
-                } else if quoteStart == nil && Self.isBlank(c) {
-                    break
+    private static func keyBlobs(in line: [UInt8]) -> [[UInt8]] {
+        line.split(whereSeparator: { SSHBase64.isSpace($0) || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: ",") })
+            .compactMap { field in
+                guard field.count >= 16, let blob = SSHBase64.decode(field), SSHPublicKey(blob: blob) != nil else {
+                    return nil
                 }
-                pos += 1
+                return blob
             }
-            if let q = quoteStart { throw ParseError(column: q, message: "unterminated quote") }
-            return Token(text: Array(chars[start..<pos]), start: start)
-        }
-
-        mutating func parse() -> LineResult {
-            skipBlanks()
-            if pos >= chars.count || chars[pos] == "#" { return .none }
-            do {
-                return .entry(try parseEntry())
-            } catch {
-                return .error(Diagnostic(path: path, line: line, column: error.column + 1, message: error.message))
-            }
-        }
-
-        mutating func parseEntry() throws(ParseError) -> Entry {
-            guard let principalsToken = try nextToken() else {
-                throw ParseError(column: chars.count, message: "missing principals")
-            }
-            let principals = try parsePrincipals(principalsToken)
-
-            guard var token = try nextToken() else {
-                throw ParseError(column: chars.count, message: "missing key type and key after principals")
-            }
-            var options = Options()
-            if !AllowedSigners.keyTypes.contains(String(token.text)) {
-                options = try parseOptions(token)
-                guard let next = try nextToken() else {
-                    throw ParseError(column: chars.count, message: "missing key type and key after options")
-                }
-                token = next
-                guard AllowedSigners.keyTypes.contains(String(token.text)) else {
-                    throw ParseError(column: token.start, message: "unknown key type \"\(String(token.text))\"")
-                }
-            }
-            let keyType = String(token.text)
-            guard let keyToken = try nextToken() else {
-                throw ParseError(column: chars.count, message: "missing base64 key after \(keyType)")
-            }
-            // Anything after the key is a comment.
-            guard let bytes = SSHBase64.decode(String(keyToken.text)) else {
-                throw ParseError(column: keyToken.start, message: "key is not valid base64")
-            }
-            guard let key = SSHPublicKey(blob: bytes) else {
-                throw ParseError(column: keyToken.start, message: "key is not a valid SSH public key blob")
-            }
-            guard key.keyType == keyType else {
-                throw ParseError(column: keyToken.start, message: "key is of type \(key.keyType), but the line says \(keyType)")
-            }
-            return Entry(
-                line: line, principals: principals, key: key, certAuthority: options.certAuthority,
-                namespaces: options.namespaces, validAfter: options.validAfter?.0,
-                validAfterText: options.validAfter?.1, validBefore: options.validBefore?.0,
-                validBeforeText: options.validBefore?.1)
-        }
-
-        func parsePrincipals(_ token: Token) throws(ParseError) -> [String] {
-            var text = token.text
-            var offset = token.start
-            if text.first == "\"" {
-                guard text.count >= 2, text.last == "\"" else {
-                    // A quote ends the field early, e.g. `"a,b"x`.
-                    let q = text.dropFirst().firstIndex(of: "\"") ?? text.count - 1
-                    throw ParseError(column: token.start + q + 1, message: "unexpected text after closing quote")
-                }
-                text = Array(text.dropFirst().dropLast())
-                offset += 1
-            } else if let q = text.firstIndex(of: "\"") {
-                throw ParseError(column: token.start + q, message: "unexpected quote in principals")
-            }
-            return try splitPatternList(text, offset: offset, what: "principal")
-        }
-
-        func splitPatternList(_ text: [Character], offset: Int, what: String) throws(ParseError) -> [String] {
-            var result: [String] = []
-            var start = 0
-            for i in 0...text.count where i == text.count || text[i] == "," {
-                let item = Array(text[start..<i])
-                if item.isEmpty || item == ["!"] {
-                    throw ParseError(column: offset + start, message: "empty \(what) pattern")
-                }
-                if let q = item.firstIndex(of: "\"") {
-                    throw ParseError(column: offset + start + q, message: "unexpected quote in \(what) pattern")
-                }
-                result.append(String(item))
-                start = i + 1
-            }
-            return result
-        }
-
-        struct Options {
-            var certAuthority = false
-            var namespaces: [String]?
-            var validAfter: (Int64, String)?
-            var validBefore: (Int64, String)?
-        }
-
-        func parseOptions(_ token: Token) throws(ParseError) -> Options {
-            var options = Options()
-            var validBeforeColumn = 0
-            // Split at commas outside quotes.
-            var pieces: [(text: [Character], start: Int)] = []
-            var start = 0
-            var inQuotes = false
-            for i in 0...token.text.count {
-                if i < token.text.count {
-                    if token.text[i] == "\"" { inQuotes.toggle() }
-                    if inQuotes || token.text[i] != "," { continue }
-                }
-                pieces.append((Array(token.text[start..<i]), token.start + start))
-                start = i + 1
-            }
-            for (text, column) in pieces {
-                if text.isEmpty { throw ParseError(column: column, message: "empty option") }
-                let eq = text.firstIndex(of: "=")
-                let name = String(text[..<(eq ?? text.count)]).lowercased()
-                let valueColumn = column + (eq ?? text.count) + 1
-                func quotedValue() throws(ParseError) -> [Character] {
-                    guard let eq else { throw ParseError(column: column, message: "option \(name) needs a value") }
-                    let value = Array(text[(eq + 1)...])
-                    guard value.count >= 2, value.first == "\"", value.last == "\"" else {
-                        throw ParseError(column: valueColumn, message: "value of option \(name) must be in double quotes")
-                    }
-                    return Array(value.dropFirst().dropLast())
-                }
-                switch name {
-                case "cert-authority":
-                    if eq != nil { throw ParseError(column: column, message: "option cert-authority takes no value") }
-                    if options.certAuthority { throw ParseError(column: column, message: "multiple cert-authority options") }
-                    options.certAuthority = true
-                case "namespaces":
-                    if options.namespaces != nil { throw ParseError(column: column, message: "multiple namespaces options") }
-                    let value = try quotedValue()
-                    options.namespaces = try splitPatternList(value, offset: valueColumn + 1, what: "namespace")
-                case "valid-after", "valid-before":
-                    let isAfter = name == "valid-after"
-                    if (isAfter ? options.validAfter != nil : options.validBefore != nil) {
-                        throw ParseError(column: column, message: "multiple \(name) options")
-                    }
-                    let value = String(try quotedValue())
-                    guard let t = AllowedSigners.parseTime(value) else {
-                        throw ParseError(
-                            column: valueColumn + 1,
-                            message: "invalid \(name) time \"\(value)\" (expected YYYYMMDD[Z] or YYYYMMDDHHMM[SS][Z])")
-                    }
-                    if isAfter {
-                        options.validAfter = (t, value)
-                    } else {
-                        options.validBefore = (t, value)
-                        validBeforeColumn = column
-                    }
-                default:
-                    let raw = String(text)
-                    if pieces.count == 1, eq == nil,
-                       raw.hasPrefix("ssh-") || raw.hasPrefix("ecdsa-") || raw.hasPrefix("sk-") || raw.contains("@openssh.com")
-                    {
-                        throw ParseError(column: column, message: "unknown key type \"\(raw)\"")
-                    }
-                    throw ParseError(column: column, message: "unknown option \"\(String(text[..<(eq ?? text.count)]))\"")
-                }
-            }
-            if let after = options.validAfter, let before = options.validBefore, before.0 <= after.0 {
-                throw ParseError(column: validBeforeColumn, message: "valid-before \(before.1) is not after valid-after \(after.1)")
-            }
-            return options
-        }
     }
 }

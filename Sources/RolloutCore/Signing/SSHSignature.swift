@@ -1,65 +1,16 @@
 import Crypto
 import Foundation
+import _CryptoExtras
 
 // In-process verification of OpenSSH signatures (PROTOCOL.sshsig), as made by
 // `ssh-keygen -Y sign -n git` and by `git commit -S` with `gpg.format=ssh`.
 // Never shells out to ssh-keygen or gpg.
 
-/// An SSH public key in wire format (RFC 4253 §6.6), e.g. from an `authorized_keys` /
-/// `allowed_signers` line or embedded in an SSH signature.
-public struct SSHPublicKey: Equatable, Hashable, Sendable, CustomStringConvertible {
-    /// The key type name, e.g. `ssh-ed25519`, `ecdsa-sha2-nistp256`, `ssh-rsa`.
-    public var keyType: String
-    /// The wire-format key blob (starts with the key type as an SSH string).
-    public var blob: [UInt8]
-
-    public init(keyType: String, blob: [UInt8]) {
-        self.keyType = keyType
-        self.blob = blob
-    }
-
-    /// Reads a wire-format blob; nil unless it starts with a well-formed key type string.
-    public init?(blob: [UInt8]) {
-        var reader = SSHWireReader(blob)
-        guard let type = reader.readString(), let name = String(bytes: type, encoding: .utf8),
-              !name.isEmpty
-        else { return nil }
-        self.init(keyType: name, blob: blob)
-    }
-
-    /// Parses `ssh-ed25519 AAAAC3Nza... [comment]` (the `authorized_keys` / `.pub` form).
-    /// Nil when the base64 is bad or the blob's embedded type differs from the stated one.
-    public init?(authorizedKey: String) {
-        let fields = authorizedKey.split(whereSeparator: { $0 == " " || $0 == "\t" })
-        guard fields.count >= 2 else { return nil }
-        self.init(keyType: String(fields[0]), base64: String(fields[1]))
-    }
-
-    /// Builds a key from its type name and base64 blob; nil when the base64 is bad or the
-    /// blob's embedded type differs from `keyType`.
-    init?(keyType: String, base64: String) {
-        guard let bytes = SSHBase64.decode(base64), let key = SSHPublicKey(blob: bytes),
-              key.keyType == keyType
-        else { return nil }
-        self = key
-    }
-
-    /// `SHA256:` + unpadded base64 of SHA-256(blob), as `ssh-keygen -l` prints it.
-    public var fingerprint: String {
-        let digest = Data(SHA256.hash(data: blob)).base64EncodedString()
-        return "SHA256:" + digest.replacingOccurrences(of: "=", with: "")
-    }
-
-    /// `keyType base64`, the `authorized_keys` form without a comment.
-    public var authorizedKey: String { keyType + " " + Data(blob).base64EncodedString() }
-
-    public var description: String { "\(keyType) \(fingerprint)" }
-}
-
 /// The outcome of verifying one SSH signature.
 public enum SSHSignatureVerdict: Equatable, Sendable {
-    /// The signature is good and was made by this key (the key embedded in the signature;
-    /// whether the key is trusted for a principal is `AllowedSigners.check`'s question).
+    /// The signature is good and was made by this key (the key embedded in the signature, for a
+    /// certificate the certificate, whose CA signature is good too; whether the key is trusted for
+    /// a principal is `AllowedSigners.check`'s question).
     case valid(SSHPublicKey)
     /// Malformed, wrong namespace, or not matching the signed content.
     case invalid(String)
@@ -68,12 +19,18 @@ public enum SSHSignatureVerdict: Equatable, Sendable {
     case unsupported(String)
 }
 
-/// Verifies OpenSSH `SSHSIG` signatures (PROTOCOL.sshsig).
+/// Verifies OpenSSH `SSHSIG` signatures (PROTOCOL.sshsig) as `ssh-keygen -Y verify` does.
 ///
-/// Supported: hash `sha256`, `sha512`; key types `ssh-ed25519` and `ecdsa-sha2-nistp256`.
-/// Anything else (RSA, DSA, other curves, FIDO `sk-*` keys, certificates) is `.unsupported`.
+/// Accepted: hash `sha256`, `sha512`; keys `ssh-ed25519`, `ecdsa-sha2-nistp256/384/521`,
+/// `ssh-rsa` of at least 2048 bits with `rsa-sha2-256`/`rsa-sha2-512` signatures, the security
+/// keys `sk-ssh-ed25519@openssh.com` and `sk-ecdsa-sha2-nistp256@openssh.com` (user presence
+/// required), and OpenSSH user certificates of those keys signed by a CA of those types.
+/// Refused with a reason: DSA, webauthn signatures, SHA-1 (`ssh-rsa`) signatures, RSA keys under
+/// 2048 bits (all `.unsupported`), security-key signatures without user presence (`.invalid`).
 public enum SSHSignatureVerifier {
     static let magic: [UInt8] = Array("SSHSIG".utf8)
+    /// RSA keys shorter than this are refused ("weak RSA key"); OpenSSH itself accepts 1024.
+    public static let minimumRSABits = 2048
 
     /// Verifies `armored` (the `-----BEGIN SSH SIGNATURE-----` … `-----END SSH SIGNATURE-----`
     /// text; lines may carry leading/trailing whitespace, as in a commit's `gpgsig` header)
@@ -99,90 +56,191 @@ public enum SSHSignatureVerifier {
             return .invalid("not an SSH signature (bad magic, expected \"SSHSIG\")")
         }
         guard let version = r.readUInt32() else { return .invalid("truncated SSH signature") }
+        // OpenSSH also reads version 0, which no tool writes; refusing it exposes no one.
         guard version == 1 else { return .invalid("unsupported SSH signature version \(version)") }
         guard let keyBlob = r.readString(),
-              let sigNamespace = r.readString(),
-              let reserved = r.readString(),
-              let hashAlgBytes = r.readString(),
+              let sigNamespace = r.readCString(),
+              r.readString() != nil,  // reserved: OpenSSH ignores it (verifies with an empty one)
+              let hashAlgBytes = r.readCString(),
               let sigBlob = r.readString()
         else { return .invalid("truncated SSH signature") }
         guard r.isAtEnd else { return .invalid("SSH signature has trailing data") }
 
-        guard let ns = String(bytes: sigNamespace, encoding: .utf8) else {
-            return .invalid("signature namespace is not valid UTF-8")
-        }
-        guard ns == namespace else {
-            return .invalid("namespace is \"\(ns)\", expected \"\(namespace)\"")
-        }
-        guard let hashAlg = String(bytes: hashAlgBytes, encoding: .utf8) else {
-            return .invalid("hash algorithm name is not valid UTF-8")
-        }
         let messageHash: [UInt8]
-        switch hashAlg {
-        case "sha256": messageHash = Array(SHA256.hash(data: message))
-        case "sha512": messageHash = Array(SHA512.hash(data: message))
-        default: return .unsupported("unsupported hash algorithm \(printable(hashAlg))")
+        switch hashAlgBytes {
+        case Array("sha256".utf8): messageHash = Array(SHA256.hash(data: message))
+        case Array("sha512".utf8): messageHash = Array(SHA512.hash(data: message))
+        default: return .unsupported("unsupported hash algorithm \(SSHText.printable(hashAlgBytes))")
+        }
+        guard sigNamespace == Array(namespace.utf8) else {
+            return .invalid("namespace is \"\(SSHText.printable(sigNamespace))\", expected \"\(namespace)\"")
+        }
+        guard let key = SSHPublicKey(blob: keyBlob) else { return .invalid("malformed public key in signature") }
+        let parsed: SSHParsedKey
+        switch SSHKeyParser.parse(keyBlob) {
+        case .success(let p): parsed = p
+        case .failure(.malformed(let why)): return .invalid("malformed public key in signature: \(why)")
+        }
+        if let cert = parsed.certificate {
+            // OpenSSH checks the CA's signature when it reads the certificate.
+            switch verifyRaw(material: cert.caMaterial, signature: cert.caSignature, data: cert.signedBytes) {
+            case .good: break
+            case .bad(let why): return .invalid("certificate \(cert.describe): CA signature: \(why)")
+            case .refused(let why): return .unsupported("certificate \(cert.describe): CA signature: \(why)")
+            }
         }
 
-        guard let key = SSHPublicKey(blob: keyBlob) else {
-            return .invalid("malformed public key in signature")
-        }
-
-        // The signed data: MAGIC || string(namespace) || string(reserved) || string(hash alg) || string(H(message)).
+        // The signed data: MAGIC || string(namespace) || string("") || string(hash alg) || string(H(message)).
         var signed = magic
-        appendString(&signed, sigNamespace)
-        appendString(&signed, reserved)
-        appendString(&signed, hashAlgBytes)
-        appendString(&signed, messageHash)
+        SSHWire.append(&signed, sigNamespace)
+        SSHWire.append(&signed, [])
+        SSHWire.append(&signed, hashAlgBytes)
+        SSHWire.append(&signed, messageHash)
 
+        switch verifyRaw(material: parsed.material, signature: sigBlob, data: signed) {
+        case .good: return .valid(key)
+        case .bad(let why): return .invalid(why)
+        case .refused(let why): return .unsupported(why)
+        }
+    }
+
+    enum RawResult: Equatable {
+        case good
+        case bad(String)
+        case refused(String)
+    }
+
+    /// `sshkey_verify`: one signature blob (`string type || ...`) by a plain key over `data`.
+    static func verifyRaw(material: SSHKeyMaterial, signature sigBlob: [UInt8], data: [UInt8]) -> RawResult {
+        let mismatch = RawResult.bad("signature does not match the signed content")
         var sr = SSHWireReader(sigBlob)
-        guard let sigTypeBytes = sr.readString(), let sigType = String(bytes: sigTypeBytes, encoding: .utf8),
-              let sigData = sr.readString(), sr.isAtEnd
-        else { return .invalid("malformed signature blob") }
+        guard let sigType = sr.readCString() else { return .bad("malformed signature blob") }
+        let plainName = material.plainTypeName
+        switch material {
+        case .ed25519(let pk):
+            guard sigType == Array(plainName.utf8) else { return typeMismatch(sigType, plainName) }
+            guard let sig = sr.readString(), sr.isAtEnd, sig.count <= 64 else {
+                return .bad("malformed ssh-ed25519 signature")
+            }
+            guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: pk) else {
+                return .bad("malformed ssh-ed25519 public key")
+            }
+            return key.isValidSignature(sig, for: data) ? .good : mismatch
 
-        switch key.keyType {
-        case "ssh-ed25519":
-            var kr = SSHWireReader(keyBlob)
-            _ = kr.readString()
-            guard let pk = kr.readString(), pk.count == 32, kr.isAtEnd else {
-                return .invalid("malformed ssh-ed25519 public key")
+        case .ecdsa(let curve, let q):
+            guard sigType == Array(plainName.utf8) else { return typeMismatch(sigType, plainName) }
+            guard let inner = sr.readString(), sr.isAtEnd, let rs = ecdsaRS(inner) else {
+                return .bad("malformed \(plainName) signature")
             }
-            guard sigType == "ssh-ed25519" else {
-                return .invalid("signature type \(printable(sigType)) does not match key type ssh-ed25519")
-            }
-            guard sigData.count == 64 else { return .invalid("malformed ssh-ed25519 signature") }
-            guard let publicKey = try? Curve25519.Signing.PublicKey(rawRepresentation: pk) else {
-                return .invalid("malformed ssh-ed25519 public key")
-            }
-            return publicKey.isValidSignature(sigData, for: signed)
-                ? .valid(key) : .invalid("signature does not match the signed content")
+            return ecdsaVerify(curve: curve, q: q, r: rs.r, s: rs.s, data: data) ? .good : mismatch
 
-        case "ecdsa-sha2-nistp256":
-            var kr = SSHWireReader(keyBlob)
-            _ = kr.readString()
-            guard let curve = kr.readString(), curve == Array("nistp256".utf8),
-                  let q = kr.readString(), kr.isAtEnd
-            else { return .invalid("malformed ecdsa-sha2-nistp256 public key") }
-            guard sigType == "ecdsa-sha2-nistp256" else {
-                return .invalid("signature type \(printable(sigType)) does not match key type ecdsa-sha2-nistp256")
+        case .rsa(let e, let n):
+            let bits = SSHKeyMaterial.bitCount(n)
+            guard bits >= minimumRSABits else {
+                return .refused("weak RSA key: \(bits) bits, at least \(minimumRSABits) are required")
             }
-            var er = SSHWireReader(sigData)
-            guard let rInt = er.readString(), let sInt = er.readString(), er.isAtEnd,
-                  let rFixed = fixedWidth(mpint: rInt, width: 32),
-                  let sFixed = fixedWidth(mpint: sInt, width: 32)
-            else { return .invalid("malformed ecdsa-sha2-nistp256 signature") }
-            guard let publicKey = try? P256.Signing.PublicKey(x963Representation: q) else {
-                return .invalid("malformed ecdsa-sha2-nistp256 public key")
+            let useSHA512: Bool
+            switch sigType {
+            case Array("rsa-sha2-256".utf8): useSHA512 = false
+            case Array("rsa-sha2-512".utf8): useSHA512 = true
+            case Array("ssh-rsa".utf8):
+                return .refused(
+                    "SHA-1 signature (ssh-rsa) refused, as OpenSSH refuses it; sign with rsa-sha2-256 or rsa-sha2-512")
+            default:
+                return typeMismatch(sigType, "rsa-sha2-256 or rsa-sha2-512")
             }
-            guard let signature = try? P256.Signing.ECDSASignature(rawRepresentation: rFixed + sFixed) else {
-                return .invalid("malformed ecdsa-sha2-nistp256 signature")
+            let modulusBytes = (bits + 7) / 8
+            guard var sig = sr.readString(), sr.isAtEnd, sig.count <= modulusBytes, !sig.isEmpty else {
+                return .bad("malformed RSA signature")
             }
-            // ecdsa-sha2-nistp256 signs SHA-256 of the signed data (RFC 5656 §6.2.1).
-            return publicKey.isValidSignature(signature, for: SHA256.hash(data: signed))
-                ? .valid(key) : .invalid("signature does not match the signed content")
+            if sig.count < modulusBytes {  // OpenSSH left-pads short signatures
+                sig = [UInt8](repeating: 0, count: modulusBytes - sig.count) + sig
+            }
+            guard let key = try? _RSA.Signing.PublicKey(n: n, e: e) else { return .bad("unusable RSA public key") }
+            let signature = _RSA.Signing.RSASignature(rawRepresentation: sig)
+            let ok = useSHA512
+                ? key.isValidSignature(signature, for: SHA512.hash(data: data), padding: .insecurePKCS1v1_5)
+                : key.isValidSignature(signature, for: SHA256.hash(data: data), padding: .insecurePKCS1v1_5)
+            return ok ? .good : mismatch
 
-        default:
-            return .unsupported("unsupported key type \(printable(key.keyType))")
+        case .ed25519SK(let pk, let application):
+            guard sigType == Array(plainName.utf8) else { return typeMismatch(sigType, plainName) }
+            guard let sig = sr.readString(), let flags = sr.readUInt8(), let counter = sr.readUInt32(), sr.isAtEnd,
+                  sig.count <= 64
+            else { return .bad("malformed \(plainName) signature") }
+            guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: pk) else {
+                return .bad("malformed \(plainName) public key")
+            }
+            let signed = skSignedData(application: application, flags: flags, counter: counter, data: data)
+            guard key.isValidSignature(sig, for: signed) else { return mismatch }
+            return userPresence(flags)
+
+        case .ecdsaSK(let q, let application):
+            if sigType == Array("webauthn-sk-ecdsa-sha2-nistp256@openssh.com".utf8) {
+                return .refused("unsupported signature algorithm webauthn-sk-ecdsa-sha2-nistp256@openssh.com")
+            }
+            guard sigType == Array(plainName.utf8) else { return typeMismatch(sigType, plainName) }
+            guard let inner = sr.readString(), let flags = sr.readUInt8(), let counter = sr.readUInt32(), sr.isAtEnd,
+                  let rs = ecdsaRS(inner)
+            else { return .bad("malformed \(plainName) signature") }
+            let signed = skSignedData(application: application, flags: flags, counter: counter, data: data)
+            guard ecdsaVerify(curve: .p256, q: q, r: rs.r, s: rs.s, data: signed) else { return mismatch }
+            return userPresence(flags)
+
+        case .dsa:
+            return .refused("unsupported key type ssh-dss (DSA)")
+        }
+    }
+
+    private static func typeMismatch(_ got: [UInt8], _ expected: String) -> RawResult {
+        .bad("signature type \(SSHText.printable(got)) does not match key type \(expected)")
+    }
+
+    /// OpenSSH requires the user-presence flag (0x01) by default: the key was touched.
+    private static func userPresence(_ flags: UInt8) -> RawResult {
+        flags & 0x01 != 0 ? .good
+            : .bad("missing user presence: the security key was not touched (flags 0x\(String(flags, radix: 16)))")
+    }
+
+    /// PROTOCOL.u2f: SHA256(application) || flags || uint32 counter || SHA256(data).
+    private static func skSignedData(application: [UInt8], flags: UInt8, counter: UInt32, data: [UInt8]) -> [UInt8] {
+        var out = Array(SHA256.hash(data: application))
+        out.append(flags)
+        SSHWire.appendUInt32(&out, counter)
+        out += SHA256.hash(data: data)
+        return out
+    }
+
+    /// The `mpint r || mpint s` of an ECDSA signature, with nothing after.
+    private static func ecdsaRS(_ inner: [UInt8]) -> (r: [UInt8], s: [UInt8])? {
+        var er = SSHWireReader(inner)
+        guard let r = er.readPositiveMpint(), let s = er.readPositiveMpint(), er.isAtEnd else { return nil }
+        return (r, s)
+    }
+
+    /// ECDSA with the curve's hash (RFC 5656 §6.2.1: SHA-256/384/512 for P-256/384/521).
+    private static func ecdsaVerify(curve: SSHCurve, q: [UInt8], r: [UInt8], s: [UInt8], data: [UInt8]) -> Bool {
+        // r and s come as magnitudes (`readPositiveMpint` checked the sign and dropped leading zeros).
+        let width = (curve.pointLength - 1) / 2
+        guard r.count <= width, s.count <= width else { return false }
+        let rFixed = [UInt8](repeating: 0, count: width - r.count) + r
+        let sFixed = [UInt8](repeating: 0, count: width - s.count) + s
+        switch curve {
+        case .p256:
+            guard let key = try? P256.Signing.PublicKey(x963Representation: q),
+                  let sig = try? P256.Signing.ECDSASignature(rawRepresentation: rFixed + sFixed)
+            else { return false }
+            return key.isValidSignature(sig, for: SHA256.hash(data: data))
+        case .p384:
+            guard let key = try? P384.Signing.PublicKey(x963Representation: q),
+                  let sig = try? P384.Signing.ECDSASignature(rawRepresentation: rFixed + sFixed)
+            else { return false }
+            return key.isValidSignature(sig, for: SHA384.hash(data: data))
+        case .p521:
+            guard let key = try? P521.Signing.PublicKey(x963Representation: q),
+                  let sig = try? P521.Signing.ECDSASignature(rawRepresentation: rFixed + sFixed)
+            else { return false }
+            return key.isValidSignature(sig, for: SHA512.hash(data: data))
         }
     }
 
@@ -193,91 +251,40 @@ public enum SSHSignatureVerifier {
 
     private static let begin = "-----BEGIN SSH SIGNATURE-----"
     private static let end = "-----END SSH SIGNATURE-----"
+    private static let beginBytes = Array(begin.utf8), endBytes = Array(end.utf8)
 
+    /// On bytes, not Foundation strings: this runs for every signed commit of every scan.
     private static func dearmor(_ armored: String) -> Dearmored {
-        let text = armored.trimmingCharacters(in: .whitespacesAndNewlines)
-        if text.hasPrefix("-----BEGIN PGP SIGNATURE-----") {
+        let text = Array(armored.utf8)
+        var start = 0
+        while start < text.count && SSHBase64.isSpace(text[start]) { start += 1 }
+        let body = text[start...]
+        if body.starts(with: "-----BEGIN PGP SIGNATURE-----".utf8) {
             return .failure(.unsupported("OpenPGP signatures are not supported, only SSH signatures"))
         }
-        if text.hasPrefix("-----BEGIN SIGNED MESSAGE-----") {
+        if body.starts(with: "-----BEGIN SIGNED MESSAGE-----".utf8) {
             return .failure(.unsupported("X.509 signatures are not supported, only SSH signatures"))
         }
-        guard let beginRange = text.range(of: begin) else {
+        guard let beginAt = firstIndex(of: beginBytes, in: text, from: start) else {
             return .failure(.invalid("not an SSH signature (no \(begin) line)"))
         }
-        guard let endRange = text.range(of: end, range: beginRange.upperBound..<text.endIndex) else {
+        let afterBegin = beginAt + beginBytes.count
+        guard let endAt = firstIndex(of: endBytes, in: text, from: afterBegin) else {
             return .failure(.invalid("SSH signature armor has no \(end) line"))
         }
-        let body = text[beginRange.upperBound..<endRange.lowerBound].filter { !$0.isWhitespace }
-        guard let bytes = SSHBase64.decode(String(body)) else {
+        guard let bytes = SSHBase64.decode(text[afterBegin..<endAt]) else {
             return .failure(.invalid("SSH signature armor is not valid base64"))
         }
         return .success(bytes)
     }
 
-    /// Converts an SSH mpint (big-endian two's complement, must be non-negative) to exactly
-    /// `width` bytes: strips leading zero bytes, left-pads with zeros. Nil if negative or too wide.
-    static func fixedWidth(mpint: [UInt8], width: Int) -> [UInt8]? {
-        if let first = mpint.first, first & 0x80 != 0 { return nil }  // negative
-        let stripped = mpint.drop(while: { $0 == 0 })
-        guard stripped.count <= width else { return nil }
-        return [UInt8](repeating: 0, count: width - stripped.count) + stripped
-    }
-
-    private static func appendString(_ out: inout [UInt8], _ bytes: [UInt8]) {
-        let n = UInt32(bytes.count)
-        out += [UInt8(n >> 24 & 0xff), UInt8(n >> 16 & 0xff), UInt8(n >> 8 & 0xff), UInt8(n & 0xff)]
-        out += bytes
-    }
-
-    /// Keeps reasons readable when a hostile signature carries odd names.
-    private static func printable(_ s: String) -> String {
-        let cleaned = String(s.unicodeScalars.map { $0.value >= 0x20 && $0.value < 0x7f ? Character($0) : "?" })
-        return cleaned.count > 64 ? String(cleaned.prefix(64)) + "…" : cleaned
-    }
-}
-
-/// Bounds-checked reader for SSH wire encoding (RFC 4251 §5). Never traps on bad input.
-struct SSHWireReader {
-    private let bytes: [UInt8]
-    private var offset = 0
-
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
-
-    var isAtEnd: Bool { offset == bytes.count }
-
-    mutating func readBytes(_ n: Int) -> [UInt8]? {
-        guard n >= 0, bytes.count - offset >= n else { return nil }
-        defer { offset += n }
-        return Array(bytes[offset..<offset + n])
-    }
-
-    mutating func readUInt32() -> UInt32? {
-        guard let b = readBytes(4) else { return nil }
-        return UInt32(b[0]) << 24 | UInt32(b[1]) << 16 | UInt32(b[2]) << 8 | UInt32(b[3])
-    }
-
-    /// An SSH `string`: uint32 length, then that many bytes.
-    mutating func readString() -> [UInt8]? {
-        let saved = offset
-        guard let n = readUInt32(), let b = readBytes(Int(n)) else {
-            offset = saved
-            return nil
+    private static func firstIndex(of needle: [UInt8], in haystack: [UInt8], from: Int) -> Int? {
+        guard let first = needle.first, haystack.count - from >= needle.count else { return nil }
+        var i = from
+        while i <= haystack.count - needle.count {
+            if haystack[i] == first && haystack[i..<i + needle.count].elementsEqual(needle) { return i }
+            i += 1
         }
-        return b
-    }
-}
-
-enum SSHBase64 {
-    /// Strict base64 (standard alphabet, padding required, no whitespace); nil otherwise.
-    static func decode(_ s: String) -> [UInt8]? {
-        guard !s.isEmpty, s.utf8.count % 4 == 0,
-              s.utf8.allSatisfy({ c in
-                  (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39)
-                      || c == 0x2b || c == 0x2f || c == 0x3d
-              }),
-              let data = Data(base64Encoded: s)
-        else { return nil }
-        return Array(data)
+        return nil
     }
 }
