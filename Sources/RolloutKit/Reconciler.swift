@@ -97,6 +97,8 @@ public struct RolloutReport: Sendable {
     public var changes: [Change] = []
     public var health: [HealthResult] = []
     public var errors: [RolloutError] = []
+    /// What the flag store saw that widens exposure beyond rolloutctl's own settings (never a blocker).
+    public var warnings: [String] = []
     /// For `reconcile`: whether the changes were applied.
     public var applied = false
 }
@@ -171,6 +173,17 @@ public struct Reconciler: Sendable {
             }
             return results.sorted { $0.0 < $1.0 }.map(\.1)
         }
+        if settings.mode.applies {
+            // One flush per run: a staging store (the embedded file) writes every change of the run
+            // at once. If it fails, no change of this run reached the store.
+            do {
+                try await ports.flags.flush()
+            } catch {
+                for index in reports.indices where reports[index].applied && !reports[index].changes.isEmpty {
+                    reports[index] = failed(reports[index], "writing the flag store: \(error)", plan: nil)
+                }
+            }
+        }
 
         // Rollouts the state knows but the repository no longer has: left as they are.
         let present = Set(loaded.snapshot.rollouts.map(\.name))
@@ -198,7 +211,10 @@ public struct Reconciler: Sendable {
         var report = RolloutReport(name: rollout.name, flag: rollout.plan?.flag, planBlob: rollout.planBlob,
                                    status: .invalid, currentPhase: record?.phase, nextPhase: nil, approvals: approvals)
         report.errors = rollout.allDiagnostics.map(RolloutError.init)
-        guard let plan = rollout.plan, let planBlob = rollout.planBlob, rollout.isValid else {
+        // A plan the flag store cannot carry out (e.g. 12.5% in an Unleash environment) is invalid too.
+        let storeProblems = rollout.plan.map { ports.flags.planProblems($0, path: rollout.planPath) } ?? []
+        report.errors += storeProblems.map(RolloutError.init)
+        guard let plan = rollout.plan, let planBlob = rollout.planBlob, rollout.isValid, storeProblems.isEmpty else {
             report.blockers = [Blocker(kind: .error, detail: "the plan is invalid; nothing is applied until it is fixed "
                 + "(run `rolloutctl validate`)")]
             return report
@@ -237,6 +253,9 @@ public struct Reconciler: Sendable {
             report.blockers = decision.blockers
             report.changes = decision.changes
             report.health = decision.health
+            let environments = Set(plan.phases.map(\.environment))
+            report.warnings = flag.warnings.filter { environments.contains($0.environment) }
+                .map { "\(plan.flag)[\($0.environment)]: \($0.message)" }
             guard settings.mode.applies, let state else { return report }
 
             // Apply: an intent before each call, its result after.
@@ -326,7 +345,7 @@ public struct Reconciler: Sendable {
         }
     }
 
-    private func failed(_ report: RolloutReport, _ message: String, plan: Plan) -> RolloutReport {
+    private func failed(_ report: RolloutReport, _ message: String, plan: Plan?) -> RolloutReport {
         var report = report
         report.errors.append(RolloutError(message: message))
         report.blockers.append(Blocker(kind: .error, detail: message))
