@@ -86,7 +86,7 @@ import RolloutTestSupport
                 let rollout = try #require(report.rollout())
                 #expect(rollout.changes.isEmpty || rollout.applied == false)
                 let message = try #require(rollout.errors.first?.message)
-                #expect(message.contains("\(path):15:"))
+                #expect(message.contains("\(path):18:"))
                 #expect(message.contains("not the fractional split rolloutctl writes"))
                 #expect(try String(contentsOfFile: path, encoding: .utf8) == handEdited)
             }
@@ -149,10 +149,10 @@ import RolloutTestSupport
     }
 
     @Test func weights() {
-        #expect(FlagdFlagStore.weights(coverage: 10) == (10, 90))
-        #expect(FlagdFlagStore.weights(coverage: 100) == (100, 0))
-        #expect(FlagdFlagStore.weights(coverage: 12.5) == (125, 875))
-        #expect(FlagdFlagStore.weights(coverage: 0.01) == (1, 9999))
-        #expect(FlagdFlagStore.weights(coverage: 33.3333) == (333333, 666667))
+        #expect(FlagdFlagStore.weights(coverage: 10).on == 10 && FlagdFlagStore.weights(coverage: 10).off == 90)
+        #expect(FlagdFlagStore.weights(coverage: 100).on == 100 && FlagdFlagStore.weights(coverage: 100).off == 0)
+        #expect(FlagdFlagStore.weights(coverage: 12.5).on == 125 && FlagdFlagStore.weights(coverage: 12.5).off == 875)
+        #expect(FlagdFlagStore.weights(coverage: 0.01).on == 1 && FlagdFlagStore.weights(coverage: 0.01).off == 9999)
+        #expect(FlagdFlagStore.weights(coverage: 33.3333).on == 333333 && FlagdFlagStore.weights(coverage: 33.3333).off == 666667)
     }
 }

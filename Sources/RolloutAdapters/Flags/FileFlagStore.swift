@@ -90,17 +90,15 @@ public final class FileFlagStore: FlagStore, @unchecked Sendable {
 
     public func apply(flag: String, patch: FlagPatch, ifMatch version: String) async throws -> FlagSnapshot {
         try stageLock.withLock {
-            var current: (document: Document, base: [String: Int])
-            if let staged {
-                current = staged
-            } else {
+            if staged == nil {
                 let lock = try FileLock.acquireBlocking(path: lockPath)
                 defer { lock.release() }
-                current = (try load(), [:])
+                staged = (try load(), [:])
             }
-            var stored = current.document.flags[flag] ?? Flag(version: 0, environments: [:])
+            // Mutated in place: a copy of a 1,000-flag document per change would make a run quadratic.
+            var stored = staged!.document.flags[flag] ?? Flag(version: 0, environments: [:])
             guard String(stored.version) == version else { throw FlagStoreError.versionConflict(flag: flag) }
-            if current.base[flag] == nil { current.base[flag] = stored.version }
+            if staged!.base[flag] == nil { staged!.base[flag] = stored.version }
             let environments = patch.environment.map { [$0] } ?? Array(stored.environments.keys)
             for environment in environments {
                 var state = stored.environments[environment] ?? .disabled
@@ -109,8 +107,7 @@ public final class FileFlagStore: FlagStore, @unchecked Sendable {
                 stored.environments[environment] = state
             }
             stored.version += 1
-            current.document.flags[flag] = stored
-            staged = current
+            staged!.document.flags[flag] = stored
             return snapshot(flag, stored)
         }
     }

@@ -168,8 +168,8 @@ public final class FlagdFlagStore: FlagStore, @unchecked Sendable {
         var current: FlagEnvironmentState
         if !hasTargeting {
             switch defaultVariant {
-            case trueVariant: current = FlagEnvironmentState(enabled: true, coverage: 100)
-            case falseVariant: current = .disabled
+            case trueVariant?: current = FlagEnvironmentState(enabled: true, coverage: 100)
+            case falseVariant?: current = .disabled
             default:
                 throw problem(value.position, "\"defaultVariant\" is neither \"\(trueVariant)\" nor \"\(falseVariant)\"")
             }

@@ -130,20 +130,20 @@ public final class UnleashFlagStore: FlagStore {
     }
 
     private func fetch(_ flag: String) async throws -> Feature {
-        let answer = try await send(request(featureURL(flag), .GET), flag: flag, operation: "GET")
+        let answer = try await send(request(featureURL(flag), "GET"), flag: flag, operation: "GET")
         guard answer.status == 200 else { throw failure(answer, flag: flag) }
         return try Feature(decoding: answer, flag: flag, scrub: scrub)
     }
 
     private func toggle(flag: String, environment: String, on: Bool) async throws {
         let url = environmentURL(flag, environment) + (on ? "/on" : "/off")
-        let answer = try await send(request(url, .POST), flag: flag, operation: "POST \(on ? "on" : "off")")
+        let answer = try await send(request(url, "POST"), flag: flag, operation: "POST \(on ? "on" : "off")")
         guard (200...299).contains(answer.status) else { throw failure(answer, flag: flag) }
     }
 
     private func replaceStrategy(_ id: String, flag: String, environment: String, rollout: Int) async throws {
         let url = environmentURL(flag, environment) + "/strategies/" + HTTPTransport.percentEncode(id)
-        let answer = try await send(request(url, .PUT, body: Self.strategyBody(flag: flag, rollout: rollout)),
+        let answer = try await send(request(url, "PUT", body: Self.strategyBody(flag: flag, rollout: rollout)),
                                     flag: flag, operation: "PUT strategy")
         guard (200...299).contains(answer.status) else { throw failure(answer, flag: flag) }
     }
@@ -152,7 +152,7 @@ public final class UnleashFlagStore: FlagStore {
     /// the feature before the next one, so the strategy is never added twice.
     private func addStrategy(flag: String, environment: String, rollout: Int) async throws {
         let url = environmentURL(flag, environment) + "/strategies"
-        let request = request(url, .POST, body: Self.strategyBody(flag: flag, rollout: rollout))
+        let request = request(url, "POST", body: Self.strategyBody(flag: flag, rollout: rollout))
         let client = self.client
         let logger = self.logger
         let answer: HTTPAnswer?
@@ -180,9 +180,9 @@ public final class UnleashFlagStore: FlagStore {
         if let answer, !(200...299).contains(answer.status) { throw failure(answer, flag: flag) }
     }
 
-    private func request(_ url: String, _ method: HTTPMethod, body: String? = nil) -> HTTPClientRequest {
+    private func request(_ url: String, _ method: String, body: String? = nil) -> HTTPClientRequest {
         var request = HTTPClientRequest(url: url)
-        request.method = method
+        request.method = .init(rawValue: method)
         request.headers.add(name: "Accept", value: "application/json")
         if let token { request.headers.add(name: "Authorization", value: token) }
         if let body {
