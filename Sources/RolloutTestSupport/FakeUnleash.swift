@@ -125,7 +125,9 @@ public final class FakeUnleash: Sendable {
         }
         if let fault { return .json(fault, #"{"message":"injected fault"}"#) }
         let parts = request.path.split(separator: "/").map { TestRequest.decode(String($0), plusIsSpace: false) }
-        if parts.starts(with: ["api", "client"]) { return client(request, parts: Array(parts.dropFirst(2)), state: state) }
+        if parts.starts(with: ["api", "client"]) {
+            return client(request, parts: Array(parts.dropFirst(2)), state: state)
+        }
         guard parts.count >= 6, parts.starts(with: ["api", "admin", "projects"]), parts[4] == "features" else {
             return .json(404, #"{"message":"no such route"}"#)
         }

@@ -76,7 +76,8 @@ struct Wiring {
         let client = needsHTTP ? RolloutHTTPClient.make() : nil
         let token = ProcessInfo.processInfo.environment[options.tokenEnv]
         if token == nil, FlagStoreFactory.usesToken(flagSpecifications) {
-            logger.warning("\(options.tokenEnv) is not set: the flag service will refuse changes (set it, or pass --token-env)")
+            logger.warning(
+                "\(options.tokenEnv) is not set: the flag service will refuse changes (set it, or pass --token-env)")
         }
         let flags = try FlagStoreFactory.make(flagSpecifications, token: token, client: client, logger: logger)
         var metrics: MetricsProvider?

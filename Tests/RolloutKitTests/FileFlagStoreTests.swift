@@ -17,11 +17,12 @@ import RolloutTestSupport
         let store = FileFlagStore(path: path)
         for flag in ["a", "b", "c"] {
             let read = try await store.read(flag: flag)
-            _ = try await store.apply(flag: flag, patch: FlagPatch(environment: "staging", enabled: true, coverage: 100),
-                                      ifMatch: read.version)
+            let patch = FlagPatch(environment: "staging", enabled: true, coverage: 100)
+            _ = try await store.apply(flag: flag, patch: patch, ifMatch: read.version)
         }
         // Staged: the same store sees the changes, the file does not exist yet.
-        #expect(try await store.read(flag: "b").environments == ["staging": FlagEnvironmentState(enabled: true, coverage: 100)])
+        #expect(try await store.read(flag: "b").environments
+                == ["staging": FlagEnvironmentState(enabled: true, coverage: 100)])
         #expect(!FileManager.default.fileExists(atPath: path))
         try await store.flush()
         let fresh = FileFlagStore(path: path)
@@ -54,8 +55,8 @@ import RolloutTestSupport
     /// A reconcile over several rollouts flushes once, after every rollout was applied; the
     /// intents and results are recorded per change as before.
     @Test func reconcileFlushesOncePerRun() async throws {
-        let counter = FlushCountingStore(inner: FileFlagStore(path: try TemporaryDirectory(prefix: "rolloutctl-filestore")
-            .file("flags.json")))
+        let directory = try TemporaryDirectory(prefix: "rolloutctl-filestore")
+        let counter = FlushCountingStore(inner: FileFlagStore(path: directory.file("flags.json")))
         let world = try RolloutWorld(flags: counter)
         try world.seed()
         for index in 2...4 {

@@ -24,13 +24,15 @@ enum PythonEvaluators {
 
     private static var script: String { PackageFiles.root.appendingPathComponent("scripts/python-evaluators").path }
 
-    static func flagd(file: String, flags: [String], keys: Int = PythonEvaluators.keys) async throws -> [String: Evaluation] {
+    static func flagd(file: String, flags: [String],
+                      keys: Int = PythonEvaluators.keys) async throws -> [String: Evaluation] {
         try await run(["flagd", "--file", file, "--keys", String(keys)] + flags.flatMap { ["--flag", $0] }, keys: keys)
     }
 
     static func unleash(_ server: FakeUnleash, environment: String, flag: String,
                         keys: Int = PythonEvaluators.keys) async throws -> Evaluation {
-        let result = try await run(["unleash", "--url", server.apiURL, "--token", server.clientToken(environment: environment),
+        let result = try await run(["unleash", "--url", server.apiURL,
+                                    "--token", server.clientToken(environment: environment),
                                     "--environment", environment, "--flag", flag, "--keys", String(keys)], keys: keys)
         return try #require(result[flag])
     }
@@ -43,7 +45,8 @@ enum PythonEvaluators {
             throw FixtureError("python-evaluators printed no result:\n\(output)")
         }
         return flags.mapValues { entry in
-            Evaluation(trueKeys: Set((entry["true"] as? [Int]) ?? []), errors: (entry["errors"] as? Int) ?? -1, keys: keys)
+            Evaluation(trueKeys: Set((entry["true"] as? [Int]) ?? []), errors: (entry["errors"] as? Int) ?? -1,
+                       keys: keys)
         }
     }
 }
@@ -184,7 +187,7 @@ struct StickinessLedger {
         #expect(abs(evaluation.percent - coverage) <= 1.5, "\(evaluation.percent)% true at coverage \(coverage)",
                 sourceLocation: source)
         #expect(previous.isSubset(of: evaluation.trueKeys),
-                "\(previous.subtracting(evaluation.trueKeys).count) keys lost the flag when coverage rose to \(coverage)",
+                "\(previous.subtracting(evaluation.trueKeys).count) keys lost the flag at coverage \(coverage)",
                 sourceLocation: source)
         previous = evaluation.trueKeys
     }

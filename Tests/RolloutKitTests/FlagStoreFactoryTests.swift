@@ -18,7 +18,8 @@ import RolloutTestSupport
             Spec(environment: nil, url: "unleash+https://unleash.example.com/api?project=portal"),
         ])
         // A URL with "=" in its path or query is not an ENV= form.
-        #expect(try FlagStoreFactory.parse(["file:/tmp/a=b.json"]) == [Spec(environment: nil, url: "file:/tmp/a=b.json")])
+        #expect(try FlagStoreFactory.parse(["file:/tmp/a=b.json"])
+                == [Spec(environment: nil, url: "file:/tmp/a=b.json")])
         #expect(try FlagStoreFactory.parse(["production=https://flags.example.com"]).first?.environment == "production")
     }
 

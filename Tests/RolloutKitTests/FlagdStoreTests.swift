@@ -36,7 +36,8 @@ import RolloutTestSupport
             }
             // The file says what the SPEC says: the true variant first, bucketed on flag key and targetingKey.
             let written = try String(contentsOfFile: production.path, encoding: .utf8)
-            #expect(written.contains(#"{"fractional": [{"cat": [{"var": "$flagd.flagKey"}, {"var": "targetingKey"}]}, ["on", 100], ["off", 0]]}"#))
+            #expect(written.contains(#"{"fractional": [{"cat": [{"var": "$flagd.flagKey"}, {"var": "targetingKey"}]}, "#
+                + #"["on", 100], ["off", 0]]}"#))
 
             // Aborting disables: false for every key, and the other flag is still untouched.
             try w.world.editPlan(RolloutWorld.exp001Plan(state: "aborted"))
@@ -76,7 +77,8 @@ import RolloutTestSupport
             let path = try w.flagdFile("staging")
             let handEdited = FlagBackendWorld.flagdDocument.replacingOccurrences(
                 of: #""defaultVariant": "off","#,
-                with: #""defaultVariant": "off", "targeting": { "if": [ { "in": [ "@example.com", { "var": "email" } ] }, "on", "off" ] },"#)
+                with: #""defaultVariant": "off", "targeting": { "if": [ "#
+                    + #"{ "in": [ "@example.com", { "var": "email" } ] }, "on", "off" ] },"#)
             try Data(handEdited.utf8).write(to: URL(fileURLWithPath: path))
             w.world.flags = RoutingFlagStore(routes: [("staging", try w.flagdStore("staging"))],
                                              fallback: FileFlagStore(path: w.files.file("rest.json")))
@@ -100,10 +102,12 @@ import RolloutTestSupport
         let cases: [(flag: String, expected: String)] = [
             (#"{"state": "ENABLED", "variants": {"on": true, "off": false, "maybe": "x"}, "defaultVariant": "off"}"#,
              "variant \"maybe\""),
-            (#"{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off", "targeting": {"$ref": "x"}}"#,
+            (#"{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off", "#
+                + #""targeting": {"$ref": "x"}}"#,
              "not the fractional split"),
             (#"{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on", "#
-                + #""targeting": {"fractional": [{"cat": [{"var": "$flagd.flagKey"}, {"var": "targetingKey"}]}, ["on", 1], ["off", 9]]}}"#,
+                + #""targeting": {"fractional": [{"cat": [{"var": "$flagd.flagKey"}, {"var": "targetingKey"}]}, "#
+                + #"["on", 1], ["off", 9]]}}"#,
              "\"defaultVariant\" must be \"off\""),
             (#"{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": null}"#,
              "neither \"on\" nor \"off\""),
@@ -153,6 +157,7 @@ import RolloutTestSupport
         #expect(FlagdFlagStore.weights(coverage: 100).on == 100 && FlagdFlagStore.weights(coverage: 100).off == 0)
         #expect(FlagdFlagStore.weights(coverage: 12.5).on == 125 && FlagdFlagStore.weights(coverage: 12.5).off == 875)
         #expect(FlagdFlagStore.weights(coverage: 0.01).on == 1 && FlagdFlagStore.weights(coverage: 0.01).off == 9999)
-        #expect(FlagdFlagStore.weights(coverage: 33.3333).on == 333333 && FlagdFlagStore.weights(coverage: 33.3333).off == 666667)
+        let third = FlagdFlagStore.weights(coverage: 33.3333)
+        #expect(third.on == 333333 && third.off == 666667)
     }
 }

@@ -56,7 +56,8 @@ import RolloutTestSupport
             #expect(rollout.errors.first?.message.contains("portal_form_autosave[production]") == true)
             #expect(try await staging.read(flag: FlagBackendWorld.flag).environments["staging"] == .disabled)
             #expect(w.unleash.feature(FlagBackendWorld.flag)?.first { $0.name == "production" }?.enabled == true)
-            let stagingFile = try FileManager.default.attributesOfItem(atPath: staging.path)[.systemFileNumber] as? NSNumber
+            let stagingFile = try FileManager.default.attributesOfItem(atPath: staging.path)[.systemFileNumber]
+                as? NSNumber
 
             // Hour 3, the service is back: production is disabled once; staging's file is not written again.
             w.unleash.clearFaults()

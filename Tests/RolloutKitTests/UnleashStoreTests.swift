@@ -14,7 +14,8 @@ import RolloutTestSupport
         try await FlagBackendWorld.with { w in
             w.world.flags = w.unleashStore()
             let flag = FlagBackendWorld.flag
-            #expect(try await PythonEvaluators.unleash(w.unleash, environment: "production", flag: flag).trueKeys.isEmpty)
+            #expect(try await PythonEvaluators.unleash(w.unleash, environment: "production", flag: flag)
+                .trueKeys.isEmpty)
             var ledger = StickinessLedger()
             try await w.runEXP001 { phase, coverage in
                 let environment = phase == "staging" ? "staging" : "production"
@@ -40,7 +41,9 @@ import RolloutTestSupport
             #expect(!admin.isEmpty)
             #expect(admin.allSatisfy { $0.header("Authorization") == w.unleash.adminToken })
             // The strategy is set before the environment is turned on (Unleash would add a 100% default).
-            let writes = w.unleash.writes.map { "\($0.method) \($0.path.split(separator: "/").suffix(2).joined(separator: "/"))" }
+            let writes = w.unleash.writes.map {
+                "\($0.method) \($0.path.split(separator: "/").suffix(2).joined(separator: "/"))"
+            }
             #expect(Array(writes.prefix(4)) == ["POST staging/strategies", "POST staging/on",
                                          "POST production/strategies", "POST production/on"])
 
@@ -48,7 +51,8 @@ import RolloutTestSupport
             try w.world.editPlan(RolloutWorld.exp001Plan(state: "aborted"))
             try await w.reconcile(hours: 51)
             #expect(w.unleash.writes.suffix(2).map { $0.path.hasSuffix("/off") } == [true, true])
-            #expect(try await PythonEvaluators.unleash(w.unleash, environment: "production", flag: flag).trueKeys.isEmpty)
+            #expect(try await PythonEvaluators.unleash(w.unleash, environment: "production", flag: flag)
+                .trueKeys.isEmpty)
         }
     }
 
@@ -57,7 +61,8 @@ import RolloutTestSupport
     @Test func fractionalCoverageIsAnErrorAtItsPosition() async throws {
         try await FlagBackendWorld.with { w in
             w.world.flags = w.unleashStore()
-            let plan = RolloutWorld.exp001Plan().replacingOccurrences(of: #""coverage": 10,"#, with: #""coverage": 12.5,"#)
+            let plan = RolloutWorld.exp001Plan()
+                .replacingOccurrences(of: #""coverage": 10,"#, with: #""coverage": 12.5,"#)
             try w.world.seed(plan: plan)
             // Where 12.5 is written: line and column (1-based) in plan.json.
             let lines = plan.components(separatedBy: "\n")
@@ -156,7 +161,8 @@ import RolloutTestSupport
             #expect(rollout.nextPhase == "canary-10")
             #expect(rollout.warnings.contains { $0.contains("\"qa\" (userWithId)") })
             let audit = try StateStore(path: w.world.statePath).history(rollout: "exp-001-autosave")
-            #expect(audit.filter { $0.kind == .result }.compactMap(\.result).sorted() == ["applied", "applied", "conflict"])
+            #expect(audit.filter { $0.kind == .result }.compactMap(\.result).sorted()
+                    == ["applied", "applied", "conflict"])
             let newWrites = w.unleash.writes.dropFirst(writesBefore).map(\.method)
             #expect(newWrites == ["POST", "POST"])  // rolloutctl's strategy, then on: once
             let production = try #require(w.unleash.feature(FlagBackendWorld.flag)?.first { $0.name == "production" })

@@ -8,7 +8,9 @@ import RolloutTestSupport
     static let flagd = """
         {
           "flags": {
-            "portal_form_autosave": { "state": "ENABLED", "variants": { "on": true, "off": false }, "defaultVariant": "off" }
+            "portal_form_autosave": {
+              "state": "ENABLED", "variants": { "on": true, "off": false }, "defaultVariant": "off"
+            }
           }
         }
         """

@@ -142,7 +142,8 @@ public final class FlagdFlagStore: FlagStore, @unchecked Sendable {
             }
         }
         guard let trueVariant, let falseVariant else {
-            throw problem(variants.position, "a rollout needs one variant whose value is true and one whose value is false")
+            throw problem(variants.position,
+                          "a rollout needs one variant whose value is true and one whose value is false")
         }
         var disabledByState = false
         if let state = field("state") {
@@ -171,7 +172,8 @@ public final class FlagdFlagStore: FlagStore, @unchecked Sendable {
             case trueVariant?: current = FlagEnvironmentState(enabled: true, coverage: 100)
             case falseVariant?: current = .disabled
             default:
-                throw problem(value.position, "\"defaultVariant\" is neither \"\(trueVariant)\" nor \"\(falseVariant)\"")
+                throw problem(value.position,
+                              "\"defaultVariant\" is neither \"\(trueVariant)\" nor \"\(falseVariant)\"")
             }
         } else {
             guard let targeting, let weights = fractionalWeights(targeting, trueVariant: trueVariant,
@@ -179,7 +181,8 @@ public final class FlagdFlagStore: FlagStore, @unchecked Sendable {
                 throw problem(targeting!.position, "its targeting is not the fractional split rolloutctl writes")
             }
             guard defaultVariant == falseVariant else {
-                throw problem(value.position, "with rolloutctl's targeting, \"defaultVariant\" must be \"\(falseVariant)\"")
+                throw problem(value.position,
+                              "with rolloutctl's targeting, \"defaultVariant\" must be \"\(falseVariant)\"")
             }
             let coverage = Double(weights.true) * 100 / Double(weights.true + weights.false)
             current = weights.true > 0 ? FlagEnvironmentState(enabled: true, coverage: coverage) : .disabled
@@ -266,7 +269,8 @@ enum JSONSplice {
                 bytes.replaceSubrange(existing.value.byteRange, with: Array(value.utf8))
             } else if index > 0 {
                 // From the end of the previous value: the comma and the layout before this member go too.
-                bytes.removeSubrange(members[index - 1].value.byteRange.upperBound..<existing.value.byteRange.upperBound)
+                let previousEnd = members[index - 1].value.byteRange.upperBound
+                bytes.removeSubrange(previousEnd..<existing.value.byteRange.upperBound)
             } else if members.count > 1 {
                 bytes.removeSubrange(existing.keyOffset..<members[1].keyOffset)
             } else {

@@ -133,7 +133,9 @@ public final class RoutingFlagStore: FlagStore, @unchecked Sendable {
             warnings += piece.warnings
         }
         lock.withLock {
-            lastParts[flag] = Dictionary(uniqueKeysWithValues: pieces.enumerated().map { ($0.offset, $0.element.environments) })
+            lastParts[flag] = Dictionary(uniqueKeysWithValues: pieces.enumerated().map {
+                ($0.offset, $0.element.environments)
+            })
         }
         return FlagSnapshot(key: flag, version: Self.encode(pieces.map(\.version)), environments: environments,
                             warnings: warnings)

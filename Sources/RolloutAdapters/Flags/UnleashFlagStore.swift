@@ -158,7 +158,8 @@ public final class UnleashFlagStore: FlagStore {
         let answer: HTTPAnswer?
         do {
             answer = try await retry.run { attempt, timeout -> AttemptOutcome<HTTPAnswer?> in
-                if attempt > 1, let landed = try await self.fetch(flag).environments.first(where: { $0.name == environment }),
+                if attempt > 1,
+                   let landed = try await self.fetch(flag).environments.first(where: { $0.name == environment }),
                    try landed.ours(flag: flag) != nil {
                     return .success(nil)
                 }
@@ -202,7 +203,9 @@ public final class UnleashFlagStore: FlagStore {
                 do {
                     answer = try await HTTPTransport.send(request, client: client, timeout: timeout, logger: logger)
                 } catch let failure as TransportFailure {
-                    guard failure.isRetryable else { throw FlagStoreError.unavailable(self.scrub(Self.describe(failure))) }
+                    guard failure.isRetryable else {
+                        throw FlagStoreError.unavailable(self.scrub(Self.describe(failure)))
+                    }
                     logger.warning("Unleash request failed", metadata: [
                         "operation": "\(operation)", "flag": "\(flag)", "attempt": "\(attempt)",
                         "reason": "\(self.scrub(Self.describe(failure)))"])
@@ -282,7 +285,9 @@ public final class UnleashFlagStore: FlagStore {
         var isOurs: Bool { title == UnleashFlagStore.strategyTitle }
 
         var rollout: Double? {
-            guard let text = parameters["rollout"], let value = Double(text), (0...100).contains(value) else { return nil }
+            guard let text = parameters["rollout"], let value = Double(text), (0...100).contains(value) else {
+                return nil
+            }
             return value
         }
 
@@ -322,14 +327,16 @@ public final class UnleashFlagStore: FlagStore {
         init(decoding answer: HTTPAnswer, flag: String, scrub: (String) -> String) throws {
             let bytes = Array(answer.body.readableBytesView)
             func invalid(_ detail: String) -> FlagStoreError {
-                .invalidResponse(scrub("flag \(flag): \(detail); body: \(HTTPTransport.excerpt(answer.bodyString, limit: 120))"))
+                let body = HTTPTransport.excerpt(answer.bodyString, limit: 120)
+                return .invalidResponse(scrub("flag \(flag): \(detail); body: \(body)"))
             }
             guard let root = try? JSONParser.parse(bytes), case .array(let list)? = root["environments"]?.kind else {
                 throw invalid("not an Unleash feature (no environments array)")
             }
             var environments: [Environment] = []
             for item in list {
-                guard case .string(let name)? = item["name"]?.kind, case .bool(let enabled)? = item["enabled"]?.kind else {
+                guard case .string(let name)? = item["name"]?.kind,
+                      case .bool(let enabled)? = item["enabled"]?.kind else {
                     throw invalid("an environment without name or enabled")
                 }
                 var strategies: [Strategy] = []
@@ -366,8 +373,9 @@ public final class UnleashFlagStore: FlagStore {
             self.environments = environments
             // What rolloutctl decides on: each environment's switch and strategies (not lastSeenAt
             // or metrics counts, which move on their own).
-            let canonical = environments.sorted { $0.name < $1.name }.map { environment in
-                "\(environment.name)=\(environment.enabled)[" + environment.strategies.map(\.raw).joined(separator: ",") + "]"
+            let canonical: String = environments.sorted { $0.name < $1.name }.map { environment -> String in
+                let strategies = environment.strategies.map(\.raw).joined(separator: ",")
+                return "\(environment.name)=\(environment.enabled)[\(strategies)]"
             }.joined(separator: ";")
             version = FlagdFlagStore.version(ArraySlice(canonical.utf8))
         }
@@ -381,7 +389,8 @@ public final class UnleashFlagStore: FlagStore {
                 for other in others {
                     let label = other.title.map { "\"\($0)\" (\(other.name))" } ?? other.name
                     warnings.append(FlagWarning(environment: environment.name, message: "Unleash strategy \(label) "
-                        + "is enabled too: it widens exposure beyond rolloutctl's coverage, and rolloutctl does not own it"))
+                        + "is enabled too: it widens exposure beyond rolloutctl's coverage, "
+                        + "and rolloutctl does not own it"))
                 }
                 if !environment.enabled {
                     states[environment.name] = .disabled
