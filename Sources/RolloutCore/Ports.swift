@@ -21,11 +21,27 @@ public struct FlagSnapshot: Equatable, Sendable {
     public var key: String
     public var version: String
     public var environments: [String: FlagEnvironmentState]
+    /// What the store saw that exposes more users than `environments` says and that rolloutctl
+    /// does not own (e.g. another enabled Unleash strategy): reported on every plan, never changed.
+    public var warnings: [FlagWarning]
 
-    public init(key: String, version: String, environments: [String: FlagEnvironmentState]) {
+    public init(key: String, version: String, environments: [String: FlagEnvironmentState],
+                warnings: [FlagWarning] = []) {
         self.key = key
         self.version = version
         self.environments = environments
+        self.warnings = warnings
+    }
+}
+
+/// A store's remark about one environment of a flag (see `FlagSnapshot.warnings`).
+public struct FlagWarning: Equatable, Hashable, Sendable {
+    public var environment: String
+    public var message: String
+
+    public init(environment: String, message: String) {
+        self.environment = environment
+        self.message = message
     }
 }
 
@@ -54,6 +70,9 @@ public enum FlagStoreError: Error, Equatable, Sendable, CustomStringConvertible 
     case unavailable(String)
     /// The service answered something that is not the flag API.
     case invalidResponse(String)
+    /// The flag is set up in a way rolloutctl does not own (e.g. a flagd targeting written by
+    /// hand): it is reported, never overwritten. The message says what and where.
+    case notManaged(String)
 
     public var description: String {
         switch self {
@@ -67,6 +86,8 @@ public enum FlagStoreError: Error, Equatable, Sendable, CustomStringConvertible 
             return "the flag service is unavailable: \(detail)"
         case .invalidResponse(let detail):
             return "the flag service sent an invalid answer: \(detail)"
+        case .notManaged(let detail):
+            return detail
         }
     }
 }
@@ -80,13 +101,17 @@ public protocol FlagStore: Sendable {
     func apply(flag: String, patch: FlagPatch, ifMatch version: String) async throws -> FlagSnapshot
     /// Makes every change applied since the last flush durable; write-through stores do nothing.
     func flush() async throws
-    /// True when `apply` only stages a change until `flush()` (the run writes results after the flush).
+    /// True when `apply` only stages a change that `flush()` writes (the embedded file store).
     var stagesWrites: Bool { get }
+    /// What this store cannot do for a plan (e.g. a fractional coverage in an Unleash environment),
+    /// as errors at the plan's positions; `path` is the plan's path in the repository.
+    func planProblems(_ plan: Plan, path: String) -> [Diagnostic]
 }
 
 extension FlagStore {
     public func flush() async throws {}
     public var stagesWrites: Bool { false }
+    public func planProblems(_ plan: Plan, path: String) -> [Diagnostic] { [] }
 }
 
 /// One health query to evaluate, with its placeholders already substituted.

@@ -230,7 +230,10 @@ public struct Reconciler: Sendable {
         var report = RolloutReport(name: rollout.name, flag: rollout.plan?.flag, planBlob: rollout.planBlob,
                                    status: .invalid, currentPhase: record?.phase, nextPhase: nil, approvals: approvals)
         report.errors = rollout.allDiagnostics.map(RolloutError.init)
-        guard let plan = rollout.plan, let planBlob = rollout.planBlob, rollout.isValid else {
+        // A plan the flag store cannot carry out (e.g. 12.5% in an Unleash environment) is invalid too.
+        let storeProblems = rollout.plan.map { ports.flags.planProblems($0, path: rollout.planPath) } ?? []
+        report.errors += storeProblems.map(RolloutError.init)
+        guard let plan = rollout.plan, let planBlob = rollout.planBlob, rollout.isValid, storeProblems.isEmpty else {
             report.blockers = [Blocker(kind: .error, detail: "the plan is invalid; nothing is applied until it is fixed "
                 + "(run `rolloutctl validate`)")]
             return RolloutOutcome(report: report)
@@ -279,6 +282,9 @@ public struct Reconciler: Sendable {
             report.blockers = decision.blockers
             report.changes = decision.changes
             report.health = decision.health
+            let environments = Set(plan.phases.map(\.environment))
+            report.warnings = flag.warnings.filter { environments.contains($0.environment) }
+                .map { "\(plan.flag)[\($0.environment)]: \($0.message)" }
             guard settings.mode.applies, let state else { return RolloutOutcome(report: report) }
 
             // 1. The state to commit before any flag call (a rollback, an override).
@@ -382,7 +388,7 @@ public struct Reconciler: Sendable {
     static func mayHaveApplied(_ error: Error) -> Bool {
         switch error as? FlagStoreError {
         case .versionConflict?, .unavailable?, .invalidResponse?: return true
-        case .notFound?, .unauthorized?: return false
+        case .notFound?, .unauthorized?, .notManaged?: return false
         case nil: return true
         }
     }

@@ -39,6 +39,8 @@ public struct RolloutReport: Sendable {
     public var changes: [Change] = []
     public var health: [HealthResult] = []
     public var errors: [RolloutError] = []
+    /// What the flag store saw that widens exposure beyond rolloutctl's own settings (never a blocker).
+    public var warnings: [String] = []
     /// For `reconcile`: whether the changes were applied.
     public var applied = false
 }

@@ -72,6 +72,7 @@ extension RolloutReport {
             ("changes", .array(changes.map(\.json))),
             ("health", .array(health.map(\.json))),
             ("errors", .array(errors.map(\.json))),
+            ("warnings", warnings.isEmpty ? nil : .array(warnings.map { .string($0) })),
         ])
     }
 
@@ -100,6 +101,9 @@ extension RolloutReport {
         }
         for error in errors where error.path != nil {
             lines.append(style.red("  \(error.description)"))
+        }
+        for warning in warnings {
+            lines.append(style.yellow("  warning: \(warning)"))
         }
         for result in health where result.verdict == .pass || !blockers.contains(where: { $0.check == result.check.name }) {
             let verdict: String

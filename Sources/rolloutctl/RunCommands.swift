@@ -20,8 +20,11 @@ struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "The time to decide at, RFC 3339 (default: now).")
     var now: String?
 
-    @Option(name: .customLong("flags"), help: "Flag store: http(s)://… (the flag API) or file:PATH (default: file:<repo>/.rolloutctl/flags.json).")
-    var flagsOption: String?
+    @Option(name: .long, help: ArgumentHelp(
+        "Flag store: file:PATH, http(s)://…, flagd:PATH or unleash+http(s)://HOST/api?project=P; "
+            + "ENV=URL (repeatable) for one environment, a plain URL for the rest.",
+        valueName: "[ENV=]URL"))
+    var flags: [String] = []
 
     @Option(name: .long, help: "Health metrics: http(s)://… (Prometheus) or file:PATH (check name → number).")
     var metrics: String?
@@ -43,9 +46,9 @@ struct RunOptions: ParsableArguments {
         stateOption ?? RunSettings.defaultDirectory(repositoryPath: repository.repo) + "/state.sqlite"
     }
 
-    /// `--flags`, or the embedded store `.rolloutctl/flags.json` inside --repo.
-    var flags: String {
-        flagsOption ?? "file:" + RunSettings.defaultDirectory(repositoryPath: repository.repo) + "/flags.json"
+    /// The store when `--flags` names none: the embedded `.rolloutctl/flags.json` inside --repo.
+    var defaultFlags: String {
+        "file:" + RunSettings.defaultDirectory(repositoryPath: repository.repo) + "/flags.json"
     }
 
     func parsedNow() throws -> Date {
@@ -66,30 +69,27 @@ struct Wiring {
         // Everything that can be refused is checked before the HTTP client is made: a client
         // dropped without shutdown() traps.
         let isHTTP = { (spec: String) in spec.hasPrefix("http://") || spec.hasPrefix("https://") }
-        guard options.flags.hasPrefix("file:") || isHTTP(options.flags) else {
-            throw ValidationError("--flags takes http(s)://… or file:PATH, got \"\(options.flags)\"")
+        let flagSpecifications: [FlagStoreFactory.Specification]
+        do {
+            flagSpecifications = try FlagStoreFactory.parse(options.flags, defaultURL: options.defaultFlags)
+        } catch {
+            throw ValidationError("\(error)")
         }
         if let spec = options.metrics, !spec.hasPrefix("file:"), !isHTTP(spec) {
             throw ValidationError("--metrics takes http(s)://… or file:PATH, got \"\(spec)\"")
         }
         let urls = try WebhookNotifier.urls(arguments: options.notifyURL,
                                              environment: ProcessInfo.processInfo.environment)
-        let needsHTTP = options.flags.hasPrefix("http") || (options.metrics?.hasPrefix("http") ?? false)
+        let needsHTTP = FlagStoreFactory.needsHTTP(flagSpecifications) || (options.metrics?.hasPrefix("http") ?? false)
             || !options.notifyURL.isEmpty
             || ProcessInfo.processInfo.environment.keys.contains { $0.hasPrefix("ROLLOUTCTL_NOTIFY_URL_") }
         let client = needsHTTP ? RolloutHTTPClient.make() : nil
-        let flags: FlagStore
-        if options.flags.hasPrefix("file:") {
-            flags = FileFlagStore(path: String(options.flags.dropFirst(5)))
-        } else if options.flags.hasPrefix("http://") || options.flags.hasPrefix("https://") {
-            let token = ProcessInfo.processInfo.environment[options.tokenEnv]
-            if token == nil {
-                logger.warning("\(options.tokenEnv) is not set: the flag API will refuse changes (set it, or pass --token-env)")
-            }
-            flags = HTTPFlagStore(baseURL: options.flags, token: token, client: client!, logger: logger)
-        } else {
-            throw ValidationError("--flags takes http(s)://… or file:PATH, got \"\(options.flags)\"")
+        let token = ProcessInfo.processInfo.environment[options.tokenEnv]
+        if token == nil, FlagStoreFactory.usesToken(flagSpecifications) {
+            logger.warning(
+                "\(options.tokenEnv) is not set: the flag service will refuse changes (set it, or pass --token-env)")
         }
+        let flags = try FlagStoreFactory.make(flagSpecifications, token: token, client: client, logger: logger)
         var metrics: MetricsProvider?
         if let spec = options.metrics {
             if spec.hasPrefix("file:") {
@@ -363,8 +363,10 @@ struct Init: AsyncParsableCommand {
     @Option(name: .customLong("state"), help: "The state database (default: <repo>/.rolloutctl/state.sqlite).")
     var stateOption: String?
 
-    @Option(name: .customLong("flags"), help: "Flag store: http(s)://… or file:PATH (default: file:<repo>/.rolloutctl/flags.json).")
-    var flagsOption: String?
+    @Option(name: .customLong("flags"), help: ArgumentHelp(
+        "Flag store, as plan's --flags (repeatable ENV=URL; default: file:<repo>/.rolloutctl/flags.json).",
+        valueName: "[ENV=]URL"))
+    var flagsOption: [String] = []
 
     @Option(name: .long, help: "The environment variable holding the flag API token.")
     var tokenEnv: String = "ADMIN_TOKEN"
@@ -382,9 +384,12 @@ struct Init: AsyncParsableCommand {
 
     func run() async throws {
         let logger = makeLogger(level: .notice)
-        var options = try RunOptions.parse(["--repo", repository.repo] + (repository.ref.map { ["--ref", $0] } ?? [])
-            + (stateOption.map { ["--state", $0] } ?? []) + (flagsOption.map { ["--flags", $0] } ?? [])
-            + ["--token-env", tokenEnv] + (now.map { ["--now", $0] } ?? []))
+        var arguments: [String] = ["--repo", repository.repo, "--token-env", tokenEnv]
+        if let ref = repository.ref { arguments += ["--ref", ref] }
+        if let stateOption { arguments += ["--state", stateOption] }
+        for flag in flagsOption { arguments += ["--flags", flag] }
+        if let now { arguments += ["--now", now] }
+        var options = try RunOptions.parse(arguments)
         options.notifyURL = []
         let time = try options.parsedNow()
         let wiring = try Wiring(options: options, logger: logger)

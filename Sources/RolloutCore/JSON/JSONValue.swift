@@ -14,11 +14,16 @@ public struct JSONValue: Equatable, Sendable {
         public var key: String
         public var keyPosition: SourcePosition
         public var value: JSONValue
+        /// The byte offset of the key's opening quote, for edits that keep the rest of a file as it is.
+        public var keyOffset: Int = 0
     }
 
     public var kind: Kind
     /// Where the value starts.
     public var position: SourcePosition
+    /// The value's bytes in the parsed input (UTF-8 offsets), for edits that keep the rest of a
+    /// file byte for byte (a flagd file rolloutctl shares with people).
+    public var byteRange: Range<Int> = 0..<0
 
     /// The JSON type's name as a person reads it, for "expected a string, found a number".
     public var typeName: String {
@@ -114,6 +119,13 @@ public struct JSONParser {
     }
 
     private mutating func parseValue() throws(JSONSyntaxError) -> JSONValue {
+        let from = index
+        var value = try parseBareValue()
+        value.byteRange = from..<index
+        return value
+    }
+
+    private mutating func parseBareValue() throws(JSONSyntaxError) -> JSONValue {
         guard index < bytes.count else { throw error("unexpected end of file, expected a value") }
         let start = position
         switch bytes[index] {
@@ -161,6 +173,7 @@ public struct JSONParser {
                 throw error("unexpected \(describeCurrent()), expected a quoted key")
             }
             let keyPosition = position
+            let keyOffset = index
             let key = try parseString()
             if let first = seen[key] {
                 throw error("duplicate key \"\(key)\" (first at line \(first.line), column \(first.column))",
@@ -174,7 +187,7 @@ public struct JSONParser {
             advance()
             skipWhitespace()
             let value = try parseValue()
-            members.append(JSONValue.Member(key: key, keyPosition: keyPosition, value: value))
+            members.append(JSONValue.Member(key: key, keyPosition: keyPosition, value: value, keyOffset: keyOffset))
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of file, expected ',' or '}'") }
             if bytes[index] == UInt8(ascii: ",") {

@@ -13,6 +13,8 @@ public struct Plan: Equatable, Sendable {
         public var approvals: [String]
         public var approvalPositions: [SourcePosition]
         public var position: SourcePosition
+        /// Where `coverage` is written (a flag store's plan problems point there).
+        public var coveragePosition: SourcePosition
 
         public init(name: String, environment: String, coverage: Double, bake: RolloutDuration? = nil,
                     approvals: [String] = [], position: SourcePosition = .start) {
@@ -23,6 +25,7 @@ public struct Plan: Equatable, Sendable {
             self.approvals = approvals
             self.approvalPositions = Array(repeating: position, count: approvals.count)
             self.position = position
+            self.coveragePosition = position
         }
     }
 
@@ -244,12 +247,14 @@ extension Plan {
         for (role, position) in approvals where !Names.isValid(role) {
             sink.report("role name \"\(role)\" does not match \(Names.patternDescription)", at: position)
         }
-        guard let (nameText, _) = name, let (environmentText, _) = environment, let (number, _) = coverage else {
+        guard let (nameText, _) = name, let (environmentText, _) = environment,
+              let (number, coveragePosition) = coverage else {
             return nil
         }
         var phase = Phase(name: nameText, environment: environmentText, coverage: number, bake: bake,
                           approvals: approvals.map(\.0), position: value.position)
         phase.approvalPositions = approvals.map(\.1)
+        phase.coveragePosition = coveragePosition
         return phase
     }
 

@@ -1,0 +1,423 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import RolloutCore
+
+/// The flag store behind `--flags unleash+https://HOST/api?project=PROJECT` (SPEC §7.1): Unleash's
+/// admin API, as its OpenAPI document describes it. Environments are Unleash environments.
+///
+/// - read: `GET {api}/admin/projects/{project}/features/{flag}` (the feature with its environments
+///   and strategies). An environment is off → disabled; on with rolloutctl's strategy → its
+///   `rollout`; on with no enabled strategy at all → 100 (Unleash serves everyone); on with only
+///   other strategies → 0, with a warning. Every other enabled strategy on an environment is a
+///   warning on every plan: it widens exposure and rolloutctl does not own it.
+/// - apply: rolloutctl owns one `flexibleRollout` strategy per flag environment, titled `rolloutctl`,
+///   `parameters: {rollout: "<whole percent>", stickiness: "default", groupId: <flag>}`, added with
+///   `POST …/environments/{env}/strategies` when missing and replaced with `PUT …/strategies/{id}`;
+///   the environment is switched with `POST …/environments/{env}/on` and `…/off`. Enabling sets the
+///   strategy first (Unleash adds a 100% default strategy when an environment without one is turned
+///   on); lowering and disabling lower exposure first. The flag is never created.
+/// - Unleash has no If-Match on these endpoints: the version is a hash of the feature's
+///   environments and strategies, and `apply` reads the feature again and throws
+///   `.versionConflict` when it moved since the caller's read (the caller re-reads and re-decides).
+/// - The token goes in `Authorization` as Unleash expects it (no `Bearer`); 401/403 are never
+///   retried; 408, 429, 5xx and connection failures are retried as `RetryPolicy` says. Adding the
+///   strategy is the one call that is not idempotent: before it is sent again, the feature is read
+///   to see whether the lost attempt landed, so the strategy is never added twice.
+public final class UnleashFlagStore: FlagStore {
+    /// `https://HOST/api` (the `unleash+` prefix removed).
+    public let apiURL: String
+    public let project: String
+    private let token: String?
+    private let client: HTTPClient
+    private let retry: RetryPolicy
+    private let logger: Logger
+
+    /// The title of the strategy rolloutctl owns.
+    public static let strategyTitle = "rolloutctl"
+
+    public init(apiURL: String, project: String, token: String?, client: HTTPClient, retry: RetryPolicy = .default,
+                logger: Logger) {
+        self.apiURL = apiURL
+        self.project = project
+        self.token = (token?.isEmpty ?? true) ? nil : token
+        self.client = client
+        self.retry = retry
+        self.logger = logger
+    }
+
+    /// Parses `unleash+https://HOST/api?project=P` (or `unleash+http`); the project defaults to `default`.
+    public static func parse(_ spec: String) -> (apiURL: String, project: String)? {
+        guard spec.hasPrefix("unleash+http://") || spec.hasPrefix("unleash+https://"),
+              var components = URLComponents(string: String(spec.dropFirst("unleash+".count))),
+              let host = components.host, !host.isEmpty else { return nil }
+        let project = components.queryItems?.first { $0.name == "project" }?.value ?? "default"
+        guard !project.isEmpty else { return nil }
+        components.query = nil
+        components.fragment = nil
+        guard let url = components.string else { return nil }
+        return (url, project)
+    }
+
+    // MARK: FlagStore
+
+    /// Unleash takes whole percents only: a fractional coverage is an error at the phase's coverage.
+    public func planProblems(_ plan: Plan, path: String) -> [Diagnostic] {
+        plan.phases.filter { $0.coverage != $0.coverage.rounded() }.map { phase in
+            Diagnostic(path: path, line: phase.coveragePosition.line, column: phase.coveragePosition.column,
+                       message: "coverage \(formatNumber(phase.coverage)) of phase \(phase.name): environment "
+                           + "\(phase.environment) is an Unleash environment, which takes whole percents only")
+        }
+    }
+
+    public func read(flag: String) async throws -> FlagSnapshot {
+        try await fetch(flag).snapshot(flag: flag)
+    }
+
+    public func apply(flag: String, patch: FlagPatch, ifMatch version: String) async throws -> FlagSnapshot {
+        var feature = try await fetch(flag)
+        guard feature.version == version else { throw FlagStoreError.versionConflict(flag: flag) }
+        let targets = patch.environment.map { [$0] } ?? feature.environments.map(\.name)
+        for name in targets {
+            guard let environment = feature.environments.first(where: { $0.name == name }) else {
+                throw FlagStoreError.notManaged("flag \(flag) has no environment \(name) in Unleash project "
+                    + "\(project); add the environment to the project (rolloutctl never creates it)")
+            }
+            try await apply(flag: flag, environment: environment, patch: patch)
+        }
+        feature = try await fetch(flag)
+        let updated = try feature.snapshot(flag: flag)
+        logger.info("flag updated", metadata: [
+            "flag": "\(flag)", "environment": "\(patch.environment ?? "*")", "enabled": "\(patch.enabled)",
+            "coverage": "\(patch.coverage.map(formatNumber) ?? "-")", "service": "unleash",
+        ])
+        return updated
+    }
+
+    private func apply(flag: String, environment: Environment, patch: FlagPatch) async throws {
+        let ours = try environment.ours(flag: flag)
+        guard patch.enabled else {
+            if environment.enabled { try await toggle(flag: flag, environment: environment.name, on: false) }
+            return
+        }
+        let coverage = patch.coverage ?? ours?.rollout ?? 100
+        guard coverage == coverage.rounded(), (0...100).contains(coverage) else {
+            throw FlagStoreError.notManaged("coverage \(formatNumber(coverage)) for \(flag)[\(environment.name)]: "
+                + "Unleash takes whole percents only")
+        }
+        let rollout = Int(coverage)
+        if let ours {
+            if !ours.isExactly(rollout: rollout, flag: flag) {
+                try await replaceStrategy(ours.id, flag: flag, environment: environment.name, rollout: rollout)
+            }
+        } else {
+            try await addStrategy(flag: flag, environment: environment.name, rollout: rollout)
+        }
+        if !environment.enabled { try await toggle(flag: flag, environment: environment.name, on: true) }
+    }
+
+    // MARK: Calls
+
+    private var featurePath: String { "/admin/projects/\(HTTPTransport.percentEncode(project))/features/" }
+
+    private func featureURL(_ flag: String) -> String {
+        HTTPTransport.join(apiURL, featurePath + HTTPTransport.percentEncode(flag))
+    }
+
+    private func environmentURL(_ flag: String, _ environment: String) -> String {
+        featureURL(flag) + "/environments/" + HTTPTransport.percentEncode(environment)
+    }
+
+    private func fetch(_ flag: String) async throws -> Feature {
+        let answer = try await send(request(featureURL(flag), "GET"), flag: flag, operation: "GET")
+        guard answer.status == 200 else { throw failure(answer, flag: flag) }
+        return try Feature(decoding: answer, flag: flag, scrub: scrub)
+    }
+
+    private func toggle(flag: String, environment: String, on: Bool) async throws {
+        let url = environmentURL(flag, environment) + (on ? "/on" : "/off")
+        let answer = try await send(request(url, "POST"), flag: flag, operation: "POST \(on ? "on" : "off")")
+        guard (200...299).contains(answer.status) else { throw failure(answer, flag: flag) }
+    }
+
+    private func replaceStrategy(_ id: String, flag: String, environment: String, rollout: Int) async throws {
+        let url = environmentURL(flag, environment) + "/strategies/" + HTTPTransport.percentEncode(id)
+        let answer = try await send(request(url, "PUT", body: Self.strategyBody(flag: flag, rollout: rollout)),
+                                    flag: flag, operation: "PUT strategy")
+        guard (200...299).contains(answer.status) else { throw failure(answer, flag: flag) }
+    }
+
+    /// The one call that is not idempotent: an attempt whose answer was lost is checked by reading
+    /// the feature before the next one, so the strategy is never added twice.
+    private func addStrategy(flag: String, environment: String, rollout: Int) async throws {
+        let url = environmentURL(flag, environment) + "/strategies"
+        let request = request(url, "POST", body: Self.strategyBody(flag: flag, rollout: rollout))
+        let client = self.client
+        let logger = self.logger
+        let answer: HTTPAnswer?
+        do {
+            answer = try await retry.run { attempt, timeout -> AttemptOutcome<HTTPAnswer?> in
+                if attempt > 1,
+                   let landed = try await self.fetch(flag).environments.first(where: { $0.name == environment }),
+                   try landed.ours(flag: flag) != nil {
+                    return .success(nil)
+                }
+                do {
+                    let answer = try await HTTPTransport.send(request, client: client, timeout: timeout, logger: logger)
+                    if Self.isTransient(answer.status) {
+                        return .retryable(reason: "HTTP \(answer.status)", retryAfter: HTTPTransport.retryAfter(answer))
+                    }
+                    return .success(answer)
+                } catch let failure as TransportFailure where failure.isRetryable {
+                    return .retryable(reason: Self.describe(failure))
+                } catch let failure as TransportFailure {
+                    throw FlagStoreError.unavailable(self.scrub(Self.describe(failure)))
+                }
+            }
+        } catch let exhausted as RetryExhausted {
+            throw FlagStoreError.unavailable(scrub("POST strategy \(flag): \(exhausted.description)"))
+        }
+        if let answer, !(200...299).contains(answer.status) { throw failure(answer, flag: flag) }
+    }
+
+    private func request(_ url: String, _ method: String, body: String? = nil) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: url)
+        request.method = .init(rawValue: method)
+        request.headers.add(name: "Accept", value: "application/json")
+        if let token { request.headers.add(name: "Authorization", value: token) }
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: body))
+        }
+        return request
+    }
+
+    /// Sends an idempotent request with the retry policy; the first answer that is not transient is returned.
+    private func send(_ request: HTTPClientRequest, flag: String, operation: String) async throws -> HTTPAnswer {
+        let client = self.client
+        let logger = self.logger
+        do {
+            return try await retry.run { attempt, timeout -> AttemptOutcome<HTTPAnswer> in
+                let answer: HTTPAnswer
+                do {
+                    answer = try await HTTPTransport.send(request, client: client, timeout: timeout, logger: logger)
+                } catch let failure as TransportFailure {
+                    guard failure.isRetryable else {
+                        throw FlagStoreError.unavailable(self.scrub(Self.describe(failure)))
+                    }
+                    logger.warning("Unleash request failed", metadata: [
+                        "operation": "\(operation)", "flag": "\(flag)", "attempt": "\(attempt)",
+                        "reason": "\(self.scrub(Self.describe(failure)))"])
+                    return .retryable(reason: Self.describe(failure))
+                }
+                if Self.isTransient(answer.status) {
+                    logger.warning("Unleash answered a transient error", metadata: [
+                        "operation": "\(operation)", "flag": "\(flag)", "attempt": "\(attempt)",
+                        "status": "\(answer.status)"])
+                    return .retryable(reason: "HTTP \(answer.status)", retryAfter: HTTPTransport.retryAfter(answer))
+                }
+                return .success(answer)
+            }
+        } catch let exhausted as RetryExhausted {
+            throw FlagStoreError.unavailable(scrub("\(operation) \(flag): \(exhausted.description)"))
+        }
+    }
+
+    private static func isTransient(_ status: Int) -> Bool {
+        status == 408 || status == 429 || (500...599).contains(status)
+    }
+
+    private func failure(_ answer: HTTPAnswer, flag: String) -> FlagStoreError {
+        switch answer.status {
+        case 401, 403:
+            return .unauthorized(status: answer.status)
+        case 404:
+            return .notFound(flag: flag)
+        default:
+            let body = HTTPTransport.excerpt(answer.bodyString)
+            return .invalidResponse(scrub(body.isEmpty ? "HTTP \(answer.status)" : "HTTP \(answer.status): \(body)"))
+        }
+    }
+
+    private func scrub(_ text: String) -> String {
+        guard let token, !token.isEmpty else { return text }
+        return text.replacingOccurrences(of: token, with: "[redacted]")
+    }
+
+    private static func describe(_ failure: TransportFailure) -> String {
+        switch failure {
+        case .timedOut(let timeout): return "timed out after \(timeout.shortDescription)"
+        case .unreachable(let detail): return "unreachable: \(detail)"
+        case .connectionFailed(let detail): return "connection failed: \(detail)"
+        case .fatal(let detail): return detail
+        }
+    }
+
+    /// The strategy rolloutctl writes (create and replace take the same body).
+    static func strategyBody(flag: String, rollout: Int) -> String {
+        JSONOutput.object([
+            ("name", .string("flexibleRollout")),
+            ("title", .string(strategyTitle)),
+            ("disabled", .bool(false)),
+            ("constraints", .array([])),
+            ("parameters", .object([
+                ("rollout", .string(String(rollout))),
+                ("stickiness", .string("default")),
+                ("groupId", .string(flag)),
+            ])),
+        ]).render(pretty: false)
+    }
+
+    // MARK: The admin API's feature
+
+    struct Strategy {
+        var id: String
+        var name: String
+        var title: String?
+        var disabled: Bool
+        var parameters: [String: String]
+        var constraintCount: Int
+        var segmentCount: Int
+        /// The strategy's bytes in the answer (for the version).
+        var raw: String
+
+        var isOurs: Bool { title == UnleashFlagStore.strategyTitle }
+
+        var rollout: Double? {
+            guard let text = parameters["rollout"], let value = Double(text), (0...100).contains(value) else {
+                return nil
+            }
+            return value
+        }
+
+        func isExactly(rollout: Int, flag: String) -> Bool {
+            name == "flexibleRollout" && !disabled && constraintCount == 0 && segmentCount == 0
+                && parameters["rollout"] == String(rollout) && parameters["stickiness"] == "default"
+                && parameters["groupId"] == flag
+        }
+    }
+
+    struct Environment {
+        var name: String
+        var enabled: Bool
+        var strategies: [Strategy]
+
+        /// rolloutctl's strategy, if any (two of them is an error: which one would it own?).
+        func ours(flag: String) throws -> Strategy? {
+            let owned = strategies.filter(\.isOurs)
+            guard owned.count <= 1 else {
+                throw FlagStoreError.notManaged("flag \(flag)[\(name)] has \(owned.count) strategies titled "
+                    + "\"\(UnleashFlagStore.strategyTitle)\"; remove all but one in Unleash")
+            }
+            guard let strategy = owned.first else { return nil }
+            guard strategy.name == "flexibleRollout", strategy.rollout != nil else {
+                throw FlagStoreError.notManaged("flag \(flag)[\(name)]: the strategy titled "
+                    + "\"\(UnleashFlagStore.strategyTitle)\" is not a flexibleRollout with a rollout of 0-100; "
+                    + "rolloutctl leaves it untouched")
+            }
+            return strategy
+        }
+    }
+
+    struct Feature {
+        var environments: [Environment]
+        var version: String
+
+        init(decoding answer: HTTPAnswer, flag: String, scrub: (String) -> String) throws {
+            let bytes = Array(answer.body.readableBytesView)
+            func invalid(_ detail: String) -> FlagStoreError {
+                let body = HTTPTransport.excerpt(answer.bodyString, limit: 120)
+                return .invalidResponse(scrub("flag \(flag): \(detail); body: \(body)"))
+            }
+            guard let root = try? JSONParser.parse(bytes), case .array(let list)? = root["environments"]?.kind else {
+                throw invalid("not an Unleash feature (no environments array)")
+            }
+            var environments: [Environment] = []
+            for item in list {
+                guard case .string(let name)? = item["name"]?.kind,
+                      case .bool(let enabled)? = item["enabled"]?.kind else {
+                    throw invalid("an environment without name or enabled")
+                }
+                var strategies: [Strategy] = []
+                if case .array(let items)? = item["strategies"]?.kind {
+                    for strategy in items {
+                        guard case .string(let strategyName)? = strategy["name"]?.kind else {
+                            throw invalid("a strategy without a name in environment \(name)")
+                        }
+                        var parameters: [String: String] = [:]
+                        if case .object(let members)? = strategy["parameters"]?.kind {
+                            for member in members {
+                                switch member.value.kind {
+                                case .string(let text): parameters[member.key] = text
+                                case .number(let number): parameters[member.key] = formatNumber(number)
+                                default: break
+                                }
+                            }
+                        }
+                        var id = ""
+                        if case .string(let text)? = strategy["id"]?.kind { id = text }
+                        var title: String?
+                        if case .string(let text)? = strategy["title"]?.kind { title = text }
+                        var disabled = false
+                        if case .bool(true)? = strategy["disabled"]?.kind { disabled = true }
+                        strategies.append(Strategy(
+                            id: id, name: strategyName, title: title, disabled: disabled, parameters: parameters,
+                            constraintCount: strategy["constraints"]?.count ?? 0,
+                            segmentCount: strategy["segments"]?.count ?? 0,
+                            raw: String(decoding: bytes[strategy.byteRange], as: UTF8.self)))
+                    }
+                }
+                environments.append(Environment(name: name, enabled: enabled, strategies: strategies))
+            }
+            self.environments = environments
+            // What rolloutctl decides on: each environment's switch and strategies (not lastSeenAt
+            // or metrics counts, which move on their own).
+            let canonical: String = environments.sorted { $0.name < $1.name }.map { environment -> String in
+                let strategies = environment.strategies.map(\.raw).joined(separator: ",")
+                return "\(environment.name)=\(environment.enabled)[\(strategies)]"
+            }.joined(separator: ";")
+            version = FlagdFlagStore.version(ArraySlice(canonical.utf8))
+        }
+
+        func snapshot(flag: String) throws -> FlagSnapshot {
+            var states: [String: FlagEnvironmentState] = [:]
+            var warnings: [FlagWarning] = []
+            for environment in environments {
+                let ours = try environment.ours(flag: flag)
+                let others = environment.strategies.filter { !$0.isOurs && !$0.disabled }
+                for other in others {
+                    let label = other.title.map { "\"\($0)\" (\(other.name))" } ?? other.name
+                    warnings.append(FlagWarning(environment: environment.name, message: "Unleash strategy \(label) "
+                        + "is enabled too: it widens exposure beyond rolloutctl's coverage, "
+                        + "and rolloutctl does not own it"))
+                }
+                if !environment.enabled {
+                    states[environment.name] = .disabled
+                } else if let ours, !ours.disabled, let rollout = ours.rollout {
+                    states[environment.name] = FlagEnvironmentState(enabled: true, coverage: rollout)
+                } else if others.isEmpty {
+                    // On without an enabled strategy: Unleash's SDKs serve it to everyone.
+                    states[environment.name] = FlagEnvironmentState(enabled: true, coverage: 100)
+                } else {
+                    states[environment.name] = FlagEnvironmentState(enabled: true, coverage: 0)
+                }
+            }
+            return FlagSnapshot(key: flag, version: version, environments: states, warnings: warnings)
+        }
+    }
+}
+
+extension JSONValue {
+    /// The value of an object's member, or nil.
+    subscript(key: String) -> JSONValue? {
+        guard case .object(let members) = kind else { return nil }
+        return members.first { $0.key == key }?.value
+    }
+
+    /// The element count of an array (0 for anything else).
+    var count: Int {
+        guard case .array(let elements) = kind else { return 0 }
+        return elements.count
+    }
+}
