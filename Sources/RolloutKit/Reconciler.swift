@@ -99,6 +99,12 @@ public struct RolloutReport: Sendable {
     public var errors: [RolloutError] = []
     /// For `reconcile`: whether the changes were applied.
     public var applied = false
+    /// [issue 11] Each phase not yet entered, projected (SPEC §6); empty when none is left or the plan is invalid.
+    public var timeline: [TimelineEntry] = []
+    /// [issue 11] The plan decided on (nil when invalid), for `serve`'s pages (phases, panels, description).
+    public var plan: Plan?
+    /// [issue 11] The flag's environments as the flag store reported them in this run.
+    public var actual: [String: FlagEnvironmentState] = [:]
 }
 
 /// The result of a run.
@@ -237,6 +243,11 @@ public struct Reconciler: Sendable {
             report.blockers = decision.blockers
             report.changes = decision.changes
             report.health = decision.health
+            // [issue 11] serve's view and the projected timeline; reads only what this run already decided.
+            report.plan = plan
+            report.actual = flag.environments
+            report.timeline = ServeHooks.timeline(plan: plan, approvals: approvals, current: current,
+                                                  enteredAt: enteredAt, decision: decision, now: settings.now)
             guard settings.mode.applies, let state else { return report }
 
             // Apply: an intent before each call, its result after.
@@ -322,6 +333,11 @@ public struct Reconciler: Sendable {
                     phase: decision.currentPhase, message: message, revision: revision, time: settings.now,
                     checks: decision.health.map { ($0.check.name, $0.value, $0.noDataReason) }))
             }
+            // [issue 11] notify checks: one notification per breach episode (NotifyWatch), never a gate.
+            await ServeHooks.watchNotifyChecks(rollout: rollout.name, plan: plan, checks: rollout.checks,
+                                               health: decision.health,
+                                               phase: decision.currentPhase, revision: revision, state: state,
+                                               now: settings.now, ports: ports)
             return report
         }
     }

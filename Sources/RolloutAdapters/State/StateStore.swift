@@ -130,7 +130,37 @@ public final class StateStore: Sendable {
                   SELECT RAISE(ABORT, 'the audit log is append-only'); END;
                 """)
         }
+        // [issue 11] The `notify` checks breaching at the last run (NotifyWatch's episodes).
+        migrator.registerMigration("v2-notify-watch") { db in
+            try db.create(table: "notifyBreach") { t in
+                t.column("rollout", .text).notNull()
+                t.column("check", .text).notNull()
+                t.primaryKey(["rollout", "check"])
+            }
+        }
         return migrator
+    }
+
+    // MARK: Notify checks
+
+    /// The `notify` checks of a rollout breaching at its last applied run.
+    public func breachingNotifyChecks(rollout: String) throws -> Set<String> {
+        try queue.read { db in
+            Set(try String.fetchAll(db, sql: "SELECT \"check\" FROM notifyBreach WHERE rollout = ?",
+                                    arguments: [rollout]))
+        }
+    }
+
+    /// Replaces the breaching set of a rollout and appends the audit entries of the new episodes, in one transaction.
+    public func saveBreachingNotifyChecks(rollout: String, checks: Set<String>, audit entries: [AuditEntry]) throws {
+        try queue.write { db in
+            try db.execute(sql: "DELETE FROM notifyBreach WHERE rollout = ?", arguments: [rollout])
+            for check in checks.sorted() {
+                try db.execute(sql: "INSERT INTO notifyBreach (rollout, \"check\") VALUES (?, ?)",
+                               arguments: [rollout, check])
+            }
+            for entry in entries { _ = try Self.insert(entry, db) }
+        }
     }
 
     // MARK: Rollouts
