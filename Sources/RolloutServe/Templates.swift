@@ -58,6 +58,7 @@ enum Templates {
     pre, code { font: 13px ui-monospace, SFMono-Regular, Menlo, monospace; }
     pre { background: var(--card); border: 1px solid var(--line); padding: 8px; overflow-x: auto; }
     .scroll { overflow-x: auto; }
+    figure { margin: 0; }
     .panels { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 480px), 1fr)); gap: 12px; }
     svg.chart { width: 100%; height: auto; background: var(--card); border: 1px solid var(--line); border-radius: 6px; }
     svg.chart text { fill: var(--muted); font-size: 11px; } svg.chart .axis { stroke: var(--line); }

@@ -54,8 +54,15 @@ import Testing
     @Test(.enabled(if: Chromium.path != nil, "Debian's chromium is not installed"),
           .enabled(if: PrometheusFixture.isAvailable, "prometheus/promtool are not installed"))
     func aRealBrowserReadsTheStatusPages() async throws {
+        // Healthy, then ten hours of a worse (still passing) stretch so the charts move, then healthy again.
+        var worse = TelemetrySegment.healthy(start: Self.base.addingTimeInterval(-12 * 3600), hours: 10)
+        worse.errorRate = 0.012
+        worse.submissionSuccess = 0.96
+        worse.draftRecoveryRate = 0.09
         let prometheus = try await PrometheusFixture.start(segments: [
-            .healthy(start: Self.base.addingTimeInterval(-26 * 3600), hours: 60),
+            .healthy(start: Self.base.addingTimeInterval(-26 * 3600), hours: 14),
+            worse,
+            .healthy(start: Self.base.addingTimeInterval(-2 * 3600), hours: 36),
         ])
         defer { prometheus.stop() }
         let metrics = prometheus.baseURL.absoluteString
@@ -81,7 +88,7 @@ import Testing
             let exp = try #require(section(overview, id: "rollout-exp-001-autosave"))
             let banner = try #require(section(overview, id: "rollout-checkout-banner"))
             #expect(exp.contains(#"data-status="blocked""#))
-            #expect(exp.contains("canary-10 must bake 24h before canary-50; 19h left"))
+            #expect(exp.contains("canary-10 must bake 1d before canary-50; 19h left"))
             #expect(exp.contains("2026-11-02 01:00 UTC"))  // canary-50's earliest start: canary-10 + 24h
             #expect(exp.contains(#"data-phase="production""#) && exp.contains("approval:product-owner"))
             #expect(exp.contains("10%"))  // production's coverage, desired and actual
@@ -106,7 +113,7 @@ import Testing
             #expect(counts.count == 4 && counts.allSatisfy { $0 > 10 }, "\(counts)")
             #expect(!page.contains("no chart:"))
             #expect(!page.contains("approve-commands"))  // canary-50 needs no approval: nothing to run
-            #expect(page.contains("canary-10 must bake 24h"))
+            #expect(page.contains("canary-10 must bake 1d before canary-50; 19h left"))
 
             // Hostile text is shown as text: no script element, the markup escaped.
             let hostile = try await Chromium.dumpDOM(serve.baseURL + "/rollouts/checkout-banner", profile: profile.path)
@@ -118,7 +125,7 @@ import Testing
 
             // Screenshots (the README's come from here: ROLLOUTCTL_SCREENSHOTS=docs/images).
             let directory = ProcessInfo.processInfo.environment["ROLLOUTCTL_SCREENSHOTS"] ?? profile.path
-            for (name, path, height) in [("serve-overview.png", "/", 900), ("serve-exp-001.png", "/rollouts/exp-001-autosave", 2600)] {
+            for (name, path, height) in [("serve-overview.png", "/", 900), ("serve-exp-001.png", "/rollouts/exp-001-autosave", 1900)] {
                 let file = directory + "/" + name
                 try await Chromium.screenshot(serve.baseURL + path, to: file, width: 1280, height: height,
                                               profile: profile.path)
