@@ -186,7 +186,14 @@ public struct StatusServer: Sendable {
         }
         router.get("/api/v1/rollouts/:name/history") { _, context -> Page in
             let name = try context.parameters.require("name")
-            guard let store = state.store() else {
+            let store = state.store()
+            let known = (try? await cache.report().rollouts.contains { $0.name == name }) == true
+                || (try? store?.rollout(name)) != nil
+            guard known else {
+                return Page(status: .notFound, contentType: "application/json",
+                            body: JSONOutput.object([("error", .string("there is no rollout named \(name)"))]).render())
+            }
+            guard let store else {
                 return Page(contentType: "application/json",
                             body: JSONOutput.object([("formatVersion", .string("1.0")), ("entries", .array([]))]).render())
             }

@@ -210,7 +210,7 @@ import Testing
                 ("GET", "/", 200), ("GET", "/rollouts/exp-001-autosave", 200), ("GET", "/api/v1/plan", 200),
                 ("GET", "/api/v1/rollouts/exp-001-autosave/history", 200), ("GET", "/metrics", 200),
                 ("GET", "/healthz", 200), ("GET", "/nope", 404), ("GET", "/rollouts/no-such-rollout", 404),
-                ("GET", "/api/v1/flags", 404), ("GET", "/../state.sqlite", 404),
+                ("GET", "/api/v1/flags", 404), ("GET", "/api/v1/rollouts/no-such-rollout/history", 404), ("GET", "/../state.sqlite", 404),
                 ("POST", "/", 405), ("PATCH", "/api/v1/plan", 405), ("DELETE", "/rollouts/exp-001-autosave", 405),
             ]
             var failures: [String] = []
