@@ -47,6 +47,8 @@ actor ReportCache {
     private let maxAge: TimeInterval
     private let metrics: ServeMetrics
     private var latest: (report: RunReport, at: Date)?
+    /// Counts the reports made: a page rendered for one generation is served again until the next.
+    private(set) var generation = 0
     private var inflight: Task<RunReport, Error>?
     /// The last planning's failure (a repository that cannot be read): `/healthz` answers 503 meanwhile.
     private(set) var lastError: String?
@@ -68,6 +70,7 @@ actor ReportCache {
         do {
             let report = try await task.value
             latest = (report, Date())
+            generation += 1
             lastError = nil
             metrics.update(from: report)
             return report
@@ -84,6 +87,38 @@ actor ReportCache {
     }
 
     var healthy: Bool { lastError == nil && latest != nil }
+
+    /// The latest report with its generation and when it was planned (planning anew when it is too old).
+    func snapshot() async throws -> (report: RunReport, generation: Int, plannedAt: Date) {
+        let report = try await self.report()
+        return (report, generation, latest?.at ?? Date())
+    }
+}
+
+/// Pages and documents rendered from one report generation: a page depends only on the report (and the
+/// server's last reconcile, which makes a new generation), so requests within `--max-age` cost no rendering.
+final class RenderedPages: @unchecked Sendable {
+    private let lock = NSLock()
+    private var generation = -1
+    private var pages: [String: String] = [:]
+
+    func page(_ key: String, generation: Int, render: () -> String) -> String {
+        lock.lock()
+        if generation == self.generation, let page = pages[key] {
+            lock.unlock()
+            return page
+        }
+        lock.unlock()
+        let page = render()
+        lock.lock()
+        if generation > self.generation {
+            self.generation = generation
+            pages = [:]
+        }
+        if generation == self.generation { pages[key] = page }
+        lock.unlock()
+        return page
+    }
 }
 
 /// `--reconcile-interval`: one reconcile per tick in the server's process; on SIGTERM/SIGINT the run in
@@ -142,6 +177,7 @@ public struct StatusServer: Sendable {
     let metrics: ServeMetrics
     let cache: ReportCache
     let state: StateAccess
+    let rendered = RenderedPages()
 
     public init(configuration: ServeConfiguration) {
         self.configuration = configuration
@@ -178,7 +214,9 @@ public struct StatusServer: Sendable {
         }
         router.get("/api/v1/plan") { _, _ -> Page in
             do {
-                return Page(contentType: "application/json", body: try await cache.report().json())
+                let snapshot = try await cache.snapshot()
+                return Page(contentType: "application/json",
+                            body: rendered.page("plan.json", generation: snapshot.generation) { snapshot.report.json() })
             } catch {
                 return Page(status: .serviceUnavailable, contentType: "application/json",
                             body: JSONOutput.object([("error", .string("\(error)"))]).render())
@@ -213,8 +251,12 @@ public struct StatusServer: Sendable {
         return router
     }
 
-    private func header(_ report: RunReport?) async -> [String: Any] {
-        var context = Views.header(report: report, now: Date(), lastReconcile: await cache.lastReconcile)
+    private func header(_ report: RunReport?, plannedAt: Date = Date()) async -> [String: Any] {
+        header(report, plannedAt: plannedAt, lastReconcile: await cache.lastReconcile)
+    }
+
+    private func header(_ report: RunReport?, plannedAt: Date, lastReconcile: Date?) -> [String: Any] {
+        var context = Views.header(report: report, now: plannedAt, lastReconcile: lastReconcile)
         // Without a loop of its own, the last write of any reconcile (a run that changes nothing writes nothing).
         if context["lastReconcile"] == nil, let latest = try? state.store()?.allRollouts().map(\.updatedAt).max() {
             context["lastStateWrite"] = Views.time(latest)
@@ -224,9 +266,12 @@ public struct StatusServer: Sendable {
 
     func overview() async -> Page {
         do {
-            let report = try await cache.report()
-            let context = Views.overview(report: report, header: await header(report))
-            return .html(render(context, "overview"))
+            let snapshot = try await cache.snapshot()
+            let lastReconcile = await cache.lastReconcile
+            return .html(rendered.page("/", generation: snapshot.generation) {
+                let header = header(snapshot.report, plannedAt: snapshot.plannedAt, lastReconcile: lastReconcile)
+                return render(Views.overview(report: snapshot.report, header: header), "overview")
+            })
         } catch {
             return await unavailable(error)
         }

@@ -72,7 +72,7 @@ enum Templates {
     </head>
     <body>
     <header><h1><a href="/">rolloutctl</a> · {{title}}</h1>
-    <p>{{#revision}}revision <code>{{revision}}</code> of {{ref}} · {{/revision}}page made {{generatedAt}}{{#lastReconcile}} · last reconcile {{lastReconcile}}{{/lastReconcile}}{{^lastReconcile}}{{#lastStateWrite}} · last reconcile change {{lastStateWrite}}{{/lastStateWrite}}{{/lastReconcile}}</p></header>
+    <p>{{#revision}}revision <code>{{revision}}</code> of {{ref}} · {{/revision}}planned {{plannedAt}}{{#lastReconcile}} · last reconcile {{lastReconcile}}{{/lastReconcile}}{{^lastReconcile}}{{#lastStateWrite}} · last reconcile change {{lastStateWrite}}{{/lastStateWrite}}{{/lastReconcile}}</p></header>
     <main>
     {{$body}}{{/body}}
     </main>

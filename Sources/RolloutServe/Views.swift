@@ -19,7 +19,7 @@ enum Views {
     }
 
     static func header(report: RunReport?, now: Date, lastReconcile: Date?) -> [String: Any] {
-        var context: [String: Any] = ["generatedAt": time(now)]
+        var context: [String: Any] = ["plannedAt": time(now)]
         if let report {
             context["revision"] = String(report.revision.prefix(12))
             context["ref"] = report.ref
