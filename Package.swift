@@ -102,6 +102,7 @@ let package = Package(
         .testTarget(name: "RolloutGitTests", dependencies: ["RolloutGit", "RolloutKit", "RolloutTestSupport"]),
         .testTarget(name: "RolloutKitTests", dependencies: ["RolloutKit", "RolloutTestSupport"]),
         .testTarget(name: "RolloutctlTests", dependencies: ["RolloutCore", "RolloutKit", "RolloutTestSupport"]),
-        .testTarget(name: "RolloutServeTests", dependencies: ["RolloutServe", "RolloutCore", "RolloutKit", "RolloutAdapters"]),
+        .testTarget(name: "RolloutServeTests",
+                    dependencies: ["RolloutServe", "RolloutCore", "RolloutKit", "RolloutAdapters"]),
     ]
 )

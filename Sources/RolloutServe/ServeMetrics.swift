@@ -90,7 +90,8 @@ public final class ServeMetrics: @unchecked Sendable {
     /// What each family means: `# HELP` lines (SPEC §9 names).
     static let help: [String: String] = [
         "rolloutctl_rollout_info": "Each rollout's flag, status and current phase (value 1).",
-        "rolloutctl_rollout_coverage": "Exposure in percent per environment: desired by the plan, actual at the flag service.",
+        "rolloutctl_rollout_coverage":
+            "Exposure in percent per environment: desired by the plan, actual at the flag service.",
         "rolloutctl_health_value": "The last value of each health check of the rollout's current phase.",
         "rolloutctl_approvals_missing": "Approvals still needed by each phase not yet entered.",
         "rolloutctl_reconcile_runs_total": "Reconcile runs of this server (--reconcile-interval) by result.",

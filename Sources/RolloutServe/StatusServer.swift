@@ -166,7 +166,8 @@ struct Page: ResponseGenerator {
         headers[.contentType] = contentType
         headers[.cacheControl] = "no-store"
         headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
-        headers[HTTPField.Name("Content-Security-Policy")!] = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'"
+        headers[HTTPField.Name("Content-Security-Policy")!] =
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'"
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
     }
 }
@@ -216,7 +217,9 @@ public struct StatusServer: Sendable {
             do {
                 let snapshot = try await cache.snapshot()
                 return Page(contentType: "application/json",
-                            body: rendered.page("plan.json", generation: snapshot.generation) { snapshot.report.json() })
+                            body: rendered.page("plan.json", generation: snapshot.generation) {
+                                snapshot.report.json()
+                            })
             } catch {
                 return Page(status: .serviceUnavailable, contentType: "application/json",
                             body: JSONOutput.object([("error", .string("\(error)"))]).render())
@@ -233,9 +236,11 @@ public struct StatusServer: Sendable {
             }
             guard let store else {
                 return Page(contentType: "application/json",
-                            body: JSONOutput.object([("formatVersion", .string("1.0")), ("entries", .array([]))]).render())
+                            body: JSONOutput.object([("formatVersion", .string("1.0")),
+                                                     ("entries", .array([]))]).render())
             }
-            let body = try StateViews.history(store: store, rollout: name, limit: 500, json: true, style: Style(enabled: false))
+            let body = try StateViews.history(store: store, rollout: name, limit: 500, json: true,
+                                              style: Style(enabled: false))
             return Page(contentType: "application/json", body: body)
         }
         router.get("/metrics") { _, _ -> Page in
@@ -300,7 +305,8 @@ public struct StatusServer: Sendable {
     }
 
     /// Each panel's series over the rollout's life (from its first phase entry, at least the last day).
-    func panels(for rollout: RolloutReport, entries: [(phase: String, enteredAt: Date)]?, now: Date) async -> [PanelResult] {
+    func panels(for rollout: RolloutReport, entries: [(phase: String, enteredAt: Date)]?,
+                now: Date) async -> [PanelResult] {
         guard let plan = rollout.plan, !plan.panels.isEmpty else { return [] }
         let oneDay = now.addingTimeInterval(-86_400)
         let start = min(entries?.first?.enteredAt ?? oneDay, oneDay)
@@ -311,7 +317,8 @@ public struct StatusServer: Sendable {
             ?? plan.phases.first
         guard let range = configuration.range else {
             return plan.panels.map {
-                PanelResult(panel: $0, result: .failure(RangeQueryFailure(reason: "no Prometheus configured (pass --metrics http…)")))
+                PanelResult(panel: $0, result: .failure(
+                    RangeQueryFailure(reason: "no Prometheus configured (pass --metrics http…)")))
             }
         }
         return await withTaskGroup(of: (Int, PanelResult).self) { group in
@@ -323,7 +330,8 @@ public struct StatusServer: Sendable {
                     .replacingOccurrences(of: "{{window}}", with: window.prometheus)
                 group.addTask {
                     let result = await range.queryRange(query, start: start, end: now, step: step)
-                    return (index, PanelResult(panel: panel, result: result.map { Chart(series: $0, start: start, end: now) }))
+                    let chart = result.map { Chart(series: $0, start: start, end: now) }
+                    return (index, PanelResult(panel: panel, result: chart))
                 }
             }
             var results: [(Int, PanelResult)] = []

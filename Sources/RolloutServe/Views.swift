@@ -75,7 +75,8 @@ enum Views {
                 projection = (entry.earliestStart.map { "earliest \(time($0))" } ?? "blocked")
                     + (entry.waitingFor.isEmpty ? "" : " (\(entry.waitingFor.joined(separator: ", ")))")
             }
-            return ["name": phase.name, "environment": phase.environment, "coverage": "\(formatNumber(phase.coverage))%",
+            return ["name": phase.name, "environment": phase.environment,
+                    "coverage": "\(formatNumber(phase.coverage))%",
                     "bake": phase.bake.map { "\($0)" } ?? "—", "entered": entered.map { time($0) } ?? "—",
                     "baked": baked, "projected": projection]
         }
@@ -83,7 +84,8 @@ enum Views {
         var commands: [String] = []
         if let next = rollout.timeline.first {
             for role in Set(next.waitingFor.filter { $0.hasPrefix("approval:") }).sorted() {
-                commands.append("rolloutctl approve \(rollout.name) \(next.phase) --role \(role.dropFirst("approval:".count))")
+                let name = role.dropFirst("approval:".count)
+                commands.append("rolloutctl approve \(rollout.name) \(next.phase) --role \(name)")
             }
         }
         context["approveCommands"] = commands
@@ -99,7 +101,8 @@ enum Views {
 
         let health = rollout.health.map { result -> [String: Any] in
             var item: [String: Any] = ["name": result.check.name, "value": result.value.map(formatNumber) ?? "no data",
-                                       "threshold": result.check.thresholdDescription, "verdict": result.verdict.rawValue,
+                                       "threshold": result.check.thresholdDescription,
+                                       "verdict": result.verdict.rawValue,
                                        "onBreach": result.check.onBreach.rawValue]
             if let reason = result.noDataReason { item["reason"] = reason }
             return item

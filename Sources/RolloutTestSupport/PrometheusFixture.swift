@@ -458,7 +458,8 @@ public final class PrometheusFixture: @unchecked Sendable {
             configText += "scrape_configs: []\n"
         } else {
             configText += "scrape_configs:\n  - job_name: rolloutctl\n    scrape_interval: 1s\n    scrape_timeout: 1s\n"
-                + "    static_configs:\n      - targets: [" + scrapeTargets.map { "'\($0)'" }.joined(separator: ", ") + "]\n"
+                + "    static_configs:\n      - targets: ["
+                + scrapeTargets.map { "'\($0)'" }.joined(separator: ", ") + "]\n"
         }
         try configText.write(to: config, atomically: true, encoding: .utf8)
 

@@ -221,7 +221,8 @@ extension Plan {
         }
 
         var panels: [DashboardPanel] = []
-        if let field = root["dashboard"], let reader = ObjectReader(field, sink: sink, name: "\"dashboard\"", allowed: ["panels"]) {
+        if let field = root["dashboard"],
+           let reader = ObjectReader(field, sink: sink, name: "\"dashboard\"", allowed: ["panels"]) {
             panels = (reader.array("panels", required: false) ?? []).compactMap { decodePanel($0, sink: sink) }
         }
 
@@ -239,9 +240,13 @@ extension Plan {
         guard let reader = ObjectReader(value, sink: sink, name: "a dashboard panel",
                                         allowed: ["title", "query", "unit"]) else { return nil }
         let title = reader.string("title")
-        if let (text, position) = title, text.isEmpty { sink.report("a dashboard panel needs a non-empty title", at: position) }
+        if let (text, position) = title, text.isEmpty {
+            sink.report("a dashboard panel needs a non-empty title", at: position)
+        }
         let query = reader.string("query")
-        if let (text, position) = query, text.isEmpty { sink.report("a dashboard panel needs a non-empty query", at: position) }
+        if let (text, position) = query, text.isEmpty {
+            sink.report("a dashboard panel needs a non-empty query", at: position)
+        }
         let unit = reader.string("unit", required: false)?.0
         guard let (titleText, _) = title, let (queryText, _) = query else { return nil }
         return DashboardPanel(title: titleText, query: queryText, unit: unit)
@@ -321,7 +326,8 @@ extension Plan {
             let action = HealthCheck.Action(rawValue: breach) ?? .hold
             let defaultNoData: HealthCheck.NoDataAction = action == .notify ? .ignore : .hold
             checks.append(HealthCheck(name: nameText, query: queryText, min: min?.0, max: max?.0, onBreach: action,
-                                      onNoData: onNoData.flatMap { HealthCheck.NoDataAction(rawValue: $0.0) } ?? defaultNoData))
+                                      onNoData: onNoData.flatMap { HealthCheck.NoDataAction(rawValue: $0.0) }
+                                          ?? defaultNoData))
         }
         return checks
     }

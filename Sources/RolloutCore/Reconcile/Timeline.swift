@@ -69,7 +69,8 @@ public enum Timeline {
 
         var entries: [TimelineEntry] = []
         // When the phase before `index` was entered (projected), or nil once the projection is blocked.
-        var previousStart: Date? = hard.isEmpty ? (input.currentIndex == nil ? nil : (input.enteredAt ?? input.now)) : nil
+        var previousStart: Date? = nil
+        if hard.isEmpty, input.currentIndex != nil { previousStart = input.enteredAt ?? input.now }
         for index in first..<plan.phases.count {
             let phase = plan.phases[index]
             var waiting: [String] = []
