@@ -4,8 +4,10 @@ import Testing
 
 /// `onBreach: notify` (SPEC §3): decoding, one notification per breach episode, never a gate.
 @Suite struct NotifyWatchTests {
-    static let drop = HealthCheck(name: "form-submitted-drop", query: "q", min: 0.8, onBreach: .notify, onNoData: .ignore)
-    static let rise = HealthCheck(name: "form-abandoned-rise", query: "q", max: 1.1, onBreach: .notify, onNoData: .ignore)
+    static let drop = HealthCheck(name: "form-submitted-drop", query: "q", min: 0.8, onBreach: .notify,
+                                  onNoData: .ignore)
+    static let rise = HealthCheck(name: "form-abandoned-rise", query: "q", max: 1.1, onBreach: .notify,
+                                  onNoData: .ignore)
     static let gate = HealthCheck(name: "error-rate", query: "q", max: 0.02, onBreach: .rollback)
     static let checks = [drop, rise, gate]
 
@@ -56,7 +58,8 @@ import Testing
         var breaching: Set<String> = []
         var notified = 0
         for value in [0.7, 0.6, 0.9, 0.85, 0.5, 0.4] {
-            let outcome = NotifyWatch.step(previous: breaching, checks: Self.checks, results: [Self.result(Self.drop, value)])
+            let outcome = NotifyWatch.step(previous: breaching, checks: Self.checks,
+                                           results: [Self.result(Self.drop, value)])
             notified += outcome.newEpisodes.count
             breaching = outcome.breaching
         }
@@ -81,7 +84,8 @@ import Testing
     @Test func notifyChecksDecodeWithIgnoreAsTheirNoDataDefault() throws {
         let gate = #"{ "name": "error-rate", "query": "q1", "max": 0.02, "onBreach": "rollback" }"#
         let plan = validPlanJSON.replacingOccurrences(
-            of: gate, with: gate + #", { "name": "form-submitted-drop", "query": "q2", "min": 0.8, "onBreach": "notify" }"#)
+            of: gate,
+            with: gate + #", { "name": "form-submitted-drop", "query": "q2", "min": 0.8, "onBreach": "notify" }"#)
         let snapshot = loadSnapshot([planPath: plan, "policies/approvers.json": approversJSON])
         #expect(snapshot.allDiagnostics.isEmpty)
         let checks = try #require(snapshot.rollout(named: "exp-001-autosave")?.plan?.health.checks)
@@ -102,7 +106,8 @@ import Testing
         let panelsJSON = #""dashboard": { "panels": ["#
             + #"{ "title": "Error rate by flag status", "query": "sum by (variant) (rate(x[5m]))", "unit": "ratio" },"#
             + #"{ "title": "Event counts", "query": "sum(increase(y[{{window}}]))" } ] },"#
-        let withPanels = validPlanJSON.replacingOccurrences(of: #""rollback": {"#, with: panelsJSON + #" "rollback": {"#)
+        let withPanels = validPlanJSON.replacingOccurrences(of: #""rollback": {"#,
+                                                            with: panelsJSON + #" "rollback": {"#)
         let snapshot = loadSnapshot([planPath: withPanels, "policies/approvers.json": approversJSON])
         #expect(snapshot.allDiagnostics.isEmpty)
         let panels = try #require(snapshot.rollout(named: "exp-001-autosave")?.plan?.panels)

@@ -33,7 +33,8 @@ import Testing
     @Test func chartScalesSeriesIntoTheViewBox() {
         let series = [
             RangeSeries(labels: ["variant": "treatment"], points: [
-                RangePoint(time: Self.start, value: 0.01), RangePoint(time: Self.start.addingTimeInterval(50), value: 0.03),
+                RangePoint(time: Self.start, value: 0.01),
+                RangePoint(time: Self.start.addingTimeInterval(50), value: 0.03),
                 RangePoint(time: Self.start.addingTimeInterval(100), value: 0.02)]),
             RangeSeries(labels: [:], points: [RangePoint(time: Self.start.addingTimeInterval(100), value: 0.0)]),
         ]
@@ -51,10 +52,12 @@ import Testing
     }
 
     @Test func rangeAnswersAreReadOrExplained() throws {
-        let matrix = #"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"variant":"control"},"values":[[1800000000,"0.5"],[1800000060,"NaN"],[1800000120,"0.25"]]}]}}"#
+        let matrix = #"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"variant":"control"},"#
+            + #""values":[[1800000000,"0.5"],[1800000060,"NaN"],[1800000120,"0.25"]]}]}}"#
         let series = try PrometheusRangeClient.interpret(status: 200, body: Data(matrix.utf8)).get()
         #expect(series == [RangeSeries(labels: ["variant": "control"], points: [
-            RangePoint(time: Self.start, value: 0.5), RangePoint(time: Self.start.addingTimeInterval(120), value: 0.25)])])
+            RangePoint(time: Self.start, value: 0.5),
+            RangePoint(time: Self.start.addingTimeInterval(120), value: 0.25)])])
         let error = #"{"status":"error","errorType":"bad_data","error":"parse error at char 3"}"#
         #expect(throws: RangeQueryFailure(reason: "prometheus error bad_data: parse error at char 3")) {
             try PrometheusRangeClient.interpret(status: 400, body: Data(error.utf8)).get()
@@ -70,7 +73,8 @@ import Testing
         let page = Templates.library.render(
             Views.rollout(report.rollouts[0], header: Views.header(report: report, now: Self.start, lastReconcile: nil),
                           entries: [], history: [], panels: [], now: Self.start), withTemplate: "rollout") ?? ""
-        #expect(page.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;img src=x onerror=alert(1)&gt;"))
+        #expect(page.contains(
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;img src=x onerror=alert(1)&gt;"))
         #expect(!page.contains("<script"))
         #expect(!page.contains("<img"))
         #expect(page.contains("role sre &lt;now&gt;"))
@@ -81,8 +85,10 @@ import Testing
         let metrics = ServeMetrics()
         metrics.update(from: Self.report(status: .blocked, phase: "staging"))
         let first = metrics.exposition()
-        #expect(first.contains(#"rolloutctl_rollout_info{rollout="exp-001-autosave",flag="portal_form_autosave",status="blocked",phase="staging"} 1.0"#))
-        #expect(first.contains(#"rolloutctl_rollout_coverage{rollout="exp-001-autosave",environment="staging",kind="actual"} 100.0"#))
+        #expect(first.contains(#"rolloutctl_rollout_info{rollout="exp-001-autosave",flag="portal_form_autosave","#
+            + #"status="blocked",phase="staging"} 1.0"#))
+        #expect(first.contains(
+            #"rolloutctl_rollout_coverage{rollout="exp-001-autosave",environment="staging",kind="actual"} 100.0"#))
         #expect(first.contains(#"rolloutctl_approvals_missing{rollout="exp-001-autosave",phase="canary-10"} 1.0"#))
         #expect(first.contains(#"rolloutctl_reconcile_runs_total{result="ok"} 0"#))
 

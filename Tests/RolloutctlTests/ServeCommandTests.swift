@@ -11,7 +11,9 @@ import Testing
 
     /// The project's own EXP-001 plan (with its notify watches and dashboard panels).
     static var projectPlan: String {
-        get throws { try String(contentsOfFile: Binary.packageRoot + "/rollouts/exp-001-autosave/plan.json", encoding: .utf8) }
+        get throws {
+            try String(contentsOfFile: Binary.packageRoot + "/rollouts/exp-001-autosave/plan.json", encoding: .utf8)
+        }
     }
 
     static let hostileDescription = #"<script>document.title='owned'</script> & \"quoted\" <b>bold</b>"#
@@ -29,16 +31,19 @@ import Testing
     }
 
     /// Every flag's 5xx share over the backfilled telemetry (0.005), so the second rollout's check passes.
-    static let errorRateQuery = #""query": "sum(rate(http_requests_total{code=\"500\"}[1h])) / sum(rate(http_requests_total[1h]))""#
+    static let errorRateQuery =
+        #""query": "sum(rate(http_requests_total{code=\"500\"}[1h])) / sum(rate(http_requests_total[1h]))""#
 
     /// An approval merged into main with `--no-ff`, authored by the approver (the policy's identity is `author`).
-    static func approve(_ w: CLIWorld, rollout: String, phase: String, role: String, by person: GitFixture.Person) throws {
+    static func approve(_ w: CLIWorld, rollout: String, phase: String, role: String,
+                        by person: GitFixture.Person) throws {
         let planBlob = try w.repo.git("rev-parse", "main:rollouts/\(rollout)/plan.json")
         let branch = "approve-\(rollout)-\(phase)-\(role)"
         try w.repo.git("switch", "-q", "-c", branch, "main")
         try w.repo.commitFiles([
             "rollouts/\(rollout)/approvals/\(phase)/\(role).json":
-                RolloutFixtures.approval(rollout: rollout, phase: phase, role: role, approver: person.email, plan: planBlob),
+                RolloutFixtures.approval(rollout: rollout, phase: phase, role: role, approver: person.email,
+                                         plan: planBlob),
         ], "Approve \(phase) as \(role)", author: person)
         try w.repo.git("switch", "-q", "main")
         try w.repo.git("merge", "-q", "--no-ff", "-m", "Merge \(branch)", branch, author: CLIWorld.robin)
@@ -109,7 +114,8 @@ import Testing
                           "Draft recovery usage rate", "Error rate by flag status"] {
                 #expect(page.contains(#"data-title="\#(title)""#), "\(title)")
             }
-            let counts = page.components(separatedBy: #"data-points=""#).dropFirst().compactMap { Int($0.prefix { $0.isNumber }) }
+            let counts = page.components(separatedBy: #"data-points=""#).dropFirst()
+                .compactMap { Int($0.prefix { $0.isNumber }) }
             #expect(counts.count == 4 && counts.allSatisfy { $0 > 10 }, "\(counts)")
             #expect(!page.contains("no chart:"))
             #expect(!page.contains("approve-commands"))  // canary-50 needs no approval: nothing to run
@@ -125,7 +131,8 @@ import Testing
 
             // Screenshots (the README's come from here: ROLLOUTCTL_SCREENSHOTS=docs/images).
             let directory = ProcessInfo.processInfo.environment["ROLLOUTCTL_SCREENSHOTS"] ?? profile.path
-            for (name, path, height) in [("serve-overview.png", "/", 900), ("serve-exp-001.png", "/rollouts/exp-001-autosave", 1900)] {
+            let shots = [("serve-overview.png", "/", 900), ("serve-exp-001.png", "/rollouts/exp-001-autosave", 1900)]
+            for (name, path, height) in shots {
                 let file = directory + "/" + name
                 try await Chromium.screenshot(serve.baseURL + path, to: file, width: 1280, height: height,
                                               profile: profile.path)
@@ -160,7 +167,9 @@ import Testing
                 let (status, body) = try await prometheus.query(promql, at: Date())
                 guard status == 200, let object = try JSONSerialization.jsonObject(with: body) as? [String: Any],
                       let data = object["data"] as? [String: Any], let result = data["result"] as? [[String: Any]],
-                      let sample = result.first?["value"] as? [Any], let text = sample.last as? String else { return nil }
+                      let sample = result.first?["value"] as? [Any], let text = sample.last as? String else {
+                    return nil
+                }
                 return Double(text)
             }
             var runs: Double?
@@ -176,9 +185,12 @@ import Testing
             #expect((runs ?? 0) >= 2, "rolloutctl_reconcile_runs_total never reached 2 in Prometheus")
             #expect(coverage == 100, "staging's actual coverage as Prometheus scraped it")
             #expect(try await value(#"rolloutctl_reconcile_duration_seconds_count{job="rolloutctl"}"#) ?? 0 >= 1)
-            #expect(try await value(#"rolloutctl_rollout_info{rollout="exp-001-autosave",status="blocked",phase="staging"}"#) == 1)
-            #expect(try await value(#"rolloutctl_approvals_missing{rollout="exp-001-autosave",phase="canary-10"}"#) == 3)
-            #expect(try await value("rolloutctl_last_reconcile_timestamp_seconds") ?? 0 > Date().timeIntervalSince1970 - 60)
+            #expect(try await value(
+                #"rolloutctl_rollout_info{rollout="exp-001-autosave",status="blocked",phase="staging"}"#) == 1)
+            #expect(try await value(
+                #"rolloutctl_approvals_missing{rollout="exp-001-autosave",phase="canary-10"}"#) == 3)
+            let lastRun = try await value("rolloutctl_last_reconcile_timestamp_seconds") ?? 0
+            #expect(lastRun > Date().timeIntervalSince1970 - 60)
 
             let exposition = try await serve.request("/metrics")
             #expect(exposition.status == 200)
@@ -210,7 +222,8 @@ import Testing
                 ("GET", "/", 200), ("GET", "/rollouts/exp-001-autosave", 200), ("GET", "/api/v1/plan", 200),
                 ("GET", "/api/v1/rollouts/exp-001-autosave/history", 200), ("GET", "/metrics", 200),
                 ("GET", "/healthz", 200), ("GET", "/nope", 404), ("GET", "/rollouts/no-such-rollout", 404),
-                ("GET", "/api/v1/flags", 404), ("GET", "/api/v1/rollouts/no-such-rollout/history", 404), ("GET", "/../state.sqlite", 404),
+                ("GET", "/api/v1/flags", 404), ("GET", "/api/v1/rollouts/no-such-rollout/history", 404),
+                ("GET", "/../state.sqlite", 404),
                 ("POST", "/", 405), ("PATCH", "/api/v1/plan", 405), ("DELETE", "/rollouts/exp-001-autosave", 405),
             ]
             var failures: [String] = []

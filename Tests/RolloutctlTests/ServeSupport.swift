@@ -73,7 +73,9 @@ enum Chromium {
     static func dumpDOM(_ url: String, profile: String) async throws -> String {
         let result = try await RunningProcess(path!, arguments(profile: profile) + ["--dump-dom", url],
                                               environment: ["HOME": profile]).wait()
-        guard result.status == 0 else { throw FixtureError("chromium --dump-dom exited \(result.status): \(result.stderr)") }
+        guard result.status == 0 else {
+            throw FixtureError("chromium --dump-dom exited \(result.status): \(result.stderr)")
+        }
         return result.stdout
     }
 
@@ -81,7 +83,9 @@ enum Chromium {
     static func screenshot(_ url: String, to file: String, width: Int, height: Int, profile: String) async throws {
         let result = try await RunningProcess(path!, arguments(profile: profile)
             + ["--screenshot=\(file)", "--window-size=\(width),\(height)", url], environment: ["HOME": profile]).wait()
-        guard result.status == 0 else { throw FixtureError("chromium --screenshot exited \(result.status): \(result.stderr)") }
+        guard result.status == 0 else {
+            throw FixtureError("chromium --screenshot exited \(result.status): \(result.stderr)")
+        }
     }
 }
 

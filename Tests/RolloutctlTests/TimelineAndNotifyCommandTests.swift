@@ -27,8 +27,8 @@ import Testing
             #expect(human.stdout.contains("canary-50  earliest 2027-01-02 05:00 UTC (bake)"), "\(human.stdout)")
 
             // Paused: nothing time alone ends, so every start is null.
-            try w.repo.commitFiles(["rollouts/exp-001-autosave/plan.json": CLIWorld.plan(extra: #" "state": "paused","#)],
-                                   "Pause", author: CLIWorld.robin)
+            let pausedPlan = CLIWorld.plan(extra: #" "state": "paused","#)
+            try w.repo.commitFiles(["rollouts/exp-001-autosave/plan.json": pausedPlan], "Pause", author: CLIWorld.robin)
             let paused = try await w.plan(["--json"], now: "2027-01-01T06:00:00Z")
             let pausedRollout = try #require((try parseJSON(paused.stdout)["rollouts"] as? [[String: Any]])?.first)
             let pausedTimeline = try #require(pausedRollout["timeline"] as? [[String: Any]])
