@@ -15,6 +15,11 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // libgit2 from the system (Debian: libgit2-dev).
@@ -57,10 +62,25 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // `rolloutctl serve`: the status page, the JSON API and /metrics over the plan-mode run report.
+        .target(
+            name: "RolloutServe",
+            dependencies: [
+                "RolloutCore", "RolloutAdapters", "RolloutKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "rolloutctl",
             dependencies: [
-                "RolloutKit", "RolloutAdapters", "RolloutCore",
+                "RolloutKit", "RolloutAdapters", "RolloutCore", "RolloutServe",
                 // Only for the hidden `debug serve-flags` (benchmarks): the in-memory flag API.
                 "RolloutTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -83,5 +103,7 @@ let package = Package(
         .testTarget(name: "RolloutGitTests", dependencies: ["RolloutGit", "RolloutKit", "RolloutTestSupport"]),
         .testTarget(name: "RolloutKitTests", dependencies: ["RolloutKit", "RolloutTestSupport"]),
         .testTarget(name: "RolloutctlTests", dependencies: ["RolloutCore", "RolloutKit", "RolloutTestSupport"]),
+        .testTarget(name: "RolloutServeTests",
+                    dependencies: ["RolloutServe", "RolloutCore", "RolloutKit", "RolloutAdapters"]),
     ]
 )

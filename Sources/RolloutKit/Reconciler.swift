@@ -178,17 +178,14 @@ public struct Reconciler: Sendable {
         }
     }
 
-    /// A state belongs to one repository: the root commit of its protected branch's first-parent line.
+    /// A state belongs to one repository and one policy root of trust (SPEC §4.3, §5.10).
     private func checkInstallation(_ state: StateStore, repository: GitRepository, revision: String,
                                    policy: PolicyState) throws {
         guard let installation = try state.installation() else {
             if settings.mode.applies { throw StateStoreError.notInitialised(path: state.path) }
             return
         }
-        let root = try repository.firstParentRoot(of: repository.resolveCommit(revision)).description
-        if installation.repositoryRoot != root {
-            throw StateStoreError.anotherRepository(path: state.path, recorded: installation.repositoryRoot, actual: root)
-        }
+        // The repository itself was checked before the history was read (run()).
         if let recorded = installation.policyRootDigest, let found = policy.root, recorded != found.digest {
             throw RunRefusal("the policy root changed: \(state.path) records policy \(recorded.prefix(12)) at "
                 + "\(installation.policyRootCommit?.prefix(12) ?? "?"), but that commit now holds \(found.digest.prefix(12))")
@@ -285,6 +282,11 @@ public struct Reconciler: Sendable {
             let environments = Set(plan.phases.map(\.environment))
             report.warnings = flag.warnings.filter { environments.contains($0.environment) }
                 .map { "\(plan.flag)[\($0.environment)]: \($0.message)" }
+            // [issue 11] serve's view and the projected timeline; reads only what this run already decided.
+            report.plan = plan
+            report.actual = flag.environments
+            report.timeline = ServeHooks.timeline(plan: plan, missingRoles: missingRoles, current: current,
+                                                  enteredAt: enteredAt, decision: decision, now: settings.now)
             guard settings.mode.applies, let state else { return RolloutOutcome(report: report) }
 
             // 1. The state to commit before any flag call (a rollback, an override).
@@ -373,6 +375,11 @@ public struct Reconciler: Sendable {
                 return RolloutOutcome(report: report, staged: StagedWrites(
                     context: context, rollout: rollout.name, flag: plan.flag, results: staged, commit: decision.commitAfter, outbox: outbox))
             }
+            // [issue 11] notify checks: one notification per breach episode (NotifyWatch), never a gate.
+            await ServeHooks.watchNotifyChecks(rollout: rollout.name, plan: plan, checks: rollout.checks,
+                                               health: decision.health,
+                                               phase: decision.currentPhase, revision: revision, state: state,
+                                               now: settings.now, ports: ports)
             if let after = decision.commitAfter {
                 do {
                     try commit(after, state: state, context: context, plan: plan, checks: decision.health)

@@ -43,6 +43,12 @@ public struct RolloutReport: Sendable {
     public var warnings: [String] = []
     /// For `reconcile`: whether the changes were applied.
     public var applied = false
+    /// Each phase not yet entered, projected (SPEC §6); empty when none is left or the plan is invalid.
+    public var timeline: [TimelineEntry] = []
+    /// The plan decided on (nil when invalid), for `serve`'s pages (phases, panels, description).
+    public var plan: Plan?
+    /// The flag's environments as the flag store reported them in this run.
+    public var actual: [String: FlagEnvironmentState] = [:]
 }
 
 /// The result of a run.

@@ -71,6 +71,7 @@ extension RolloutReport {
             ("approvals", .array(approvals.map(\.json))),
             ("changes", .array(changes.map(\.json))),
             ("health", .array(health.map(\.json))),
+            ("timeline", .array(timeline.map(\.json))),
             ("errors", .array(errors.map(\.json))),
             ("warnings", warnings.isEmpty ? nil : .array(warnings.map { .string($0) })),
         ])
@@ -113,6 +114,9 @@ extension RolloutReport {
             case .noData: verdict = style.yellow("no data (\(result.check.onNoData.rawValue))")
             }
             lines.append(style.dim("  check \(result.summary): ") + verdict)
+        }
+        for entry in timeline {
+            lines.append(style.dim("  " + entry.human))
         }
         for approval in approvals {
             let who = "\(approval.phase) \(approval.role ?? "?") by \(approval.approver ?? "?")"
@@ -224,5 +228,31 @@ extension RolloutError {
             ("column", column.map { .int($0) }),
             ("message", .string(message)),
         ])
+    }
+}
+
+extension TimelineEntry {
+    var json: JSONOutput {
+        .object([
+            ("phase", .string(phase)),
+            ("earliestStart", earliestStart.map { .string(RFC3339.format($0)) } ?? .null),
+            ("waitingFor", .array(waitingFor.map { .string($0) })),
+        ])
+    }
+
+    /// `canary-50  earliest 2026-02-03 10:00 UTC (bake)`, or `… not before it is unblocked (status:paused)`.
+    public var human: String {
+        let reasons = waitingFor.isEmpty ? "" : " (\(waitingFor.joined(separator: ", ")))"
+        guard let earliestStart else { return "\(phase)  blocked\(reasons)" }
+        return "\(phase)  earliest \(Self.minuteFormat(earliestStart))\(reasons)"
+    }
+
+    /// `2026-02-03 10:00 UTC`: minutes are what people plan with.
+    public static func minuteFormat(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd HH:mm"
+        return formatter.string(from: date) + " UTC"
     }
 }

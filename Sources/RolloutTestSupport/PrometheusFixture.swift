@@ -17,6 +17,8 @@ import Darwin
 //   http_request_duration_seconds_bucket{flag,environment,variant,le,job,instance}  histogram
 //   exp001_form_submitted_total{flag,environment,variant,job,instance}              counter
 //   exp001_form_abandoned_total{flag,environment,variant,job,instance}              counter
+//   exp001_draft_recovered_total{flag,environment,variant,job,instance}             counter
+//     (forms finished from a recovered draft; the control has no autosave, so none)
 // variant is "treatment" (flag on for that request) or "control" (flag off).
 
 /// One stretch of synthetic telemetry: constant behaviour from `start` for `duration`,
@@ -55,6 +57,8 @@ public struct TelemetrySegment: Sendable, Equatable {
     /// submitted / (submitted + abandoned) for the treatment.
     public var submissionSuccess: Double
     public var controlSubmissionSuccess: Double
+    /// Fraction of the treatment's forms finished from a recovered draft (the control has none).
+    public var draftRecoveryRate: Double = 0.06
 
     public init(
         start: Date,
@@ -313,7 +317,9 @@ public final class PrometheusFixture: @unchecked Sendable {
 
                         let ok = base + ",code=\"200\"", failed = base + ",code=\"500\""
                         let kOK = "req|" + ok, kFail = "req|" + failed
-                        let kSub = "sub|" + base, kAb = "ab|" + base, kHist = "hist|" + base
+                        let kSub = "sub|" + base, kAb = "ab|" + base, kHist = "hist|" + base, kDraft = "draft|" + base
+                        let drafts = treatment ? forms * s.draftRecoveryRate : 0
+                        let d0 = counters[kDraft] ?? 0
                         let c0 = (counters[kOK] ?? 0, counters[kFail] ?? 0, counters[kSub] ?? 0,
                                   counters[kAb] ?? 0, counters[kHist] ?? 0)
                         for i in 0..<n {
@@ -327,6 +333,8 @@ public final class PrometheusFixture: @unchecked Sendable {
                                   [("_total", "", c0.2 + k * submitted)])
                             point("exp001_form_abandoned", type: "counter", labels: base, t: t,
                                   [("_total", "", c0.3 + k * (forms - submitted))])
+                            point("exp001_draft_recovered", type: "counter", labels: base, t: t,
+                                  [("_total", "", d0 + k * drafts)])
                             let count = c0.4 + k * requests
                             var lines: [(suffix: String, extra: String, value: Double)] = []
                             // Buckets are cumulative over all time: earlier segments' counts
@@ -346,6 +354,7 @@ public final class PrometheusFixture: @unchecked Sendable {
                         counters[kSub] = c0.2 + m * submitted
                         counters[kAb] = c0.3 + m * (forms - submitted)
                         counters[kHist] = c0.4 + m * requests
+                        counters[kDraft] = d0 + m * drafts
                         for (j, b) in PrometheusFixture.latencyBuckets.enumerated() {
                             let key = "bucket|\(b)|" + base
                             counters[key] = (counters[key] ?? 0) + m * requests * fractions[j]
@@ -416,14 +425,17 @@ public final class PrometheusFixture: @unchecked Sendable {
     }
 
     /// Writes the segments as OpenMetrics, backfills them and starts Prometheus on them.
-    public static func start(segments: [TelemetrySegment], readyTimeout: TimeInterval = 60) async throws -> PrometheusFixture {
+    public static func start(segments: [TelemetrySegment], readyTimeout: TimeInterval = 60,
+                             scrapeTargets: [String] = []) async throws -> PrometheusFixture {
         let text = try await runOffCooperativePool { openMetrics(segments) }
-        return try await start(openMetrics: text, readyTimeout: readyTimeout)
+        return try await start(openMetrics: text, readyTimeout: readyTimeout, scrapeTargets: scrapeTargets)
     }
 
     /// Backfills the given OpenMetrics text (must end with `# EOF`; timestamps in seconds)
     /// and starts Prometheus on it; returns once `/-/ready` answers 200.
-    public static func start(openMetrics text: String, readyTimeout: TimeInterval = 60) async throws -> PrometheusFixture {
+    /// `scrapeTargets` (`127.0.0.1:PORT`) are scraped every second under job `rolloutctl`.
+    public static func start(openMetrics text: String, readyTimeout: TimeInterval = 60,
+                             scrapeTargets: [String] = []) async throws -> PrometheusFixture {
         guard let prometheus = prometheusPath, let promtool = promtoolPath else {
             throw PrometheusFixtureError.unavailable(unavailableReason ?? "not found")
         }
@@ -440,9 +452,16 @@ public final class PrometheusFixture: @unchecked Sendable {
         try await runOffCooperativePool { try backfill(promtool: promtool, input: input, output: data) }
 
         let config = directory.appendingPathComponent("prometheus.yml")
-        // No scrape targets: the data is only what was backfilled.
-        try "global:\n  scrape_interval: 1h\n  evaluation_interval: 1h\nscrape_configs: []\n"
-            .write(to: config, atomically: true, encoding: .utf8)
+        // No scrape targets unless asked: the data is only what was backfilled.
+        var configText = "global:\n  scrape_interval: 1h\n  evaluation_interval: 1h\n"
+        if scrapeTargets.isEmpty {
+            configText += "scrape_configs: []\n"
+        } else {
+            configText += "scrape_configs:\n  - job_name: rolloutctl\n    scrape_interval: 1s\n    scrape_timeout: 1s\n"
+                + "    static_configs:\n      - targets: ["
+                + scrapeTargets.map { "'\($0)'" }.joined(separator: ", ") + "]\n"
+        }
+        try configText.write(to: config, atomically: true, encoding: .utf8)
 
         var lastError: Error = PrometheusFixtureError.launchFailed("no attempt made")
         for _ in 0..<3 {

@@ -7,7 +7,8 @@ struct Rolloutctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rolloutctl",
         abstract: "Feature-flag rollouts driven from git: plans and approvals in a repository, applied phase by phase.",
-        subcommands: [Init.self, Plan.self, Reconcile.self, Status.self, History.self, Validate.self, Approve.self, Debug.self]
+        subcommands: [Init.self, Plan.self, Reconcile.self, Status.self, History.self, Validate.self, Approve.self,
+                      Serve.self, Debug.self]
     )
 
     /// As ArgumentParser's, except that a usage error exits 1 (SPEC §6 has 0, 1 and 2), not 64.

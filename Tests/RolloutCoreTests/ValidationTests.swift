@@ -204,7 +204,7 @@ func planErrors(_ plan: String, extra: [String: String] = [:]) -> [String] {
         """
         #expect(planErrors(plan) == [
             "\(planPath):10:27: health check \"e\" needs \"min\" or \"max\"",
-            "\(planPath):10:68: \"onBreach\" must be one of \"hold\", \"rollback\", found \"explode\"",
+            "\(planPath):10:68: \"onBreach\" must be one of \"hold\", \"rollback\", \"notify\", found \"explode\"",
             "\(planPath):5:12: \"state\" must be one of \"active\", \"paused\", \"aborted\", found \"running\"",
             "\(planPath):7:15: phase name \"Staging\" does not match ^[a-z0-9][a-z0-9-]{0,62}$",
             "\(planPath):7:64: coverage -1 is outside 0…100",

@@ -253,7 +253,39 @@ public final class StateStore: Sendable {
                 CREATE INDEX run_time ON run(time);
                 """)
         }
+        // [issue 11] The `notify` checks breaching at the last run (NotifyWatch's episodes).
+        migrator.registerMigration("v3-notify-watch") { db in
+            try db.create(table: "notifyBreach") { t in
+                t.column("rollout", .text).notNull()
+                t.column("check", .text).notNull()
+                t.primaryKey(["rollout", "check"])
+            }
+        }
         return migrator
+    }
+
+    // MARK: Notify checks
+
+    /// The `notify` checks of a rollout breaching at its last applied run.
+    public func breachingNotifyChecks(rollout: String) throws -> Set<String> {
+        try queue.read { db in
+            Set(try String.fetchAll(db, sql: "SELECT \"check\" FROM notifyBreach WHERE rollout = ?",
+                                    arguments: [rollout]))
+        }
+    }
+
+    /// Replaces the breaching set of a rollout and appends the audit entries of the new episodes, in one transaction.
+    public func saveBreachingNotifyChecks(rollout: String, checks: Set<String>, audit entries: [AuditEntry],
+                                          outbox: [OutboxMessage] = []) throws {
+        try queue.write { db in
+            try Self.queue(outbox, db)
+            try db.execute(sql: "DELETE FROM notifyBreach WHERE rollout = ?", arguments: [rollout])
+            for check in checks.sorted() {
+                try db.execute(sql: "INSERT INTO notifyBreach (rollout, \"check\") VALUES (?, ?)",
+                               arguments: [rollout, check])
+            }
+            for entry in entries { _ = try Self.insert(entry, db) }
+        }
     }
 
     // MARK: Rollouts
@@ -279,16 +311,21 @@ public final class StateStore: Sendable {
             updatedAt: Date(timeIntervalSince1970: row["updatedAt"]))
     }
 
+    /// Queues notifications in the caller's transaction (delivered after the run by the outbox).
+    private static func queue(_ outbox: [OutboxMessage], _ db: Database) throws {
+        for message in outbox {
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO outbox (eventKey, target, rollout, body, createdAt) VALUES (?, ?, ?, ?, ?)
+                """, arguments: [message.key, message.target, message.rollout, message.body,
+                                 message.createdAt.timeIntervalSince1970])
+        }
+    }
+
     /// Writes a rollout's record, and the audit entries that explain it, in one transaction.
     public func save(rollout name: String, flag: String?, record: RolloutRecord, now: Date,
                      enteredPhase: Bool, audit entries: [AuditEntry] = [], outbox: [OutboxMessage] = []) throws {
         try queue.write { db in
-            for message in outbox {
-                try db.execute(sql: """
-                    INSERT OR IGNORE INTO outbox (eventKey, target, rollout, body, createdAt) VALUES (?, ?, ?, ?, ?)
-                    """, arguments: [message.key, message.target, message.rollout, message.body,
-                                     message.createdAt.timeIntervalSince1970])
-            }
+            try Self.queue(outbox, db)
             try db.execute(sql: """
                 INSERT INTO rollout (name, flag, phase, enteredAt, status, planBlob, updatedAt)
                 VALUES (?, ?, ?, ?, ?, ?, ?)

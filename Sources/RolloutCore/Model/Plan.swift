@@ -55,6 +55,8 @@ public struct Plan: Equatable, Sendable {
     public var phases: [Phase]
     public var health: Health
     public var rollback: Rollback
+    /// `dashboard.panels` (SPEC §3): time series `rolloutctl serve` draws on the rollout's page.
+    public var panels: [DashboardPanel] = []
 
     public func phaseIndex(named name: String) -> Int? {
         phases.firstIndex { $0.name == name }
@@ -78,10 +80,25 @@ public struct Plan: Equatable, Sendable {
     }
 }
 
+/// One `dashboard.panels[]` entry (SPEC §3): a PromQL time series drawn by `rolloutctl serve`.
+/// The query takes the substitutions of SPEC §8 (`{{flag}}`, `{{environment}}`, `{{phase}}`, `{{window}}`).
+public struct DashboardPanel: Equatable, Sendable {
+    public var title: String
+    public var query: String
+    public var unit: String?
+
+    public init(title: String, query: String, unit: String? = nil) {
+        self.title = title
+        self.query = query
+        self.unit = unit
+    }
+}
+
 /// One health check (SPEC §3).
 public struct HealthCheck: Equatable, Sendable {
     public enum Action: String, Equatable, Sendable {
-        case hold, rollback
+        /// `notify` never gates: a breach sends one notification per breach episode (SPEC §3).
+        case hold, rollback, notify
     }
 
     public enum NoDataAction: String, Equatable, Sendable {
@@ -147,7 +164,8 @@ extension String {
 }
 
 extension Plan {
-    static let fields = ["apiVersion", "name", "flag", "description", "state", "phases", "health", "rollback"]
+    static let fields = ["apiVersion", "name", "flag", "description", "state", "phases", "health", "rollback",
+                         "dashboard"]
     static let phaseFields = ["name", "environment", "coverage", "bake", "approvals"]
 
     /// Decodes and checks everything that needs no other file. Returns nil when the plan has no
@@ -205,6 +223,12 @@ extension Plan {
             rollback.notify = reader.strings("notify", required: false)?.map(\.0) ?? []
         }
 
+        var panels: [DashboardPanel] = []
+        if let field = root["dashboard"],
+           let reader = ObjectReader(field, sink: sink, name: "\"dashboard\"", allowed: ["panels"]) {
+            panels = (reader.array("panels", required: false) ?? []).compactMap { decodePanel($0, sink: sink) }
+        }
+
         // A plan with errors is still returned (when it has a name and a flag) so that the checks
         // against other files report their errors too; the loader never uses it to reconcile.
         guard let (nameText, namePosition) = name, let (flagText, _) = flag else {
@@ -212,7 +236,23 @@ extension Plan {
         }
         return Plan(apiVersion: root.string("apiVersion")?.0 ?? Names.apiVersion, name: nameText,
                     namePosition: namePosition, flag: flagText, description: description, state: state,
-                    phases: phases, health: health, rollback: rollback)
+                    phases: phases, health: health, rollback: rollback, panels: panels)
+    }
+
+    private static func decodePanel(_ value: JSONValue, sink: DiagnosticSink) -> DashboardPanel? {
+        guard let reader = ObjectReader(value, sink: sink, name: "a dashboard panel",
+                                        allowed: ["title", "query", "unit"]) else { return nil }
+        let title = reader.string("title")
+        if let (text, position) = title, text.isEmpty {
+            sink.report("a dashboard panel needs a non-empty title", at: position)
+        }
+        let query = reader.string("query")
+        if let (text, position) = query, text.isEmpty {
+            sink.report("a dashboard panel needs a non-empty query", at: position)
+        }
+        let unit = reader.string("unit", required: false)?.0
+        guard let (titleText, _) = title, let (queryText, _) = query else { return nil }
+        return DashboardPanel(title: titleText, query: queryText, unit: unit)
     }
 
     private static func decodePhase(_ value: JSONValue, sink: DiagnosticSink) -> Phase? {
@@ -279,12 +319,20 @@ extension Plan {
             if let (lo, position) = min, let (hi, _) = max, lo > hi {
                 sink.report("min \(formatNumber(lo)) is greater than max \(formatNumber(hi))", at: position)
             }
-            let onBreach = reader.choice("onBreach", ["hold", "rollback"], required: true)
+            let onBreach = reader.choice("onBreach", ["hold", "rollback", "notify"], required: true)
             let onNoData = reader.choice("onNoData", ["hold", "rollback", "ignore"])
+            // A notify check never gates (SPEC §3): a no-data action that would gate contradicts it, so it is
+            // refused rather than silently read one way or the other.
+            if let (breach, _) = onBreach, breach == "notify", let (noData, position) = onNoData, noData != "ignore" {
+                sink.report("a \"notify\" check never gates: \"onNoData\" must be \"ignore\" (its default) "
+                    + "or be left out; use \"onBreach\": \"hold\" for a check that gates", at: position)
+            }
             guard let (nameText, _) = name, let (queryText, _) = query, let (breach, _) = onBreach else { continue }
-            checks.append(HealthCheck(name: nameText, query: queryText, min: min?.0, max: max?.0,
-                                      onBreach: HealthCheck.Action(rawValue: breach) ?? .hold,
-                                      onNoData: onNoData.flatMap { HealthCheck.NoDataAction(rawValue: $0.0) } ?? .hold))
+            let action = HealthCheck.Action(rawValue: breach) ?? .hold
+            let defaultNoData: HealthCheck.NoDataAction = action == .notify ? .ignore : .hold
+            checks.append(HealthCheck(name: nameText, query: queryText, min: min?.0, max: max?.0, onBreach: action,
+                                      onNoData: onNoData.flatMap { HealthCheck.NoDataAction(rawValue: $0.0) }
+                                          ?? defaultNoData))
         }
         return checks
     }

@@ -113,6 +113,8 @@ public enum PhaseMachine {
             let action: HealthCheck.NoDataAction
             switch result.verdict {
             case .pass: continue
+            // A notify check never gates (SPEC §3): its breach counts as a pass here; NotifyWatch announces it.
+            case .breach where result.check.onBreach == .notify: continue
             case .breach: action = result.check.onBreach == .rollback ? .rollback : .hold
             case .noData: action = result.check.onNoData
             }
