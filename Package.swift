@@ -82,5 +82,8 @@ let package = Package(
         .testTarget(name: "RolloutGitTests", dependencies: ["RolloutGit", "RolloutKit", "RolloutTestSupport"]),
         .testTarget(name: "RolloutKitTests", dependencies: ["RolloutKit", "RolloutTestSupport"]),
         .testTarget(name: "RolloutctlTests", dependencies: ["RolloutCore", "RolloutKit", "RolloutTestSupport"]),
+        // The fuzz targets (Fuzz/Targets, run by scripts/fuzz), replaying Fuzz/corpus and Fuzz/regressions.
+        .testTarget(name: "RolloutFuzzTests", dependencies: ["RolloutCore", "RolloutGit", "RolloutKit"],
+                    path: "Fuzz", exclude: ["corpus", "regressions"], sources: ["Targets", "Replay"]),
     ]
 )

@@ -489,7 +489,8 @@ public final class HistoryWalker {
         statistics.commitsDescribed += 1
         let identity = CommitIdentity(
             id: facts.id, authorEmail: facts.authorEmail, committerEmail: facts.committerEmail,
-            committerTime: Date(timeIntervalSince1970: TimeInterval(facts.committerTime)),
+            committerTime: Date(
+                timeIntervalSince1970: TimeInterval(HistoryCache.clampedTime(Double(facts.committerTime)))),
             signature: facts.signature, signedData: facts.signedData.map { [UInt8]($0) })
         state.facts[id] = identity
         return identity

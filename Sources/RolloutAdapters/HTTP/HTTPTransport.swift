@@ -140,7 +140,8 @@ enum HTTPTransport {
         guard let value = answer.header("Retry-After")?.trimmingCharacters(in: .whitespaces),
               let seconds = Double(value), seconds.isFinite, seconds >= 0
         else { return nil }
-        return .milliseconds(Int64(seconds * 1000))
+        // A server's number: capped at a day before the conversion (1e300 would trap in Int64()).
+        return .milliseconds(Int64(min(seconds, 86_400) * 1000))
     }
 
     /// `base` without trailing slashes, followed by `path` (which starts with "/").
