@@ -1,3 +1,4 @@
+// fuzz-module RolloutKit: Sources/RolloutKit/RFC3339.swift
 import Foundation
 @testable import RolloutKit
 

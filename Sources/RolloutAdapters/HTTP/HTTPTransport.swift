@@ -158,12 +158,7 @@ enum HTTPTransport {
     }
 
     /// A short, single-line excerpt of an answer body for error messages.
-    static func excerpt(_ text: String, limit: Int = 200) -> String {
-        let oneLine = text.replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " ")
-        let trimmed = oneLine.trimmingCharacters(in: .whitespaces)
-        if trimmed.count <= limit { return trimmed }
-        return String(trimmed.prefix(limit)) + "…"
-    }
+    static func excerpt(_ text: String, limit: Int = 200) -> String { TextExcerpt.excerpt(text, limit: limit) }
 }
 
 /// A JSON number as a person writes it (`50`, `12.5`): the core's JSON writer decides.
