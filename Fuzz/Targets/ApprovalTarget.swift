@@ -1,3 +1,4 @@
+// fuzz-dictionary: json
 @testable import RolloutCore
 
 /// `rollouts/fuzz/approvals/canary/fuzz.json` (approval file), read as `validate` reads it: every diagnostic points inside the file.

@@ -1,3 +1,4 @@
+// fuzz-dictionary: json
 @testable import RolloutCore
 
 /// `policies/approvers.json` (approvers policy), read as `validate` reads it: every diagnostic points inside the file.

@@ -1,3 +1,4 @@
+// fuzz-dictionary: json
 @testable import RolloutCore
 
 /// The positional JSON parser: errors point inside the input; a parsed document renders back to

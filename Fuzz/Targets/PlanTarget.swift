@@ -1,3 +1,4 @@
+// fuzz-dictionary: json
 @testable import RolloutCore
 
 /// `rollouts/<name>/plan.json`: diagnostics point inside the file; a plan decoded without a

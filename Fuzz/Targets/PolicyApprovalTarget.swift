@@ -1,3 +1,4 @@
+// fuzz-dictionary: json
 @testable import RolloutCore
 
 /// `policies/approvals/fuzz.json` (policy approval file), read as `validate` reads it: every diagnostic points inside the file.

@@ -1,3 +1,4 @@
+// fuzz-dictionary: json
 // fuzz-module RolloutAdapters: Sources/RolloutAdapters/Metrics/PrometheusAnswer.swift
 @testable import RolloutAdapters
 @testable import RolloutCore

@@ -572,6 +572,10 @@ enum TreeDiff {
             return (files, indexed)
         }
         let oldBytes = old.raw.bytes, newBytes = newRaw.bytes
+        // Offsets are Int32 (IndexedTree): a tree of 2 GiB or more is an error, not a trap below.
+        guard newBytes.count <= Int(Int32.max) else {
+            throw GitError(.other, "tree object larger than \(Int32.max) bytes")
+        }
         let oldStarts = old.starts
         let oldCount = oldStarts.count - 1
         let newEnd = newBytes.count, oldEnd = oldBytes.count

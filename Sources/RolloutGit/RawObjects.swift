@@ -129,7 +129,10 @@ final class RawTree {
 
     /// The entry starting at `start`.
     static func entry(in bytes: UnsafeRawBufferPointer, at start: Int) throws(GitError) -> Entry {
-        let base = bytes.baseAddress!
+        // Callers pass offsets inside the bytes; checked anyway, as memchr would read out of bounds.
+        guard let base = bytes.baseAddress, start >= 0, start < bytes.count else {
+            throw GitError(.other, "malformed tree object")
+        }
         let remaining = bytes.count - start
         guard let spacePointer = memchr(base + start, 0x20, min(remaining, 8)) else { throw GitError(.other, "malformed tree object") }
         let space = base.distance(to: UnsafeRawPointer(spacePointer))
