@@ -6,12 +6,16 @@ enum CommitHeaderTarget: FuzzTarget {
     static let name = "commit-header"
 
     static func run(_ bytes: [UInt8]) throws(FuzzViolation) {
-        let zero = ObjectID(git_oid())
-        try bytes.withUnsafeBytes { (buffer) throws(FuzzViolation) in
-            guard let header = try? CommitHeader(bytes: buffer, id: zero) else { return }
-            let text = String(decoding: bytes.prefix(45), as: UTF8.self).lowercased()
-            try Fuzz.require(text == "tree \(header.tree)", "tree \(header.tree) is not what \(text) says")
-            try Fuzz.require(bytes.count >= 46 + 48 * header.parents.count, "more parents than lines")
+        guard let zero = ObjectID(hex: String(repeating: "0", count: 40)) else { throw FuzzViolation("no zero id") }
+        let header = bytes.withUnsafeBytes { try? CommitHeader(bytes: $0, id: zero) }
+        guard let header else { return }
+        let text = String(decoding: bytes.prefix(45), as: UTF8.self).lowercased()
+        try Fuzz.require(text == "tree \(header.tree)", "tree \(header.tree) is not what \(text) says")
+        try Fuzz.require(bytes.count >= 46 + 48 * header.parents.count, "more parents than lines")
+        for (index, parent) in header.parents.enumerated() {
+            let start = 46 + 48 * index + 7
+            let spelled = String(decoding: bytes[start..<(start + 40)], as: UTF8.self).lowercased()
+            try Fuzz.require(spelled == parent.description, "parent \(parent) is not what \(spelled) says")
         }
     }
 }

@@ -54,7 +54,7 @@ enum Fuzz {
     }
 
     static func requireInside(_ diagnostics: [Diagnostic], _ bytes: [UInt8]) throws(FuzzViolation) {
-        try requireInside(diagnostics.map { ($0.line, $0.column, $0.description) }, bytes)
+        try requireInside(diagnostics.map { (line: $0.line, column: $0.column, what: $0.description) }, bytes)
     }
 
     /// Decodes one repository file the way `validate` and `reconcile` do (size, UTF-8, JSON,

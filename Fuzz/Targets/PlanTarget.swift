@@ -22,17 +22,19 @@ enum PlanTarget: FuzzTarget {
 
     static func encode(_ plan: Plan) -> JSONOutput {
         let phases: [JSONOutput] = plan.phases.map { phase in
-            .members([
+            let bake: JSONOutput? = phase.bake.map { JSONOutput.string("\($0.seconds)s") }
+            return JSONOutput.members([
                 ("name", .string(phase.name)), ("environment", .string(phase.environment)),
                 ("coverage", .number(phase.coverage)),
-                ("bake", phase.bake.map { .string("\($0.seconds)s") }),
+                ("bake", bake),
                 ("approvals", .array(phase.approvals.map { .string($0) })),
             ])
         }
         let checks: [JSONOutput] = plan.health.checks.map { check in
-            .members([
-                ("name", .string(check.name)), ("query", .string(check.query)),
-                ("min", check.min.map { .number($0) }), ("max", check.max.map { .number($0) }),
+            let min: JSONOutput? = check.min.map { JSONOutput.number($0) }
+            let max: JSONOutput? = check.max.map { JSONOutput.number($0) }
+            return JSONOutput.members([
+                ("name", .string(check.name)), ("query", .string(check.query)), ("min", min), ("max", max),
                 ("onBreach", .string(check.onBreach.rawValue)), ("onNoData", .string(check.onNoData.rawValue)),
             ])
         }

@@ -6,15 +6,17 @@ enum TreeEntriesTarget: FuzzTarget {
     static let name = "tree-entries"
 
     static func run(_ bytes: [UInt8]) throws(FuzzViolation) {
-        try bytes.withUnsafeBytes { (buffer) throws(FuzzViolation) in
-            guard let starts = try? IndexedTree.starts(of: buffer) else { return }
-            try Fuzz.require(starts.first == 0 && Int(starts.last ?? -1) == buffer.count, "entries do not tile the tree")
+        let violation: String? = bytes.withUnsafeBytes { buffer in
+            guard let starts = try? IndexedTree.starts(of: buffer) else { return nil }
+            guard starts.first == 0, Int(starts.last ?? -1) == buffer.count else { return "entries do not tile the tree" }
             var previous: RawTree.Entry?
             for index in 0..<(starts.count - 1) {
                 guard let entry = try? RawTree.entry(in: buffer, at: Int(starts[index])) else {
-                    throw FuzzViolation("entry \(index) does not re-read")
+                    return "entry \(index) does not re-read"
                 }
-                try Fuzz.require(Int(starts[index]) + entry.bytes.count == Int(starts[index + 1]), "entry \(index) size")
+                guard Int(starts[index]) + entry.bytes.count == Int(starts[index + 1]), entry.bytes.count >= 22 else {
+                    return "entry \(index) has the wrong size"
+                }
                 _ = entry.name
                 _ = entry.id
                 _ = entry.hasName("plan.json")
@@ -25,6 +27,10 @@ enum TreeEntriesTarget: FuzzTarget {
                 }
                 previous = entry
             }
+            // Offsets past the end are errors, not reads out of bounds.
+            if (try? RawTree.entry(in: buffer, at: buffer.count)) != nil { return "an entry past the end" }
+            return nil
         }
+        if let violation { throw FuzzViolation(violation) }
     }
 }

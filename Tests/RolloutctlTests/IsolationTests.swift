@@ -49,9 +49,9 @@ import Testing
             for name in Self.poisoned.keys {
                 #expect(w.environments("flag-\(name)").isEmpty, "\(name) must change nothing")
             }
-            #expect(result.all.contains("rollouts/r3/plan.json:6:71: coverage 1e+20 is outside 0…100"), "\(result.all)")
-            #expect(result.all.contains("rollouts/r7/plan.json:6:84: bake \"999999999d999999999d"), "\(result.all)")
-            #expect(result.all.contains("is longer than the limit of 36500d"), "\(result.all)")
+            #expect(result.all.contains("rollouts/r3/plan.json:6:64: coverage 1e+20 is outside 0…100"), "\(result.all)")
+            #expect(result.all.contains("rollouts/r7/plan.json:6:77: bake \"999999999d999999999d…(200000 characters)\" "
+                + "is longer than the limit of 36500d"), "\(result.all)")
         }
     }
 
@@ -72,8 +72,8 @@ import Testing
             #expect(result.all.contains("rollouts/deep/plan.json:1:65: nesting deeper than 64 levels"), "\(result.all)")
             #expect(result.all.contains("rollouts/huge/plan.json:1:1: is \(huge.utf8.count) bytes, over the 1 MiB limit"),
                     "\(result.all)")
-            #expect(result.all.contains("rollouts/big-number/plan.json:6:71: number 1000"), "\(result.all)")
-            #expect(result.all.contains("is out of range"), "\(result.all)")
+            #expect(result.all.contains("rollouts/big-number/plan.json:6:64: number 10000000000000000000…(401 characters) "
+                + "is out of range"), "\(result.all)")
         }
     }
 }

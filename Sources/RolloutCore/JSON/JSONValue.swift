@@ -335,9 +335,7 @@ public struct JSONParser {
         }
         let text = String(decoding: bytes[from..<index], as: UTF8.self)
         guard let value = Double(text), value.isFinite else {
-            // The number is echoed, but not a megabyte of it.
-            let shown = text.count > 40 ? "\(text.prefix(20))…(\(text.count) characters)" : text
-            throw error("number \(shown) is out of range", at: start)
+            throw error("number \(Diagnostic.shortened(text)) is out of range", at: start)
         }
         return JSONValue(kind: .number(value), position: start)
     }
