@@ -40,7 +40,7 @@ let fuzzTargets: [any FuzzTarget.Type] = [
     }
 
     @Test func everyTargetHasItsOwnFolders() {
-        let names = fuzzTargets.map(\.name)
+        let names = fuzzTargets.map { $0.name }
         #expect(Set(names).count == names.count)
         for folder in ["corpus", "regressions"] {
             let directory = Self.root.appendingPathComponent(folder)

@@ -43,10 +43,12 @@ public struct RolloutDuration: Equatable, Hashable, Sendable, CustomStringConver
             default: return nil
             }
             guard !digits.isEmpty else { return nil }
-            // A term of more than 9 digits, or a sum past the limit ("999999999d" repeated), is over
-            // the limit; the sum stops growing there, so it never overflows.
-            if digits.count > 9 { overLimit = true }
-            if !overLimit, let amount = Int(digits) {
+            // A term of more than 10 significant digits, or a sum past the limit ("999999999d"
+            // repeated), is over the limit; the sum stops growing there, so it never overflows.
+            let significant = digits.drop(while: { $0 == "0" })
+            if significant.count > 10 { overLimit = true }
+            if !overLimit {
+                let amount = Int(significant) ?? 0  // all zeros: nothing significant
                 total += amount * unit
                 if total > maxSeconds { overLimit = true }
             }
