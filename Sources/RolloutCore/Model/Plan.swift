@@ -125,7 +125,10 @@ public struct HealthCheck: Equatable, Sendable {
 public func formatNumber(_ value: Double) -> String {
     if value.rounded() == value, abs(value) < 1e15 { return String(Int(value)) }
     // Beyond 1e15 (and for what is not finite) scaling by 1e6 would overflow Int: Swift's own form.
-    guard value.isFinite, abs(value) < 1e15 else { return "\(value)" }
+    guard value.isFinite, abs(value) < 1e15 else {
+        let text = "\(value)"
+        return text.hasSuffix(".0") ? String(text.dropLast(2)) : text
+    }
     var text = String(format4: value)
     while text.hasSuffix("0") { text.removeLast() }
     if text.hasSuffix(".") { text.removeLast() }
