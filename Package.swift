@@ -82,8 +82,9 @@ let package = Package(
         .testTarget(name: "RolloutGitTests", dependencies: ["RolloutGit", "RolloutKit", "RolloutTestSupport"]),
         .testTarget(name: "RolloutKitTests", dependencies: ["RolloutKit", "RolloutTestSupport"]),
         .testTarget(name: "RolloutctlTests", dependencies: ["RolloutCore", "RolloutKit", "RolloutTestSupport"]),
-        // The fuzz targets (Fuzz/Targets, run by scripts/fuzz), replaying Fuzz/corpus and Fuzz/regressions.
-        .testTarget(name: "RolloutFuzzTests", dependencies: ["RolloutCore", "RolloutGit", "RolloutAdapters", "RolloutKit"],
+        // The fuzz targets (Fuzz/Targets, run by scripts/fuzz) replaying Fuzz/corpus and Fuzz/regressions.
+        .testTarget(name: "RolloutFuzzTests",
+                    dependencies: ["RolloutCore", "RolloutGit", "RolloutAdapters", "RolloutKit"],
                     path: "Fuzz", exclude: ["corpus", "regressions"], sources: ["Targets", "Replay"]),
     ]
 )

@@ -1,6 +1,7 @@
 @testable import RolloutCore
 
-/// `policies/allowed_signers` (allowed_signers file), read as `validate` reads it: every diagnostic points inside the file.
+/// `policies/allowed_signers` (allowed_signers file),
+/// read as `validate` reads it: every diagnostic points inside the file.
 enum AllowedSignersTarget: FuzzTarget {
     static let name = "allowed-signers"
 

@@ -1,7 +1,8 @@
 // fuzz-dictionary: json
 @testable import RolloutCore
 
-/// `rollouts/fuzz/approvals/canary/fuzz.json` (approval file), read as `validate` reads it: every diagnostic points inside the file.
+/// `rollouts/fuzz/approvals/canary/fuzz.json` (approval file),
+/// read as `validate` reads it: every diagnostic points inside the file.
 enum ApprovalTarget: FuzzTarget {
     static let name = "approval"
 

@@ -1,7 +1,8 @@
 // fuzz-dictionary: json
 @testable import RolloutCore
 
-/// `policies/approvers.json` (approvers policy), read as `validate` reads it: every diagnostic points inside the file.
+/// `policies/approvers.json` (approvers policy),
+/// read as `validate` reads it: every diagnostic points inside the file.
 enum ApproversPolicyTarget: FuzzTarget {
     static let name = "approvers"
 

@@ -49,7 +49,8 @@ enum Fuzz {
                         "line \(position.line) outside 1...\(lengths.count): \(position.what)")
             let length = lengths[position.line - 1]
             try require(position.column >= 1 && position.column <= length + 1,
-                        "column \(position.column) outside 1...\(length + 1) of line \(position.line): \(position.what)")
+                        "column \(position.column) outside 1...\(length + 1) of line \(position.line): "
+                            + position.what)
         }
     }
 

@@ -1,7 +1,8 @@
 // fuzz-dictionary: json
 @testable import RolloutCore
 
-/// `policies/health/fuzz.json` (health set file), read as `validate` reads it: every diagnostic points inside the file.
+/// `policies/health/fuzz.json` (health set file),
+/// read as `validate` reads it: every diagnostic points inside the file.
 enum HealthSetTarget: FuzzTarget {
     static let name = "health-set"
 

@@ -14,7 +14,8 @@ enum PlanTarget: FuzzTarget {
         let encoded = Array(encode(plan).render().utf8)
         let again = DiagnosticSink(path: "plan.json")
         guard let reencoded = try? JSONParser.parse(encoded), let decoded = Plan.decode(reencoded, sink: again) else {
-            throw FuzzViolation("a valid plan does not survive re-encoding:\n\(String(decoding: encoded, as: UTF8.self))")
+            throw FuzzViolation("a valid plan does not survive re-encoding:\n"
+                                + String(decoding: encoded, as: UTF8.self))
         }
         try Fuzz.require(again.diagnostics.isEmpty, "the re-encoded plan has problems: \(again.diagnostics)")
         try Fuzz.require(meaning(decoded) == meaning(plan), "the re-encoded plan means something else")

@@ -1,7 +1,8 @@
 // fuzz-dictionary: json
 @testable import RolloutCore
 
-/// `policies/approvals/fuzz.json` (policy approval file), read as `validate` reads it: every diagnostic points inside the file.
+/// `policies/approvals/fuzz.json` (policy approval file),
+/// read as `validate` reads it: every diagnostic points inside the file.
 enum PolicyApprovalTarget: FuzzTarget {
     static let name = "policy-approval"
 

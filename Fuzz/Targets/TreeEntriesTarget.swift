@@ -8,7 +8,9 @@ enum TreeEntriesTarget: FuzzTarget {
     static func run(_ bytes: [UInt8]) throws(FuzzViolation) {
         let violation: String? = bytes.withUnsafeBytes { buffer in
             guard let starts = try? IndexedTree.starts(of: buffer) else { return nil }
-            guard starts.first == 0, Int(starts.last ?? -1) == buffer.count else { return "entries do not tile the tree" }
+            guard starts.first == 0, Int(starts.last ?? -1) == buffer.count else {
+                return "entries do not tile the tree"
+            }
             var previous: RawTree.Entry?
             for index in 0..<(starts.count - 1) {
                 guard let entry = try? RawTree.entry(in: buffer, at: Int(starts[index])) else {
@@ -23,7 +25,8 @@ enum TreeEntriesTarget: FuzzTarget {
                 if let previous {
                     _ = RawTree.order(previous, entry)
                     _ = RawTree.sameID(previous, entry)
-                    _ = RawTree.commonPrefix(previous.bytes, entry.bytes) + RawTree.commonSuffix(previous.bytes, entry.bytes)
+                    _ = RawTree.commonPrefix(previous.bytes, entry.bytes)
+                    _ = RawTree.commonSuffix(previous.bytes, entry.bytes)
                 }
                 previous = entry
             }

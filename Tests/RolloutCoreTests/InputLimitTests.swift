@@ -48,7 +48,8 @@ import Testing
 
     @Test func longNumbersAreShortenedInMessages() {
         let digits = "1" + String(repeating: "0", count: 100_000)
-        #expect(throws: JSONSyntaxError(position: .start, message: "number 10000000000000000000…(100001 characters) is out of range")) {
+        let message = "number 10000000000000000000…(100001 characters) is out of range"
+        #expect(throws: JSONSyntaxError(position: .start, message: message)) {
             try JSONParser.parse(Array(digits.utf8))
         }
     }

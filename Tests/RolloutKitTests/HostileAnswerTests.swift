@@ -9,7 +9,8 @@ import Testing
 /// Answers a hostile server can give that used to trap (issue 14): numbers past Int64 in
 /// `Retry-After`, and a field echoed whole into a reason. Served for real on 127.0.0.1.
 @Suite struct HostileAnswerTests {
-    static let query = MetricQuery(check: "error-rate", query: "error_rate", time: Date(timeIntervalSince1970: 1_700_000_000))
+    static let query = MetricQuery(check: "error-rate", query: "error_rate",
+                                   time: Date(timeIntervalSince1970: 1_700_000_000))
 
     static func evaluate(_ handler: @escaping HTTPTestServer.Handler) async throws -> (MetricResult, Int) {
         try await withAdapterTestServer(handler) { server in

@@ -65,7 +65,8 @@ enum PrometheusAnswer {
         case "matrix", "string":
             return .noData(reason: "unsupported result type \(data.resultType): the query must give one instant value")
         default:
-            return .noData(reason: "malformed answer: unknown result type \(TextExcerpt.excerpt(data.resultType, limit: 40))")
+            let type = TextExcerpt.excerpt(data.resultType, limit: 40)
+            return .noData(reason: "malformed answer: unknown result type \(type)")
         }
     }
 

@@ -244,7 +244,8 @@ extension Plan {
             bake = RolloutDuration(parsing: text)
             if bake == nil {
                 sink.report(RolloutDuration.isOverLimit(text)
-                    ? "bake \"\(Diagnostic.shortened(text))\" is longer than the limit of \(RolloutDuration.maxDescription)"
+                    ? "bake \"\(Diagnostic.shortened(text))\" is longer than the limit of "
+                        + RolloutDuration.maxDescription
                     : "bake \"\(text)\" is not a duration; write e.g. \"90s\", \"30m\", \"24h\" or \"2d\"", at: position)
             }
         }
