@@ -105,5 +105,9 @@ let package = Package(
         .testTarget(name: "RolloutctlTests", dependencies: ["RolloutCore", "RolloutKit", "RolloutTestSupport"]),
         .testTarget(name: "RolloutServeTests",
                     dependencies: ["RolloutServe", "RolloutCore", "RolloutKit", "RolloutAdapters"]),
+        // The fuzz targets (Fuzz/Targets, run by scripts/fuzz) replaying Fuzz/corpus and Fuzz/regressions.
+        .testTarget(name: "RolloutFuzzTests",
+                    dependencies: ["RolloutCore", "RolloutGit", "RolloutAdapters", "RolloutKit"],
+                    path: "Fuzz", exclude: ["corpus", "regressions"], sources: ["Targets", "Replay"]),
     ]
 )

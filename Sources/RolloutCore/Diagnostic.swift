@@ -17,6 +17,12 @@ public struct Diagnostic: Error, Equatable, Hashable, Sendable, Comparable, Cust
 
     public var description: String { "\(path):\(line):\(column): \(message)" }
 
+    /// A value echoed in a message, shortened when long: a megabyte-long value must not make a
+    /// megabyte-long message. `"999…(200000 characters)"`.
+    public static func shortened(_ text: some StringProtocol, limit: Int = 40) -> String {
+        text.count > limit ? "\(text.prefix(limit / 2))…(\(text.count) characters)" : String(text)
+    }
+
     public static func < (a: Diagnostic, b: Diagnostic) -> Bool {
         (a.path, a.line, a.column, a.message) < (b.path, b.line, b.column, b.message)
     }

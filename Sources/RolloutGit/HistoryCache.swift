@@ -138,7 +138,7 @@ public enum HistoryCache {
             w.string(facts.id)
             w.string(facts.authorEmail)
             w.string(facts.committerEmail)
-            w.u64(UInt64(bitPattern: Int64(facts.committerTime.timeIntervalSince1970)))
+            w.u64(UInt64(bitPattern: clampedTime(facts.committerTime.timeIntervalSince1970)))
             w.optionalString(facts.signature)
             w.optionalBytes(facts.signedData)
         }
@@ -152,6 +152,18 @@ public enum HistoryCache {
         file.u64(UInt64(w.bytes.count))
         file.u64(w.bytes.withUnsafeBytes { checksum($0) })
         return file.bytes + w.bytes
+    }
+
+    /// Commit times the cache accepts (years 0001 to 9999): a time outside goes through a Double and
+    /// back to Int64 on the next write, which would trap for values near Int64's limits.
+    static let timeRange: ClosedRange<Int64> = -62_135_596_800...253_402_300_799
+
+    /// A commit time as the cache stores it. A hostile commit can carry any 64-bit time; converting
+    /// it from Double back to Int64 would trap, so it is clamped into `timeRange` (here and where
+    /// the walk reads it, so that a walk from the cache and a fresh walk agree).
+    static func clampedTime(_ seconds: Double) -> Int64 {
+        guard seconds.isFinite else { return 0 }
+        return Int64(min(max(seconds, Double(timeRange.lowerBound)), Double(timeRange.upperBound)))
     }
 
     static func decode(_ bytes: [UInt8], repository: String) -> WalkState? {
@@ -202,7 +214,8 @@ public enum HistoryCache {
             guard let factCount = r.count(minimum: 40) else { return nil }
             for _ in 0..<factCount {
                 guard let key = r.id(), let id = r.string(), let author = r.string(), let committer = r.string(),
-                      let time = r.u64(), let signature = r.optionalString(), let signed = r.optionalBytes()
+                      let time = r.u64(), let signature = r.optionalString(), let signed = r.optionalBytes(),
+                      Self.timeRange.contains(Int64(bitPattern: time))
                 else { return nil }
                 state.facts[key] = CommitIdentity(
                     id: id, authorEmail: author, committerEmail: committer,

@@ -495,7 +495,8 @@ public final class HistoryWalker {
         statistics.commitsDescribed += 1
         let identity = CommitIdentity(
             id: facts.id, authorEmail: facts.authorEmail, committerEmail: facts.committerEmail,
-            committerTime: Date(timeIntervalSince1970: TimeInterval(facts.committerTime)),
+            committerTime: Date(
+                timeIntervalSince1970: TimeInterval(HistoryCache.clampedTime(Double(facts.committerTime)))),
             signature: facts.signature, signedData: facts.signedData.map { [UInt8]($0) })
         state.facts[id] = identity
         return identity
@@ -577,6 +578,10 @@ enum TreeDiff {
             return (files, indexed)
         }
         let oldBytes = old.raw.bytes, newBytes = newRaw.bytes
+        // Offsets are Int32 (IndexedTree): a tree of 2 GiB or more is an error, not a trap below.
+        guard newBytes.count <= Int(Int32.max) else {
+            throw GitError(.other, "tree object larger than \(Int32.max) bytes")
+        }
         let oldStarts = old.starts
         let oldCount = oldStarts.count - 1
         let newEnd = newBytes.count, oldEnd = oldBytes.count

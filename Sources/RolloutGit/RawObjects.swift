@@ -47,7 +47,14 @@ struct CommitHeader {
 
     init(odb: ObjectDatabase, id: ObjectID) throws(GitError) {
         let object = try RawObject(odb: odb, id: id, type: GIT_OBJECT_COMMIT)
-        let bytes = object.bytes
+        self = try withExtendedLifetime(object) { () throws(GitError) -> CommitHeader in
+            try CommitHeader(bytes: object.bytes, id: id)
+        }
+    }
+
+    /// Reads a commit object's bytes (`id` names it in errors). Separate from the object database
+    /// so that the fuzz target (Fuzz/Targets/CommitHeaderTarget.swift) can feed it any bytes.
+    init(bytes: UnsafeRawBufferPointer, id: ObjectID) throws(GitError) {
         func hexID(after keyword: StaticString, at offset: Int) -> ObjectID? {
             let length = keyword.utf8CodeUnitCount
             guard offset + length + 41 <= bytes.count, let base = bytes.baseAddress,
@@ -122,7 +129,10 @@ final class RawTree {
 
     /// The entry starting at `start`.
     static func entry(in bytes: UnsafeRawBufferPointer, at start: Int) throws(GitError) -> Entry {
-        let base = bytes.baseAddress!
+        // Callers pass offsets inside the bytes; checked anyway, as memchr would read out of bounds.
+        guard let base = bytes.baseAddress, start >= 0, start < bytes.count else {
+            throw GitError(.other, "malformed tree object")
+        }
         let remaining = bytes.count - start
         guard let spacePointer = memchr(base + start, 0x20, min(remaining, 8)) else { throw GitError(.other, "malformed tree object") }
         let space = base.distance(to: UnsafeRawPointer(spacePointer))
@@ -207,11 +217,22 @@ struct IndexedTree {
 
     /// Parses every entry.
     init(_ raw: RawTree) throws(GitError) {
-        var starts: [Int32] = [0]
-        var entries = raw.entries
-        while try entries.next() != nil { starts.append(Int32(entries.offset)) }
         self.raw = raw
-        self.starts = starts
+        self.starts = try Self.starts(of: raw.bytes)
+    }
+
+    /// Where each entry of a tree's bytes begins, then the size. Offsets are kept as Int32 to halve
+    /// the index; a tree of 2 GiB or more is an error rather than a trap.
+    static func starts(of bytes: UnsafeRawBufferPointer) throws(GitError) -> [Int32] {
+        var starts: [Int32] = [0]
+        var entries = RawTree.Entries(bytes: bytes)
+        while try entries.next() != nil {
+            guard let offset = Int32(exactly: entries.offset) else {
+                throw GitError(.other, "tree object larger than \(Int32.max) bytes")
+            }
+            starts.append(offset)
+        }
+        return starts
     }
 
     func entry(_ index: Int) -> RawTree.Entry {

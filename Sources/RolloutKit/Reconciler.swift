@@ -506,7 +506,7 @@ public struct Reconciler: Sendable {
     // MARK: Health
 
     private func evaluate(checks: [HealthCheck], plan: Plan, phase: Plan.Phase, since: Date) async -> [HealthResult] {
-        let window = RolloutDuration(seconds: max(1, Int(settings.now.timeIntervalSince(since))))
+        let window = RolloutDuration(seconds: max(1, elapsedSeconds(from: since, to: settings.now)))
         guard let metrics = ports.metrics else {
             return checks.map {
                 HealthResult(check: $0, result: .noData(reason: "no metrics source configured (pass --metrics)"),

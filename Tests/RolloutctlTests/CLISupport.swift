@@ -188,9 +188,11 @@ final class CLIWorld: @unchecked Sendable {
                              environment: ["ADMIN_TOKEN": Self.token].merging(environment) { _, new in new })
     }
 
+    /// The database and its journals. Not the `-shm` file: SQLite's shared-memory index of the WAL,
+    /// which a read-only reader creates when it is missing; it holds no state.
     func stateBytes() -> Data {
         var data = Data()
-        for suffix in ["", "-wal", "-shm", "-journal"] {
+        for suffix in ["", "-wal", "-journal"] {
             if let bytes = FileManager.default.contents(atPath: statePath + suffix) { data.append(bytes) }
         }
         return data

@@ -74,6 +74,8 @@ import Testing
         let profile = try TemporaryDirectory(prefix: "rolloutctl-chromium")
         try await CLIWorld.with { w in
             try Self.seed(w)
+            let initialised = try await w.initialise()
+            #expect(initialised.status == 0, "\(initialised.all)")
             try await reconcile(w, metrics: metrics, now: Self.at(hours: 0))  // both enter staging
             for (role, person) in [("engineering-lead", RolloutFixtures.erin), ("qa-lead", RolloutFixtures.quinn),
                                    ("sre", RolloutFixtures.dana)] {

@@ -140,7 +140,8 @@ enum HTTPTransport {
         guard let value = answer.header("Retry-After")?.trimmingCharacters(in: .whitespaces),
               let seconds = Double(value), seconds.isFinite, seconds >= 0
         else { return nil }
-        return .milliseconds(Int64(seconds * 1000))
+        // A server's number: capped at a day before the conversion (1e300 would trap in Int64()).
+        return .milliseconds(Int64(min(seconds, 86_400) * 1000))
     }
 
     /// `base` without trailing slashes, followed by `path` (which starts with "/").
@@ -157,12 +158,7 @@ enum HTTPTransport {
     }
 
     /// A short, single-line excerpt of an answer body for error messages.
-    static func excerpt(_ text: String, limit: Int = 200) -> String {
-        let oneLine = text.replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " ")
-        let trimmed = oneLine.trimmingCharacters(in: .whitespaces)
-        if trimmed.count <= limit { return trimmed }
-        return String(trimmed.prefix(limit)) + "…"
-    }
+    static func excerpt(_ text: String, limit: Int = 200) -> String { TextExcerpt.excerpt(text, limit: limit) }
 }
 
 /// A JSON number as a person writes it (`50`, `12.5`): the core's JSON writer decides.

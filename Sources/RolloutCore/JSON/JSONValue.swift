@@ -347,7 +347,9 @@ public struct JSONParser {
             while isDigit(index) { advance() }
         }
         let text = String(decoding: bytes[from..<index], as: UTF8.self)
-        guard let value = Double(text), value.isFinite else { throw error("number \(text) is out of range", at: start) }
+        guard let value = Double(text), value.isFinite else {
+            throw error("number \(Diagnostic.shortened(text)) is out of range", at: start)
+        }
         return JSONValue(kind: .number(value), position: start)
     }
 }

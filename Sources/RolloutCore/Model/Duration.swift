@@ -6,10 +6,27 @@ public struct RolloutDuration: Equatable, Hashable, Sendable, CustomStringConver
         self.seconds = seconds
     }
 
-    /// Parses `90s`, `30m`, `24h`, `2d`, `1h30m`. Returns nil for anything else.
+    /// The longest duration a file or option may give: 36500 days (100 years). Longer ones are
+    /// not durations, so that sums and formats of them can never overflow.
+    public static let maxSeconds = 36_500 * 86_400
+    public static let maxDescription = "36500d"
+
+    /// Parses `90s`, `30m`, `24h`, `2d`, `1h30m`. Returns nil for anything else, and for more than
+    /// `maxSeconds`.
     public init?(parsing text: String) {
+        guard let (seconds, overLimit) = Self.sum(text), !overLimit else { return nil }
+        self.seconds = seconds
+    }
+
+    /// True when `text` is written as a duration but is longer than `maxSeconds`.
+    public static func isOverLimit(_ text: String) -> Bool {
+        sum(text)?.overLimit ?? false
+    }
+
+    private static func sum(_ text: String) -> (seconds: Int, overLimit: Bool)? {
         guard !text.isEmpty else { return nil }
         var total = 0
+        var overLimit = false
         var digits = ""
         var sawUnit = false
         for character in text {
@@ -25,13 +42,21 @@ public struct RolloutDuration: Equatable, Hashable, Sendable, CustomStringConver
             case "d": unit = 86400
             default: return nil
             }
-            guard let amount = Int(digits), digits.count <= 9 else { return nil }
-            total += amount * unit
+            guard !digits.isEmpty else { return nil }
+            // A term of more than 10 significant digits, or a sum past the limit ("999999999d"
+            // repeated), is over the limit; the sum stops growing there, so it never overflows.
+            let significant = digits.drop(while: { $0 == "0" })
+            if significant.count > 10 { overLimit = true }
+            if !overLimit {
+                let amount = Int(significant) ?? 0  // all zeros: nothing significant
+                total += amount * unit
+                if total > maxSeconds { overLimit = true }
+            }
             digits = ""
             sawUnit = true
         }
         guard digits.isEmpty, sawUnit else { return nil }
-        self.seconds = total
+        return (total, overLimit)
     }
 
     /// `13h20m`, `2d4h`, `45s`: the largest two units that are not zero, as people read a countdown.

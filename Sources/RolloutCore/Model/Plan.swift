@@ -75,7 +75,8 @@ public struct Plan: Equatable, Sendable {
     /// Environments in the order the plan first reaches them.
     public var environments: [String] {
         var seen: [String] = []
-        for phase in phases where !seen.contains(phase.environment) { seen.append(phase.environment) }
+        var known: Set<String> = []  // a set: a plan of thousands of phases stays linear
+        for phase in phases where known.insert(phase.environment).inserted { seen.append(phase.environment) }
         return seen
     }
 }
@@ -143,6 +144,11 @@ public struct HealthCheck: Equatable, Sendable {
 /// Numbers as people write them: `10`, `0.02`, `12.5`.
 public func formatNumber(_ value: Double) -> String {
     if value.rounded() == value, abs(value) < 1e15 { return String(Int(value)) }
+    // Beyond 1e15 (and for what is not finite) scaling by 1e6 would overflow Int: Swift's own form.
+    guard value.isFinite, abs(value) < 1e15 else {
+        let text = "\(value)"
+        return text.hasSuffix(".0") ? String(text.dropLast(2)) : text
+    }
     var text = String(format4: value)
     while text.hasSuffix("0") { text.removeLast() }
     if text.hasSuffix(".") { text.removeLast() }
@@ -280,7 +286,10 @@ extension Plan {
         if let (text, position) = reader.string("bake", required: false) {
             bake = RolloutDuration(parsing: text)
             if bake == nil {
-                sink.report("bake \"\(text)\" is not a duration; write e.g. \"90s\", \"30m\", \"24h\" or \"2d\"", at: position)
+                sink.report(RolloutDuration.isOverLimit(text)
+                    ? "bake \"\(Diagnostic.shortened(text))\" is longer than the limit of "
+                        + RolloutDuration.maxDescription
+                    : "bake \"\(text)\" is not a duration; write e.g. \"90s\", \"30m\", \"24h\" or \"2d\"", at: position)
             }
         }
         let approvals = reader.strings("approvals", required: false) ?? []

@@ -231,7 +231,7 @@ public enum PhaseMachine {
                 blockers.append(Blocker(kind: .state, detail: "the plan is paused; set \"state\": \"active\" to go on"))
             }
             if let current, let bake = plan.phases[current].bake, let enteredAt {
-                let elapsed = Int(input.now.timeIntervalSince(enteredAt))
+                let elapsed = elapsedSeconds(from: enteredAt, to: input.now)
                 if elapsed < bake.seconds {
                     let left = bake.seconds - elapsed
                     blockers.append(Blocker(kind: .bake,

@@ -21,8 +21,11 @@ public struct SSHPublicKey: Equatable, Hashable, Sendable, CustomStringConvertib
     /// Reads a wire-format blob; nil unless it starts with a well-formed key type string.
     public init?(blob: [UInt8]) {
         var reader = SSHWireReader(blob)
-        guard let type = reader.readCString(), let name = String(bytes: type, encoding: .utf8),
-              !name.isEmpty
+        // RFC 4251 §6: a name is 1 to 64 printable US-ASCII characters, no space or comma (a type
+        // with a space would print as another key's `type base64` and not re-read; found by fuzzing).
+        guard let type = reader.readCString(), (1...64).contains(type.count),
+              type.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ",") }),
+              let name = String(bytes: type, encoding: .utf8)
         else { return nil }
         self.init(keyType: name, blob: blob)
     }

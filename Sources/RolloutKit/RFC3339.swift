@@ -1,0 +1,59 @@
+import Foundation
+
+/// RFC 3339 times in UTC, as `--now` takes and the JSON output gives.
+public enum RFC3339 {
+    public static func format(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
+    }
+
+    public static func parse(_ text: String) -> Date? {
+        guard isWellFormed(text) else { return nil }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.date(from: text)
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` with a real calendar date, years 1970 to 9999.
+    /// ISO8601DateFormatter alone reads odd forms as other times (`0-00011-01T00:00:00Z` as
+    /// 0001-11-01, found by fuzzing; `2026-02-30` as March 2): they are errors here.
+    static func isWellFormed(_ text: String) -> Bool {
+        let b = Array(text.utf8)
+        func number(_ range: Range<Int>) -> Int? {
+            guard range.upperBound <= b.count else { return nil }
+            var value = 0
+            for byte in b[range] {
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+                value = value * 10 + Int(byte - UInt8(ascii: "0"))
+            }
+            return value
+        }
+        func byte(_ index: Int, _ expected: Character) -> Bool {
+            index < b.count && b[index] == expected.asciiValue
+        }
+        guard let year = number(0..<4), byte(4, "-"), let month = number(5..<7), byte(7, "-"),
+              let day = number(8..<10), byte(10, "T"), let hour = number(11..<13), byte(13, ":"),
+              let minute = number(14..<16), byte(16, ":"), let second = number(17..<19),
+              (1970...9999).contains(year), (1...12).contains(month), hour <= 23, minute <= 59, second <= 59
+        else { return false }
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+        let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
+        guard (1...days).contains(day) else { return false }
+        var index = 19
+        if byte(index, ".") {
+            let start = index + 1
+            index = start
+            while number(index..<(index + 1)) != nil { index += 1 }
+            guard (1...9).contains(index - start) else { return false }
+        }
+        if byte(index, "Z") { return index + 1 == b.count }
+        guard byte(index, "+") || byte(index, "-"), b.count == index + 6,
+              let offsetHours = number((index + 1)..<(index + 3)), byte(index + 3, ":"),
+              let offsetMinutes = number((index + 4)..<(index + 6))
+        else { return false }
+        return offsetHours <= 23 && offsetMinutes <= 59
+    }
+}
