@@ -491,13 +491,9 @@ public final class HistoryWalker {
 
     private func identity(of id: ObjectID) throws(GitError) -> CommitIdentity {
         if let known = state.facts[id] { return known }
-        let facts = try repository.commitFacts(id)
+        // Read from the raw object (one read, no libgit2 commit parse and no second read for the signature).
+        let identity = try RawCommitIdentity.read(odb: odb, id: id)
         statistics.commitsDescribed += 1
-        let identity = CommitIdentity(
-            id: facts.id, authorEmail: facts.authorEmail, committerEmail: facts.committerEmail,
-            committerTime: Date(
-                timeIntervalSince1970: TimeInterval(HistoryCache.clampedTime(Double(facts.committerTime)))),
-            signature: facts.signature, signedData: facts.signedData.map { [UInt8]($0) })
         state.facts[id] = identity
         return identity
     }

@@ -1,4 +1,6 @@
 import CLibgit2
+import Foundation
+import RolloutCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -238,5 +240,86 @@ struct IndexedTree {
     func entry(_ index: Int) -> RawTree.Entry {
         // The offsets come from a successful parse of these bytes.
         try! RawTree.entry(in: raw.bytes, at: Int(starts[index]))
+    }
+}
+
+/// Who made a commit and its SSH/GPG signature, read from the raw commit object: the `author` and
+/// `committer` lines (`Name <email> seconds zone`) and the `gpgsig` header (continuation lines start
+/// with a space). The signed data is the object without the `gpgsig` header, as
+/// `git_commit_extract_signature` gives it. Nil fields when a line is missing or malformed.
+enum RawCommitIdentity {
+    static func read(odb: ObjectDatabase, id: ObjectID) throws(GitError) -> CommitIdentity {
+        let object = try RawObject(odb: odb, id: id, type: GIT_OBJECT_COMMIT)
+        return parse(Array(object.bytes), id: id.description)
+    }
+
+    static func parse(_ bytes: [UInt8], id: String) -> CommitIdentity {
+        var author = "", committer = "", time: Int64 = 0
+        var signatureLines: [ArraySlice<UInt8>] = []
+        var signed: [UInt8] = []
+        signed.reserveCapacity(bytes.count)
+        var index = 0
+        var inSignature = false
+        var inHeader = true
+        while index < bytes.count {
+            let end = bytes[index...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
+            let lineEnd = min(end + 1, bytes.count)
+            let line = bytes[index..<end]
+            defer { index = lineEnd }
+            guard inHeader else {
+                signed.append(contentsOf: bytes[index..<lineEnd])
+                continue
+            }
+            if line.isEmpty {
+                inHeader = false
+                inSignature = false
+                signed.append(contentsOf: bytes[index..<lineEnd])
+                continue
+            }
+            if inSignature, line.first == UInt8(ascii: " ") {
+                signatureLines.append(line.dropFirst())
+                continue
+            }
+            inSignature = false
+            if starts(line, with: "gpgsig ") {
+                inSignature = true
+                signatureLines.append(line.dropFirst(7))
+                continue
+            }
+            signed.append(contentsOf: bytes[index..<lineEnd])
+            if starts(line, with: "author ") {
+                author = email(line.dropFirst(7)).0
+            } else if starts(line, with: "committer ") {
+                (committer, time) = email(line.dropFirst(10))
+            }
+        }
+        var identity = CommitIdentity(id: id, authorEmail: author, committerEmail: committer,
+                                      committerTime: Date(timeIntervalSince1970: TimeInterval(HistoryCache.clampedTime(Double(time)))))
+        if !signatureLines.isEmpty {
+            identity.signature = signatureLines.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "\n")
+            identity.signedData = signed
+        }
+        return identity
+    }
+
+    private static func starts(_ line: ArraySlice<UInt8>, with prefix: StaticString) -> Bool {
+        let count = prefix.utf8CodeUnitCount
+        guard line.count >= count else { return false }
+        return UnsafeBufferPointer(start: prefix.utf8Start, count: count).elementsEqual(line.prefix(count))
+    }
+
+    /// `Name <email> 1700000000 +0000` → the email and the time (libgit2 takes the last `<`…`>`).
+    private static func email(_ value: ArraySlice<UInt8>) -> (String, Int64) {
+        guard let close = value.lastIndex(of: UInt8(ascii: ">")),
+              let open = value[..<close].lastIndex(of: UInt8(ascii: "<")) else { return ("", 0) }
+        let email = String(decoding: value[(open + 1)..<close], as: UTF8.self)
+        let rest = value[(close + 1)...].drop { $0 == UInt8(ascii: " ") }
+        var time: Int64 = 0
+        for digit in rest.prefix(while: { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+            let (scaled, overflow) = time.multipliedReportingOverflow(by: 10)
+            guard !overflow else { return (email, 0) }
+            time = scaled &+ Int64(digit - UInt8(ascii: "0"))
+        }
+        return (email, time)
     }
 }
