@@ -326,7 +326,7 @@ public struct Reconciler: Sendable {
                     if ports.flags.stagesWrites {
                         staged.append(result)
                     } else {
-                        try? state.append(result)
+                        _ = try? state.append(result)
                     }
                     ports.logger.info("applied \(plan.flag)[\(change.environment)] \(describe(change.from)) → \(describe(change.to)) (\(change.reason.rawValue))")
                 } catch {
@@ -338,7 +338,7 @@ public struct Reconciler: Sendable {
                         result.result = "applied"
                         result.detail = [step.detail, "confirmed by re-read: the answer was lost (\(error))"]
                             .compactMap { $0 }.joined(separator: "; ")
-                        try? state.append(result)
+                        _ = try? state.append(result)
                         ports.logger.warning("\(plan.flag)[\(change.environment)]: the answer was lost, a re-read shows the change applied")
                         continue
                     }
@@ -346,19 +346,19 @@ public struct Reconciler: Sendable {
                         reread = check
                         result.result = "conflict"
                         result.detail = "the flag changed meanwhile (412); re-reading and deciding again"
-                        try? state.append(result)
+                        _ = try? state.append(result)
                         conflict = true
                         break
                     }
                     result.result = "failed"
                     result.detail = "\(error)"
-                    try? state.append(result)
-                    for entry in staged { try? state.append(entry) }
+                    _ = try? state.append(result)
+                    for entry in staged { _ = try? state.append(entry) }
                     return RolloutOutcome(report: failed(report, "applying \(plan.flag)[\(change.environment)]: \(error)"))
                 }
             }
             if conflict {
-                for entry in staged { try? state.append(entry) }
+                for entry in staged { _ = try? state.append(entry) }
                 conflicts += 1
                 if conflicts > 1 {
                     return RolloutOutcome(report: failed(report, "flag \(plan.flag) kept changing while it was being "
@@ -416,7 +416,7 @@ public struct Reconciler: Sendable {
                     result.result = "failed"
                     result.detail = "writing the flag store: \(flushError)"
                 }
-                try? state.append(result)
+                _ = try? state.append(result)
             }
             if let flushError {
                 outcomes[index].report = failed(outcomes[index].report, "writing the flag store: \(flushError)")

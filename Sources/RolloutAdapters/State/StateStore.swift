@@ -400,7 +400,8 @@ public final class StateStore: Sendable {
     public func unresolvedIntents(rollout: String) throws -> [AuditEntry] {
         try queue.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT a.* FROM openIntent o JOIN audit a ON a.id = o.intentID WHERE o.rollout = ? ORDER BY a.id
+                SELECT a.* FROM openIntent o CROSS JOIN audit a ON a.id = o.intentID WHERE o.rollout = ?
+                ORDER BY o.intentID
                 """, arguments: [rollout]).map(Self.entry)
         }
     }
@@ -408,8 +409,10 @@ public final class StateStore: Sendable {
     /// Every intent without a result, by rollout: one small read per run, whatever the audit's size.
     public func allUnresolvedIntents() throws -> [String: [AuditEntry]] {
         try queue.read { db in
+            // CROSS JOIN keeps openIntent the outer loop: without statistics SQLite would scan the
+            // whole audit log and probe openIntent (what made reconcile grow with the log).
             let entries = try Row.fetchAll(db, sql: """
-                SELECT a.* FROM openIntent o JOIN audit a ON a.id = o.intentID ORDER BY a.id
+                SELECT a.* FROM openIntent o CROSS JOIN audit a ON a.id = o.intentID ORDER BY o.intentID
                 """).map(Self.entry)
             return Dictionary(grouping: entries, by: \.rollout)
         }
