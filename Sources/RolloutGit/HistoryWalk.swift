@@ -88,6 +88,8 @@ public final class HistoryWalker {
     /// Merged sides of this run's merges, by first-parent index.
     private var sides: [Int: [SideCommit]] = [:]
     private var headers: [ObjectID: CommitHeader] = [:]
+    /// Headers of this run's merges and their first parents (`headers` is emptied as the walk goes).
+    private var kept: [ObjectID: CommitHeader] = [:]
     private var topLevel: [ObjectID: TopLevel] = [:]
     private var policyDigests: [ObjectID: String] = [:]
     private var previousRollouts: IndexedTree?
@@ -166,7 +168,7 @@ public final class HistoryWalker {
     }
 
     private func header(of id: ObjectID) throws(GitError) -> CommitHeader {
-        if let known = headers[id] { return known }
+        if let known = headers[id] ?? kept[id] { return known }
         statistics.commitsWalked += 1
         let header = try CommitHeader(odb: odb, id: id)
         headers[id] = header
@@ -202,6 +204,9 @@ public final class HistoryWalker {
             let top = try topLevel(ofTree: header.tree)
             if header.parents.count > 1 {
                 sides[index] = try mergedSide(of: header.parents.dropFirst())
+                // Kept for resolving approval commits at the end: the merge and its first parent.
+                kept[id] = header
+                if let first = header.parents.first { kept[first] = try self.header(of: first) }
             }
             state.seen.insert(id)
             if top.policies != state.tipPolicies || (state.root == nil && top.policies != nil) {
@@ -214,15 +219,7 @@ public final class HistoryWalker {
             state.tipRollouts = top.rollouts
             state.tipPolicies = top.policies
             state.count = index + 1
-            if index % 64 == 63 {
-                // Keep what resolving approval commits needs later: the merges and their first parents.
-                var kept: [ObjectID: CommitHeader] = [:]
-                for (id, header) in headers where header.parents.count > 1 {
-                    kept[id] = header
-                    if let first = header.parents.first, let parent = headers[first] { kept[first] = parent }
-                }
-                headers = kept
-            }
+            if index % 64 == 63 { headers.removeAll(keepingCapacity: true) }
         }
     }
 
