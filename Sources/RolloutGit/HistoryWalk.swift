@@ -375,9 +375,7 @@ public final class HistoryWalker {
             state.pending = digest == state.inForce?.digest ? nil : PolicyPointState(index: index, commit: id, digest: digest)
         }
         if let pending = state.pending {
-            let (statuses, missing) = try evaluatePending(pending)
-            _ = statuses
-            if missing.isEmpty {
+            if try evaluatePending(pending).missing.isEmpty {
                 enterForce(PolicyPointState(index: index, commit: id, digest: digest), files: files)
             }
         }
@@ -425,7 +423,9 @@ public final class HistoryWalker {
     }
 
     /// The policy approvals at the current point of the walk, judged for `pending`.
-    private func evaluatePending(_ pending: PolicyPointState) throws(GitError) -> ([ApprovalStatus], [String]) {
+    private func evaluatePending(_ pending: PolicyPointState) throws(GitError)
+        -> (statuses: [ApprovalStatus], missing: [String])
+    {
         let set = try inForcePolicy()
         let authority = ApprovalAuthority(policy: set?.approvers, signers: set?.allowedSigners)
         var files: [PolicyApprovalFile] = []
