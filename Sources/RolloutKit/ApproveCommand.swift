@@ -94,19 +94,21 @@ public struct ApproveResult: Sendable {
         var lines = warnings.map { style.yellow("warning: ") + $0 }
         lines.append(style.green("Wrote \(path)") + " (\(record.approver) approves \(record.rollout)/\(record.phase) as "
             + "\(record.role), plan \(planBlob.prefix(12))).")
-        lines.append("Next steps:")
-        lines.append("  git switch -c approve/\(record.rollout)-\(record.phase)-\(record.role)")
-        lines.append("  git add \(path)")
-        if signed {
-            lines.append("  git commit -S -m \"Approve \(record.rollout) \(record.phase) as \(record.role)\"   "
-                + "# the policy requires an SSH signature (gpg.format=ssh)")
-        } else {
-            lines.append("  git commit -m \"Approve \(record.rollout) \(record.phase) as \(record.role)\"")
-        }
-        lines.append("  git push -u origin HEAD")
-        lines.append("  then open a pull request into \(protectedBranch) and merge it"
-            + (signed ? " with a merge commit (a squash replaces your signature)." : "."))
+        let commit = signed
+            ? "git commit -S -m \"Approve \(record.rollout) \(record.phase) as \(record.role)\"   "
+                + "# the policy requires an SSH signature (gpg.format=ssh)"
+            : "git commit -m \"Approve \(record.rollout) \(record.phase) as \(record.role)\""
+        lines += Self.nextSteps(branch: "approve/\(record.rollout)-\(record.phase)-\(record.role)", path: path,
+                                commit: commit, signed: signed, protectedBranch: protectedBranch)
         return lines.joined(separator: "\n")
+    }
+
+    /// The pull-request steps after writing an approval file (rollout phase or policy).
+    static func nextSteps(branch: String, path: String, commit: String, signed: Bool,
+                          protectedBranch: String) -> [String] {
+        ["Next steps:", "  git switch -c \(branch)", "  git add \(path)", "  " + commit, "  git push -u origin HEAD",
+         "  then open a pull request into \(protectedBranch) and merge it"
+            + (signed ? " with a merge commit (a squash replaces your signature)." : ".")]
     }
 }
 
@@ -164,13 +166,10 @@ public struct PolicyApproveResult: Sendable {
         lines.append(style.green("Wrote \(path)") + " (\(record.approver) approves the policy with digest "
             + "\(record.policy.prefix(12))… as \(record.role)).")
         lines.append("Check the digest:  git ls-tree -r HEAD -- policies | grep -v $'\\tpolicies/approvals/' | sha256sum")
-        lines.append("Next steps:")
-        lines.append("  git switch -c approve/policy-\(record.policy.prefix(8))-\(record.role)")
-        lines.append("  git add \(path)")
-        lines.append("  git commit \(signed ? "-S " : "")-m \"Approve policy \(record.policy.prefix(8)) as \(record.role)\"")
-        lines.append("  git push -u origin HEAD")
-        lines.append("  then open a pull request into \(protectedBranch) and merge it"
-            + (signed ? " with a merge commit (a squash replaces your signature)." : "."))
+        lines += ApproveResult.nextSteps(
+            branch: "approve/policy-\(record.policy.prefix(8))-\(record.role)", path: path,
+            commit: "git commit \(signed ? "-S " : "")-m \"Approve policy \(record.policy.prefix(8)) as \(record.role)\"",
+            signed: signed, protectedBranch: protectedBranch)
         return lines.joined(separator: "\n")
     }
 }

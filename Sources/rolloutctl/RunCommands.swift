@@ -105,6 +105,19 @@ struct Wiring {
         self.client = client
     }
 
+    /// The wiring of a command: a refused option stays a usage error; any other failure is printed
+    /// and exits 1.
+    static func forCommand(options: RunOptions, logger: Logger) throws -> Wiring {
+        do {
+            return try Wiring(options: options, logger: logger)
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            printError("rolloutctl: \(error)")
+            throw ExitCode(1)
+        }
+    }
+
     func shutdown() async {
         try? await client?.shutdown()
     }
@@ -194,15 +207,7 @@ struct Reconcile: AsyncParsableCommand {
             if options.now != nil { throw ValidationError("--now cannot be combined with --interval") }
             every = seconds
         }
-        let wiring: Wiring
-        do {
-            wiring = try Wiring(options: options, logger: logger)
-        } catch let error as ValidationError {
-            throw error
-        } catch {
-            printError("rolloutctl: \(error)")
-            throw ExitCode(1)
-        }
+        let wiring = try Wiring.forCommand(options: options, logger: logger)
         if let every {
             let service = ReconcileService(command: self, wiring: wiring, every: every, lockWait: lockWait, logger: logger)
             let group = ServiceGroup(configuration: .init(

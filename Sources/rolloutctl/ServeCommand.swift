@@ -49,15 +49,7 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--now cannot be combined with --reconcile-interval")
         }
         _ = try options.parsedNow()
-        let wiring: Wiring
-        do {
-            wiring = try Wiring(options: options, logger: logger)
-        } catch let error as ValidationError {
-            throw error
-        } catch {
-            printError("rolloutctl: \(error)")
-            throw ExitCode(1)
-        }
+        let wiring = try Wiring.forCommand(options: options, logger: logger)
         let options = self.options
         let ports = wiring.ports
         let plan: @Sendable () async throws -> RunReport = {

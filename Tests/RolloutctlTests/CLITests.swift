@@ -287,6 +287,44 @@ final class LockedData: @unchecked Sendable {
         #expect(try CLI.run(["validate", "--repo", fixture.path]).status == 0)
     }
 
+    /// `approve --policy` (SPEC §4.3): the file it writes is bound to the digest `git ls-tree | sha256sum`
+    /// prints for HEAD, and once merged it brings the change into force.
+    @Test func approvePolicyWritesAnApprovalOfTheDigestThatBringsTheChangeIntoForce() throws {
+        let fixture = try GitFixture()
+        try fixture.commitFiles(["policies/approvers.json": F.policy(identity: "author")], "Policy")
+        var roles = F.defaultRoles
+        roles["qa-lead"] = ["quinn@example.com", "robin@example.com"]
+        try fixture.commitFiles(["policies/approvers.json": F.policy(identity: "author", roles: roles)],
+                                "Robin joins QA", author: F.robin)
+        #expect(try RepositoryReader.load(repository: GitRepository(path: fixture.path), ref: nil, cacheFile: nil)
+            .policy.pending?.missing == ["sre"])
+
+        let result = try CLI.run(["approve", "--policy", "--role", "sre", "--approver", "dana@example.com"],
+                                 in: fixture.path)
+        #expect(result.status == 0, "\(result.stderr)")
+        let digest = try policyDigest(fixture)
+        let relative = "policies/approvals/sre-dana-\(digest.prefix(8)).json"
+        #expect(result.stdout.contains("Wrote \(relative)"), "\(result.stdout)")
+        let data = try Data(contentsOf: URL(fileURLWithPath: fixture.path + "/" + relative))
+        let record = try #require(try JSONSerialization.jsonObject(with: data) as? [String: String])
+        #expect(record == ["apiVersion": "rolloutctl/v1", "policy": digest, "role": "sre",
+                           "approver": "dana@example.com"])
+
+        try fixture.git("switch", "-q", "-c", "approve-policy")
+        try fixture.commit("Approve policy", author: F.dana)
+        try fixture.git("switch", "-q", "main")
+        try fixture.git("merge", "-q", "--no-ff", "-m", "Merge approval", "approve-policy", author: F.service)
+        let loaded = try RepositoryReader.load(repository: GitRepository(path: fixture.path), ref: nil, cacheFile: nil)
+        #expect(loaded.policy.pending == nil)
+        #expect(loaded.policy.inForce?.digest == digest)
+
+        // Nothing left to approve: HEAD's policy is the one in force.
+        let again = try CLI.run(["approve", "--policy", "--role", "sre", "--approver", "dana@example.com"],
+                                in: fixture.path)
+        #expect(again.status == 1)
+        #expect(again.stderr.contains("there is no change to approve"), "\(again.stderr)")
+    }
+
     @Test func approveWithAnExplicitApproverAndItsErrors() throws {
         let fixture = try GitFixture()
         try fixture.commitFiles([

@@ -98,7 +98,7 @@ public final class HTTPFlagStore: FlagStore {
                 do {
                     answer = try await HTTPTransport.send(request, client: client, timeout: timeout, logger: logger)
                 } catch let failure as TransportFailure {
-                    let reason = Self.describe(failure)
+                    let reason = failure.reason
                     guard failure.isRetryable else {
                         throw FlagStoreError.unavailable(self.scrub(reason))
                     }
@@ -149,20 +149,8 @@ public final class HTTPFlagStore: FlagStore {
         HTTPTransport.join(baseURL, "/api/v1/feature-flags/" + HTTPTransport.percentEncode(flag))
     }
 
-    /// Removes the token from a message (an answer could echo it back).
-    private func scrub(_ text: String) -> String {
-        guard let token, !token.isEmpty else { return text }
-        return text.replacingOccurrences(of: token, with: "[redacted]")
-    }
+    private func scrub(_ text: String) -> String { redacting(token, in: text) }
 
-    private static func describe(_ failure: TransportFailure) -> String {
-        switch failure {
-        case .timedOut(let timeout): return "timed out after \(timeout.shortDescription)"
-        case .unreachable(let detail): return "unreachable: \(detail)"
-        case .connectionFailed(let detail): return "connection failed: \(detail)"
-        case .fatal(let detail): return detail
-        }
-    }
 
     // MARK: Encoding and decoding
 

@@ -170,9 +170,9 @@ public final class UnleashFlagStore: FlagStore {
                     }
                     return .success(answer)
                 } catch let failure as TransportFailure where failure.isRetryable {
-                    return .retryable(reason: Self.describe(failure))
+                    return .retryable(reason: failure.reason)
                 } catch let failure as TransportFailure {
-                    throw FlagStoreError.unavailable(self.scrub(Self.describe(failure)))
+                    throw FlagStoreError.unavailable(self.scrub(failure.reason))
                 }
             }
         } catch let exhausted as RetryExhausted {
@@ -204,12 +204,12 @@ public final class UnleashFlagStore: FlagStore {
                     answer = try await HTTPTransport.send(request, client: client, timeout: timeout, logger: logger)
                 } catch let failure as TransportFailure {
                     guard failure.isRetryable else {
-                        throw FlagStoreError.unavailable(self.scrub(Self.describe(failure)))
+                        throw FlagStoreError.unavailable(self.scrub(failure.reason))
                     }
                     logger.warning("Unleash request failed", metadata: [
                         "operation": "\(operation)", "flag": "\(flag)", "attempt": "\(attempt)",
-                        "reason": "\(self.scrub(Self.describe(failure)))"])
-                    return .retryable(reason: Self.describe(failure))
+                        "reason": "\(self.scrub(failure.reason))"])
+                    return .retryable(reason: failure.reason)
                 }
                 if Self.isTransient(answer.status) {
                     logger.warning("Unleash answered a transient error", metadata: [
@@ -240,19 +240,8 @@ public final class UnleashFlagStore: FlagStore {
         }
     }
 
-    private func scrub(_ text: String) -> String {
-        guard let token, !token.isEmpty else { return text }
-        return text.replacingOccurrences(of: token, with: "[redacted]")
-    }
+    private func scrub(_ text: String) -> String { redacting(token, in: text) }
 
-    private static func describe(_ failure: TransportFailure) -> String {
-        switch failure {
-        case .timedOut(let timeout): return "timed out after \(timeout.shortDescription)"
-        case .unreachable(let detail): return "unreachable: \(detail)"
-        case .connectionFailed(let detail): return "connection failed: \(detail)"
-        case .fatal(let detail): return detail
-        }
-    }
 
     /// The strategy rolloutctl writes (create and replace take the same body).
     static func strategyBody(flag: String, rollout: Int) -> String {

@@ -36,6 +36,24 @@ enum TransportFailure: Error, Sendable, Equatable {
     }
 }
 
+extension TransportFailure {
+    /// `timed out after 5s`, `unreachable: …`: the words a flag store's error uses.
+    var reason: String {
+        switch self {
+        case .timedOut(let timeout): return "timed out after \(timeout.shortDescription)"
+        case .unreachable(let detail): return "unreachable: \(detail)"
+        case .connectionFailed(let detail): return "connection failed: \(detail)"
+        case .fatal(let detail): return detail
+        }
+    }
+}
+
+/// Removes a token from a message (an answer could echo it back): no secret in output or logs.
+func redacting(_ token: String?, in text: String) -> String {
+    guard let token, !token.isEmpty else { return text }
+    return text.replacingOccurrences(of: token, with: "[redacted]")
+}
+
 enum HTTPTransport {
     /// The largest answer body read (1 MiB): flag and query answers are small.
     static let maxBodyBytes = 1 << 20
