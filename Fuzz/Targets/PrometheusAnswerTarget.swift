@@ -1,5 +1,6 @@
 // fuzz-dictionary: json
 // fuzz-module RolloutAdapters: Sources/RolloutAdapters/Metrics/PrometheusAnswer.swift
+// fuzz-module RolloutAdapters: Sources/RolloutAdapters/HTTP/TextExcerpt.swift
 @testable import RolloutAdapters
 @testable import RolloutCore
 

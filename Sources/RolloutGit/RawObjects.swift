@@ -237,9 +237,11 @@ struct IndexedTree {
         return starts
     }
 
-    func entry(_ index: Int) -> RawTree.Entry {
-        // The offsets come from a successful parse of these bytes.
-        try! RawTree.entry(in: raw.bytes, at: Int(starts[index]))
+    /// The entry at `index` (the offsets come from a parse of these bytes; read again with checks
+    /// all the same, so a wrong index is an error, not a trap).
+    func entry(_ index: Int) throws(GitError) -> RawTree.Entry {
+        guard starts.indices.contains(index) else { throw GitError(.other, "malformed tree object") }
+        return try RawTree.entry(in: raw.bytes, at: Int(starts[index]))
     }
 }
 

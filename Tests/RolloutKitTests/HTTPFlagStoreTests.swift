@@ -100,9 +100,9 @@ struct HTTPFlagStoreTests {
             #expect(service.patchRequests.first?.bodyString == #"{"environment":"production","enabled":true,"coverage":12.5}"#)
             #expect(updated.environments["production"]?.coverage == 12.5)
         }
-        #expect(HTTPFlagStore.patchBody(FlagPatch(environment: "a\"b", enabled: true, coverage: 0)) ==
+        #expect(FlagAPIAnswer.patchBody(FlagPatch(environment: "a\"b", enabled: true, coverage: 0)) ==
             #"{"environment":"a\"b","enabled":true,"coverage":0}"#)
-        #expect(HTTPFlagStore.patchBody(FlagPatch(environment: nil, enabled: true, coverage: 0.1)) ==
+        #expect(FlagAPIAnswer.patchBody(FlagPatch(environment: nil, enabled: true, coverage: 0.1)) ==
             #"{"enabled":true,"coverage":0.1}"#)
     }
 

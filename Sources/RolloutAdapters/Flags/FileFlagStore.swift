@@ -48,14 +48,8 @@ public final class FileFlagStore: FlagStore, @unchecked Sendable {
         cacheLock.withLock { cached = (identity, document) }
     }
 
-    private struct Document: Codable {
-        var flags: [String: Flag] = [:]
-    }
-
-    private struct Flag: Codable {
-        var version: Int
-        var environments: [String: FlagEnvironmentState]
-    }
+    private typealias Document = FileFlagDocument
+    private typealias Flag = FileFlagDocument.Flag
 
     private var lockPath: String { path + ".lock" }
 
@@ -66,11 +60,11 @@ public final class FileFlagStore: FlagStore, @unchecked Sendable {
         guard let data = FileManager.default.contents(atPath: path) else { return Document() }
         if data.isEmpty { return Document() }
         do {
-            let document = try JSONDecoder().decode(Document.self, from: data)
+            let document = try Document.decode(Array(data))
             remember(document)
             return document
         } catch {
-            throw FlagStoreError.invalidResponse("\(path) is not a flag store file (\(error)); fix or remove it")
+            throw FlagStoreError.invalidResponse("\(path) is not a flag store file (\(error.detail)); fix or remove it")
         }
     }
 

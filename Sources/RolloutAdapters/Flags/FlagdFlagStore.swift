@@ -51,28 +51,36 @@ public final class FlagdFlagStore: FlagStore, @unchecked Sendable {
         }
         let lock = try FileLock.acquireBlocking(path: lockPath)
         defer { lock.release() }
-        var (bytes, root) = try load()
-        var found = try Self.find(flag, in: root, path: path)
+        let (bytes, root) = try load()
+        let found = try Self.find(flag, in: root, path: path)
         guard Self.version(bytes[found.value.byteRange]) == version else {
             throw FlagStoreError.versionConflict(flag: flag)
         }
-        let shape = try Self.interpret(found, flag: flag, path: path)
-        let coverage = patch.enabled ? min(100, max(0, patch.coverage ?? shape.current.coverage)) : 0
+        let edit = try Self.edit(bytes, flag: flag, enabled: patch.enabled, coverage: patch.coverage, path: path)
+        try AtomicFile.write(Data(edit.bytes), to: path)
+        return FlagSnapshot(key: flag, version: edit.version, environments: [environment: edit.written.current])
+    }
+
+    /// The file with one flag set to `enabled` at `coverage` (its coverage in force when nil), every
+    /// other byte as it was: `defaultVariant` the false variant, and rolloutctl's split as the
+    /// targeting (none at 0). Returns the flag as it reads back and its new version.
+    static func edit(_ bytes: [UInt8], flag: String, enabled: Bool, coverage requested: Double?,
+                     path: String) throws -> (bytes: [UInt8], written: Shape, version: String) {
+        var bytes = bytes
+        var found = try find(flag, in: try parse(bytes, path: path), path: path)
+        let shape = try interpret(found, flag: flag, path: path)
+        let coverage = enabled ? min(100, max(0, requested ?? shape.current.coverage)) : 0
         let targeting: String? = coverage > 0
             ? Self.targeting(trueVariant: shape.trueVariant, falseVariant: shape.falseVariant, coverage: coverage)
             : nil
         // Two splices, the file parsed again between them so each works on true offsets.
         bytes = JSONSplice.set(member: "defaultVariant", to: JSONOutput.quote(shape.falseVariant),
                                in: found.value, of: bytes)
-        root = try Self.parse(bytes, path: path)
-        found = try Self.find(flag, in: root, path: path)
+        found = try find(flag, in: try parse(bytes, path: path), path: path)
         bytes = JSONSplice.set(member: "targeting", to: targeting, in: found.value, of: bytes)
-        root = try Self.parse(bytes, path: path)
-        found = try Self.find(flag, in: root, path: path)
-        let written = try Self.interpret(found, flag: flag, path: path)
-        try AtomicFile.write(Data(bytes), to: path)
-        return FlagSnapshot(key: flag, version: Self.version(bytes[found.value.byteRange]),
-                            environments: [environment: written.current])
+        found = try find(flag, in: try parse(bytes, path: path), path: path)
+        let written = try interpret(found, flag: flag, path: path)
+        return (bytes, written, version(bytes[found.value.byteRange]))
     }
 
     // MARK: The file
@@ -157,7 +165,8 @@ public final class FlagdFlagStore: FlagStore, @unchecked Sendable {
         switch field("defaultVariant")?.kind {
         case .string(let name)?: defaultVariant = name
         case .null?, nil: defaultVariant = nil
-        default: throw problem(field("defaultVariant")!.position, "\"defaultVariant\" must be a string")
+        case .some:
+            throw problem(field("defaultVariant")?.position ?? value.position, "\"defaultVariant\" must be a string")
         }
         let targeting = field("targeting")
         let hasTargeting: Bool
@@ -178,7 +187,8 @@ public final class FlagdFlagStore: FlagStore, @unchecked Sendable {
         } else {
             guard let targeting, let weights = fractionalWeights(targeting, trueVariant: trueVariant,
                                                                  falseVariant: falseVariant) else {
-                throw problem(targeting!.position, "its targeting is not the fractional split rolloutctl writes")
+                throw problem(targeting?.position ?? value.position,
+                              "its targeting is not the fractional split rolloutctl writes")
             }
             guard defaultVariant == falseVariant else {
                 throw problem(value.position,

@@ -60,9 +60,9 @@ public final class HTTPFlagStore: FlagStore {
         request.method = .PATCH
         request.headers.add(name: "Accept", value: "application/json")
         request.headers.add(name: "Content-Type", value: "application/json")
-        request.headers.add(name: "If-Match", value: Self.entityTag(version))
+        request.headers.add(name: "If-Match", value: FlagAPIAnswer.entityTag(version))
         addAuthorization(to: &request)
-        request.body = .bytes(ByteBuffer(string: Self.patchBody(patch)))
+        request.body = .bytes(ByteBuffer(string: FlagAPIAnswer.patchBody(patch)))
         let answer = try await send(request, flag: flag, operation: "PATCH")
         switch answer.status {
         case 200:
@@ -71,7 +71,7 @@ public final class HTTPFlagStore: FlagStore {
                 "flag updated",
                 metadata: [
                     "flag": "\(flag)", "environment": "\(patch.environment ?? "*")",
-                    "enabled": "\(patch.enabled)", "coverage": "\(patch.coverage.map(jsonNumber) ?? "-")",
+                    "enabled": "\(patch.enabled)", "coverage": "\(patch.coverage.map(formatNumber) ?? "-")",
                     "version": "\(updated.version)",
                 ]
             )
@@ -151,102 +151,15 @@ public final class HTTPFlagStore: FlagStore {
 
     private func scrub(_ text: String) -> String { redacting(token, in: text) }
 
-
-    // MARK: Encoding and decoding
-
-    /// `"7"` for version `7`; a version already quoted (or weak) is sent as it is.
-    static func entityTag(_ version: String) -> String {
-        if version.hasPrefix("\"") || version.hasPrefix("W/\"") || version == "*" {
-            return version
-        }
-        return "\"\(version)\""
-    }
-
-    /// The version inside an ETag: `"7"` → `7`, `W/"7"` → `7`.
-    static func version(fromETag etag: String) -> String? {
-        var tag = etag.trimmingCharacters(in: .whitespaces)
-        if tag.hasPrefix("W/") { tag.removeFirst(2) }
-        if tag.count >= 2, tag.hasPrefix("\""), tag.hasSuffix("\"") {
-            tag = String(tag.dropFirst().dropLast())
-        }
-        return tag.isEmpty ? nil : tag
-    }
-
-    /// `{"environment":"production","enabled":true,"coverage":50}`; `environment` and
-    /// `coverage` are left out when nil; integral coverage is written without ".0".
-    static func patchBody(_ patch: FlagPatch) -> String {
-        var fields: [String] = []
-        if let environment = patch.environment {
-            fields.append("\"environment\":\(jsonString(environment))")
-        }
-        fields.append("\"enabled\":\(patch.enabled ? "true" : "false")")
-        if let coverage = patch.coverage {
-            precondition(coverage.isFinite, "coverage must be a finite number")
-            fields.append("\"coverage\":\(jsonNumber(coverage))")
-        }
-        return "{" + fields.joined(separator: ",") + "}"
-    }
-
-    private struct FlagBody: Decodable {
-        var key: String?
-        var version: Version?
-        var environments: [String: FlagEnvironmentState]
-
-        enum Version: Decodable {
-            case text(String)
-
-            init(from decoder: Decoder) throws {
-                let container = try decoder.singleValueContainer()
-                if let number = try? container.decode(Int64.self) {
-                    self = .text(String(number))
-                } else if let text = try? container.decode(String.self) {
-                    self = .text(text)
-                } else if let number = try? container.decode(Double.self) {
-                    self = .text(jsonNumber(number))
-                } else {
-                    throw DecodingError.dataCorruptedError(
-                        in: container, debugDescription: "version must be a number or a string")
-                }
-            }
-
-            var text: String { if case .text(let t) = self { return t } else { return "" } }
-        }
-    }
+    // MARK: Decoding
 
     private func decodeFlag(_ answer: HTTPAnswer, flag: String) throws -> FlagSnapshot {
-        let body: FlagBody
         do {
-            body = try JSONDecoder().decode(FlagBody.self, from: Data(answer.body.readableBytesView))
+            return try FlagAPIAnswer.snapshot(
+                body: Array(answer.body.readableBytesView), etag: answer.header("ETag"), flag: flag)
         } catch {
             let excerpt = HTTPTransport.excerpt(answer.bodyString, limit: 120)
-            throw FlagStoreError.invalidResponse(scrub("flag \(flag): \(Self.describe(decodingError: error)); body: \(excerpt)"))
-        }
-        let version = body.version?.text ?? answer.header("ETag").flatMap(Self.version(fromETag:))
-        guard let version, !version.isEmpty else {
-            throw FlagStoreError.invalidResponse("flag \(flag): the answer has neither a version nor an ETag")
-        }
-        for (environment, state) in body.environments where !state.coverage.isFinite || state.coverage < 0 || state.coverage > 100 {
-            throw FlagStoreError.invalidResponse(
-                "flag \(flag): coverage \(state.coverage) of environment \(environment) is not in [0, 100]")
-        }
-        return FlagSnapshot(key: body.key ?? flag, version: version, environments: body.environments)
-    }
-
-    private static func describe(decodingError error: Error) -> String {
-        guard let decoding = error as? DecodingError else { return "not JSON" }
-        func path(_ context: DecodingError.Context) -> String {
-            let p = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
-            return p.isEmpty ? "" : " at \(p)"
-        }
-        switch decoding {
-        case .keyNotFound(let key, let context):
-            return "missing field \(key.stringValue)\(path(context))"
-        case .typeMismatch(_, let context), .valueNotFound(_, let context):
-            return "unexpected type\(path(context))"
-        case .dataCorrupted(let context):
-            return context.codingPath.isEmpty ? "not JSON" : "invalid value\(path(context))"
-        @unknown default:
-            return "not the flag API's JSON"
+            throw FlagStoreError.invalidResponse(scrub("flag \(flag): \(error.detail); body: \(excerpt)"))
         }
     }
 }

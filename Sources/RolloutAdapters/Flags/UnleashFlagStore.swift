@@ -35,7 +35,11 @@ public final class UnleashFlagStore: FlagStore {
     private let logger: Logger
 
     /// The title of the strategy rolloutctl owns.
-    public static let strategyTitle = "rolloutctl"
+    public static let strategyTitle = UnleashAnswer.strategyTitle
+
+    typealias Strategy = UnleashAnswer.Strategy
+    typealias Environment = UnleashAnswer.Environment
+    typealias Feature = UnleashAnswer.Feature
 
     public init(apiURL: String, project: String, token: String?, client: HTTPClient, retry: RetryPolicy = .default,
                 logger: Logger) {
@@ -132,7 +136,12 @@ public final class UnleashFlagStore: FlagStore {
     private func fetch(_ flag: String) async throws -> Feature {
         let answer = try await send(request(featureURL(flag), "GET"), flag: flag, operation: "GET")
         guard answer.status == 200 else { throw failure(answer, flag: flag) }
-        return try Feature(decoding: answer, flag: flag, scrub: scrub)
+        do {
+            return try Feature(body: Array(answer.body.readableBytesView))
+        } catch {
+            let body = HTTPTransport.excerpt(answer.bodyString, limit: 120)
+            throw FlagStoreError.invalidResponse(scrub("flag \(flag): \(error.detail); body: \(body)"))
+        }
     }
 
     private func toggle(flag: String, environment: String, on: Bool) async throws {
@@ -256,157 +265,5 @@ public final class UnleashFlagStore: FlagStore {
                 ("groupId", .string(flag)),
             ])),
         ]).render(pretty: false)
-    }
-
-    // MARK: The admin API's feature
-
-    struct Strategy {
-        var id: String
-        var name: String
-        var title: String?
-        var disabled: Bool
-        var parameters: [String: String]
-        var constraintCount: Int
-        var segmentCount: Int
-        /// The strategy's bytes in the answer (for the version).
-        var raw: String
-
-        var isOurs: Bool { title == UnleashFlagStore.strategyTitle }
-
-        var rollout: Double? {
-            guard let text = parameters["rollout"], let value = Double(text), (0...100).contains(value) else {
-                return nil
-            }
-            return value
-        }
-
-        func isExactly(rollout: Int, flag: String) -> Bool {
-            name == "flexibleRollout" && !disabled && constraintCount == 0 && segmentCount == 0
-                && parameters["rollout"] == String(rollout) && parameters["stickiness"] == "default"
-                && parameters["groupId"] == flag
-        }
-    }
-
-    struct Environment {
-        var name: String
-        var enabled: Bool
-        var strategies: [Strategy]
-
-        /// rolloutctl's strategy, if any (two of them is an error: which one would it own?).
-        func ours(flag: String) throws -> Strategy? {
-            let owned = strategies.filter(\.isOurs)
-            guard owned.count <= 1 else {
-                throw FlagStoreError.notManaged("flag \(flag)[\(name)] has \(owned.count) strategies titled "
-                    + "\"\(UnleashFlagStore.strategyTitle)\"; remove all but one in Unleash")
-            }
-            guard let strategy = owned.first else { return nil }
-            guard strategy.name == "flexibleRollout", strategy.rollout != nil else {
-                throw FlagStoreError.notManaged("flag \(flag)[\(name)]: the strategy titled "
-                    + "\"\(UnleashFlagStore.strategyTitle)\" is not a flexibleRollout with a rollout of 0-100; "
-                    + "rolloutctl leaves it untouched")
-            }
-            return strategy
-        }
-    }
-
-    struct Feature {
-        var environments: [Environment]
-        var version: String
-
-        init(decoding answer: HTTPAnswer, flag: String, scrub: (String) -> String) throws {
-            let bytes = Array(answer.body.readableBytesView)
-            func invalid(_ detail: String) -> FlagStoreError {
-                let body = HTTPTransport.excerpt(answer.bodyString, limit: 120)
-                return .invalidResponse(scrub("flag \(flag): \(detail); body: \(body)"))
-            }
-            guard let root = try? JSONParser.parse(bytes), case .array(let list)? = root["environments"]?.kind else {
-                throw invalid("not an Unleash feature (no environments array)")
-            }
-            var environments: [Environment] = []
-            for item in list {
-                guard case .string(let name)? = item["name"]?.kind,
-                      case .bool(let enabled)? = item["enabled"]?.kind else {
-                    throw invalid("an environment without name or enabled")
-                }
-                var strategies: [Strategy] = []
-                if case .array(let items)? = item["strategies"]?.kind {
-                    for strategy in items {
-                        guard case .string(let strategyName)? = strategy["name"]?.kind else {
-                            throw invalid("a strategy without a name in environment \(name)")
-                        }
-                        var parameters: [String: String] = [:]
-                        if case .object(let members)? = strategy["parameters"]?.kind {
-                            for member in members {
-                                switch member.value.kind {
-                                case .string(let text): parameters[member.key] = text
-                                case .number(let number): parameters[member.key] = formatNumber(number)
-                                default: break
-                                }
-                            }
-                        }
-                        var id = ""
-                        if case .string(let text)? = strategy["id"]?.kind { id = text }
-                        var title: String?
-                        if case .string(let text)? = strategy["title"]?.kind { title = text }
-                        var disabled = false
-                        if case .bool(true)? = strategy["disabled"]?.kind { disabled = true }
-                        strategies.append(Strategy(
-                            id: id, name: strategyName, title: title, disabled: disabled, parameters: parameters,
-                            constraintCount: strategy["constraints"]?.count ?? 0,
-                            segmentCount: strategy["segments"]?.count ?? 0,
-                            raw: String(decoding: bytes[strategy.byteRange], as: UTF8.self)))
-                    }
-                }
-                environments.append(Environment(name: name, enabled: enabled, strategies: strategies))
-            }
-            self.environments = environments
-            // What rolloutctl decides on: each environment's switch and strategies (not lastSeenAt
-            // or metrics counts, which move on their own).
-            let canonical: String = environments.sorted { $0.name < $1.name }.map { environment -> String in
-                let strategies = environment.strategies.map(\.raw).joined(separator: ",")
-                return "\(environment.name)=\(environment.enabled)[\(strategies)]"
-            }.joined(separator: ";")
-            version = FlagdFlagStore.version(ArraySlice(canonical.utf8))
-        }
-
-        func snapshot(flag: String) throws -> FlagSnapshot {
-            var states: [String: FlagEnvironmentState] = [:]
-            var warnings: [FlagWarning] = []
-            for environment in environments {
-                let ours = try environment.ours(flag: flag)
-                let others = environment.strategies.filter { !$0.isOurs && !$0.disabled }
-                for other in others {
-                    let label = other.title.map { "\"\($0)\" (\(other.name))" } ?? other.name
-                    warnings.append(FlagWarning(environment: environment.name, message: "Unleash strategy \(label) "
-                        + "is enabled too: it widens exposure beyond rolloutctl's coverage, "
-                        + "and rolloutctl does not own it"))
-                }
-                if !environment.enabled {
-                    states[environment.name] = .disabled
-                } else if let ours, !ours.disabled, let rollout = ours.rollout {
-                    states[environment.name] = FlagEnvironmentState(enabled: true, coverage: rollout)
-                } else if others.isEmpty {
-                    // On without an enabled strategy: Unleash's SDKs serve it to everyone.
-                    states[environment.name] = FlagEnvironmentState(enabled: true, coverage: 100)
-                } else {
-                    states[environment.name] = FlagEnvironmentState(enabled: true, coverage: 0)
-                }
-            }
-            return FlagSnapshot(key: flag, version: version, environments: states, warnings: warnings)
-        }
-    }
-}
-
-extension JSONValue {
-    /// The value of an object's member, or nil.
-    subscript(key: String) -> JSONValue? {
-        guard case .object(let members) = kind else { return nil }
-        return members.first { $0.key == key }?.value
-    }
-
-    /// The element count of an array (0 for anything else).
-    var count: Int {
-        guard case .array(let elements) = kind else { return 0 }
-        return elements.count
     }
 }

@@ -179,12 +179,6 @@ enum HTTPTransport {
     static func excerpt(_ text: String, limit: Int = 200) -> String { TextExcerpt.excerpt(text, limit: limit) }
 }
 
-/// A JSON number as a person writes it (`50`, `12.5`): the core's JSON writer decides.
-func jsonNumber(_ value: Double) -> String { JSONOutput.number(value).render() }
-
-/// A JSON string literal, escaped.
-func jsonString(_ value: String) -> String { JSONOutput.quote(value) }
-
 /// The HTTP client rolloutctl's adapters are meant to share (one per process).
 public enum RolloutHTTPClient {
     /// An `HTTPClient` on the shared event loops, set for the flag API and Prometheus:
