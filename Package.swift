@@ -81,12 +81,19 @@ let package = Package(
             name: "rolloutctl",
             dependencies: [
                 "RolloutKit", "RolloutAdapters", "RolloutCore", "RolloutServe",
-                // Only for the hidden `debug serve-flags` (benchmarks): the in-memory flag API.
-                "RolloutTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The benchmarks' flag API (scripts/bench-*): the test suite's FakeFlagService on 127.0.0.1. Not shipped:
+        // `rolloutctl` links nothing from RolloutTestSupport (scripts/check-link).
+        .executableTarget(
+            name: "rolloutctl-dev-flags",
+            dependencies: [
+                "RolloutTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // Helpers for tests: fixture repositories made by `git`, an HTTP server on 127.0.0.1.

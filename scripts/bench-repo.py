@@ -2,8 +2,8 @@
 """Writes a bare rollout repository with N rollouts for scripts/bench-reconcile.
 
 One commit on `main` (made with `git fast-import`): policies/approvers.json and
-rollouts/rollout-NNNN/plan.json for flag flag-NNNN (the names `rolloutctl debug
-serve-flags --flags N` serves). Each plan: staging 100% (no approval), canary-10 in
+rollouts/rollout-NNNN/plan.json for flag flag-NNNN (the names `rolloutctl-dev-flags
+--flags N` serves). Each plan: staging 100% (no approval), canary-10 in
 production (bake 24h, approval by sre), production 100% (approval by product-owner),
 two health checks.
 """

@@ -1,6 +1,5 @@
-// fuzz-module RolloutKit: Sources/RolloutKit/RFC3339.swift
 import Foundation
-@testable import RolloutKit
+@testable import RolloutCore
 
 /// RFC 3339 times (`--now`): a parsed time formats, and the formatted text parses to the same
 /// second.

@@ -140,3 +140,49 @@ public enum MetricResult: Equatable, Sendable {
 public protocol MetricsProvider: Sendable {
     func evaluate(_ query: MetricQuery) async -> MetricResult
 }
+
+/// A rollback, hold or override to tell people about: the JSON body of a webhook POST.
+public struct NotificationEvent: Sendable {
+    /// The event id, also sent as `Idempotency-Key`.
+    public var id: String
+    public var rollout: String
+    public var flag: String
+    public var status: String
+    public var phase: String?
+    public var message: String
+    public var revision: String
+    public var time: Date
+    /// Check name, value (nil for no data), no-data reason.
+    public var checks: [(String, Double?, String?)]
+
+    public init(id: String, rollout: String, flag: String, status: String, phase: String?, message: String,
+                revision: String, time: Date, checks: [(String, Double?, String?)]) {
+        self.id = id
+        self.rollout = rollout
+        self.flag = flag
+        self.status = status
+        self.phase = phase
+        self.message = message
+        self.revision = revision
+        self.time = time
+        self.checks = checks
+    }
+
+    /// The webhook body (keys in this order; `phase` and a check's `value`/`noData` left out when nil).
+    public var json: JSONOutput {
+        .members([
+            ("id", .string(id)), ("rollout", .string(rollout)), ("flag", .string(flag)), ("status", .string(status)),
+            ("phase", .string(phase)), ("message", .string(message)), ("revision", .string(revision)),
+            ("time", .string(RFC3339.format(time))),
+            ("checks", .array(checks.map { name, value, reason in
+                .members([("name", .string(name)), ("value", value.map { .number($0) }), ("noData", .string(reason))])
+            })),
+        ])
+    }
+}
+
+/// Delivers one queued notification (the outbox's message: its event id, sent as `Idempotency-Key`,
+/// the `rollback.notify` name it goes to, and the JSON body); answers nil when delivered, or why not.
+public protocol Notifier: Sendable {
+    func deliver(key: String, target: String, body: String) async -> String?
+}

@@ -56,37 +56,17 @@ public struct ObjectID: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// What the approvals engine needs to know about one commit.
-public struct CommitFacts: Equatable, Sendable, Codable {
+/// One commit's identities and signature as libgit2 reads them: the oracle the history walk's raw
+/// reader (`RawCommitIdentity`) is tested against.
+public struct CommitFacts: Equatable, Sendable {
     public var id: String
-    public var authorName: String
     public var authorEmail: String
-    public var authorTime: Int64
-    public var committerName: String
     public var committerEmail: String
     public var committerTime: Int64
-    public var parentCount: Int
-    public var summary: String
     /// The armored `gpgsig` header, when the commit is signed.
     public var signature: String?
     /// The bytes the signature covers (the commit object without its `gpgsig` header).
     public var signedData: Data?
-
-    public init(id: String, authorName: String, authorEmail: String, authorTime: Int64, committerName: String,
-                committerEmail: String, committerTime: Int64, parentCount: Int, summary: String,
-                signature: String?, signedData: Data?) {
-        self.id = id
-        self.authorName = authorName
-        self.authorEmail = authorEmail
-        self.authorTime = authorTime
-        self.committerName = committerName
-        self.committerEmail = committerEmail
-        self.committerTime = committerTime
-        self.parentCount = parentCount
-        self.summary = summary
-        self.signature = signature
-        self.signedData = signedData
-    }
 }
 
 /// A repository opened through libgit2. Never reads the work tree, never runs `git`.
@@ -309,7 +289,7 @@ public final class GitRepository: @unchecked Sendable {
 
     // MARK: Commits
 
-    /// Author, committer, parents and SSH/GPG signature of one commit.
+    /// Author, committer and SSH/GPG signature of one commit (the oracle of the raw reader's tests).
     public func commitFacts(_ id: ObjectID) throws(GitError) -> CommitFacts {
         let commit = try lookupCommit(id)
         defer { git_commit_free(commit) }
@@ -317,12 +297,9 @@ public final class GitRepository: @unchecked Sendable {
         let committer = git_commit_committer(commit)!.pointee
         var facts = CommitFacts(
             id: id.description,
-            authorName: String(cString: author.name), authorEmail: String(cString: author.email),
-            authorTime: Int64(author.when.time),
-            committerName: String(cString: committer.name), committerEmail: String(cString: committer.email),
+            authorEmail: String(cString: author.email),
+            committerEmail: String(cString: committer.email),
             committerTime: Int64(committer.when.time),
-            parentCount: Int(git_commit_parentcount(commit)),
-            summary: git_commit_summary(commit).map { String(cString: $0) } ?? "",
             signature: nil, signedData: nil)
         // Most commits are not signed: look at the parsed header first, rather than have
         // git_commit_extract_signature read the object again to find no `gpgsig` in it.
@@ -342,13 +319,6 @@ public final class GitRepository: @unchecked Sendable {
             facts.signedData = Data(UnsafeRawBufferPointer(start: signed.ptr, count: signed.size))
         }
         return facts
-    }
-
-    /// The parents of a commit, first parent first.
-    public func parents(of id: ObjectID) throws(GitError) -> [ObjectID] {
-        let commit = try lookupCommit(id)
-        defer { git_commit_free(commit) }
-        return (0..<git_commit_parentcount(commit)).map { ObjectID(git_commit_parent_id(commit, $0).pointee) }
     }
 
     // MARK: Fetch

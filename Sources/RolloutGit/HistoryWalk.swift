@@ -2,78 +2,6 @@ import CLibgit2
 import Foundation
 import RolloutCore
 
-/// What a history walk found: how each tracked file reached the protected branch, every change of
-/// each plan, and the policy in force (SPEC §4.1, §4.3).
-public struct HistoryIndex: Sendable {
-    /// The tip the walk ended at.
-    public var tip: String
-    /// Approval files (of rollouts and of the policy): how their current blob arrived.
-    public var evidence: [String: ApprovalEvidence]
-    /// plan.json files: where they took their current content, and who changed them since creation.
-    public var planHistories: [String: ContentHistory]
-    public var policy: PolicyState
-}
-
-/// A policy and where it stands on the first-parent line.
-public struct PolicyPoint: Equatable, Sendable {
-    public var commit: String
-    public var digest: String
-
-    public init(commit: String, digest: String) {
-        self.commit = commit
-        self.digest = digest
-    }
-}
-
-/// The policy in force at the tip, and the proposal waiting for approvals (SPEC §4.3).
-public struct PolicyState: Sendable {
-    /// The root of trust: the first first-parent commit holding policies/approvers.json (or the
-    /// commit `init --policy-root` named).
-    public var root: PolicyPoint?
-    public var inForce: PolicyPoint?
-    /// The policy in force, decoded (its roles, identity mode, signers, health sets, floors).
-    public var inForceSet: PolicySet?
-    public var pending: PendingPolicy?
-
-    public struct PendingPolicy: Sendable {
-        public var point: PolicyPoint
-        /// Roles of the policy in force's `policyApprovals` that no counted approval fills yet.
-        public var missing: [String]
-        public var approvals: [ApprovalStatus]
-    }
-
-    /// The approvals authority of the policy in force.
-    public var authority: ApprovalAuthority {
-        ApprovalAuthority(policy: inForceSet?.approvers, signers: inForceSet?.allowedSigners)
-    }
-}
-
-/// What a walk did, for the benchmark and for tests of the cache.
-public struct ScanStatistics: Equatable, Sendable {
-    /// Commits read while walking history (first-parent line and merged sides).
-    public var commitsWalked = 0
-    /// Commits whose author and signature were read.
-    public var commitsDescribed = 0
-    /// True when a cache was given but did not apply (another history, or inconsistent).
-    public var cacheDiscarded = false
-    /// True when the walk started from a cached state.
-    public var usedCache = false
-
-    public init() {}
-}
-
-/// Which paths of `rollouts/` the walk follows: plan files and approval files.
-public enum TrackedPaths {
-    public static func isTracked(_ path: String) -> Bool {
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.first == "rollouts" else { return false }
-        if parts.count == 3 { return parts[2] == "plan.json" }
-        return parts.count == 5 && parts[2] == "approvals"
-    }
-
-    public static func isPlan(_ path: String) -> Bool { path.hasSuffix("/plan.json") && path.hasPrefix("rollouts/") }
-}
-
 /// Walks the protected branch's first-parent line from its oldest commit forward, keeping the set of
 /// commits the branch already had, so that each merge's merged side is exact (the commits reachable
 /// from its other parents and not from its first parent). On the way it follows every tracked file's
@@ -182,8 +110,8 @@ public final class HistoryWalker {
         var entries = root.entries
         while let entry = try entries.next() {
             guard entry.isTree else { continue }
-            if entry.hasName("policies") { result.policies = entry.id }
-            if entry.hasName("rollouts") { result.rollouts = entry.id }
+            if entry.hasName(RepositoryLayout.policiesFolder) { result.policies = entry.id }
+            if entry.hasName(RepositoryLayout.rolloutsFolder) { result.rollouts = entry.id }
         }
         topLevel[tree] = result
         return result
@@ -299,7 +227,7 @@ public final class HistoryWalker {
              firstParentBlob: ObjectID?) throws(GitError) {
             self.walker = walker
             self.path = path
-            inPolicies = path.hasPrefix("policies/")
+            inPolicies = path.hasPrefix(RepositoryLayout.policiesPrefix)
             mergeTop = try walker.topLevel(ofCommit: merge)
             self.mergeBlob = mergeBlob
             let firstParent = try walker.header(of: merge).parents.first
@@ -321,7 +249,7 @@ public final class HistoryWalker {
 
     private func policyFiles(tree: ObjectID?) throws(GitError) -> [TreeFile] {
         guard let tree else { return [] }
-        return try repository.listFiles(tree: tree, prefix: "policies/")
+        return try repository.listFiles(tree: tree, prefix: RepositoryLayout.policiesPrefix)
     }
 
     private func digest(ofPolicies tree: ObjectID?) throws(GitError) -> String {
@@ -346,7 +274,7 @@ public final class HistoryWalker {
 
         // Policy approval files: a changed blob is a new merge point.
         var approvalFiles: [String: ObjectID] = [:]
-        for file in files where file.path.hasPrefix(PolicyApprovalRecord.folder) {
+        for file in files where file.path.hasPrefix(RepositoryLayout.policyApprovalsPrefix) {
             guard let blob = ObjectID(hex: file.objectID) else { continue }
             approvalFiles[file.path] = blob
             if state.policyApprovalFiles[file.path] != blob {
@@ -362,7 +290,7 @@ public final class HistoryWalker {
         guard state.root != nil else {
             // The root of trust: the first commit holding approvers.json (or the commit named by init).
             let isRoot = state.policyRootOverride.map { $0 == id }
-                ?? files.contains { $0.path == ApproversPolicy.path }
+                ?? files.contains { $0.path == RepositoryLayout.approvers }
             guard isRoot else { return }
             let point = PolicyPointState(index: index, commit: id, digest: digest)
             state.root = point
@@ -535,131 +463,5 @@ public final class HistoryWalker {
         }
         sides.removeAll()
         return HistoryIndex(tip: tip.description, evidence: evidence, planHistories: plans, policy: policy)
-    }
-}
-
-
-/// One change to a tracked file between two `rollouts` trees.
-struct FileChange {
-    var path: String
-    var blob: ObjectID
-    /// The blob before; nil when the file is new.
-    var oldBlob: ObjectID?
-}
-
-/// The difference between a first-parent commit's `rollouts` tree and its parent's.
-enum TreeDiff {
-    /// The tracked files of `new` that differ from `old`, and `new` indexed for the next step.
-    ///
-    /// A merge join over the two trees' raw entries (both in git's order) that skips what they share
-    /// without parsing it: the common prefix and suffix of their bytes are found by bulk comparison,
-    /// the old tree's entry offsets (known from the previous step) say where the prefix's last whole
-    /// entry starts, and the new tree is parsed from there only until both sides reach the same
-    /// entry boundary inside the common suffix.
-    static func forward(old: IndexedTree?, new newRaw: RawTree, odb: ObjectDatabase) throws(GitError)
-        -> (files: [FileChange], indexed: IndexedTree)
-    {
-        var files: [FileChange] = []
-        func report(_ entry: RawTree.Entry, old: RawTree.Entry?) throws(GitError) {
-            guard entry.isTree else { return }
-            let oldID = old.flatMap { $0.isTree ? $0.id : nil }
-            try descend(entry.id, oldID, path: "rollouts/" + entry.name, level: 1, odb: odb, into: &files)
-        }
-        guard let old else {
-            let indexed = try IndexedTree(newRaw)
-            for index in 0..<(indexed.starts.count - 1) { try report(indexed.entry(index), old: nil) }
-            return (files, indexed)
-        }
-        let oldBytes = old.raw.bytes, newBytes = newRaw.bytes
-        // Offsets are Int32 (IndexedTree): a tree of 2 GiB or more is an error, not a trap below.
-        guard newBytes.count <= Int(Int32.max) else {
-            throw GitError(.other, "tree object larger than \(Int32.max) bytes")
-        }
-        let oldStarts = old.starts
-        let oldCount = oldStarts.count - 1
-        let newEnd = newBytes.count, oldEnd = oldBytes.count
-        let prefix = RawTree.commonPrefix(newBytes, oldBytes)
-        let suffix = min(RawTree.commonSuffix(newBytes, oldBytes), min(newEnd, oldEnd) - prefix)
-        let delta = newEnd - oldEnd
-        // The old entries before `low` lie wholly inside the common prefix: the same on both sides.
-        var low = 0, high = oldCount
-        while low < high {
-            let middle = (low + high + 1) / 2
-            if Int(oldStarts[middle]) <= prefix { low = middle } else { high = middle - 1 }
-        }
-        var oldIndex = low
-        var newOffset = Int(oldStarts[low])
-        var newStarts = [Int32](oldStarts[0...low])
-        newStarts.reserveCapacity(oldStarts.count + 2)
-        while true {
-            let oldOffset = Int(oldStarts[oldIndex])
-            if newOffset - oldOffset == delta, newEnd - newOffset <= suffix {
-                // Both sides at the same boundary with identical bytes to the end: nothing else changed.
-                for start in oldStarts[(oldIndex + 1)...] { newStarts.append(start + Int32(delta)) }
-                break
-            }
-            guard newOffset < newEnd else { break }  // only removals are left
-            let entry = try RawTree.entry(in: newBytes, at: newOffset)
-            if oldIndex < oldCount {
-                let oldEntry = try RawTree.entry(in: oldBytes, at: oldOffset)
-                let order = RawTree.order(oldEntry, entry)
-                if order < 0 {  // removed from the new tree
-                    oldIndex += 1
-                    continue
-                }
-                if order == 0 {
-                    if !RawTree.sameID(oldEntry, entry) { try report(entry, old: oldEntry) }
-                    oldIndex += 1
-                } else {
-                    try report(entry, old: nil)
-                }
-            } else {
-                try report(entry, old: nil)
-            }
-            newOffset += entry.bytes.count
-            newStarts.append(Int32(newOffset))
-        }
-        return (files, IndexedTree(raw: newRaw, starts: newStarts))
-    }
-
-    /// Compares a rollout folder (level 1), its `approvals` folder (2) or a phase folder (3) of a new
-    /// tree with the same path's folder in the old tree (nil when absent), appending changed
-    /// tracked files: `plan.json` at level 1, files at level 3.
-    private static func descend(_ id: ObjectID, _ oldID: ObjectID?, path: String, level: Int, odb: ObjectDatabase,
-                                into changed: inout [FileChange]) throws(GitError) {
-        let tree = try RawTree(odb: odb, id: id)
-        let oldTree = try oldID.map { id throws(GitError) in try RawTree(odb: odb, id: id) }
-        func visit(_ entry: RawTree.Entry, old: RawTree.Entry?) throws(GitError) {
-            if let old, RawTree.sameID(old, entry), old.isTree == entry.isTree { return }
-            switch (level, entry.isTree) {
-            case (1, true) where entry.hasName("approvals"), (2, true):
-                let oldID = old.flatMap { $0.isTree ? $0.id : nil }
-                try descend(entry.id, oldID, path: path + "/" + entry.name, level: level + 1, odb: odb, into: &changed)
-            case (1, false) where entry.hasName("plan.json"), (3, false):
-                let oldBlob = old.flatMap { $0.isTree ? nil : $0.id }
-                changed.append(FileChange(path: path + "/" + entry.name, blob: entry.id, oldBlob: oldBlob))
-            default:
-                break
-            }
-        }
-        var entries = tree.entries
-        var oldEntries = oldTree?.entries ?? RawTree.Entries(bytes: UnsafeRawBufferPointer(start: nil, count: 0))
-        var old = try oldEntries.next()
-        while let entry = try entries.next() {
-            var match: RawTree.Entry?
-            while let candidate = old {
-                let order = RawTree.order(candidate, entry)
-                if order < 0 {
-                    old = try oldEntries.next()
-                    continue
-                }
-                if order == 0 {
-                    match = candidate
-                    old = try oldEntries.next()
-                }
-                break
-            }
-            try visit(entry, old: match)
-        }
     }
 }

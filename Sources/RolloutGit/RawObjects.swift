@@ -97,9 +97,13 @@ final class RawTree {
 
         var name: String { String(decoding: bytes[nameRange], as: UTF8.self) }
 
-        func hasName(_ name: StaticString) -> Bool {
-            nameRange.count == name.utf8CodeUnitCount
-                && memcmp(bytes.baseAddress! + nameRange.lowerBound, name.utf8Start, nameRange.count) == 0
+        /// Whether the entry's name is `name` (a `RepositoryLayout` name: short, ASCII, contiguous).
+        func hasName(_ name: String) -> Bool {
+            var name = name
+            return name.withUTF8 { utf8 in
+                nameRange.count == utf8.count
+                    && memcmp(bytes.baseAddress! + nameRange.lowerBound, utf8.baseAddress!, utf8.count) == 0
+            }
         }
 
         var idBytes: UnsafeRawPointer { bytes.baseAddress! + (bytes.count - 20) }
@@ -171,8 +175,7 @@ final class RawTree {
     /// The length of the longest common prefix of two byte sequences.
     static func commonPrefix(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
         let count = min(a.count, b.count)
-        guard count > 0 else { return 0 }
-        let pa = a.baseAddress!, pb = b.baseAddress!
+        guard count > 0, let pa = a.baseAddress, let pb = b.baseAddress else { return 0 }
         var offset = 0
         // Whole chunks by memcmp (vectorised), then the differing chunk word by word and byte by byte.
         let chunk = 256
@@ -190,8 +193,8 @@ final class RawTree {
     /// The length of the longest common suffix of two byte sequences.
     static func commonSuffix(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
         let count = min(a.count, b.count)
-        guard count > 0 else { return 0 }
-        let endA = a.baseAddress! + a.count, endB = b.baseAddress! + b.count
+        guard count > 0, let baseA = a.baseAddress, let baseB = b.baseAddress else { return 0 }
+        let endA = baseA + a.count, endB = baseB + b.count
         var length = 0
         let chunk = 256
         while length + chunk <= count, memcmp(endA - length - chunk, endB - length - chunk, chunk) == 0 { length += chunk }

@@ -25,27 +25,27 @@ public struct ApproveResult: Sendable {
         guard Names.isValid(rollout) else {
             throw Failure(description: "rollout name \"\(rollout)\" does not match \(Names.patternDescription)")
         }
-        let planPath = workdir + "rollouts/\(rollout)/plan.json"
-        guard let planData = FileManager.default.contents(atPath: planPath) else {
-            throw Failure(description: "rollouts/\(rollout)/plan.json does not exist in \(workdir); check the rollout name")
+        let planPath = RepositoryLayout.planPath(rollout: rollout)
+        guard let planData = FileManager.default.contents(atPath: workdir + planPath) else {
+            throw Failure(description: "\(planPath) does not exist in \(workdir); check the rollout name")
         }
         let planBytes = [UInt8](planData)
         let planBlob = GitRepository.blobID(of: planBytes)
         var warnings: [String] = []
 
         // Check the phase and role against the work tree's plan and policy.
-        let sink = DiagnosticSink(path: "rollouts/\(rollout)/plan.json")
+        let sink = DiagnosticSink(path: planPath)
         guard let json = try? JSONParser.parse(planBytes), let plan = Plan.decode(json, sink: sink) else {
-            throw Failure(description: "rollouts/\(rollout)/plan.json is invalid; run `rolloutctl validate` first")
+            throw Failure(description: "\(planPath) is invalid; run `rolloutctl validate` first")
         }
         guard plan.phaseIndex(named: phase) != nil else {
             let names = plan.phases.map(\.name).joined(separator: ", ")
             throw Failure(description: "the plan has no phase \"\(phase)\" (phases: \(names))")
         }
         var policy: ApproversPolicy?
-        if let data = FileManager.default.contents(atPath: workdir + ApproversPolicy.path),
+        if let data = FileManager.default.contents(atPath: workdir + RepositoryLayout.approvers),
            let json = try? JSONParser.parse([UInt8](data)) {
-            policy = ApproversPolicy.decode(json, sink: DiagnosticSink(path: ApproversPolicy.path))
+            policy = ApproversPolicy.decode(json, sink: DiagnosticSink(path: RepositoryLayout.approvers))
         }
         let phaseIndex = plan.phaseIndex(named: phase) ?? 0
         let required = ApprovalRules.requiredRoles(plan: plan, phaseIndex: phaseIndex, policy: policy)
@@ -57,25 +57,27 @@ public struct ApproveResult: Sendable {
             throw Failure(description: "no approver: pass --approver EMAIL or set `git config user.email`")
         }
         if let policy, !policy.isMember(email, of: role) {
-            warnings.append("\(email) is not a member of role \"\(role)\" in \(ApproversPolicy.path); the approval will not count")
+            warnings.append("\(email) is not a member of role \"\(role)\" in \(RepositoryLayout.approvers); "
+                + "the approval will not count")
         }
-        let branch = policy?.protectedBranch ?? "main"
+        let branch = RepositoryLayout.protectedBranch(policy?.protectedBranch)
         if let tip = try? repository.resolveCommit(branch),
-           let committed = try? repository.blobID(atPath: "rollouts/\(rollout)/plan.json", inCommit: tip),
+           let committed = try? repository.blobID(atPath: planPath, inCommit: tip),
            committed.description != planBlob {
-            warnings.append("plan.json in the work tree differs from \(branch); this approval binds to the work tree's plan "
+            warnings.append("\(RepositoryLayout.planFile) in the work tree differs from \(branch); "
+                + "this approval binds to the work tree's plan "
                 + "(\(planBlob.prefix(12))) and counts only once that plan is on \(branch)")
         }
 
         let record = ApprovalRecord(rollout: rollout, phase: phase, role: role, approver: email, plan: planBlob,
                                     comment: comment)
-        let relative = "rollouts/\(rollout)/approvals/\(phase)/\(role)-\(slug(email)).json"
-        var object: [(String, String)] = [
-            ("apiVersion", Names.apiVersion), ("rollout", rollout), ("phase", phase), ("role", role),
-            ("approver", email), ("plan", planBlob),
-        ]
-        if let comment { object.append(("comment", comment)) }
-        let body = "{\n" + object.map { "  \(JSONOutput.quote($0.0)): \(JSONOutput.quote($0.1))" }.joined(separator: ",\n") + "\n}\n"
+        let relative = RepositoryLayout.approvalPath(rollout: rollout, phase: phase,
+                                                     file: "\(role)-\(slug(email)).json")
+        let body = JSONOutput.members([
+            ("apiVersion", .string(Names.apiVersion)), ("rollout", .string(rollout)), ("phase", .string(phase)),
+            ("role", .string(role)), ("approver", .string(email)), ("plan", .string(planBlob)),
+            ("comment", .string(comment)),
+        ]).render() + "\n"
         let full = workdir + relative
         try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent,
                                                 withIntermediateDirectories: true)
@@ -131,7 +133,8 @@ public struct PolicyApproveResult: Sendable {
         let loaded = try RepositoryReader.load(repository: repository, ref: nil, cacheFile: nil)
         if loaded.policy.inForce?.digest == headPolicy.digest {
             throw ApproveResult.Failure(description: "the policy at HEAD (digest \(headPolicy.digest.prefix(12))…) is the "
-                + "policy in force on \(loaded.ref): there is no change to approve; check out the branch that changes policies/")
+                + "policy in force on \(loaded.ref): there is no change to approve; "
+                + "check out the branch that changes \(RepositoryLayout.policiesPrefix)")
         }
         guard let email = approver ?? repository.configString("user.email"), !email.isEmpty else {
             throw ApproveResult.Failure(description: "no approver: pass --approver EMAIL or set `git config user.email`")
@@ -147,7 +150,8 @@ public struct PolicyApproveResult: Sendable {
             }
         }
         let record = PolicyApprovalRecord(policy: headPolicy.digest, role: role, approver: email, comment: comment)
-        let relative = PolicyApprovalRecord.folder + "\(role)-\(ApproveResult.slug(email))-\(headPolicy.digest.prefix(8)).json"
+        let relative = RepositoryLayout.policyApprovalsPrefix
+            + "\(role)-\(ApproveResult.slug(email))-\(headPolicy.digest.prefix(8)).json"
         var object: [(String, JSONOutput?)] = [
             ("apiVersion", .string(Names.apiVersion)), ("policy", .string(record.policy)), ("role", .string(role)),
             ("approver", .string(email)),
@@ -165,7 +169,8 @@ public struct PolicyApproveResult: Sendable {
         var lines = warnings.map { style.yellow("warning: ") + $0 }
         lines.append(style.green("Wrote \(path)") + " (\(record.approver) approves the policy with digest "
             + "\(record.policy.prefix(12))… as \(record.role)).")
-        lines.append("Check the digest:  git ls-tree -r HEAD -- policies | grep -v $'\\tpolicies/approvals/' | sha256sum")
+        lines.append("Check the digest:  git ls-tree -r HEAD -- \(RepositoryLayout.policiesFolder) "
+            + "| grep -v $'\\t\(RepositoryLayout.policyApprovalsPrefix)' | sha256sum")
         lines += ApproveResult.nextSteps(
             branch: "approve/policy-\(record.policy.prefix(8))-\(record.role)", path: path,
             commit: "git commit \(signed ? "-S " : "")-m \"Approve policy \(record.policy.prefix(8)) as \(record.role)\"",

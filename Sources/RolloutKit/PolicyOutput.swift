@@ -36,7 +36,7 @@ extension PolicyState {
             lines.append(style.dim("Policy in force: \(inForce.commit.prefix(12)) (digest \(inForce.digest.prefix(16))…)"))
         } else {
             lines.append(style.yellow("warning: ") + "no policy in force: no commit of this branch holds "
-                + "\(ApproversPolicy.path), so no approval counts")
+                + "\(RepositoryLayout.approvers), so no approval counts")
         }
         return lines + pendingLines(style: style)
     }

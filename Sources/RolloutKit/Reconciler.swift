@@ -85,7 +85,7 @@ public struct Reconciler: Sendable {
         let repository = try GitRepository(path: settings.repositoryPath)
         var ref = settings.ref
         if let remote = settings.fetchRemote {
-            let branch = ref ?? protectedBranch(repository) ?? "main"
+            let branch = ref ?? RepositoryLayout.protectedBranch(protectedBranch(repository))
             ref = try repository.fetch(remote: remote, branch: branch)
             ports.logger.info("fetched \(branch) from \(remote) into \(ref!)")
         }
@@ -158,7 +158,8 @@ public struct Reconciler: Sendable {
             reports.append(RolloutReport(
                 name: orphan.name, flag: orphan.flag, planBlob: orphan.record.planBlob, status: .orphaned,
                 currentPhase: orphan.record.phase, nextPhase: nil,
-                blockers: [Blocker(kind: .state, detail: "rollouts/\(orphan.name) was removed from the repository; "
+                blockers: [Blocker(kind: .state, detail: "\(RepositoryLayout.rolloutFolder(orphan.name)) "
+                    + "was removed from the repository; "
                     + "its flag is left as it is (rolloutctl never prunes)")]))
         }
         if settings.mode.applies, let state {

@@ -161,7 +161,6 @@ extension Change {
         switch reason {
         case .advance: why = "advance to \(phase ?? "the next phase")"
         case .rollback: why = "rollback"
-        case .hold: why = "hold"
         case .drift: why = "drift: the flag was changed outside rolloutctl"
         case .abort: why = "abort"
         case .lower: why = "lower: plan.json lowers exposure"
@@ -244,15 +243,6 @@ extension TimelineEntry {
     public var human: String {
         let reasons = waitingFor.isEmpty ? "" : " (\(waitingFor.joined(separator: ", ")))"
         guard let earliestStart else { return "\(phase)  blocked\(reasons)" }
-        return "\(phase)  earliest \(Self.minuteFormat(earliestStart))\(reasons)"
-    }
-
-    /// `2026-02-03 10:00 UTC`: minutes are what people plan with.
-    public static func minuteFormat(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyy-MM-dd HH:mm"
-        return formatter.string(from: date) + " UTC"
+        return "\(phase)  earliest \(RFC3339.minutes(earliestStart))\(reasons)"
     }
 }

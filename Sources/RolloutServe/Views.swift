@@ -174,7 +174,7 @@ enum Views {
         return state.enabled ? "\(formatNumber(state.coverage))%" : "off"
     }
 
-    static func time(_ date: Date) -> String { TimelineEntry.minuteFormat(date) }
+    static func time(_ date: Date) -> String { RFC3339.minutes(date) }
 }
 
 /// A dashboard panel with its series, or the reason it has none.

@@ -237,9 +237,11 @@ public final class FakeFlagService: Sendable {
             return error(428, "If-Match is required")
         }
         // Parse the body before taking the lock.
-        guard case .object(let object)? = try? JSONDecoder().decode(AnyJSON.self, from: Data(request.body)) else {
+        guard case .object(let members)? = (try? JSONParser.parse([UInt8](request.body)))?.kind else {
             return error(400, "the body must be a JSON object")
         }
+        var object: [String: JSONValue.Kind] = [:]
+        for member in members { object[member.key] = member.value.kind }
         let allowed: Set<String> = ["environment", "enabled", "coverage"]
         if let unknown = object.keys.sorted().first(where: { !allowed.contains($0) }) {
             return error(400, "unknown field \(unknown)")
@@ -297,11 +299,11 @@ public final class FakeFlagService: Sendable {
 
     /// The flag's JSON, as the API answers it.
     public static func flagJSON(_ key: String, _ flag: Flag) -> String {
-        let environments = flag.environments.keys.sorted().map { name -> String in
-            let env = flag.environments[name]!
-            return "\(jsonString(name)):{\"enabled\":\(env.enabled),\"coverage\":\(jsonNumber(env.coverage))}"
+        let environments = flag.environments.sorted { $0.key < $1.key }.map { name, env -> (String, JSONOutput) in
+            (name, .object([("enabled", .bool(env.enabled)), ("coverage", .number(env.coverage))]))
         }
-        return "{\"key\":\(jsonString(key)),\"version\":\(flag.version),\"environments\":{\(environments.joined(separator: ","))}}"
+        return JSONOutput.object([("key", .string(key)), ("version", .int(flag.version)),
+                                  ("environments", .object(environments))]).render(pretty: false)
     }
 
     private static func flagResponse(_ key: String, _ flag: Flag) -> TestResponse {
@@ -309,39 +311,6 @@ public final class FakeFlagService: Sendable {
     }
 
     private static func error(_ status: Int, _ message: String) -> TestResponse {
-        .json(status, "{\"error\":\(jsonString(message))}")
-    }
-
-    private static func jsonNumber(_ value: Double) -> String {
-        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
-        return "\(value)"
-    }
-
-    private static func jsonString(_ value: String) -> String {
-        var out = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
-
-    /// Any JSON value (JSONSerialization's Bool/NSNumber mix differs between platforms).
-    private enum AnyJSON: Decodable {
-        case null, bool(Bool), number(Double), string(String), array([AnyJSON]), object([String: AnyJSON])
-
-        init(from decoder: Decoder) throws {
-            let c = try decoder.singleValueContainer()
-            if c.decodeNil() { self = .null }
-            else if let v = try? c.decode(Bool.self) { self = .bool(v) }
-            else if let v = try? c.decode(Double.self) { self = .number(v) }
-            else if let v = try? c.decode(String.self) { self = .string(v) }
-            else if let v = try? c.decode([AnyJSON].self) { self = .array(v) }
-            else { self = .object(try c.decode([String: AnyJSON].self)) }
-        }
+        .json(status, JSONOutput.object([("error", .string(message))]).render(pretty: false))
     }
 }

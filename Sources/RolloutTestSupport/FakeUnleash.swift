@@ -165,7 +165,7 @@ public final class FakeUnleash: Sendable {
                     return .json(400, #"{"message":"invalid strategy"}"#)
                 }
                 environments[index].strategies.append(strategy)
-                answer = .json(200, strategyJSON(strategy))
+                answer = .json(200, strategyJSON(strategy).render(pretty: false))
             case ("PUT", 2, "strategies"?):
                 guard let position = environments[index].strategies.firstIndex(where: { $0.id == action[1] }) else {
                     return .json(404, #"{"message":"Could not find strategy"}"#)
@@ -174,7 +174,7 @@ public final class FakeUnleash: Sendable {
                     return .json(400, #"{"message":"invalid strategy"}"#)
                 }
                 environments[index].strategies[position] = strategy
-                answer = .json(200, strategyJSON(strategy))
+                answer = .json(200, strategyJSON(strategy).render(pretty: false))
             default:
                 return answer
             }
@@ -205,16 +205,18 @@ public final class FakeUnleash: Sendable {
         switch (request.method, parts) {
         case ("GET", ["features"]):
             let features = state.withLock { $0.features }
-            let items = features.keys.sorted().compactMap { name -> String? in
+            let items = features.keys.sorted().compactMap { name -> JSONOutput? in
                 guard let env = features[name]?.first(where: { $0.name == environment }) else { return nil }
-                let strategies = env.strategies.filter { !$0.disabled }.map { strategy in
-                    "{\"name\":\(json(strategy.name)),\"constraints\":\(strategy.constraints),"
-                        + "\"parameters\":\(parameters(strategy.parameters)),\"variants\":[]}"
+                let strategies = env.strategies.filter { !$0.disabled }.map { strategy -> JSONOutput in
+                    .object([("name", .string(strategy.name)), ("constraints", constraintsJSON(strategy)),
+                             ("parameters", parameters(strategy.parameters)), ("variants", .array([]))])
                 }
-                return "{\"name\":\(json(name)),\"type\":\"release\",\"enabled\":\(env.enabled),\"stale\":false,"
-                    + "\"impressionData\":false,\"strategies\":[\(strategies.joined(separator: ","))],\"variants\":[]}"
+                return .object([("name", .string(name)), ("type", .string("release")), ("enabled", .bool(env.enabled)),
+                                ("stale", .bool(false)), ("impressionData", .bool(false)),
+                                ("strategies", .array(strategies)), ("variants", .array([]))])
             }
-            return .json(200, "{\"version\":2,\"features\":[\(items.joined(separator: ","))],\"query\":{}}")
+            return .json(200, JSONOutput.object([("version", .int(2)), ("features", .array(items)),
+                                                 ("query", .object([]))]).render(pretty: false))
         case ("POST", ["register"]), ("POST", ["metrics"]):
             return TestResponse(status: 202)
         default:
@@ -246,25 +248,30 @@ public final class FakeUnleash: Sendable {
     }
 
     private static func featureJSON(_ name: String, project: String, _ environments: [Environment]) -> String {
-        let items = environments.enumerated().map { offset, env in
-            "{\"name\":\(json(env.name)),\"featureName\":\(json(name)),\"environment\":\(json(env.name)),"
-                + "\"type\":\"production\",\"enabled\":\(env.enabled),\"sortOrder\":\(offset),"
-                + "\"strategies\":[\(env.strategies.map(strategyJSON).joined(separator: ","))],"
-                + "\"lastSeenAt\":\(json(ISO8601DateFormatter().string(from: Date())))}"
+        let items = environments.enumerated().map { offset, env -> JSONOutput in
+            .object([("name", .string(env.name)), ("featureName", .string(name)), ("environment", .string(env.name)),
+                     ("type", .string("production")), ("enabled", .bool(env.enabled)), ("sortOrder", .int(offset)),
+                     ("strategies", .array(env.strategies.map(strategyJSON))),
+                     ("lastSeenAt", .string(RFC3339.format(Date())))])
         }
-        return "{\"name\":\(json(name)),\"project\":\(json(project)),\"type\":\"release\",\"stale\":false,"
-            + "\"archived\":false,\"environments\":[\(items.joined(separator: ","))]}"
+        return JSONOutput.object([("name", .string(name)), ("project", .string(project)), ("type", .string("release")),
+                                  ("stale", .bool(false)), ("archived", .bool(false)),
+                                  ("environments", .array(items))]).render(pretty: false)
     }
 
-    private static func strategyJSON(_ strategy: Strategy) -> String {
-        "{\"id\":\(json(strategy.id)),\"name\":\(json(strategy.name)),\"title\":\(strategy.title.map(json) ?? "null"),"
-            + "\"disabled\":\(strategy.disabled),\"constraints\":\(strategy.constraints),"
-            + "\"parameters\":\(parameters(strategy.parameters)),\"segments\":[],\"variants\":[]}"
+    private static func strategyJSON(_ strategy: Strategy) -> JSONOutput {
+        .object([("id", .string(strategy.id)), ("name", .string(strategy.name)),
+                 ("title", strategy.title.map { .string($0) } ?? .null), ("disabled", .bool(strategy.disabled)),
+                 ("constraints", constraintsJSON(strategy)), ("parameters", parameters(strategy.parameters)),
+                 ("segments", .array([])), ("variants", .array([]))])
     }
 
-    private static func parameters(_ values: [String: String]) -> String {
-        "{" + values.keys.sorted().map { "\(json($0)):\(json(values[$0]!))" }.joined(separator: ",") + "}"
+    /// The constraints as they were sent (kept as text; an unreadable text is no constraint).
+    private static func constraintsJSON(_ strategy: Strategy) -> JSONOutput {
+        (try? JSONParser.parse(Array(strategy.constraints.utf8))).map(JSONOutput.init) ?? .array([])
     }
 
-    private static func json(_ text: String) -> String { JSONOutput.quote(text) }
+    private static func parameters(_ values: [String: String]) -> JSONOutput {
+        .object(values.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })
+    }
 }

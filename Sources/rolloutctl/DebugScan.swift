@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RolloutCore
 import RolloutGit
 import RolloutKit
 
@@ -61,10 +62,12 @@ struct DebugScan: ParsableCommand {
             ]
         }
         if json {
-            print("{" + fields.map { key, value in
-                let quoted = ["revision"].contains(key) ? "\"\(value)\"" : value
-                return "\"\(key)\": \(quoted)"
-            }.joined(separator: ", ") + "}")
+            // The same fields, typed: the revision is text, the flags booleans, the rest numbers.
+            print(JSONOutput.object(fields.map { key, value in
+                if key == "revision" { return (key, .string(value)) }
+                if let flag = Bool(value) { return (key, .bool(flag)) }
+                return (key, Double(value).map { .number($0) } ?? .string(value))
+            }).render(pretty: false))
         } else {
             print(fields.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RolloutCore
 import RolloutKit
 
 @main
@@ -35,7 +36,9 @@ struct RepositoryOptions: ParsableArguments {
     @Option(name: .long, help: "The git repository (bare or not).")
     var repo: String = "."
 
-    @Option(name: .long, help: "Branch, tag or commit to read. Default: protectedBranch from policies/approvers.json, else HEAD.")
+    @Option(
+        name: .long,
+        help: "Branch, tag or commit to read. Default: protectedBranch from \(RepositoryLayout.approvers), else HEAD.")
     var ref: String?
 }
 
@@ -70,13 +73,16 @@ struct Approve: ParsableCommand {
         abstract: "Write an approval file for one phase into the work tree, bound to the current plan.",
         discussion: "With --policy, approve the policy change at HEAD instead (bound to its digest).")
 
-    @Argument(help: "The rollout (its folder name under rollouts/).")
+    @Argument(help: "The rollout (its folder name under \(RepositoryLayout.rolloutsPrefix)).")
     var rollout: String?
 
     @Argument(help: "The phase to approve.")
     var phase: String?
 
-    @Flag(name: .long, help: "Approve the change of policies/ at HEAD (SPEC §4.3) instead of a rollout phase.")
+    @Flag(
+        name: .long,
+        help: ArgumentHelp("Approve the change of \(RepositoryLayout.policiesPrefix) at HEAD (SPEC §4.3) "
+            + "instead of a rollout phase."))
     var policy = false
 
     @Option(name: .long, help: "The role you approve as.")

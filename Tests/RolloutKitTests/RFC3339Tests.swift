@@ -1,5 +1,5 @@
 import Foundation
-import RolloutKit
+import RolloutCore
 import Testing
 
 /// `--now` takes RFC 3339 and nothing else: Foundation's parser alone read odd forms as other

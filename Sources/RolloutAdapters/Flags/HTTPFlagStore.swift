@@ -109,7 +109,7 @@ public final class HTTPFlagStore: FlagStore {
                     )
                     return .retryable(reason: reason)
                 }
-                if answer.status == 429 || answer.status == 408 || (500...599).contains(answer.status) {
+                if answer.isTransient {
                     logger.warning(
                         "flag service answered a transient error",
                         metadata: ["method": "\(operation)", "flag": "\(flag)", "attempt": "\(attempt)",

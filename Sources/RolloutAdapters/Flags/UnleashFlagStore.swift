@@ -234,7 +234,7 @@ public final class UnleashFlagStore: FlagStore {
     }
 
     private static func isTransient(_ status: Int) -> Bool {
-        status == 408 || status == 429 || (500...599).contains(status)
+        HTTPAnswer.isTransient(status)
     }
 
     private func failure(_ answer: HTTPAnswer, flag: String) -> FlagStoreError {

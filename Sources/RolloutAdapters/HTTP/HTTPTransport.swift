@@ -17,6 +17,10 @@ struct HTTPAnswer: Sendable {
         let lowered = name.lowercased()
         return headers.first { $0.name.lowercased() == lowered }?.value
     }
+
+    /// 408, 429 and 5xx: the answers a retry may cure (every HTTP adapter retries exactly these).
+    static func isTransient(_ status: Int) -> Bool { status == 408 || status == 429 || (500...599).contains(status) }
+    var isTransient: Bool { Self.isTransient(status) }
 }
 
 /// Why an HTTP attempt got no answer at all.

@@ -1,4 +1,5 @@
 import Foundation
+import RolloutCore
 
 /// How an HTTP adapter retries a call that failed for a transient reason (429, 5xx,
 /// connection errors, timeouts): at most `maxAttempts` attempts, full-jitter exponential
@@ -48,11 +49,6 @@ public struct RetryPolicy: Sendable {
 
     /// 4 attempts, 200 ms … 5 s backoff, 10 s per request, 30 s in all.
     public static let `default` = RetryPolicy()
-
-    /// One attempt, no retry (with the given per-request timeout).
-    public static func noRetry(requestTimeout: Duration = .seconds(10)) -> RetryPolicy {
-        RetryPolicy(maxAttempts: 1, budget: requestTimeout, requestTimeout: requestTimeout)
-    }
 
     /// The upper bound of the backoff window before retry `retry` (1-based):
     /// `min(maxDelay, baseDelay * 2^(retry-1))`.
@@ -147,13 +143,7 @@ extension Duration {
 
     /// A short human form: "2s", "0.3s", "1.25s".
     var shortDescription: String {
-        let s = seconds
-        if s == s.rounded() && abs(s) < 1e15 {
-            return "\(Int64(s))s"
-        }
-        var text = String(format: "%.3f", s)
-        while text.hasSuffix("0") { text.removeLast() }
-        if text.hasSuffix(".") { text.removeLast() }
-        return text + "s"
+        // Milliseconds at most: a timeout is never finer.
+        formatNumber((seconds * 1000).rounded() / 1000) + "s"
     }
 }

@@ -70,7 +70,7 @@ public final class PrometheusMetricsProvider: MetricsProvider {
                 logger.debug("prometheus query", metadata: ["check": "\(query.check)", "attempt": "\(attempt)"])
                 do {
                     let answer = try await HTTPTransport.send(request, client: client, timeout: timeout, logger: logger)
-                    if answer.status == 429 || answer.status == 408 || (500...599).contains(answer.status) {
+                    if answer.isTransient {
                         return .retryable(
                             reason: Self.httpErrorReason(answer),
                             retryAfter: HTTPTransport.retryAfter(answer))

@@ -127,7 +127,7 @@ public enum ApprovalRules {
                 + "\(planBlob?.prefix(12) ?? "missing"); approve the current plan again", nil)
         }
         guard let policy = authority.policy else {
-            return ("\(ApproversPolicy.path) in force is missing or invalid", nil)
+            return ("\(RepositoryLayout.approvers) in force is missing or invalid", nil)
         }
         guard requiredRoles(plan: plan, phaseIndex: phaseIndex, policy: policy).contains(record.role) else {
             return ("phase \"\(file.pathPhase)\" does not require role \"\(record.role)\"", nil)
@@ -153,7 +153,9 @@ public enum ApprovalRules {
         approver: String, role: String, authority: ApprovalAuthority, evidence: ApprovalEvidence?,
         since: (index: Int, commit: String)?, sinceWhat: String
     ) -> (String?, key: String?) {
-        guard let policy = authority.policy else { return ("\(ApproversPolicy.path) in force is missing or invalid", nil) }
+        guard let policy = authority.policy else {
+            return ("\(RepositoryLayout.approvers) in force is missing or invalid", nil)
+        }
         guard let evidence else {
             return ("no approval commit found on the protected branch's first-parent history", nil)
         }
@@ -169,7 +171,8 @@ public enum ApprovalRules {
                                               commit: commit, viaMerge: evidence.viaMerge)
         if let identity { return (identity, key?.signingKey.fingerprint) }
         guard policy.roles[role] != nil else {
-            return ("role \"\(role)\" is not defined in the \(ApproversPolicy.path) in force", key?.signingKey.fingerprint)
+            return ("role \"\(role)\" is not defined in the \(RepositoryLayout.approvers) in force",
+                    key?.signingKey.fingerprint)
         }
         guard policy.isMember(approver, of: role) else {
             return ("\(approver) is not a member of role \"\(role)\" in the policy in force", key?.signingKey.fingerprint)
@@ -184,7 +187,8 @@ public enum ApprovalRules {
         guard policy.forbidSelfApproval, policy.identity == .sshSignature else { return nil }
         for maker in makers where maker.madeInSignatureMode {
             guard let key = signingKey(maker.commit), isListed(key, commit: maker.commit, authority.signers) else {
-                let why = maker.commit.signature == nil ? "is not signed" : "is not signed by a key \(RepositoryLoader.allowedSignersPath) lists"
+                let why = maker.commit.signature == nil
+                    ? "is not signed" : "is not signed by a key \(RepositoryLayout.allowedSigners) lists"
                 return "\(change) \(maker.commit.id.prefix(12)) \(why): its maker cannot be verified"
             }
         }
@@ -250,7 +254,8 @@ public enum ApprovalRules {
                 return ("approval commit \(commit) has an unsupported signature: \(why)", nil)
             case .valid(let key):
                 guard let signers else {
-                    return ("approval commit \(commit) is signed, but \(RepositoryLoader.allowedSignersPath) is missing or invalid", key)
+                    return ("approval commit \(commit) is signed, but \(RepositoryLayout.allowedSigners) "
+                        + "is missing or invalid", key)
                 }
                 switch signers.check(principal: approver, key: key, namespace: "git", at: identity.committerTime) {
                 case .allowed:

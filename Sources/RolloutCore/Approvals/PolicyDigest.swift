@@ -8,7 +8,7 @@ public enum PolicyDigest {
     /// The digest of the policy files among `files` (listed in git's tree order, as the git adapter lists them).
     public static func compute(_ files: [TreeFile]) -> String {
         var hasher = SHA256()
-        for file in files where file.path.hasPrefix("policies/") && !file.path.hasPrefix(PolicyApprovalRecord.folder) {
+        for file in files where RepositoryLayout.isPolicyFile(file.path) {
             hasher.update(data: Array(line(file).utf8))
         }
         return hasher.finalize().map { byte in

@@ -66,7 +66,7 @@ public enum PolicyRules {
                 + "\(proposal.digest.prefix(12)); approve the current proposal again", nil)
         }
         guard let policy = authority.policy else {
-            return ("\(ApproversPolicy.path) in force is missing or invalid", nil)
+            return ("\(RepositoryLayout.approvers) in force is missing or invalid", nil)
         }
         guard policy.policyApprovals.contains(record.role) else {
             let roles = policy.policyApprovals.joined(separator: ", ")
@@ -103,10 +103,10 @@ public enum PolicyWarnings {
             if !signs { stuck.append(role) }
         }
         guard !stuck.isEmpty else { return [] }
-        return [Diagnostic(path: ApproversPolicy.path, message:
+        return [Diagnostic(path: RepositoryLayout.approvers, message:
             "this policy can never be amended: in signature mode no member of policyApprovals role"
             + (stuck.count == 1 ? " " : "s ") + stuck.map { "\"\($0)\"" }.joined(separator: ", ")
-            + " has a key in \(RepositoryLoader.allowedSignersPath); add one, or an operator makes a commit's policy "
+            + " has a key in \(RepositoryLayout.allowedSigners); add one, or an operator makes a commit's policy "
             + "the root of trust with `rolloutctl init --policy-root COMMIT --adopt`")]
     }
 }

@@ -31,8 +31,7 @@ public indirect enum JSONOutput: Equatable, Sendable {
             return Self.quote(text)
         case .number(let value):
             guard value.isFinite else { return "null" }
-            if value.rounded() == value, abs(value) < 1e15 { return String(Int64(value)) }
-            return "\(value)"
+            return exactNumberText(value)
         case .bool(let flag):
             return flag ? "true" : "false"
         case .null:
@@ -62,4 +61,18 @@ public indirect enum JSONOutput: Equatable, Sendable {
 extension JSONOutput {
     public static func string(_ text: String?) -> JSONOutput? { text.map { .string($0) } }
     public static func int(_ value: Int) -> JSONOutput { .number(Double(value)) }
+}
+
+extension JSONOutput {
+    /// A parsed value written back, members in their order (a fixture echoing what it was sent).
+    public init(_ value: JSONValue) {
+        switch value.kind {
+        case .object(let members): self = .object(members.map { ($0.key, JSONOutput($0.value)) })
+        case .array(let elements): self = .array(elements.map(JSONOutput.init))
+        case .string(let text): self = .string(text)
+        case .number(let number): self = .number(number)
+        case .bool(let flag): self = .bool(flag)
+        case .null: self = .null
+        }
+    }
 }

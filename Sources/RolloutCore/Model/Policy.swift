@@ -69,7 +69,7 @@ public struct ApproversPolicy: Equatable, Sendable {
     /// Role → member emails.
     public var roles: [String: [String]]
 
-    public init(protectedBranch: String = ApproversPolicy.defaultProtectedBranch, identity: Identity = .author,
+    public init(protectedBranch: String = RepositoryLayout.defaultProtectedBranch, identity: Identity = .author,
                 forbidSelfApproval: Bool = false, policyApprovals: [String] = [],
                 environmentApprovals: [String: [String]] = [:], roles: [String: [String]]) {
         self.protectedBranch = protectedBranch
@@ -84,9 +84,6 @@ public struct ApproversPolicy: Equatable, Sendable {
         roles[role]?.contains { $0.caseInsensitiveEquals(email) } ?? false
     }
 
-    public static let path = "policies/approvers.json"
-    /// The branch read when `protectedBranch` is not set.
-    public static let defaultProtectedBranch = "main"
     static let fields = ["apiVersion", "protectedBranch", "identity", "forbidSelfApproval", "policyApprovals",
                          "environments", "roles"]
 
@@ -141,7 +138,7 @@ public struct ApproversPolicy: Equatable, Sendable {
         } else if let list = root.strings("policyApprovals") {
             if list.isEmpty, let field = root["policyApprovals"] {
                 sink.report("\"policyApprovals\" must name at least one role: an empty list would let any change of "
-                    + "policies/ come into force unapproved", at: field)
+                    + "\(RepositoryLayout.policiesPrefix) come into force unapproved", at: field)
             }
             policyApprovals = knownRoles(list, "policyApprovals")
         }
@@ -161,7 +158,7 @@ public struct ApproversPolicy: Equatable, Sendable {
             }
         }
         guard sink.diagnostics.count == before else { return nil }
-        return ApproversPolicy(protectedBranch: branch?.0 ?? defaultProtectedBranch, identity: identity,
+        return ApproversPolicy(protectedBranch: RepositoryLayout.protectedBranch(branch?.0), identity: identity,
                                forbidSelfApproval: forbid, policyApprovals: policyApprovals,
                                environmentApprovals: environments, roles: roles)
     }
@@ -182,8 +179,6 @@ public struct PolicyApprovalRecord: Equatable, Sendable {
         self.comment = comment
     }
 
-    /// The folder of policy approvals; its files are not part of the policy digest.
-    public static let folder = "policies/approvals/"
     static let fields = ["apiVersion", "policy", "role", "approver", "comment"]
 
     public static func decode(_ json: JSONValue, sink: DiagnosticSink) -> PolicyApprovalRecord? {

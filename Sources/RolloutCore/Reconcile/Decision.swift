@@ -36,7 +36,7 @@ public struct Blocker: Equatable, Sendable {
 /// One environment's change.
 public struct Change: Equatable, Sendable {
     public enum Reason: String, Equatable, Sendable {
-        case advance, rollback, hold, drift, abort, lower
+        case advance, rollback, drift, abort, lower
     }
 
     public var environment: String

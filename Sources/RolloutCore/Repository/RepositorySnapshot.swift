@@ -39,7 +39,7 @@ public struct ApprovalFile: Equatable, Sendable {
 /// Everything under `rollouts/<name>/`.
 public struct RolloutFiles: Equatable, Sendable {
     public var name: String
-    public var planPath: String { "rollouts/\(name)/plan.json" }
+    public var planPath: String { RepositoryLayout.planPath(rollout: name) }
     /// Nil when plan.json is missing or invalid.
     public var plan: Plan?
     public var planBlob: String?
@@ -110,7 +110,6 @@ public struct RepositorySnapshot: Sendable {
 public enum RepositoryLoader {
     /// Files larger than this are rejected without being read.
     public static let maxBlobSize = 1 << 20
-    public static let allowedSignersPath = "policies/allowed_signers"
 
     public static func load(files: [TreeFile], read: (TreeFile) throws -> [UInt8]) -> RepositorySnapshot {
         withoutActuallyEscaping(read) { read in load(files: files, reader: FileReader(read: read)) }
@@ -128,10 +127,11 @@ public enum RepositoryLoader {
         let policy = policySet.approvers
         let healthSets = policySet.healthSets
         var policyApprovals: [PolicyApprovalFile] = []
-        for file in files where file.path.hasPrefix(PolicyApprovalRecord.folder) {
+        for file in files where file.path.hasPrefix(RepositoryLayout.policyApprovalsPrefix) {
             var diagnostics: [Diagnostic] = []
             var record: PolicyApprovalRecord?
-            if file.path.hasSuffix(".json"), !file.path.dropFirst(PolicyApprovalRecord.folder.count).contains("/") {
+            let name = file.path.dropFirst(RepositoryLayout.policyApprovalsPrefix.count)
+            if file.path.hasSuffix(".json"), !name.contains("/") {
                 if let value = json(file, &diagnostics) {
                     let sink = DiagnosticSink(path: file.path)
                     record = PolicyApprovalRecord.decode(value, sink: sink)
@@ -139,25 +139,29 @@ public enum RepositoryLoader {
                 }
             } else {
                 diagnostics.append(Diagnostic(path: file.path,
-                    message: "unexpected file: policy approvals are policies/approvals/<name>.json"))
+                    message: "unexpected file: policy approvals are "
+                        + "\(RepositoryLayout.policyApprovalsPrefix)<name>.json"))
             }
             policyDiagnostics += diagnostics
             policyApprovals.append(PolicyApprovalFile(path: file.path, blobID: file.objectID, record: record,
                                                       diagnostics: diagnostics))
         }
-        if policy == nil, byPath[ApproversPolicy.path] == nil,
-           files.contains(where: { $0.path.hasPrefix("rollouts/") && $0.path.contains("/approvals/") }) {
-            policyDiagnostics.append(Diagnostic(path: ApproversPolicy.path,
+        if policy == nil, byPath[RepositoryLayout.approvers] == nil,
+           files.contains(where: {
+               $0.path.hasPrefix(RepositoryLayout.rolloutsPrefix)
+                   && $0.path.contains("/\(RepositoryLayout.approvalsFolder)/")
+           }) {
+            policyDiagnostics.append(Diagnostic(path: RepositoryLayout.approvers,
                 message: "is missing: approvals need roles; create it (see SPEC §4)"))
         }
 
         // rollouts/
         var groups: [String: [TreeFile]] = [:]
-        for file in files where file.path.hasPrefix("rollouts/") {
+        for file in files where file.path.hasPrefix(RepositoryLayout.rolloutsPrefix) {
             let components = file.path.split(separator: "/", omittingEmptySubsequences: false)
             guard components.count >= 3 else {
                 policyDiagnostics.append(Diagnostic(path: file.path,
-                    message: "unexpected file: rollouts/ holds one folder per rollout"))
+                    message: "unexpected file: \(RepositoryLayout.rolloutsPrefix) holds one folder per rollout"))
                 continue
             }
             groups[String(components[1]), default: []].append(file)
@@ -194,26 +198,29 @@ public enum RepositoryLoader {
     private static func loadPolicySet(files: [TreeFile], reader: FileReader) -> PolicySet {
         func json(_ file: TreeFile, _ diagnostics: inout [Diagnostic]) -> JSONValue? { reader.json(file, &diagnostics) }
         func text(_ file: TreeFile, _ diagnostics: inout [Diagnostic]) -> [UInt8]? { reader.text(file, &diagnostics) }
-        let policyFiles = files.filter { $0.path.hasPrefix("policies/") && !$0.path.hasPrefix(PolicyApprovalRecord.folder) }
+        let policyFiles = files.filter { RepositoryLayout.isPolicyFile($0.path) }
         var diagnostics: [Diagnostic] = []
         var policy: ApproversPolicy?
-        if let file = policyFiles.first(where: { $0.path == ApproversPolicy.path }), let value = json(file, &diagnostics) {
+        if let file = policyFiles.first(where: { $0.path == RepositoryLayout.approvers }),
+           let value = json(file, &diagnostics) {
             let sink = DiagnosticSink(path: file.path)
             policy = ApproversPolicy.decode(value, sink: sink)
             diagnostics += sink.diagnostics
         }
         var signers: AllowedSigners?
-        if let file = policyFiles.first(where: { $0.path == allowedSignersPath }), let bytes = text(file, &diagnostics) {
+        if let file = policyFiles.first(where: { $0.path == RepositoryLayout.allowedSigners }),
+           let bytes = text(file, &diagnostics) {
             let (parsed, problems) = AllowedSigners.parse(bytes, path: file.path)
             signers = parsed
             diagnostics += problems
         }
         var healthSets: [String: HealthSet] = [:]
-        for file in policyFiles where file.path.hasPrefix("policies/health/") {
-            let name = String(file.path.dropFirst("policies/health/".count))
+        for file in policyFiles where file.path.hasPrefix(RepositoryLayout.healthSetsPrefix) {
+            let name = String(file.path.dropFirst(RepositoryLayout.healthSetsPrefix.count))
             guard name.hasSuffix(".json"), !name.contains("/"), Names.isValid(String(name.dropLast(5))) else {
                 diagnostics.append(Diagnostic(path: file.path,
-                    message: "unexpected file: health sets are policies/health/<name>.json with <name> matching \(Names.patternDescription)"))
+                    message: "unexpected file: health sets are \(RepositoryLayout.healthSetsPrefix)<name>.json "
+                        + "with <name> matching \(Names.patternDescription)"))
                 continue
             }
             if let value = json(file, &diagnostics) {
@@ -232,9 +239,9 @@ public enum RepositoryLoader {
         flagAt: inout (flag: String, position: SourcePosition)?
     ) -> RolloutFiles {
         var diagnostics: [Diagnostic] = []
-        let planPath = "rollouts/\(name)/plan.json"
+        let planPath = RepositoryLayout.planPath(rollout: name)
         if !Names.isValid(name) {
-            diagnostics.append(Diagnostic(path: "rollouts/\(name)",
+            diagnostics.append(Diagnostic(path: RepositoryLayout.rolloutFolder(name),
                 message: "rollout folder \"\(name)\" does not match \(Names.patternDescription)"))
         }
         var result = RolloutFiles(name: name, plan: nil, planBlob: nil, checks: [], approvals: [], diagnostics: [])
@@ -257,13 +264,15 @@ public enum RepositoryLoader {
                 }
             }
         } else {
-            diagnostics.append(Diagnostic(path: planPath, message: "is missing: every folder under rollouts/ needs a plan.json"))
+            diagnostics.append(Diagnostic(path: planPath, message: "is missing: every folder under "
+                + "\(RepositoryLayout.rolloutsPrefix) needs a \(RepositoryLayout.planFile)"))
         }
 
         for file in files where file.path != planPath {
             let components = file.path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
             // rollouts/<name>/approvals/<phase>/<file>.json
-            guard components.count == 5, components[2] == "approvals", components[4].hasSuffix(".json"),
+            guard components.count == 5, components[2] == RepositoryLayout.approvalsFolder,
+                  components[4].hasSuffix(".json"),
                   components[4].count > 5 else {
                 diagnostics.append(Diagnostic(path: file.path,
                     message: "unexpected file: a rollout folder holds plan.json and approvals/<phase>/<name>.json only"))
@@ -308,10 +317,11 @@ public enum RepositoryLoader {
                 if let policy {
                     if policy.roles[role] == nil {
                         let known = policy.roles.keys.sorted().joined(separator: ", ")
-                        report("role \"\(role)\" is not defined in \(ApproversPolicy.path) (roles: \(known))", position)
+                        report("role \"\(role)\" is not defined in \(RepositoryLayout.approvers) (roles: \(known))",
+                               position)
                     }
                 } else if !policyHasErrors {
-                    report("role \"\(role)\" needs \(ApproversPolicy.path), which is missing", position)
+                    report("role \"\(role)\" needs \(RepositoryLayout.approvers), which is missing", position)
                 }
             }
         }

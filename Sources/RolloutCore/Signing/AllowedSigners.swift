@@ -89,7 +89,8 @@ public struct AllowedSigners: Sendable {
     public var entries: [Entry]
     public var unreadable: [UnreadableLine]
 
-    public init(path: String = "policies/allowed_signers", entries: [Entry] = [], unreadable: [UnreadableLine] = []) {
+    public init(path: String = RepositoryLayout.allowedSigners, entries: [Entry] = [],
+                unreadable: [UnreadableLine] = []) {
         self.path = path
         self.entries = entries
         self.unreadable = unreadable

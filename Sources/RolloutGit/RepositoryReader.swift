@@ -1,7 +1,5 @@
 import Foundation
 import RolloutCore
-import RolloutGit
-import RolloutAdapters
 
 /// A rollout repository read at one commit: files validated, approvals evaluated.
 public struct LoadedRepository: Sendable {
@@ -38,8 +36,6 @@ public struct LoadTimings: Sendable {
 
 /// Reads a rollout repository through libgit2 (never the work tree, never `git`).
 public enum RepositoryReader {
-    static let folders = ["rollouts", "policies"]
-
     /// Opens the repository and resolves the ref: the given one, else `protectedBranch` from
     /// `policies/approvers.json` at HEAD when that branch exists, else HEAD.
     public static func resolve(repository: GitRepository, ref: String?) throws(GitError) -> (ref: String, commit: ObjectID) {
@@ -50,7 +46,7 @@ public enum RepositoryReader {
         } catch let error where error.code == .unknownRef {
             // HEAD names a branch with no commits (a bare repository whose HEAD says `master` while
             // only `main` was pushed): fall back to the usual protected branch names.
-            for branch in ["main", "master"] where repository.hasBranch(branch) {
+            for branch in RepositoryLayout.unbornHeadFallbacks where repository.hasBranch(branch) {
                 return (branch, try repository.resolveCommit(branch))
             }
             throw error
@@ -63,7 +59,7 @@ public enum RepositoryReader {
 
     /// `protectedBranch` from `policies/approvers.json` at a commit, when it can be read.
     public static func protectedBranch(repository: GitRepository, at commit: ObjectID) -> String? {
-        guard let blob = try? repository.blobID(atPath: ApproversPolicy.path, inCommit: commit),
+        guard let blob = try? repository.blobID(atPath: RepositoryLayout.approvers, inCommit: commit),
               let bytes = try? repository.readBlob(blob),
               let json = try? JSONParser.parse(bytes),
               case .object(let members) = json.kind,
@@ -74,7 +70,7 @@ public enum RepositoryReader {
 
     /// Lists and decodes `rollouts/` and `policies/` of a commit.
     public static func snapshot(repository: GitRepository, commit: ObjectID) throws(GitError) -> RepositorySnapshot {
-        let files = try repository.listFiles(commit: commit, under: folders)
+        let files = try repository.listFiles(commit: commit, under: RepositoryLayout.folders)
         return RepositoryLoader.load(files: files) { file in
             guard let id = ObjectID(hex: file.objectID) else { throw GitError(.objectNotFound, "bad object id \(file.objectID)") }
             return try repository.readBlob(id)

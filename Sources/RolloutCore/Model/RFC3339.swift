@@ -1,13 +1,23 @@
 import Foundation
 
-/// RFC 3339 times in UTC, as `--now` takes and the JSON output gives.
+/// RFC 3339 times in UTC, as `--now` takes and the JSON output gives: the one home of date text
+/// (every output, store and fixture formats and parses times here).
 public enum RFC3339 {
+    /// `2026-02-03T10:00:00Z`
     public static func format(_ date: Date) -> String {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime]
         return formatter.string(from: date)
     }
 
+    /// `2026-02-03 10:00 UTC`: minutes are what people plan with (the human output and the status page).
+    public static func minutes(_ date: Date) -> String {
+        // `YYYY-MM-DDTHH:MM:SSZ` for the years 1970 to 9999 that times here have.
+        let full = format(date)
+        return String(full.prefix(10)) + " " + String(full.dropFirst(11).prefix(5)) + " UTC"
+    }
+
+    /// A time `--now` and the stores accept; nil for anything but well-formed RFC 3339.
     public static func parse(_ text: String) -> Date? {
         guard isWellFormed(text) else { return nil }
         let formatter = ISO8601DateFormatter()

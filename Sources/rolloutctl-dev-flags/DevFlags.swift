@@ -1,11 +1,13 @@
 import ArgumentParser
 import Foundation
-import RolloutCore
 import RolloutTestSupport
 
-struct ServeFlags: AsyncParsableCommand {
+/// `rolloutctl-dev-flags`: the test suite's in-memory flag API (`FakeFlagService`) as a process, for the
+/// benchmarks in `scripts/`. Its own executable so that the shipped `rolloutctl` links nothing from tests.
+@main
+struct DevFlags: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "serve-flags",
+        commandName: "rolloutctl-dev-flags",
         abstract: "Serve an in-memory flag API on 127.0.0.1 (SPEC §7) for benchmarks.")
 
     @Option(name: .long, help: "The port to listen on (0: any free port; the port is printed).")
@@ -17,7 +19,9 @@ struct ServeFlags: AsyncParsableCommand {
     @Option(name: .long, help: "The flag name prefix.")
     var prefix: String = "flag"
 
-    @Option(name: .long, help: "The environment variable holding the token PATCH requests must carry; unset: no check.")
+    @Option(
+        name: .long,
+        help: "The environment variable holding the token PATCH requests must carry; unset: no check.")
     var tokenEnv: String = "ADMIN_TOKEN"
 
     func run() async throws {

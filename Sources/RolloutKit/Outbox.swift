@@ -1,0 +1,40 @@
+import Foundation
+import Logging
+import RolloutAdapters
+import RolloutCore
+
+/// The notification outbox of the state (SPEC §5.10): every pending message is tried once per run,
+/// after the rollouts are reconciled; a failure is kept for the next run, for 24 hours.
+struct Outbox {
+    var state: StateStore
+    var notifier: Notifier
+    var logger: Logger
+
+    func deliver(now: Date) async {
+        let queued: (pending: [OutboxMessage], expired: [OutboxMessage])
+        do {
+            queued = try state.pendingOutbox(now: now)
+        } catch {
+            logger.warning("cannot read the notification outbox: \(error)")
+            return
+        }
+        for message in queued.expired {
+            let text = "notification \(message.key) to \(message.target) for \(message.rollout) was not delivered "
+                + "in 24 hours (\(message.attempts) attempts); given up"
+            logger.error("\(text)")
+        }
+        // A target that failed once in this run is not tried again until the next run: a webhook
+        // that is down costs one timeout per run, not one per message.
+        var down: [String: String] = [:]
+        for message in queued.pending {
+            guard let id = message.id else { continue }
+            if down[message.target] != nil { continue }
+            let error = await notifier.deliver(key: message.key, target: message.target, body: message.body)
+            try? state.recordDelivery(id: id, at: now, error: error)
+            if let error {
+                down[message.target] = error
+                logger.warning("notification to \(message.target) failed (\(error)); retried on the next run")
+            }
+        }
+    }
+}
