@@ -174,7 +174,7 @@ public final class UnleashFlagStore: FlagStore {
                 }
                 do {
                     let answer = try await HTTPTransport.send(request, client: client, timeout: timeout, logger: logger)
-                    if Self.isTransient(answer.status) {
+                    if answer.isTransient {
                         return .retryable(reason: "HTTP \(answer.status)", retryAfter: HTTPTransport.retryAfter(answer))
                     }
                     return .success(answer)
@@ -220,7 +220,7 @@ public final class UnleashFlagStore: FlagStore {
                         "reason": "\(self.scrub(failure.reason))"])
                     return .retryable(reason: failure.reason)
                 }
-                if Self.isTransient(answer.status) {
+                if answer.isTransient {
                     logger.warning("Unleash answered a transient error", metadata: [
                         "operation": "\(operation)", "flag": "\(flag)", "attempt": "\(attempt)",
                         "status": "\(answer.status)"])
@@ -233,9 +233,6 @@ public final class UnleashFlagStore: FlagStore {
         }
     }
 
-    private static func isTransient(_ status: Int) -> Bool {
-        HTTPAnswer.isTransient(status)
-    }
 
     private func failure(_ answer: HTTPAnswer, flag: String) -> FlagStoreError {
         switch answer.status {
