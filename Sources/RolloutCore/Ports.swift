@@ -14,6 +14,13 @@ public struct FlagEnvironmentState: Equatable, Hashable, Sendable, Codable {
     }
 
     public static let disabled = FlagEnvironmentState(enabled: false, coverage: 0)
+
+    /// `enabled 50%`, `disabled`, or `absent` (the flag lacks the environment): the words of blockers,
+    /// logs and `history`.
+    public static func describe(_ state: FlagEnvironmentState?) -> String {
+        guard let state else { return "absent" }
+        return state.enabled ? "enabled \(formatNumber(state.coverage))%" : "disabled"
+    }
 }
 
 /// One flag as read from a flag store: its version (the ETag) and its environments.

@@ -329,7 +329,9 @@ public struct Reconciler: Sendable {
                     } else {
                         _ = try? state.append(result)
                     }
-                    ports.logger.info("applied \(plan.flag)[\(change.environment)] \(describe(change.from)) → \(describe(change.to)) (\(change.reason.rawValue))")
+                    let from = FlagEnvironmentState.describe(change.from), to = FlagEnvironmentState.describe(change.to)
+                    let target = "\(plan.flag)[\(change.environment)]"
+                    ports.logger.info("applied \(target) \(from) → \(to) (\(change.reason.rawValue))")
                 } catch {
                     // A lost answer is not a failed change: the flag itself says whether it applied.
                     let check = !ports.flags.stagesWrites && Self.mayHaveApplied(error)
@@ -534,10 +536,6 @@ public struct Reconciler: Sendable {
     }
 }
 
-func describe(_ state: FlagEnvironmentState?) -> String {
-    guard let state else { return "absent" }
-    return state.enabled ? "enabled \(formatNumber(state.coverage))%" : "disabled"
-}
 
 /// What every audit entry of one rollout in one run shares.
 struct AuditContext: Sendable {

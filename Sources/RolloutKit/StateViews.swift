@@ -71,7 +71,9 @@ public enum StateViews {
             var line = "\(RFC3339.format(entry.time))  #\(entry.id ?? 0) \(entry.rollout)"
             if let environment = entry.environment { line += "[\(environment)]" }
             line += " \(entry.kind.rawValue) \(entry.reason)"
-            if entry.from != nil || entry.to != nil { line += ": \(describe(entry.from)) → \(describe(entry.to))" }
+            if entry.from != nil || entry.to != nil {
+                line += ": \(FlagEnvironmentState.describe(entry.from)) → \(FlagEnvironmentState.describe(entry.to))"
+            }
             if let phase = entry.phase { line += " (\(phase))" }
             if let result = entry.result { line += " = \(result)" }
             if let intent = entry.intentID { line += " for #\(intent)" }

@@ -168,8 +168,10 @@ public enum PhaseMachine {
                           exposure(from) > exposure(desired) else { continue }
                     decision.changes.append(Change(environment: environment, from: from, to: desired, reason: .drift))
                 }
-                let described = below.map { "\($0) is \(describe(input.actual[$0])) (\(plan.phases[current].name) wants "
-                    + "\(describe(target[$0])))" }
+                let described = below.map {
+                    "\($0) is \(FlagEnvironmentState.describe(input.actual[$0])) (\(plan.phases[current].name) wants "
+                        + "\(FlagEnvironmentState.describe(target[$0])))"
+                }
                 let detail = "overridden outside rolloutctl"
                     + (described.isEmpty ? "" : ": " + described.joined(separator: ", "))
                     + "; nothing is raised until plan.json changes"
@@ -358,11 +360,6 @@ public enum PhaseMachine {
         guard let actual else { return false }
         if !desired.enabled { return !actual.enabled && actual.coverage == 0 }
         return actual.enabled && actual.coverage == desired.coverage
-    }
-
-    static func describe(_ state: FlagEnvironmentState?) -> String {
-        guard let state else { return "absent" }
-        return state.enabled ? "enabled \(formatNumber(state.coverage))%" : "disabled"
     }
 
     /// How much traffic sees the flag: 0 when disabled.
