@@ -5,7 +5,7 @@
 @testable import RolloutCore
 
 /// Prometheus' answers (status 200): any body gives a value or "no data" with a reason, a value
-/// is finite, and a reason stays short (excerpts, not whole bodies).
+/// is finite, and a reason stays short (excerpts, not whole bodies); a range answer's points are finite.
 enum PrometheusAnswerTarget: FuzzTarget {
     static let name = "prometheus-answer"
 
@@ -16,6 +16,13 @@ enum PrometheusAnswerTarget: FuzzTarget {
                 try Fuzz.require(status == 200 && value.isFinite, "value \(value) from HTTP \(status)")
             case .noData(let reason):
                 try Fuzz.require(!reason.isEmpty && reason.count <= 400, "reason of \(reason.count) characters")
+            }
+        }
+        // The range answers `serve` draws: every point kept is finite.
+        if case .success(let series) = PrometheusAnswer.rangeSeries(status: 200, body: bytes) {
+            for point in series.flatMap(\.points) {
+                try Fuzz.require(point.value.isFinite && point.time.timeIntervalSince1970.isFinite,
+                                 "point \(point.value) at \(point.time.timeIntervalSince1970)")
             }
         }
     }

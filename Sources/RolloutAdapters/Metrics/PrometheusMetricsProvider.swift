@@ -111,8 +111,7 @@ public final class PrometheusMetricsProvider: MetricsProvider {
     /// "prometheus answered HTTP 503", with Prometheus' own error when the body carries one.
     private static func httpErrorReason(_ answer: HTTPAnswer) -> String {
         var reason = "prometheus answered HTTP \(answer.status)"
-        if let envelope = try? JSONDecoder().decode(PrometheusAnswer.Envelope.self,
-                                                    from: Data(answer.body.readableBytesView)),
+        if case .success(let envelope) = PrometheusAnswer.Envelope.read(Array(answer.body.readableBytesView)),
            envelope.status == "error" {
             reason += " (" + PrometheusAnswer.errorText(envelope) + ")"
         }

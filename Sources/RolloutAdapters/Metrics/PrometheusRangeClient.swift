@@ -3,28 +3,6 @@ import Foundation
 import Logging
 import NIOCore
 
-/// One series of a range query: its labels and its points, oldest first.
-public struct RangeSeries: Equatable, Sendable {
-    public var labels: [String: String]
-    public var points: [RangePoint]
-
-    public init(labels: [String: String], points: [RangePoint]) {
-        self.labels = labels
-        self.points = points
-    }
-}
-
-/// One sample of a range series. NaN and infinite samples are dropped when read.
-public struct RangePoint: Equatable, Sendable {
-    public var time: Date
-    public var value: Double
-
-    public init(time: Date, value: Double) {
-        self.time = time
-        self.value = value
-    }
-}
-
 /// Prometheus' range query API, `GET {base}/api/v1/query_range?query=&start=&end=&step=`, for the
 /// dashboard panels `rolloutctl serve` draws (SPEC §9). One attempt with a timeout: a page must not wait on
 /// a retry budget; a failure is a reason shown in place of the chart.
@@ -66,66 +44,11 @@ public struct PrometheusRangeClient: Sendable {
         } catch {
             return .failure(RangeQueryFailure(reason: "prometheus query failed: \(error)"))
         }
-        return Self.interpret(status: answer.status, body: Data(answer.body.readableBytesView))
+        return PrometheusAnswer.rangeSeries(status: answer.status, body: Array(answer.body.readableBytesView))
     }
 
-    /// Reads a `query_range` answer (`resultType: matrix`).
+    /// Reads a `query_range` answer (`resultType: matrix`): `PrometheusAnswer.rangeSeries`.
     public static func interpret(status: Int, body: Data) -> Result<[RangeSeries], RangeQueryFailure> {
-        guard let envelope = try? JSONDecoder().decode(Envelope.self, from: body) else {
-            let reason = status == 200 ? "malformed answer from prometheus" : "prometheus answered HTTP \(status)"
-            return .failure(RangeQueryFailure(reason: reason))
-        }
-        guard envelope.status == "success", let data = envelope.data else {
-            let detail = [envelope.errorType, envelope.error].compactMap { $0 }.joined(separator: ": ")
-            return .failure(RangeQueryFailure(reason: "prometheus error \(HTTPTransport.excerpt(detail))"))
-        }
-        guard data.resultType == "matrix" else {
-            return .failure(RangeQueryFailure(reason: "expected a matrix, prometheus sent \(data.resultType)"))
-        }
-        return .success(data.result.map { series in
-            RangeSeries(labels: series.metric, points: series.values.compactMap { pair in
-                guard let value = Double(pair.value), value.isFinite else { return nil }
-                return RangePoint(time: Date(timeIntervalSince1970: pair.time), value: value)
-            })
-        })
-    }
-
-    struct Envelope: Decodable {
-        var status: String
-        var data: Matrix?
-        var errorType: String?
-        var error: String?
-    }
-
-    struct Matrix: Decodable {
-        var resultType: String
-        var result: [Series]
-    }
-
-    struct Series: Decodable {
-        var metric: [String: String]
-        var values: [Sample]
-    }
-
-    /// `[1700000000.5, "0.02"]`.
-    struct Sample: Decodable {
-        var time: Double
-        var value: String
-
-        init(from decoder: Decoder) throws {
-            var container = try decoder.unkeyedContainer()
-            time = try container.decode(Double.self)
-            value = try container.decode(String.self)
-        }
-    }
-}
-
-/// Why a range query has nothing to draw.
-public struct RangeQueryFailure: Error, Equatable, Sendable, CustomStringConvertible {
-    public var reason: String
-    public var description: String { reason }
-
-    public init(reason: String) {
-        self.reason = reason
+        PrometheusAnswer.rangeSeries(status: status, body: Array(body))
     }
 }
