@@ -83,45 +83,12 @@ public final class HTTPFlagStore: FlagStore {
 
     // MARK: Requests
 
-    /// Sends a request with the retry policy. Returns the first answer that is not
-    /// transient (anything but 408, 429 and 5xx); throws `.unavailable` when retries are spent.
+    /// Sends an idempotent request with the retry policy (`FlagServiceCall`).
     private func send(_ request: HTTPClientRequest, flag: String, operation: String) async throws -> HTTPAnswer {
-        let logger = self.logger
-        let client = self.client
-        do {
-            return try await retry.run { attempt, timeout -> AttemptOutcome<HTTPAnswer> in
-                logger.debug(
-                    "flag service request",
-                    metadata: ["method": "\(operation)", "flag": "\(flag)", "attempt": "\(attempt)"]
-                )
-                let answer: HTTPAnswer
-                do {
-                    answer = try await HTTPTransport.send(request, client: client, timeout: timeout, logger: logger)
-                } catch let failure as TransportFailure {
-                    let reason = failure.reason
-                    guard failure.isRetryable else {
-                        throw FlagStoreError.unavailable(self.scrub(reason))
-                    }
-                    logger.warning(
-                        "flag service request failed",
-                        metadata: ["method": "\(operation)", "flag": "\(flag)", "attempt": "\(attempt)",
-                                   "reason": "\(self.scrub(reason))"]
-                    )
-                    return .retryable(reason: reason)
-                }
-                if answer.isTransient {
-                    logger.warning(
-                        "flag service answered a transient error",
-                        metadata: ["method": "\(operation)", "flag": "\(flag)", "attempt": "\(attempt)",
-                                   "status": "\(answer.status)"]
-                    )
-                    return .retryable(reason: "HTTP \(answer.status)", retryAfter: HTTPTransport.retryAfter(answer))
-                }
-                return .success(answer)
-            }
-        } catch let exhausted as RetryExhausted {
-            throw FlagStoreError.unavailable(scrub("\(operation) \(flag): \(exhausted.description)"))
-        }
+        let token = self.token
+        let call = FlagServiceCall(service: "flag service", client: client, retry: retry, logger: logger,
+                                   scrub: { redacting(token, in: $0) })
+        return try await call.send(request, flag: flag, operation: operation)
     }
 
     private func failure(for answer: HTTPAnswer, flag: String) -> FlagStoreError {

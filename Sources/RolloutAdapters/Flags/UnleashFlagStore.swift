@@ -202,35 +202,12 @@ public final class UnleashFlagStore: FlagStore {
         return request
     }
 
-    /// Sends an idempotent request with the retry policy; the first answer that is not transient is returned.
+    /// Sends an idempotent request with the retry policy (`FlagServiceCall`).
     private func send(_ request: HTTPClientRequest, flag: String, operation: String) async throws -> HTTPAnswer {
-        let client = self.client
-        let logger = self.logger
-        do {
-            return try await retry.run { attempt, timeout -> AttemptOutcome<HTTPAnswer> in
-                let answer: HTTPAnswer
-                do {
-                    answer = try await HTTPTransport.send(request, client: client, timeout: timeout, logger: logger)
-                } catch let failure as TransportFailure {
-                    guard failure.isRetryable else {
-                        throw FlagStoreError.unavailable(self.scrub(failure.reason))
-                    }
-                    logger.warning("Unleash request failed", metadata: [
-                        "operation": "\(operation)", "flag": "\(flag)", "attempt": "\(attempt)",
-                        "reason": "\(self.scrub(failure.reason))"])
-                    return .retryable(reason: failure.reason)
-                }
-                if answer.isTransient {
-                    logger.warning("Unleash answered a transient error", metadata: [
-                        "operation": "\(operation)", "flag": "\(flag)", "attempt": "\(attempt)",
-                        "status": "\(answer.status)"])
-                    return .retryable(reason: "HTTP \(answer.status)", retryAfter: HTTPTransport.retryAfter(answer))
-                }
-                return .success(answer)
-            }
-        } catch let exhausted as RetryExhausted {
-            throw FlagStoreError.unavailable(scrub("\(operation) \(flag): \(exhausted.description)"))
-        }
+        let token = self.token
+        let call = FlagServiceCall(service: "Unleash", client: client, retry: retry, logger: logger,
+                                   scrub: { redacting(token, in: $0) })
+        return try await call.send(request, flag: flag, operation: operation)
     }
 
 

@@ -1,0 +1,47 @@
+import AsyncHTTPClient
+import Logging
+import RolloutCore
+
+/// One idempotent call to a flag service over HTTP with the retry policy, shared by the HTTP flag
+/// API and Unleash: 408, 429, 5xx and retryable transport failures are retried (honouring
+/// `Retry-After`), the first other answer is returned, and a spent budget or a fatal failure is
+/// `.unavailable`. Every message that leaves is scrubbed of the token.
+struct FlagServiceCall {
+    /// `flag service` or `Unleash`, for the log lines.
+    var service: String
+    var client: HTTPClient
+    var retry: RetryPolicy
+    var logger: Logger
+    var scrub: @Sendable (String) -> String
+
+    func send(_ request: HTTPClientRequest, flag: String, operation: String) async throws -> HTTPAnswer {
+        let (service, client, logger, scrub) = (self.service, self.client, self.logger, self.scrub)
+        do {
+            return try await retry.run { attempt, timeout -> AttemptOutcome<HTTPAnswer> in
+                let context: Logger.Metadata = [
+                    "operation": "\(operation)", "flag": "\(flag)", "attempt": "\(attempt)",
+                ]
+                logger.debug("\(service) request", metadata: context)
+                let answer: HTTPAnswer
+                do {
+                    answer = try await HTTPTransport.send(request, client: client, timeout: timeout, logger: logger)
+                } catch let failure as TransportFailure {
+                    guard failure.isRetryable else {
+                        throw FlagStoreError.unavailable(scrub(failure.reason))
+                    }
+                    logger.warning("\(service) request failed",
+                                   metadata: context.merging(["reason": "\(scrub(failure.reason))"]) { $1 })
+                    return .retryable(reason: failure.reason)
+                }
+                if answer.isTransient {
+                    logger.warning("\(service) answered a transient error",
+                                   metadata: context.merging(["status": "\(answer.status)"]) { $1 })
+                    return .retryable(reason: "HTTP \(answer.status)", retryAfter: HTTPTransport.retryAfter(answer))
+                }
+                return .success(answer)
+            }
+        } catch let exhausted as RetryExhausted {
+            throw FlagStoreError.unavailable(scrub("\(operation) \(flag): \(exhausted.description)"))
+        }
+    }
+}
