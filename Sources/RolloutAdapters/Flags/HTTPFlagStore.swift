@@ -30,6 +30,8 @@ public final class HTTPFlagStore: FlagStore {
     private let client: HTTPClient
     private let retry: RetryPolicy
     private let logger: Logger
+    /// Idempotent calls with the retry policy.
+    private let service: FlagServiceCall
 
     public init(baseURL: String, token: String?, client: HTTPClient, retry: RetryPolicy = .default, logger: Logger) {
         self.baseURL = baseURL
@@ -37,6 +39,9 @@ public final class HTTPFlagStore: FlagStore {
         self.client = client
         self.retry = retry
         self.logger = logger
+        let scrubbed = self.token
+        self.service = FlagServiceCall(service: "flag service", client: client, retry: retry, logger: logger,
+                                       scrub: { redacting(scrubbed, in: $0) })
     }
 
     // MARK: FlagStore
@@ -46,7 +51,7 @@ public final class HTTPFlagStore: FlagStore {
         request.method = .GET
         request.headers.add(name: "Accept", value: "application/json")
         addAuthorization(to: &request)
-        let answer = try await send(request, flag: flag, operation: "GET")
+        let answer = try await service.send(request, flag: flag, operation: "GET")
         switch answer.status {
         case 200:
             return try decodeFlag(answer, flag: flag)
@@ -63,7 +68,7 @@ public final class HTTPFlagStore: FlagStore {
         request.headers.add(name: "If-Match", value: FlagAPIAnswer.entityTag(version))
         addAuthorization(to: &request)
         request.body = .bytes(ByteBuffer(string: FlagAPIAnswer.patchBody(patch)))
-        let answer = try await send(request, flag: flag, operation: "PATCH")
+        let answer = try await service.send(request, flag: flag, operation: "PATCH")
         switch answer.status {
         case 200:
             let updated = try decodeFlag(answer, flag: flag)
@@ -83,13 +88,6 @@ public final class HTTPFlagStore: FlagStore {
 
     // MARK: Requests
 
-    /// Sends an idempotent request with the retry policy (`FlagServiceCall`).
-    private func send(_ request: HTTPClientRequest, flag: String, operation: String) async throws -> HTTPAnswer {
-        let token = self.token
-        let call = FlagServiceCall(service: "flag service", client: client, retry: retry, logger: logger,
-                                   scrub: { redacting(token, in: $0) })
-        return try await call.send(request, flag: flag, operation: operation)
-    }
 
     private func failure(for answer: HTTPAnswer, flag: String) -> FlagStoreError {
         switch answer.status {

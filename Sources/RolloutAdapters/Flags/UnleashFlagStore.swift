@@ -33,6 +33,8 @@ public final class UnleashFlagStore: FlagStore {
     private let client: HTTPClient
     private let retry: RetryPolicy
     private let logger: Logger
+    /// Idempotent calls with the retry policy.
+    private let service: FlagServiceCall
 
     /// The title of the strategy rolloutctl owns.
     public static let strategyTitle = UnleashAnswer.strategyTitle
@@ -49,6 +51,9 @@ public final class UnleashFlagStore: FlagStore {
         self.client = client
         self.retry = retry
         self.logger = logger
+        let scrubbed = self.token
+        self.service = FlagServiceCall(service: "Unleash", client: client, retry: retry, logger: logger,
+                                       scrub: { redacting(scrubbed, in: $0) })
     }
 
     /// Parses `unleash+https://HOST/api?project=P` (or `unleash+http`); the project defaults to `default`.
@@ -134,7 +139,7 @@ public final class UnleashFlagStore: FlagStore {
     }
 
     private func fetch(_ flag: String) async throws -> Feature {
-        let answer = try await send(request(featureURL(flag), "GET"), flag: flag, operation: "GET")
+        let answer = try await service.send(request(featureURL(flag), "GET"), flag: flag, operation: "GET")
         guard answer.status == 200 else { throw failure(answer, flag: flag) }
         do {
             return try Feature(body: Array(answer.body.readableBytesView))
@@ -146,13 +151,13 @@ public final class UnleashFlagStore: FlagStore {
 
     private func toggle(flag: String, environment: String, on: Bool) async throws {
         let url = environmentURL(flag, environment) + (on ? "/on" : "/off")
-        let answer = try await send(request(url, "POST"), flag: flag, operation: "POST \(on ? "on" : "off")")
+        let answer = try await service.send(request(url, "POST"), flag: flag, operation: "POST \(on ? "on" : "off")")
         guard (200...299).contains(answer.status) else { throw failure(answer, flag: flag) }
     }
 
     private func replaceStrategy(_ id: String, flag: String, environment: String, rollout: Int) async throws {
         let url = environmentURL(flag, environment) + "/strategies/" + HTTPTransport.percentEncode(id)
-        let answer = try await send(request(url, "PUT", body: Self.strategyBody(flag: flag, rollout: rollout)),
+        let answer = try await service.send(request(url, "PUT", body: Self.strategyBody(flag: flag, rollout: rollout)),
                                     flag: flag, operation: "PUT strategy")
         guard (200...299).contains(answer.status) else { throw failure(answer, flag: flag) }
     }
@@ -202,13 +207,6 @@ public final class UnleashFlagStore: FlagStore {
         return request
     }
 
-    /// Sends an idempotent request with the retry policy (`FlagServiceCall`).
-    private func send(_ request: HTTPClientRequest, flag: String, operation: String) async throws -> HTTPAnswer {
-        let token = self.token
-        let call = FlagServiceCall(service: "Unleash", client: client, retry: retry, logger: logger,
-                                   scrub: { redacting(token, in: $0) })
-        return try await call.send(request, flag: flag, operation: operation)
-    }
 
 
     private func failure(_ answer: HTTPAnswer, flag: String) -> FlagStoreError {
