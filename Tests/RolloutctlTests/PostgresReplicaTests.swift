@@ -207,6 +207,8 @@ struct PostgresReplicaTests {
             try await Self.waitUntil { fleet.service.appliedPatches.count >= killedAt + 10 }
             try await runOffCooperativePool { try fleet.server.restart() }
             let cut = await interrupted.wait()
+            #expect(cut.status == 1, "the restart did not cut the run: \(cut.all)")
+            #expect(cut.stderr.contains("the connection to the server was closed"), "\(cut.stderr)")
             #expect(!cut.all.contains(fleet.server.password))
 
             // Someone lowers three flags by hand: each rollout becomes overridden and notifies once. (Three whose
