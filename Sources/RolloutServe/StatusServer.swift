@@ -365,7 +365,8 @@ final class StateAccess: @unchecked Sendable {
     func store() -> (any StateStorage)? {
         lock.lock()
         defer { lock.unlock() }
-        if let opened { return opened }
+        // [issue 12] A PostgreSQL session that ended (a server restart) is opened again on the next request.
+        if let opened, (opened as? PostgresStateStore)?.isOpen != false { return opened }
         opened = try? StateStores.openReadOnly(path)
         return opened
     }

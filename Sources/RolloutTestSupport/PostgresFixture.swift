@@ -153,6 +153,16 @@ public final class PostgresFixture: @unchecked Sendable {
         try psql(statement, user: user, password: password, database: database)
     }
 
+    /// The psql command line that runs `statement` as the test role, for a test to start in the background
+    /// (a session that holds a lock while it sleeps, say).
+    public func psqlInvocation(_ statement: String, database: String)
+        -> (path: String, arguments: [String], environment: [String: String]) {
+        (binaries.appendingPathComponent("psql").path,
+         ["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", "\(port)", "-U", user,
+          "-d", database, "-c", statement],
+         ["PGPASSWORD": password])
+    }
+
     private func superuserSQL(_ statement: String) throws {
         let (status, output) = try psql(statement, user: "postgres", password: superPassword, database: "postgres")
         if status != 0 { throw Failure.command("psql -c \(statement)", status: status, output: output) }

@@ -230,7 +230,8 @@ struct PostgresReplicaTests {
                     #expect(result.status == 0, "\(result.all)")
                     #expect(!result.all.contains(fleet.server.password))
                 }
-                converged = fleet.names.map { "flag_\($0)" }.filter { !lowered.contains($0) }.allSatisfy(fleet.completed)
+                converged = fleet.names.map { "flag_\($0)" }.filter { !lowered.contains($0) }
+                    .allSatisfy(fleet.completed)
             }
             #expect(converged)
 
@@ -270,9 +271,9 @@ struct PostgresReplicaTests {
             #expect(status.stdout.contains(url))
 
             let wrong = "not-the-password-\(UUID().uuidString.prefix(6))"
-            for arguments in [["status", "--state", url], ["history", "--state", url],
-                              ["reconcile", "--repo", fleet.clones[0], "--flags", fleet.service.baseURL, "--state", url],
-                              ["plan", "--repo", fleet.clones[0], "--flags", fleet.service.baseURL, "--state", url]] {
+            let run = ["--repo", fleet.clones[0], "--flags", fleet.service.baseURL, "--state", url]
+            for arguments in [["status", "--state", url], ["history", "--state", url], ["reconcile"] + run,
+                              ["plan"] + run, ["init"] + run] {
                 let result = try await rolloutctl(arguments, environment: ["PGPASSWORD": wrong,
                                                                             "ADMIN_TOKEN": Fleet.token])
                 #expect(result.status == 1, "\(arguments[0]): \(result.all)")
@@ -285,6 +286,41 @@ struct PostgresReplicaTests {
             #expect(refused.status != 0)
             #expect(refused.stderr.contains("PGPASSWORD"), "\(refused.all)")
             #expect(!refused.all.contains(fleet.server.password))
+        }
+    }
+
+    @Test func aReplicaWaitsForTheLockUpToLockTimeoutThenSaysSoAndExitsZero() async throws {
+        try await Self.withFleet(count: 3, replicas: 1, delay: .zero) { fleet in
+            let database = "locked"
+            let url = try fleet.server.createDatabase(database)
+            try await fleet.initialise(state: url)
+            // Another session holds the installation's lock (the key a reconcile takes) for three seconds.
+            let psql = fleet.server.psqlInvocation("""
+                SELECT pg_advisory_lock(\(0x726F_6C6C), hashtext(repositoryRoot)) FROM installation;
+                SELECT pg_sleep(3);
+                """, database: database)
+            let holder = try RunningProcess(psql.path, psql.arguments, environment: psql.environment)
+            try await Self.waitUntil {
+                let (_, held) = (try? fleet.server.sql(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted", database: database))
+                    ?? (1, "")
+                return held.trimmingCharacters(in: .whitespacesAndNewlines) == "1"
+            }
+            fleet.service.server.clearRequests()  // init's reads
+            var result = try await rolloutctl(["reconcile", "--repo", fleet.clones[0], "--flags", fleet.service.baseURL,
+                                               "--state", url], environment: fleet.environment)
+            #expect(result.status == 0, "\(result.all)")
+            #expect(result.stderr.contains("another reconcile holds the lock of \(url)"), "\(result.all)")
+            #expect(fleet.service.requests.isEmpty)
+
+            result = try await rolloutctl(["reconcile", "--repo", fleet.clones[0], "--flags", fleet.service.baseURL,
+                                           "--state", url, "--lock-timeout", "30s",
+                                           "--metrics", "file:" + fleet.scratch.file("metrics.json")],
+                                          environment: fleet.environment)
+            #expect(result.status == 0, "\(result.all)")
+            #expect(result.stdout.contains("Reconcile: 3 changed"), "\(result.all)")
+            #expect(result.seconds > 1, "it did not wait for the lock")
+            _ = await holder.wait()
         }
     }
 

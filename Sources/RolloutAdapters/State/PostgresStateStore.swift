@@ -75,9 +75,8 @@ public final class PostgresStateStore: @unchecked Sendable {
     }
 
     /// Connects with the password from `PGPASSWORD` (never from the URL, never printed).
-    static func connect(_ location: PostgresLocation, readOnly: Bool,
-                        environment: [String: String] = ProcessInfo.processInfo.environment) throws -> PostgresStateStore {
-        let password = environment["PGPASSWORD"]
+    static func connect(_ location: PostgresLocation, readOnly: Bool) throws -> PostgresStateStore {
+        let password = ProcessInfo.processInfo.environment["PGPASSWORD"]
         var configuration = PostgresConnection.Configuration(
             host: location.host, port: location.port, username: location.user, password: password,
             database: location.database, tls: .disable)
@@ -98,6 +97,9 @@ public final class PostgresStateStore: @unchecked Sendable {
         }
         return store
     }
+
+    /// False once the session is gone (closed here, or ended by the server): a long-lived reader opens another.
+    public var isOpen: Bool { !connection.isClosed }
 
     /// Closes the session (releasing the advisory lock, if held).
     public func close() {
@@ -301,7 +303,8 @@ public final class PostgresStateStore: @unchecked Sendable {
         let promise = loop.makePromise(of: PostgresQueryResult.self)
         let settled = Settled()
         let connection = self.connection
-        let message = "\(path): no answer within \(statementTimeout.nanoseconds / 1_000_000_000) s; the session was closed"
+        let seconds = statementTimeout.nanoseconds / 1_000_000_000
+        let message = "\(path): no answer within \(seconds) s; the session was closed"
         let timeout = loop.scheduleTask(in: statementTimeout) {
             guard !settled.done else { return }
             settled.done = true
@@ -373,7 +376,8 @@ public final class PostgresStateStore: @unchecked Sendable {
         var message = OutboxMessage(
             key: try row[1].decode(String.self), target: try row[2].decode(String.self),
             rollout: try row[3].decode(String.self), body: try row[4].decode(String.self),
-            createdAt: Date(timeIntervalSince1970: try row[5].decode(Double.self)), attempts: try row[6].decode(Int.self))
+            createdAt: Date(timeIntervalSince1970: try row[5].decode(Double.self)),
+            attempts: try row[6].decode(Int.self))
         message.id = try row[0].decode(Int64.self)
         return (message, try row[7].decode(Double?.self) != nil)
     }
@@ -449,8 +453,9 @@ extension PostgresStateStore: StateStorage {
 
     public func allRollouts() throws -> [StoredRollout] {
         try serialised {
-            try query("SELECT \(unescaped: Self.rolloutColumns) FROM rollout ORDER BY name COLLATE \"C\"" as PostgresQuery)
-                .map(Self.stored)
+            // COLLATE "C": the byte order SQLite sorts names in.
+            try query("SELECT \(unescaped: Self.rolloutColumns) FROM rollout ORDER BY name COLLATE \"C\""
+                      as PostgresQuery).map(Self.stored)
         }
     }
 
@@ -493,7 +498,9 @@ extension PostgresStateStore: StateStorage {
         try serialised {
             var sql: PostgresQuery = "SELECT \(unescaped: Self.auditColumns) FROM audit a ORDER BY a.id DESC"
             if let rollout {
-                sql = "SELECT \(unescaped: Self.auditColumns) FROM audit a WHERE a.rollout = \(rollout) ORDER BY a.id DESC"
+                sql = """
+                    SELECT \(unescaped: Self.auditColumns) FROM audit a WHERE a.rollout = \(rollout) ORDER BY a.id DESC
+                    """
             }
             if let limit {
                 sql = PostgresQuery(unsafeSQL: sql.sql + " LIMIT \(max(0, limit))", binds: sql.binds)
@@ -547,7 +554,8 @@ extension PostgresStateStore: StateStorage {
 
     public func latestRunTime() throws -> Date? {
         try serialised {
-            try query("SELECT max(time) FROM run").first?[0].decode(Double?.self).map { Date(timeIntervalSince1970: $0) }
+            try query("SELECT max(time) FROM run").first?[0].decode(Double?.self)
+                .map { Date(timeIntervalSince1970: $0) }
         }
     }
 
