@@ -5,8 +5,8 @@ import Glibc
 
 /// A real PostgreSQL (Debian's `postgresql` package) for tests: a private data directory in a temporary folder,
 /// listening on 127.0.0.1 and a free port, password (SCRAM) authentication for a test role. initdb refuses to
-/// run as root, so when the tests run as root (CI, this machine) every server command runs as the `postgres`
-/// user through `runuser`. `stop()` removes everything.
+/// run as root, so when the tests run as root (CI, this machine) initdb runs as the `postgres` user through
+/// `runuser` and the server through `setpriv` (util-linux). `stop()` stops it and removes everything.
 public final class PostgresFixture: @unchecked Sendable {
     public enum Failure: Error, CustomStringConvertible {
         case unavailable(String)
