@@ -393,21 +393,28 @@ public final class PostgresStateStore: @unchecked Sendable {
         let from = try text(entry.from)
         let to = try text(entry.to)
         let approvals = try text(entry.approvals) ?? "[]"
+        // One statement, so one round trip and atomic without BEGIN/COMMIT: the open-intent bookkeeping rides
+        // along in data-modifying CTEs (each runs exactly once, whether or not the final SELECT reads it).
+        var open = ""
+        var close = " RETURNING id"
+        if entry.kind == .intent {
+            open = "WITH a AS ("
+            close = " RETURNING id, rollout), o AS (INSERT INTO openIntent (intentID, rollout) "
+                + "SELECT id, rollout FROM a) SELECT id FROM a"
+        } else if let intentID = entry.intentID {
+            open = "WITH a AS ("
+            close = " RETURNING id), d AS (DELETE FROM openIntent WHERE intentID = \(intentID)) SELECT id FROM a"
+        }
         let rows = try query("""
-            INSERT INTO audit (time, rollout, phase, environment, fromState, toState, reason, revision, planBlob,
-                               approvals, kind, result, intentID, detail, clockSupplied)
+            \(unescaped: open)INSERT INTO audit (time, rollout, phase, environment, fromState, toState, reason, revision,
+                               planBlob, approvals, kind, result, intentID, detail, clockSupplied)
             VALUES (\(entry.time.timeIntervalSince1970), \(entry.rollout), \(entry.phase), \(entry.environment),
                     \(from), \(to), \(entry.reason), \(entry.revision), \(entry.planBlob), \(approvals),
                     \(entry.kind.rawValue), \(entry.result), \(entry.intentID), \(entry.detail), \(entry.clockSupplied))
-            RETURNING id
+            \(unescaped: close)
             """ as PostgresQuery)
         guard let id = try rows.first?[0].decode(Int64.self) else {
             throw PostgresStateError("\(path): the audit insert returned no id")
-        }
-        if entry.kind == .intent {
-            try run("INSERT INTO openIntent (intentID, rollout) VALUES (\(id), \(entry.rollout))")
-        } else if let intentID = entry.intentID {
-            try run("DELETE FROM openIntent WHERE intentID = \(intentID)")
         }
         return id
     }
@@ -491,7 +498,7 @@ extension PostgresStateStore: StateStorage {
 
     @discardableResult
     public func append(_ entry: AuditEntry) throws -> Int64 {
-        try transaction { try insert(entry) }
+        try serialised { try insert(entry) }  // one statement: atomic on its own
     }
 
     public func history(rollout: String?, limit: Int?) throws -> [AuditEntry] {
@@ -541,7 +548,7 @@ extension PostgresStateStore: StateStorage {
     }
 
     public func setInstallation(_ installation: Installation) throws {
-        try transaction {
+        try serialised {
             try run("""
                 INSERT INTO installation (id, repositoryRoot, policyRootCommit, policyRootDigest)
                 VALUES (1, \(installation.repositoryRoot), \(installation.policyRootCommit),
@@ -560,7 +567,7 @@ extension PostgresStateStore: StateStorage {
     }
 
     public func recordRun(time: Date, clockSupplied: Bool) throws {
-        try transaction {
+        try serialised {
             try run("INSERT INTO run (time, clockSupplied) VALUES (\(time.timeIntervalSince1970), \(clockSupplied))")
         }
     }
@@ -588,7 +595,7 @@ extension PostgresStateStore: StateStorage {
     }
 
     public func recordDelivery(id: Int64, at time: Date, error: String?) throws {
-        try transaction {
+        try serialised {
             if let error {
                 try run("UPDATE outbox SET attempts = attempts + 1, lastError = \(error) WHERE id = \(id)")
             } else {
