@@ -57,7 +57,7 @@ public enum Initializer {
     }
 
     public static func run(_ settings: Settings, flags: FlagStore, logger: Logger) async throws -> Report {
-        if FileManager.default.fileExists(atPath: settings.statePath) {
+        if try StateStores.exists(settings.statePath) {
             return try recordRepository(settings)
         }
         let repository = try GitRepository(path: settings.repositoryPath)
@@ -91,7 +91,7 @@ public enum Initializer {
                 + " past phase 0; pass --adopt to start each at the phase its flag matches "
                 + "(or overridden when it matches none)")
         }
-        let store = try StateStore.create(path: settings.statePath, installation: Installation(
+        let store = try StateStores.create(settings.statePath, installation: Installation(
             repositoryRoot: root, policyRootCommit: loaded.policy.root?.commit, policyRootDigest: loaded.policy.root?.digest))
         for (name, record) in adopted {
             guard let plan = loaded.snapshot.rollout(named: name)?.plan else { continue }
@@ -119,7 +119,7 @@ public enum Initializer {
     /// `--policy-root COMMIT --adopt` replaces the root of trust of an installation, recorded in the audit
     /// log with the previous root (SPEC §4.3). Any other existing state is never overwritten.
     private static func recordRepository(_ settings: Settings) throws -> Report {
-        let store = try StateStore.open(path: settings.statePath)
+        let store = try StateStores.open(settings.statePath)
         let existing = try store.installation()
         let replacing = existing != nil && settings.policyRoot != nil && settings.adopt
         guard existing == nil || replacing else {

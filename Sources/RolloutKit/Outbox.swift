@@ -6,7 +6,7 @@ import RolloutCore
 /// The notification outbox of the state (SPEC §5.10): every pending message is tried once per run,
 /// after the rollouts are reconciled; a failure is kept for the next run, for 24 hours.
 struct Outbox {
-    var state: StateStore
+    var state: any StateStorage
     var notifier: Notifier
     var logger: Logger
 

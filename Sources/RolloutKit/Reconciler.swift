@@ -25,6 +25,9 @@ public struct RunSettings: Sendable {
     public var clockSupplied: Bool
     /// How many rollouts are reconciled at once (flag and metrics calls).
     public var concurrency: Int
+    /// [issue 12] A state the command already opened (PostgreSQL: the session holding the run's lock);
+    /// nil: the run opens `statePath` itself.
+    public var openedState: (any StateStorage)?
 
     public init(repositoryPath: String = ".", ref: String? = nil, rollouts: [String] = [], now: Date = Date(),
                 statePath: String = ".rolloutctl/state.sqlite", mode: RunMode = .plan, fetchRemote: String? = nil,
@@ -50,7 +53,10 @@ public struct RunSettings: Sendable {
 
     /// The history walk's cache (HistoryCache's binary format) lives beside the state database.
     var scanCachePath: String {
-        URL(fileURLWithPath: statePath).deletingLastPathComponent().appendingPathComponent("history-walk.cache").path
+        if StateLocation.isPostgres(statePath) {  // [issue 12] no state folder: the repository's .rolloutctl/
+            return Self.defaultDirectory(repositoryPath: repositoryPath) + "/history-walk.cache"
+        }
+        return URL(fileURLWithPath: statePath).deletingLastPathComponent().appendingPathComponent("history-walk.cache").path
     }
 }
 
@@ -90,9 +96,9 @@ public struct Reconciler: Sendable {
             ports.logger.info("fetched \(branch) from \(remote) into \(ref!)")
         }
         // `reconcile` never creates the state; `plan` and `--dry-run` never write it (SPEC §5.10).
-        let state: StateStore? = settings.mode.applies
-            ? try StateStore.open(path: settings.statePath)
-            : try StateStore.openReadOnly(path: settings.statePath)
+        let state: (any StateStorage)? = try settings.openedState ?? (settings.mode.applies
+            ? StateStores.open(settings.statePath)
+            : StateStores.openReadOnly(settings.statePath))
         // The root of trust `init` recorded is where the policy walk starts (SPEC §4.3).
         // The repository first: a state of another repository is refused before anything else is read.
         if let state, let installation = try state.installation() {
@@ -180,7 +186,7 @@ public struct Reconciler: Sendable {
     }
 
     /// A state belongs to one repository and one policy root of trust (SPEC §4.3, §5.10).
-    private func checkInstallation(_ state: StateStore, repository: GitRepository, revision: String,
+    private func checkInstallation(_ state: any StateStorage, repository: GitRepository, revision: String,
                                    policy: PolicyState) throws {
         guard let installation = try state.installation() else {
             if settings.mode.applies { throw StateStoreError.notInitialised(path: state.path) }
@@ -224,7 +230,7 @@ public struct Reconciler: Sendable {
     }
 
     func reconcile(rollout: RolloutFiles, approvals: [ApprovalStatus], policy: ApproversPolicy?, record: RolloutRecord?,
-                   intents: [AuditEntry], state: StateStore?, revision: String) async -> RolloutOutcome {
+                   intents: [AuditEntry], state: (any StateStorage)?, revision: String) async -> RolloutOutcome {
         var report = RolloutReport(name: rollout.name, flag: rollout.plan?.flag, planBlob: rollout.planBlob,
                                    status: .invalid, currentPhase: record?.phase, nextPhase: nil, approvals: approvals)
         report.errors = rollout.allDiagnostics.map(RolloutError.init)
@@ -405,7 +411,7 @@ public struct Reconciler: Sendable {
 
     /// One `flush()` per run for a store that stages its writes; then the staged results and states,
     /// or `failed` results when the flush throws (the next run decides again from the flag).
-    private func flushStaged(_ outcomes: inout [RolloutOutcome], state: StateStore) async {
+    private func flushStaged(_ outcomes: inout [RolloutOutcome], state: any StateStorage) async {
         var flushError: Error?
         do {
             try await ports.flags.flush()
@@ -439,7 +445,7 @@ public struct Reconciler: Sendable {
     }
 
     /// Writes a state commit: record, audit events and queued notifications in one transaction.
-    private func commit(_ commit: StateCommit, state: StateStore, context: AuditContext, plan: Plan,
+    private func commit(_ commit: StateCommit, state: any StateStorage, context: AuditContext, plan: Plan,
                         checks: [HealthResult]) throws {
         try state.save(rollout: context.rollout, flag: plan.flag, record: commit.record, now: settings.now,
                        enteredPhase: commit.enteredPhase, audit: commit.events.map(context.event),
@@ -476,7 +482,7 @@ public struct Reconciler: Sendable {
     /// Finishes what an interrupted run started: each intent without a result is checked against
     /// the flag as it is now (the rules are `Recovery`'s); results and record in one transaction.
     private func recover(intents: [AuditEntry], plan: Plan, flag: FlagSnapshot, record: RolloutRecord?,
-                         state: StateStore, context: AuditContext) throws -> RolloutRecord? {
+                         state: any StateStorage, context: AuditContext) throws -> RolloutRecord? {
         let open = intents.compactMap { intent -> OpenIntent? in
             guard let id = intent.id, let environment = intent.environment, let to = intent.to else { return nil }
             return OpenIntent(id: id, time: intent.time, phase: intent.phase, environment: environment, to: to,

@@ -30,7 +30,7 @@ enum ServeHooks {
     /// Applies the episode rule of `notify` checks: stores the breaching set, audits and queues each new
     /// episode for `rollback.notify` (the outbox delivers it after the run). Runs only when a run applies; a failure is logged and never blocks.
     static func watchNotifyChecks(rollout: String, plan: Plan, checks: [HealthCheck], health: [HealthResult],
-                                  phase: String?, revision: String, state: StateStore, now: Date,
+                                  phase: String?, revision: String, state: any StateStorage, now: Date,
                                   ports: RunPorts) async {
         do {
             let previous = try state.breachingNotifyChecks(rollout: rollout)

@@ -4,7 +4,7 @@ import RolloutCore
 
 /// `rolloutctl status` and `rolloutctl history`: what the state database remembers.
 public enum StateViews {
-    public static func status(store: StateStore, rollout: String?, json: Bool, style: Style) throws -> String {
+    public static func status(store: any StateStorage, rollout: String?, json: Bool, style: Style) throws -> String {
         let rows = try store.allRollouts().filter { rollout == nil || $0.name == rollout }
         if json {
             return JSONOutput.object([
@@ -39,7 +39,7 @@ public enum StateViews {
         return lines.joined(separator: "\n")
     }
 
-    public static func history(store: StateStore, rollout: String?, limit: Int, json: Bool, style: Style) throws -> String {
+    public static func history(store: any StateStorage, rollout: String?, limit: Int, json: Bool, style: Style) throws -> String {
         let entries = try store.history(rollout: rollout, limit: limit)
         if json {
             return JSONOutput.object([

@@ -356,17 +356,18 @@ public struct StatusServer: Sendable {
 final class StateAccess: @unchecked Sendable {
     let path: String
     private let lock = NSLock()
-    private var opened: StateStore?
+    private var opened: (any StateStorage)?
 
     init(path: String) {
         self.path = path
     }
 
-    func store() -> StateStore? {
+    func store() -> (any StateStorage)? {
         lock.lock()
         defer { lock.unlock() }
-        if let opened { return opened }
-        opened = try? StateStore.openIfExists(path: path)
+        // [issue 12] A PostgreSQL session that ended (a server restart) is opened again on the next request.
+        if let opened, (opened as? PostgresStateStore)?.isOpen != false { return opened }
+        opened = try? StateStores.openReadOnly(path)
         return opened
     }
 }

@@ -76,6 +76,8 @@ public final class FakeFlagService: Sendable {
         var flags: [String: Flag]
         var faults: [PendingFault] = []
         var applied: [AppliedPatch] = []
+        /// A delay before every answer (a slow service), on top of any injected fault.
+        var everyCall: Duration?
     }
 
     /// The HTTP server underneath (requests, port, handler).
@@ -150,6 +152,9 @@ public final class FakeFlagService: Sendable {
     /// Forgets every queued fault.
     public func clearFaults() { state.withLock { $0.faults.removeAll() } }
 
+    /// Answers every request `delay` late (nil: at once), as a slow service does.
+    public func delayEveryCall(_ delay: Duration?) { state.withLock { $0.everyCall = delay } }
+
     /// How many faults are still queued.
     public var pendingFaults: Int { state.withLock { $0.faults.count } }
 
@@ -178,7 +183,7 @@ public final class FakeFlagService: Sendable {
             }
             return s.faults.remove(at: index).fault
         }
-        var delay: Duration?
+        var delay = state.withLock { $0.everyCall }
         switch fault {
         case .status(let status, let retryAfter)?:
             var headers: [(name: String, value: String)] = []

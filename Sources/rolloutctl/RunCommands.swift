@@ -7,6 +7,10 @@ import RolloutCore
 import RolloutKit
 import ServiceLifecycle
 
+/// `--state`: a SQLite path, or a PostgreSQL database (SPEC §10).
+let stateHelp = ArgumentHelp("The state: a SQLite path (default: <repo>/.rolloutctl/state.sqlite) or "
+    + "postgres://USER@HOST:PORT/DB (the password from PGPASSWORD).", valueName: "PATH|URL")
+
 /// Options shared by `plan` and `reconcile`.
 struct RunOptions: ParsableArguments {
     @OptionGroup var repository: RepositoryOptions
@@ -29,7 +33,7 @@ struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "Health metrics: http(s)://… (Prometheus) or file:PATH (check name → number).")
     var metrics: String?
 
-    @Option(name: .customLong("state"), help: "The state database (default: <repo>/.rolloutctl/state.sqlite).")
+    @Option(name: .customLong("state"), help: stateHelp)
     var stateOption: String?
 
     @Option(name: .long, help: "The environment variable holding the flag API token.")
@@ -229,6 +233,9 @@ struct Reconcile: AsyncParsableCommand {
     /// One reconcile under the lock; returns the exit code.
     /// The clock is read once the lock is held, so a wait for the lock never makes `now` stale.
     func once(wiring: Wiring, lockWait: Int, logger: Logger) async -> Int32 {
+        if StateLocation.isPostgres(options.state) {
+            return await oncePostgres(wiring: wiring, lockWait: lockWait)
+        }
         // `reconcile` never creates the state (SPEC §5.10); `--dry-run` writes nothing and needs none.
         guard dryRun || FileManager.default.fileExists(atPath: options.state) else {
             printError("rolloutctl: \(StateStoreError.missing(path: options.state))")
@@ -248,13 +255,45 @@ struct Reconcile: AsyncParsableCommand {
             return 1
         }
         defer { lock.release() }
-        let settings = RunSettings(repositoryPath: options.repository.repo, ref: options.repository.ref,
+        return await reconcileLocked(wiring: wiring, ports: wiring.ports, state: nil)
+    }
+
+    /// [issue 12] A PostgreSQL state (SPEC §10): the run holds the installation's session advisory lock on the
+    /// session it writes with, and checks that session before every flag call.
+    func oncePostgres(wiring: Wiring, lockWait: Int) async -> Int32 {
+        if dryRun {
+            return await reconcileLocked(wiring: wiring, ports: wiring.ports, state: nil)
+        }
+        let store: PostgresStateStore
+        do {
+            guard case .postgres(let location) = try StateLocation(parsing: options.state) else { return 1 }
+            store = try PostgresStateStore.open(location)
+            guard try store.lockInstallation(timeout: .seconds(lockWait)) else {
+                printError("rolloutctl: another reconcile holds the lock of \(store.path); nothing done this time "
+                    + "(wait with --lock-timeout)")
+                store.close()
+                return 0
+            }
+        } catch {
+            printError("rolloutctl: \(error)")
+            return 1
+        }
+        defer { store.close() }
+        var ports = wiring.ports
+        ports.flags = SessionGuardedFlagStore(inner: ports.flags, lock: store)
+        return await reconcileLocked(wiring: wiring, ports: ports, state: store)
+    }
+
+    /// One reconcile once the lock is held; returns the exit code.
+    func reconcileLocked(wiring: Wiring, ports: RunPorts, state: (any StateStorage)?) async -> Int32 {
+        var settings = RunSettings(repositoryPath: options.repository.repo, ref: options.repository.ref,
                                    rollouts: options.rollouts, now: (try? options.parsedNow()) ?? Date(),
                                    statePath: options.state,
                                    mode: .reconcile(dryRun: dryRun), fetchRemote: fetch,
                                    clockSupplied: options.now != nil)
+        settings.openedState = state
         do {
-            let report = try await Reconciler(settings: settings, ports: wiring.ports).run()
+            let report = try await Reconciler(settings: settings, ports: ports).run()
             print(options.json ? report.json() : report.human(style: .forStandardOutput(noColor: options.noColor)))
             fflush(nil)  // flush every stream: a service's log readers see each tick as it happens
             return report.errorCount > 0 ? 1 : 0
@@ -300,7 +339,7 @@ struct StateViewOptions: ParsableArguments {
     @Flag(name: .long, help: "Print one JSON document.")
     var json = false
 
-    @Option(name: .customLong("state"), help: "The state database (default: <repo>/.rolloutctl/state.sqlite).")
+    @Option(name: .customLong("state"), help: stateHelp)
     var stateOption: String?
 
     @Option(name: .long, help: "The git repository whose .rolloutctl/ holds the state.")
@@ -343,9 +382,9 @@ struct History: ParsableCommand {
 }
 
 /// Opens an existing state database read-only and prints what `render` makes of it; exit 1 with a hint otherwise.
-func withStateStore(_ path: String, _ render: (StateStore) throws -> String) throws {
+func withStateStore(_ path: String, _ render: (any StateStorage) throws -> String) throws {
     do {
-        guard let store = try StateStore.openReadOnly(path: path) else {
+        guard let store = try StateStores.openReadOnly(path) else {
             printError("rolloutctl: no state database at \(path); run `rolloutctl init` for a new installation "
                 + "(or pass --state)")
             throw ExitCode(1)
@@ -365,7 +404,7 @@ struct Init: AsyncParsableCommand {
 
     @OptionGroup var repository: RepositoryOptions
 
-    @Option(name: .customLong("state"), help: "The state database (default: <repo>/.rolloutctl/state.sqlite).")
+    @Option(name: .customLong("state"), help: stateHelp)
     var stateOption: String?
 
     @Option(name: .customLong("flags"), help: ArgumentHelp(

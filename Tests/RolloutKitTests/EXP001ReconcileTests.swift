@@ -11,6 +11,11 @@ import RolloutTestSupport
     @Test func fromStagingToProduction() async throws {
         let metrics = try MetricsFile(MetricsFile.healthy)
         let world = try RolloutWorld(metrics: FileMetricsProvider(path: metrics.path))
+        try await Self.fromStagingToProduction(world)
+    }
+
+    /// The flow on any state store (PostgresStateTests runs it on PostgreSQL).
+    static func fromStagingToProduction(_ world: RolloutWorld) async throws {
         try world.seed()
 
         // Hour 0: staging goes to 100%; nothing else is touched.
@@ -77,7 +82,7 @@ import RolloutTestSupport
         #expect(report.rollout()?.changes.isEmpty == true)
 
         // The audit log holds an intent and a result for each of the four steps.
-        let store = try StateStore(path: world.statePath)
+        let store = try StateStores.open(world.statePath)
         let history = try store.history(rollout: "exp-001-autosave").reversed()
         let applied = history.filter { $0.kind == .result && $0.result == "applied" }
         #expect(applied.map(\.phase) == ["staging", "canary-10", "canary-50", "production"])

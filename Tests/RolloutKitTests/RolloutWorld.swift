@@ -27,7 +27,9 @@ final class RolloutWorld: @unchecked Sendable {
     static let pat = GitFixture.Person(name: "Pat Owner", email: "pat@example.com")
     static let robin = GitFixture.Person(name: "Robin Release", email: "robin@example.com")
 
-    var statePath: String { stateDirectory.file("state.sqlite") }
+    /// [issue 12] A `postgres://` state instead of the SQLite file (the same world on PostgreSQL).
+    var stateOverride: String?
+    var statePath: String { stateOverride ?? stateDirectory.file("state.sqlite") }
 
     init(flags: FlagStore? = nil, metrics: MetricsProvider? = nil, start: Date = RolloutWorld.defaultStart) throws {
         self.start = start
@@ -74,8 +76,8 @@ final class RolloutWorld: @unchecked Sendable {
     func seed(plan: String = RolloutWorld.exp001Plan(), rollout: String = "exp-001-autosave") throws {
         try repo.commitFiles(["policies/approvers.json": Self.approvers, "rollouts/\(rollout)/plan.json": plan],
                              "Add \(rollout)", author: Self.robin)
-        if !FileManager.default.fileExists(atPath: statePath) {
-            _ = try StateStore.create(path: statePath, installation: Installation(repositoryRoot: try repositoryRoot()))
+        if !(try StateStores.exists(statePath)) {
+            _ = try StateStores.create(statePath, installation: Installation(repositoryRoot: try repositoryRoot()))
         }
     }
 
