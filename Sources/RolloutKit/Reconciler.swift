@@ -51,6 +51,11 @@ public struct RunSettings: Sendable {
         return URL(fileURLWithPath: home).appendingPathComponent(".rolloutctl").path
     }
 
+    /// The state database when `--state` is not given: `state.sqlite` in `defaultDirectory`.
+    public static func defaultStatePath(repositoryPath: String) -> String {
+        defaultDirectory(repositoryPath: repositoryPath) + "/state.sqlite"
+    }
+
     /// The history walk's cache (HistoryCache's binary format) lives beside the state database.
     var scanCachePath: String {
         if StateLocation.isPostgres(statePath) {  // [issue 12] no state folder: the repository's .rolloutctl/

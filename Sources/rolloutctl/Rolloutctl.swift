@@ -55,15 +55,10 @@ struct Validate: ParsableCommand {
     var noColor = false
 
     func run() throws {
-        do {
+        try exitingOnFailure {
             let report = try ValidateReport.run(repositoryPath: repository.repo, ref: repository.ref)
             print(json ? report.json() : report.human(style: .forStandardOutput(noColor: noColor)))
             if !report.isValid { throw ExitCode(1) }
-        } catch let error as ExitCode {
-            throw error
-        } catch {
-            printError("rolloutctl: \(error)")
-            throw ExitCode(1)
         }
     }
 }
@@ -110,7 +105,7 @@ struct Approve: ParsableCommand {
     }
 
     func run() throws {
-        do {
+        try exitingOnFailure {
             let style = Style.forStandardOutput(noColor: noColor)
             if policy {
                 let result = try PolicyApproveResult.run(repositoryPath: repo, role: role, approver: approver,
@@ -121,9 +116,6 @@ struct Approve: ParsableCommand {
             let result = try ApproveResult.run(repositoryPath: repo, rollout: rollout ?? "", phase: phase ?? "",
                                                role: role, approver: approver, comment: comment)
             print(result.human(style: style))
-        } catch {
-            printError("rolloutctl: \(error)")
-            throw ExitCode(1)
         }
     }
 }
