@@ -5,7 +5,7 @@ let package = Package(
     name: "rolloutctl",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "rolloutctl", targets: ["rolloutctl"]),
+        .executable(name: "rolloutctl", targets: ["rolloutctl"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -112,11 +112,13 @@ let package = Package(
         .testTarget(name: "RolloutGitTests", dependencies: ["RolloutGit", "RolloutKit", "RolloutTestSupport"]),
         .testTarget(name: "RolloutKitTests", dependencies: ["RolloutKit", "RolloutTestSupport"]),
         .testTarget(name: "RolloutctlTests", dependencies: ["RolloutCore", "RolloutKit", "RolloutTestSupport"]),
-        .testTarget(name: "RolloutServeTests",
-                    dependencies: ["RolloutServe", "RolloutCore", "RolloutKit", "RolloutAdapters"]),
+        .testTarget(
+            name: "RolloutServeTests",
+            dependencies: ["RolloutServe", "RolloutCore", "RolloutKit", "RolloutAdapters"]),
         // The fuzz targets (Fuzz/Targets, run by scripts/fuzz) replaying Fuzz/corpus and Fuzz/regressions.
-        .testTarget(name: "RolloutFuzzTests",
-                    dependencies: ["RolloutCore", "RolloutGit", "RolloutAdapters", "RolloutKit"],
-                    path: "Fuzz", exclude: ["corpus", "regressions"], sources: ["Targets", "Replay"]),
+        .testTarget(
+            name: "RolloutFuzzTests",
+            dependencies: ["RolloutCore", "RolloutGit", "RolloutAdapters", "RolloutKit"],
+            path: "Fuzz", exclude: ["corpus", "regressions"], sources: ["Targets", "Replay"]),
     ]
 )

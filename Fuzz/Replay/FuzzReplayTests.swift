@@ -20,8 +20,10 @@ let fuzzTargets: [any FuzzTarget.Type] = [
     static func inputs(of name: String) -> [URL] {
         ["corpus", "regressions"].flatMap { folder -> [URL] in
             let directory = root.appendingPathComponent(folder).appendingPathComponent(name)
-            let files = (try? FileManager.default.contentsOfDirectory(at: directory,
-                                                                      includingPropertiesForKeys: nil)) ?? []
+            let files =
+                (try? FileManager.default.contentsOfDirectory(
+                    at: directory,
+                    includingPropertiesForKeys: nil)) ?? []
             return files.filter { !$0.lastPathComponent.hasPrefix(".") }.sorted { $0.path < $1.path }
         }
     }

@@ -16,8 +16,9 @@ extension AllowedSignersTarget {
     static func checkKeys(_ bytes: [UInt8]) throws(FuzzViolation) {
         let (signers, _) = AllowedSigners.parse(String(decoding: bytes, as: UTF8.self), path: "allowed_signers")
         for entry in signers.entries {
-            try Fuzz.require(SSHPublicKey(authorizedKey: entry.key.authorizedKey) == entry.key,
-                             "line \(entry.line): the key does not re-read from \(entry.key.authorizedKey)")
+            try Fuzz.require(
+                SSHPublicKey(authorizedKey: entry.key.authorizedKey) == entry.key,
+                "line \(entry.line): the key does not re-read from \(entry.key.authorizedKey)")
         }
     }
 }

@@ -3,6 +3,7 @@
 // fuzz-module RolloutAdapters: Sources/RolloutAdapters/Flags/FlagAPIAnswer.swift
 // fuzz-module RolloutAdapters: Sources/RolloutAdapters/HTTP/TextExcerpt.swift
 import Foundation
+
 @testable import RolloutAdapters
 @testable import RolloutCore
 
@@ -23,8 +24,9 @@ enum FileFlagDocumentTarget: FuzzTarget {
         for (key, flag) in document.flags {
             try Fuzz.require(flag.version >= 0 && flag.version <= 1 << 53, "flag \(key): version \(flag.version)")
             for (environment, state) in flag.environments {
-                try Fuzz.require(state.coverage.isFinite && (0...100).contains(state.coverage),
-                                 "flag \(key): coverage \(state.coverage) of \(environment)")
+                try Fuzz.require(
+                    state.coverage.isFinite && (0...100).contains(state.coverage),
+                    "flag \(key): coverage \(state.coverage) of \(environment)")
             }
         }
         let encoder = JSONEncoder()
@@ -32,7 +34,8 @@ enum FileFlagDocumentTarget: FuzzTarget {
         guard let written = try? encoder.encode(document) else {
             throw FuzzViolation("a decoded document does not encode")
         }
-        try Fuzz.require((try? FileFlagDocument.decode(Array(written))) == document,
-                         "the written document reads back differently")
+        try Fuzz.require(
+            (try? FileFlagDocument.decode(Array(written))) == document,
+            "the written document reads back differently")
     }
 }

@@ -15,14 +15,16 @@ enum FlagAPIAnswerTarget: FuzzTarget {
             do {
                 flag = try FlagAPIAnswer.snapshot(body: bytes, etag: etag, flag: "f")
             } catch {
-                try Fuzz.require(!error.detail.isEmpty && error.detail.count <= 400,
-                                 "reason of \(error.detail.count) characters")
+                try Fuzz.require(
+                    !error.detail.isEmpty && error.detail.count <= 400,
+                    "reason of \(error.detail.count) characters")
                 continue
             }
             try Fuzz.require(!flag.version.isEmpty, "a flag without a version")
             for (environment, state) in flag.environments {
-                try Fuzz.require(state.coverage.isFinite && (0...100).contains(state.coverage),
-                                 "coverage \(state.coverage) of \(environment)")
+                try Fuzz.require(
+                    state.coverage.isFinite && (0...100).contains(state.coverage),
+                    "coverage \(state.coverage) of \(environment)")
             }
         }
     }

@@ -19,7 +19,7 @@ enum FlagdFileTarget: FuzzTarget {
             return
         }
         guard case .object(let top) = root.kind, let flags = top.first(where: { $0.key == "flags" })?.value,
-              case .object(let members) = flags.kind
+            case .object(let members) = flags.kind
         else { return }
         for member in members.prefix(4) {
             let shape: FlagdFlagStore.Shape
@@ -34,17 +34,19 @@ enum FlagdFileTarget: FuzzTarget {
             for coverage in [0, 10, 33.3, 100] {
                 let edit: (bytes: [UInt8], written: FlagdFlagStore.Shape, version: String)
                 do {
-                    edit = try FlagdFlagStore.edit(bytes, flag: member.key, enabled: coverage > 0, coverage: coverage,
-                                                   path: "f.json")
+                    edit = try FlagdFlagStore.edit(
+                        bytes, flag: member.key, enabled: coverage > 0, coverage: coverage,
+                        path: "f.json")
                 } catch {
                     throw FuzzViolation("a flag it reads cannot be set to \(coverage): \(error)")
                 }
                 let expected = coverage > 0 && !isDisabledByState(member) ? coverage : 0
-                try Fuzz.require(abs(edit.written.current.coverage - expected) < 1e-6,
-                                 "set to \(coverage), reads back \(edit.written.current.coverage)")
+                try Fuzz.require(
+                    abs(edit.written.current.coverage - expected) < 1e-6,
+                    "set to \(coverage), reads back \(edit.written.current.coverage)")
                 guard let again = try? FlagdFlagStore.parse(edit.bytes, path: "f.json"),
-                      case .object(let topAgain) = again.kind,
-                      case .object(let membersAgain)? = topAgain.first(where: { $0.key == "flags" })?.value.kind
+                    case .object(let topAgain) = again.kind,
+                    case .object(let membersAgain)? = topAgain.first(where: { $0.key == "flags" })?.value.kind
                 else { throw FuzzViolation("the edited file does not parse") }
                 let othersAgain = membersAgain.filter { $0.key != member.key }.map {
                     Array(edit.bytes[$0.value.byteRange])
@@ -56,7 +58,7 @@ enum FlagdFileTarget: FuzzTarget {
 
     static func isDisabledByState(_ member: JSONValue.Member) -> Bool {
         guard case .object(let fields) = member.value.kind,
-              case .string("DISABLED")? = fields.first(where: { $0.key == "state" })?.value.kind
+            case .string("DISABLED")? = fields.first(where: { $0.key == "state" })?.value.kind
         else { return false }
         return true
     }

@@ -42,15 +42,18 @@ enum Fuzz {
     /// Every position lies inside the input: an existing line, and a column at most one past
     /// that line's end (an error at the end of a line or of the file points just after it).
     static func requireInside(_ positions: [(line: Int, column: Int, what: String)], _ bytes: [UInt8])
-        throws(FuzzViolation) {
+        throws(FuzzViolation)
+    {
         let lengths = lineLengths(bytes)
         for position in positions {
-            try require(position.line >= 1 && position.line <= lengths.count,
-                        "line \(position.line) outside 1...\(lengths.count): \(position.what)")
+            try require(
+                position.line >= 1 && position.line <= lengths.count,
+                "line \(position.line) outside 1...\(lengths.count): \(position.what)")
             let length = lengths[position.line - 1]
-            try require(position.column >= 1 && position.column <= length + 1,
-                        "column \(position.column) outside 1...\(length + 1) of line \(position.line): "
-                            + position.what)
+            try require(
+                position.column >= 1 && position.column <= length + 1,
+                "column \(position.column) outside 1...\(length + 1) of line \(position.line): "
+                    + position.what)
         }
     }
 

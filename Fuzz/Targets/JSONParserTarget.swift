@@ -55,9 +55,9 @@ enum JSONParserTarget: FuzzTarget {
     /// Equal values, positions aside.
     static func same(_ a: JSONValue, _ b: JSONValue) -> Bool {
         switch (a.kind, b.kind) {
-        case let (.object(x), .object(y)):
+        case (.object(let x), .object(let y)):
             return x.count == y.count && zip(x, y).allSatisfy { $0.key == $1.key && same($0.value, $1.value) }
-        case let (.array(x), .array(y)):
+        case (.array(let x), .array(let y)):
             return x.count == y.count && zip(x, y).allSatisfy { same($0, $1) }
         default:
             return a.kind == b.kind

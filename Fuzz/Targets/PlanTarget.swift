@@ -14,8 +14,9 @@ enum PlanTarget: FuzzTarget {
         let encoded = Array(encode(plan).render().utf8)
         let again = DiagnosticSink(path: "plan.json")
         guard let reencoded = try? JSONParser.parse(encoded), let decoded = Plan.decode(reencoded, sink: again) else {
-            throw FuzzViolation("a valid plan does not survive re-encoding:\n"
-                                + String(decoding: encoded, as: UTF8.self))
+            throw FuzzViolation(
+                "a valid plan does not survive re-encoding:\n"
+                    + String(decoding: encoded, as: UTF8.self))
         }
         try Fuzz.require(again.diagnostics.isEmpty, "the re-encoded plan has problems: \(again.diagnostics)")
         try Fuzz.require(meaning(decoded) == meaning(plan), "the re-encoded plan means something else")
@@ -44,12 +45,30 @@ enum PlanTarget: FuzzTarget {
             ("description", .string(plan.description)), ("state", .string(plan.state.rawValue)),
             ("phases", .array(phases)),
             ("health", .members([("checks", .array(checks)), ("use", .string(plan.health.use))])),
-            ("rollback", .object([("automatic", .bool(plan.rollback.automatic)),
-                                  ("notify", .array(plan.rollback.notify.map { .string($0) }))])),
-            ("dashboard", plan.panels.isEmpty ? nil : .object([("panels", .array(plan.panels.map { panel in
-                JSONOutput.members([("title", .string(panel.title)), ("query", .string(panel.query)),
-                                    ("unit", .string(panel.unit))])
-            }))])),
+            (
+                "rollback",
+                .object([
+                    ("automatic", .bool(plan.rollback.automatic)),
+                    ("notify", .array(plan.rollback.notify.map { .string($0) })),
+                ])
+            ),
+            (
+                "dashboard",
+                plan.panels.isEmpty
+                    ? nil
+                    : .object([
+                        (
+                            "panels",
+                            .array(
+                                plan.panels.map { panel in
+                                    JSONOutput.members([
+                                        ("title", .string(panel.title)), ("query", .string(panel.query)),
+                                        ("unit", .string(panel.unit)),
+                                    ])
+                                })
+                        )
+                    ])
+            ),
         ])
     }
 

@@ -21,8 +21,9 @@ enum PrometheusAnswerTarget: FuzzTarget {
         // The range answers `serve` draws: every point kept is finite.
         if case .success(let series) = PrometheusAnswer.rangeSeries(status: 200, body: bytes) {
             for point in series.flatMap(\.points) {
-                try Fuzz.require(point.value.isFinite && point.time.timeIntervalSince1970.isFinite,
-                                 "point \(point.value) at \(point.time.timeIntervalSince1970)")
+                try Fuzz.require(
+                    point.value.isFinite && point.time.timeIntervalSince1970.isFinite,
+                    "point \(point.value) at \(point.time.timeIntervalSince1970)")
             }
         }
     }

@@ -9,8 +9,9 @@ enum SSHKeyTarget: FuzzTarget {
         let keys = [SSHPublicKey(authorizedKey: String(decoding: bytes, as: UTF8.self)), SSHPublicKey(blob: bytes)]
         for case let key? in keys {
             try Fuzz.require(SSHPublicKey(authorizedKey: key.authorizedKey) == key, "\(key) does not re-read")
-            try Fuzz.require(key.fingerprint.hasPrefix("SHA256:") && key.fingerprint.count == 50,
-                             "odd fingerprint \(key.fingerprint)")
+            try Fuzz.require(
+                key.fingerprint.hasPrefix("SHA256:") && key.fingerprint.count == 50,
+                "odd fingerprint \(key.fingerprint)")
         }
     }
 }

@@ -7,8 +7,10 @@ enum SSHSignatureTarget: FuzzTarget {
     static let message = Array("tree 0000000000000000000000000000000000000000\n\nfuzz\n".utf8)
 
     static func run(_ bytes: [UInt8]) throws(FuzzViolation) {
-        for verdict in [SSHSignatureVerifier.verify(armored: String(decoding: bytes, as: UTF8.self), message: message),
-                        SSHSignatureVerifier.verify(signature: bytes, message: message, namespace: "git")] {
+        for verdict in [
+            SSHSignatureVerifier.verify(armored: String(decoding: bytes, as: UTF8.self), message: message),
+            SSHSignatureVerifier.verify(signature: bytes, message: message, namespace: "git"),
+        ] {
             if case .valid(let key) = verdict { throw FuzzViolation("a fuzzed signature verified with \(key)") }
         }
     }

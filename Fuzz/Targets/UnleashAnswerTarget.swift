@@ -18,8 +18,9 @@ enum UnleashAnswerTarget: FuzzTarget {
         do {
             feature = try UnleashAnswer.Feature(body: bytes)
         } catch {
-            try Fuzz.require(!error.detail.isEmpty && error.detail.count <= 400,
-                             "reason of \(error.detail.count) characters")
+            try Fuzz.require(
+                !error.detail.isEmpty && error.detail.count <= 400,
+                "reason of \(error.detail.count) characters")
             return
         }
         try Fuzz.require(!feature.version.isEmpty, "a feature without a version")
@@ -30,12 +31,14 @@ enum UnleashAnswerTarget: FuzzTarget {
             return  // two strategies titled rolloutctl, or one that is not a flexibleRollout: reported
         }
         for (environment, state) in snapshot.environments {
-            try Fuzz.require(state.coverage.isFinite && (0...100).contains(state.coverage),
-                             "coverage \(state.coverage) of \(environment)")
+            try Fuzz.require(
+                state.coverage.isFinite && (0...100).contains(state.coverage),
+                "coverage \(state.coverage) of \(environment)")
         }
         var reversed = feature
         reversed.environments.reverse()
-        try Fuzz.require((try? reversed.snapshot(flag: "f"))?.environments == snapshot.environments,
-                         "the environments' order changes the snapshot")
+        try Fuzz.require(
+            (try? reversed.snapshot(flag: "f"))?.environments == snapshot.environments,
+            "the environments' order changes the snapshot")
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Writes files so that a reader sees the old content or the new, never half of it:
@@ -21,7 +21,10 @@ public enum AtomicFile {
             var offset = 0
             while offset < buffer.count {
                 let written = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if written <= 0 { ok = false; break }
+                if written <= 0 {
+                    ok = false
+                    break
+                }
                 offset += written
             }
         }

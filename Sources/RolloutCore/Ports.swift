@@ -32,8 +32,10 @@ public struct FlagSnapshot: Equatable, Sendable {
     /// does not own (e.g. another enabled Unleash strategy): reported on every plan, never changed.
     public var warnings: [FlagWarning]
 
-    public init(key: String, version: String, environments: [String: FlagEnvironmentState],
-                warnings: [FlagWarning] = []) {
+    public init(
+        key: String, version: String, environments: [String: FlagEnvironmentState],
+        warnings: [FlagWarning] = []
+    ) {
         self.key = key
         self.version = version
         self.environments = environments
@@ -162,8 +164,10 @@ public struct NotificationEvent: Sendable {
     /// Check name, value (nil for no data), no-data reason.
     public var checks: [(String, Double?, String?)]
 
-    public init(id: String, rollout: String, flag: String, status: String, phase: String?, message: String,
-                revision: String, time: Date, checks: [(String, Double?, String?)]) {
+    public init(
+        id: String, rollout: String, flag: String, status: String, phase: String?, message: String,
+        revision: String, time: Date, checks: [(String, Double?, String?)]
+    ) {
         self.id = id
         self.rollout = rollout
         self.flag = flag
@@ -181,9 +185,15 @@ public struct NotificationEvent: Sendable {
             ("id", .string(id)), ("rollout", .string(rollout)), ("flag", .string(flag)), ("status", .string(status)),
             ("phase", .string(phase)), ("message", .string(message)), ("revision", .string(revision)),
             ("time", .string(RFC3339.format(time))),
-            ("checks", .array(checks.map { name, value, reason in
-                .members([("name", .string(name)), ("value", value.map { .number($0) }), ("noData", .string(reason))])
-            })),
+            (
+                "checks",
+                .array(
+                    checks.map { name, value, reason in
+                        .members([
+                            ("name", .string(name)), ("value", value.map { .number($0) }), ("noData", .string(reason)),
+                        ])
+                    })
+            ),
         ])
     }
 }

@@ -29,7 +29,8 @@ public struct GitError: Error, Equatable, Sendable, CustomStringConvertible {
     /// `call` is only built on failure (it often names an object id, costly to format in a hot loop).
     static func check(_ result: Int32, _ call: @autoclosure () -> String) throws(GitError) {
         guard result < 0 else { return }
-        throw GitError(result == GIT_ENOTFOUND.rawValue ? .objectNotFound : .other, "\(call()) failed: \(lastMessage())")
+        throw GitError(
+            result == GIT_ENOTFOUND.rawValue ? .objectNotFound : .other, "\(call()) failed: \(lastMessage())")
     }
 
     static func lastMessage() -> String {

@@ -41,13 +41,15 @@ public struct ObjectID: Hashable, Sendable, CustomStringConvertible {
     }
 
     public static func == (a: ObjectID, b: ObjectID) -> Bool {
-        var a = a.raw, b = b.raw
+        var a = a.raw
+        var b = b.raw
         return git_oid_equal(&a, &b) != 0
     }
 
     /// Byte order of the raw ids.
     func precedes(_ other: ObjectID) -> Bool {
-        var a = raw, b = other.raw
+        var a = raw
+        var b = other.raw
         return git_oid_cmp(&a, &b) < 0
     }
 
@@ -84,7 +86,8 @@ public final class GitRepository: @unchecked Sendable {
             throw GitError(.pathNotFound, "\(path) does not exist; pass --repo with the path of a git repository")
         }
         guard isDirectory.boolValue else {
-            throw GitError(.notARepository, "\(path) is a file, not a git repository; pass --repo with a repository folder")
+            throw GitError(
+                .notARepository, "\(path) is a file, not a git repository; pass --repo with a repository folder")
         }
         var pointer: OpaquePointer?
         let result = git_repository_open_ext(&pointer, path, GIT_REPOSITORY_OPEN_NO_SEARCH.rawValue, nil)
@@ -92,15 +95,20 @@ public final class GitRepository: @unchecked Sendable {
         // 'safe.directory' was not found" when safe.directory is not configured (fixed upstream in
         // 1.6, libgit2/libgit2#6408); treat that as GIT_EOWNER too.
         if result == GIT_EOWNER.rawValue
-            || (result == GIT_ENOTFOUND.rawValue && GitError.lastMessage().contains("safe.directory")) {
+            || (result == GIT_ENOTFOUND.rawValue && GitError.lastMessage().contains("safe.directory"))
+        {
             let user = ProcessInfo.processInfo.environment["USER"] ?? "this user"
-            throw GitError(.ownedByAnotherUser,
+            throw GitError(
+                .ownedByAnotherUser,
                 "\(path) is owned by another user, and git refuses to read it for \(user); "
                     + "run as the owner, or mark it safe: git config --global --add safe.directory \(path)")
         }
         if result == GIT_ENOTFOUND.rawValue {
-            throw GitError(.notARepository,
-                "\(path) is not a git repository; pass --repo with a repository folder (bare or not), or run `git init` there")
+            throw GitError(
+                .notARepository,
+                "\(path) is not a git repository; pass --repo with a repository folder (bare or not), or run "
+                    + "`git init` there"
+            )
         }
         try GitError.check(result, "git_repository_open_ext(\(path))")
         handle = pointer!
@@ -119,13 +127,17 @@ public final class GitRepository: @unchecked Sendable {
     /// Resolves a branch, tag, remote-tracking branch or commit id (full or abbreviated) to a commit.
     public func resolveCommit(_ spec: String) throws(GitError) -> ObjectID {
         if isEmpty, !(try hasAnyReference()) {
-            throw GitError(.emptyRepository, "\(path) has no commits yet; commit the rollouts/ and policies/ folders first")
+            throw GitError(
+                .emptyRepository, "\(path) has no commits yet; commit the rollouts/ and policies/ folders first")
         }
         var object: OpaquePointer?
         let result = git_revparse_single(&object, handle, spec)
         guard result == 0, let object else {
-            throw GitError(.unknownRef,
-                "ref \"\(spec)\" is not a branch, tag or commit of \(path); list them with `git branch -a` and `git tag`")
+            throw GitError(
+                .unknownRef,
+                "ref \"\(spec)\" is not a branch, tag or commit of \(path); list them with `git branch -a` and "
+                    + "`git tag`"
+            )
         }
         defer { git_object_free(object) }
         var peeled: OpaquePointer?
@@ -238,7 +250,8 @@ public final class GitRepository: @unchecked Sendable {
         for folder in folders {
             guard let entry = git_tree_entry_byname(root, folder) else { continue }
             if git_tree_entry_type(entry) == GIT_OBJECT_TREE {
-                try collect(tree: ObjectID(git_tree_entry_id(entry).pointee), prefix: folder + "/", odb: odb!, into: &files)
+                try collect(
+                    tree: ObjectID(git_tree_entry_id(entry).pointee), prefix: folder + "/", odb: odb!, into: &files)
             } else {
                 files.append(try treeFile(entry: entry, path: folder, odb: odb!))
             }
@@ -256,14 +269,18 @@ public final class GitRepository: @unchecked Sendable {
         return files
     }
 
-    private func collect(tree id: ObjectID, prefix: String, odb: OpaquePointer, into files: inout [TreeFile]) throws(GitError) {
+    private func collect(tree id: ObjectID, prefix: String, odb: OpaquePointer, into files: inout [TreeFile])
+        throws(GitError)
+    {
         let tree = try lookupTree(id)
         defer { git_tree_free(tree) }
         for index in 0..<git_tree_entrycount(tree) {
             guard let entry = git_tree_entry_byindex(tree, index) else { continue }
             let name = String(cString: git_tree_entry_name(entry))
             if git_tree_entry_type(entry) == GIT_OBJECT_TREE {
-                try collect(tree: ObjectID(git_tree_entry_id(entry).pointee), prefix: prefix + name + "/", odb: odb, into: &files)
+                try collect(
+                    tree: ObjectID(git_tree_entry_id(entry).pointee), prefix: prefix + name + "/", odb: odb,
+                    into: &files)
             } else {
                 files.append(try treeFile(entry: entry, path: prefix + name, odb: odb))
             }
@@ -282,8 +299,9 @@ public final class GitRepository: @unchecked Sendable {
             var type = GIT_OBJECT_BLOB
             var raw = id.raw
             try GitError.check(git_odb_read_header(&size, &type, odb, &raw), "git_odb_read_header(\(path))")
-            return TreeFile(path: path, kind: .blob, objectID: id.description, size: size,
-                            mode: UInt32(git_tree_entry_filemode(entry).rawValue))
+            return TreeFile(
+                path: path, kind: .blob, objectID: id.description, size: size,
+                mode: UInt32(git_tree_entry_filemode(entry).rawValue))
         }
     }
 
@@ -315,7 +333,8 @@ public final class GitRepository: @unchecked Sendable {
         }
         var raw = id.raw
         if git_commit_extract_signature(&signature, &signed, handle, &raw, nil) == 0 {
-            facts.signature = String(decoding: UnsafeRawBufferPointer(start: signature.ptr, count: signature.size), as: UTF8.self)
+            facts.signature = String(
+                decoding: UnsafeRawBufferPointer(start: signature.ptr, count: signature.size), as: UTF8.self)
             facts.signedData = Data(UnsafeRawBufferPointer(start: signed.ptr, count: signed.size))
         }
         return facts
@@ -347,8 +366,11 @@ public final class GitRepository: @unchecked Sendable {
             }
         }
         guard result == 0 else {
-            throw GitError(.fetchFailed,
-                "fetching \(branch) from \(remote) failed: \(GitError.lastMessage()); check the remote's URL and credentials")
+            throw GitError(
+                .fetchFailed,
+                "fetching \(branch) from \(remote) failed: \(GitError.lastMessage()); check the remote's URL "
+                    + "and credentials"
+            )
         }
         // libgit2 fetches nothing, successfully, when the remote has no such branch (git says
         // "couldn't find remote ref"); a stale remote-tracking ref must not be read as fresh.

@@ -1,8 +1,9 @@
 import CLibgit2
 import Foundation
 import RolloutCore
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The walk's state on disk: one binary file, rewritten atomically, ignored (and then rebuilt) when
@@ -103,22 +104,26 @@ public enum HistoryCache {
             guard buffer.count >= headerSize, magic.elementsEqual(buffer[0..<8]) else { return nil }
             var header = Reader(buffer: UnsafeRawBufferPointer(rebasing: buffer[8..<headerSize]))
             guard header.u32() == WalkState.formatVersion, let length = header.u64(),
-                  length == UInt64(buffer.count - headerSize), let sum = header.u64() else { return nil }
+                length == UInt64(buffer.count - headerSize), let sum = header.u64()
+            else { return nil }
             let payload = UnsafeRawBufferPointer(rebasing: buffer[headerSize...])
             guard checksum(payload) == sum else { return nil }
             var r = Reader(buffer: payload)
             guard r.string() == repository, let version = r.u32(), version == WalkState.formatVersion,
-                  let override = r.optionalID() else { return nil }
+                let override = r.optionalID()
+            else { return nil }
             var state = WalkState(policyRootOverride: override)
             guard let count = r.count(), let tip = r.optionalID(), let rollouts = r.optionalID(),
-                  let policies = r.optionalID(), let fileCount = r.count(minimum: 46) else { return nil }
+                let policies = r.optionalID(), let fileCount = r.count(minimum: 46)
+            else { return nil }
             state.count = count
             state.tip = tip
             state.tipRollouts = rollouts
             state.tipPolicies = policies
             for _ in 0..<fileCount {
                 guard let path = r.string(), let blob = r.id(), let index = r.count(), let commit = r.id(),
-                      let viaMerge = r.u8(), let kind = r.u8() else { return nil }
+                    let viaMerge = r.u8(), let kind = r.u8()
+                else { return nil }
                 var file = FileState(blob: blob, changeIndex: index, changeCommit: commit, viaMerge: viaMerge == 1)
                 switch kind {
                 case 0: file.approval = .unresolved
@@ -138,7 +143,8 @@ public enum HistoryCache {
                 state.policyApprovalFiles[path] = blob
             }
             guard let root = r.point(), let inForce = r.point(), let pending = r.point(), let mode = r.u8(),
-                  let lastDigest = r.optionalString(), let policyMakers = r.makers() else { return nil }
+                let lastDigest = r.optionalString(), let policyMakers = r.makers()
+            else { return nil }
             (state.root, state.inForce, state.pending) = (root, inForce, pending)
             state.inForceSignatureMode = mode == 1
             state.lastDigest = lastDigest
@@ -146,8 +152,8 @@ public enum HistoryCache {
             guard let factCount = r.count(minimum: 40) else { return nil }
             for _ in 0..<factCount {
                 guard let key = r.id(), let id = r.string(), let author = r.string(), let committer = r.string(),
-                      let time = r.u64(), let signature = r.optionalString(), let signed = r.optionalBytes(),
-                      Self.timeRange.contains(Int64(bitPattern: time))
+                    let time = r.u64(), let signature = r.optionalString(), let signed = r.optionalBytes(),
+                    Self.timeRange.contains(Int64(bitPattern: time))
                 else { return nil }
                 state.facts[key] = CommitIdentity(
                     id: id, authorEmail: author, committerEmail: committer,

@@ -185,8 +185,9 @@ public final class HistoryWalker {
             file.previousBlob = change.oldBlob
             if TrackedPaths.isPlan(change.path) {
                 if change.oldBlob == nil { file.makers = [] }
-                file.makers += try makers(of: change.path, blob: change.blob, oldBlob: change.oldBlob,
-                                          index: index, id: id, header: header)
+                file.makers += try makers(
+                    of: change.path, blob: change.blob, oldBlob: change.oldBlob,
+                    index: index, id: id, header: header)
             }
             state.files[change.path] = file
         }
@@ -195,8 +196,10 @@ public final class HistoryWalker {
     /// Rule 7's makers of one change on the first-parent line: the commit itself, or for a merge the
     /// commits of its merged side that changed the file relative to their own first parent, plus the
     /// merge when its content matches none of its parents'.
-    private func makers(of path: String, blob: ObjectID, oldBlob: ObjectID?, index: Int, id: ObjectID,
-                        header: CommitHeader) throws(GitError) -> [Maker] {
+    private func makers(
+        of path: String, blob: ObjectID, oldBlob: ObjectID?, index: Int, id: ObjectID,
+        header: CommitHeader
+    ) throws(GitError) -> [Maker] {
         let mode = state.inForceSignatureMode
         guard header.parents.count > 1 else { return [Maker(commit: id, signatureMode: mode)] }
         let probe = try BlobProbe(walker: self, path: path, merge: id, mergeBlob: blob, firstParentBlob: oldBlob)
@@ -223,8 +226,10 @@ public final class HistoryWalker {
         let firstParentTop: TopLevel?
         let firstParentBlob: ObjectID?
 
-        init(walker: HistoryWalker, path: String, merge: ObjectID, mergeBlob: ObjectID?,
-             firstParentBlob: ObjectID?) throws(GitError) {
+        init(
+            walker: HistoryWalker, path: String, merge: ObjectID, mergeBlob: ObjectID?,
+            firstParentBlob: ObjectID?
+        ) throws(GitError) {
             self.walker = walker
             self.path = path
             inPolicies = path.hasPrefix(RepositoryLayout.policiesPrefix)
@@ -262,7 +267,9 @@ public final class HistoryWalker {
 
     private func decodePolicy(_ files: [TreeFile]) -> PolicySet {
         RepositoryLoader.loadPolicySet(files: files) { file throws(GitError) in
-            guard let id = ObjectID(hex: file.objectID) else { throw GitError(.objectNotFound, "bad id \(file.objectID)") }
+            guard let id = ObjectID(hex: file.objectID) else {
+                throw GitError(.objectNotFound, "bad id \(file.objectID)")
+            }
             return try repository.readBlob(id)
         }
     }
@@ -289,7 +296,8 @@ public final class HistoryWalker {
 
         guard state.root != nil else {
             // The root of trust: the first commit holding approvers.json (or the commit named by init).
-            let isRoot = state.policyRootOverride.map { $0 == id }
+            let isRoot =
+                state.policyRootOverride.map { $0 == id }
                 ?? files.contains { $0.path == RepositoryLayout.approvers }
             guard isRoot else { return }
             let point = PolicyPointState(index: index, commit: id, digest: digest)
@@ -300,7 +308,8 @@ public final class HistoryWalker {
         if digest != state.lastDigest {
             state.policyMakers += try policyMakers(index: index, id: id, header: header, digest: digest)
             state.lastDigest = digest
-            state.pending = digest == state.inForce?.digest ? nil : PolicyPointState(index: index, commit: id, digest: digest)
+            state.pending =
+                digest == state.inForce?.digest ? nil : PolicyPointState(index: index, commit: id, digest: digest)
         }
         if let pending = state.pending {
             if try evaluatePending(pending).missing.isEmpty {
@@ -367,10 +376,14 @@ public final class HistoryWalker {
                 record = PolicyApprovalRecord.decode(try JSONParser.parse(bytes), sink: sink)
                 diagnostics = sink.diagnostics
             } catch {
-                diagnostics = [Diagnostic(path: path, line: error.position.line, column: error.position.column,
-                                          message: error.message)]
+                diagnostics = [
+                    Diagnostic(
+                        path: path, line: error.position.line, column: error.position.column,
+                        message: error.message)
+                ]
             }
-            files.append(PolicyApprovalFile(path: path, blobID: blob.description, record: record, diagnostics: diagnostics))
+            files.append(
+                PolicyApprovalFile(path: path, blobID: blob.description, record: record, diagnostics: diagnostics))
             evidence[path] = try self.evidence(for: path)
         }
         let statuses = PolicyRules.evaluate(
@@ -389,12 +402,14 @@ public final class HistoryWalker {
         if !file.viaMerge {
             file.approval = .commit(file.changeCommit)
         } else {
-            let probe = try BlobProbe(walker: self, path: path, merge: file.changeCommit, mergeBlob: file.blob,
-                                      firstParentBlob: file.previousBlob)
+            let probe = try BlobProbe(
+                walker: self, path: path, merge: file.changeCommit, mergeBlob: file.blob,
+                firstParentBlob: file.previousBlob)
             var found: [ObjectID] = []
             for side in sides[file.changeIndex] ?? [] where side.header.parents.count <= 1 {
                 guard try probe.blob(at: side.id) == file.blob else { continue }
-                let parentBlob = try side.header.parents.first.map { p throws(GitError) in try probe.blob(at: p) } ?? nil
+                let parentBlob =
+                    try side.header.parents.first.map { p throws(GitError) in try probe.blob(at: p) } ?? nil
                 if parentBlob != file.blob { found.append(side.id) }
             }
             file.approval = found.count == 1 ? .commit(found[0]) : .notFound
@@ -410,8 +425,9 @@ public final class HistoryWalker {
         case .commit(let id): approval = try identity(of: id)
         default: approval = nil
         }
-        return ApprovalEvidence(mergePoint: file.changeCommit.description, mergeIndex: file.changeIndex,
-                                viaMerge: file.viaMerge, approvalCommit: approval)
+        return ApprovalEvidence(
+            mergePoint: file.changeCommit.description, mergeIndex: file.changeIndex,
+            viaMerge: file.viaMerge, approvalCommit: approval)
     }
 
     private func identity(of id: ObjectID) throws(GitError) -> CommitIdentity {
@@ -437,16 +453,19 @@ public final class HistoryWalker {
         // Forget files the tip no longer has; every tracked file must be known with its tip blob.
         state.files = state.files.filter { tracked[$0.key] != nil || state.policyApprovalFiles[$0.key] != nil }
         for (path, blob) in tracked where state.files[path]?.blob.description != blob {
-            throw GitError(.other, "history walk: \(path) at the tip is \(blob), but the walk found "
-                + "\(state.files[path]?.blob.description ?? "nothing")")
+            throw GitError(
+                .other,
+                "history walk: \(path) at the tip is \(blob), but the walk found "
+                    + "\(state.files[path]?.blob.description ?? "nothing")")
         }
         var evidence: [String: ApprovalEvidence] = [:]
         var plans: [String: ContentHistory] = [:]
         for path in state.files.keys.sorted() {
             guard let file = state.files[path] else { continue }
             if TrackedPaths.isPlan(path) {
-                plans[path] = ContentHistory(changeCommit: file.changeCommit.description, changeIndex: file.changeIndex,
-                                             makers: try identities(file.makers))
+                plans[path] = ContentHistory(
+                    changeCommit: file.changeCommit.description, changeIndex: file.changeIndex,
+                    makers: try identities(file.makers))
             } else {
                 evidence[path] = try self.evidence(for: path)
             }

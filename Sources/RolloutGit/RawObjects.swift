@@ -1,8 +1,9 @@
 import CLibgit2
 import Foundation
 import RolloutCore
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // Raw object reads for the history walk: commit headers and tree entries parsed from the object
@@ -60,10 +61,13 @@ struct CommitHeader {
         func hexID(after keyword: StaticString, at offset: Int) -> ObjectID? {
             let length = keyword.utf8CodeUnitCount
             guard offset + length + 41 <= bytes.count, let base = bytes.baseAddress,
-                  memcmp(base + offset, keyword.utf8Start, length) == 0,
-                  bytes[offset + length + 40] == UInt8(ascii: "\n") else { return nil }
+                memcmp(base + offset, keyword.utf8Start, length) == 0,
+                bytes[offset + length + 40] == UInt8(ascii: "\n")
+            else { return nil }
             var oid = git_oid()
-            guard git_oid_fromstrn(&oid, (base + offset + length).assumingMemoryBound(to: CChar.self), 40) == 0 else { return nil }
+            guard git_oid_fromstrn(&oid, (base + offset + length).assumingMemoryBound(to: CChar.self), 40) == 0 else {
+                return nil
+            }
             return ObjectID(oid)
         }
         guard let tree = hexID(after: "tree ", at: 0) else { throw GitError(.other, "malformed commit \(id)") }
@@ -140,7 +144,9 @@ final class RawTree {
             throw GitError(.other, "malformed tree object")
         }
         let remaining = bytes.count - start
-        guard let spacePointer = memchr(base + start, 0x20, min(remaining, 8)) else { throw GitError(.other, "malformed tree object") }
+        guard let spacePointer = memchr(base + start, 0x20, min(remaining, 8)) else {
+            throw GitError(.other, "malformed tree object")
+        }
         let space = base.distance(to: UnsafeRawPointer(spacePointer))
         guard let nulPointer = memchr(base + space + 1, 0, bytes.count - space - 1) else {
             throw GitError(.other, "malformed tree object")
@@ -148,11 +154,13 @@ final class RawTree {
         let nul = base.distance(to: UnsafeRawPointer(nulPointer))
         guard nul + 21 <= bytes.count else { throw GitError(.other, "malformed tree object") }
         // Trees are mode 40000 (git writes no leading zero).
-        let isTree = space - start == 5 && base.load(fromByteOffset: start, as: UInt8.self) == UInt8(ascii: "4")
+        let isTree =
+            space - start == 5 && base.load(fromByteOffset: start, as: UInt8.self) == UInt8(ascii: "4")
             && base.load(fromByteOffset: start + 1, as: UInt8.self) == UInt8(ascii: "0")
         let end = nul + 21
-        return Entry(bytes: UnsafeRawBufferPointer(start: base + start, count: end - start),
-                     nameRange: (space + 1 - start)..<(nul - start), isTree: isTree)
+        return Entry(
+            bytes: UnsafeRawBufferPointer(start: base + start, count: end - start),
+            nameRange: (space + 1 - start)..<(nul - start), isTree: isTree)
     }
 
     /// Same object id.
@@ -162,13 +170,17 @@ final class RawTree {
 
     /// git's tree order (`base_name_compare`): bytes of the names, a tree's name followed by '/'.
     static func order(_ a: Entry, _ b: Entry) -> Int {
-        let nameA = a.bytes.baseAddress! + a.nameRange.lowerBound, nameB = b.bytes.baseAddress! + b.nameRange.lowerBound
-        let countA = a.nameRange.count, countB = b.nameRange.count
+        let nameA = a.bytes.baseAddress! + a.nameRange.lowerBound
+        let nameB = b.bytes.baseAddress! + b.nameRange.lowerBound
+        let countA = a.nameRange.count
+        let countB = b.nameRange.count
         let common = min(countA, countB)
         let order = memcmp(nameA, nameB, common)
         if order != 0 { return Int(order) }
-        let endA: UInt8 = countA > common ? nameA.load(fromByteOffset: common, as: UInt8.self) : (a.isTree ? UInt8(ascii: "/") : 0)
-        let endB: UInt8 = countB > common ? nameB.load(fromByteOffset: common, as: UInt8.self) : (b.isTree ? UInt8(ascii: "/") : 0)
+        let endA: UInt8 =
+            countA > common ? nameA.load(fromByteOffset: common, as: UInt8.self) : (a.isTree ? UInt8(ascii: "/") : 0)
+        let endB: UInt8 =
+            countB > common ? nameB.load(fromByteOffset: common, as: UInt8.self) : (b.isTree ? UInt8(ascii: "/") : 0)
         return Int(endA) - Int(endB)
     }
 
@@ -181,10 +193,14 @@ final class RawTree {
         let chunk = 256
         while offset + chunk <= count, memcmp(pa + offset, pb + offset, chunk) == 0 { offset += chunk }
         while offset + 8 <= count,
-              pa.loadUnaligned(fromByteOffset: offset, as: UInt64.self) == pb.loadUnaligned(fromByteOffset: offset, as: UInt64.self) {
+            pa.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+                == pb.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+        {
             offset += 8
         }
-        while offset < count, pa.load(fromByteOffset: offset, as: UInt8.self) == pb.load(fromByteOffset: offset, as: UInt8.self) {
+        while offset < count,
+            pa.load(fromByteOffset: offset, as: UInt8.self) == pb.load(fromByteOffset: offset, as: UInt8.self)
+        {
             offset += 1
         }
         return offset
@@ -194,12 +210,16 @@ final class RawTree {
     static func commonSuffix(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
         let count = min(a.count, b.count)
         guard count > 0, let baseA = a.baseAddress, let baseB = b.baseAddress else { return 0 }
-        let endA = baseA + a.count, endB = baseB + b.count
+        let endA = baseA + a.count
+        let endB = baseB + b.count
         var length = 0
         let chunk = 256
-        while length + chunk <= count, memcmp(endA - length - chunk, endB - length - chunk, chunk) == 0 { length += chunk }
+        while length + chunk <= count, memcmp(endA - length - chunk, endB - length - chunk, chunk) == 0 {
+            length += chunk
+        }
         while length + 8 <= count,
-              (endA - length - 8).loadUnaligned(as: UInt64.self) == (endB - length - 8).loadUnaligned(as: UInt64.self) {
+            (endA - length - 8).loadUnaligned(as: UInt64.self) == (endB - length - 8).loadUnaligned(as: UInt64.self)
+        {
             length += 8
         }
         while length < count, (endA - length - 1).load(as: UInt8.self) == (endB - length - 1).load(as: UInt8.self) {
@@ -259,7 +279,9 @@ enum RawCommitIdentity {
     }
 
     static func parse(_ bytes: [UInt8], id: String) -> CommitIdentity {
-        var author = "", committer = "", time: Int64 = 0
+        var author = ""
+        var committer = ""
+        var time: Int64 = 0
         var signatureLines: [ArraySlice<UInt8>] = []
         var signed: [UInt8] = []
         signed.reserveCapacity(bytes.count)
@@ -298,8 +320,9 @@ enum RawCommitIdentity {
                 (committer, time) = email(line.dropFirst(10))
             }
         }
-        var identity = CommitIdentity(id: id, authorEmail: author, committerEmail: committer,
-                                      committerTime: Date(timeIntervalSince1970: TimeInterval(HistoryCache.clampedTime(Double(time)))))
+        var identity = CommitIdentity(
+            id: id, authorEmail: author, committerEmail: committer,
+            committerTime: Date(timeIntervalSince1970: TimeInterval(HistoryCache.clampedTime(Double(time)))))
         if !signatureLines.isEmpty {
             identity.signature = signatureLines.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "\n")
             identity.signedData = signed
@@ -316,7 +339,8 @@ enum RawCommitIdentity {
     /// `Name <email> 1700000000 +0000` → the email and the time (libgit2 takes the last `<`…`>`).
     private static func email(_ value: ArraySlice<UInt8>) -> (String, Int64) {
         guard let close = value.lastIndex(of: UInt8(ascii: ">")),
-              let open = value[..<close].lastIndex(of: UInt8(ascii: "<")) else { return ("", 0) }
+            let open = value[..<close].lastIndex(of: UInt8(ascii: "<"))
+        else { return ("", 0) }
         let email = String(decoding: value[(open + 1)..<close], as: UTF8.self)
         let rest = value[(close + 1)...].drop { $0 == UInt8(ascii: " ") }
         var time: Int64 = 0

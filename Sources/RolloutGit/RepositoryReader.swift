@@ -38,7 +38,9 @@ public struct LoadTimings: Sendable {
 public enum RepositoryReader {
     /// Opens the repository and resolves the ref: the given one, else `protectedBranch` from
     /// `policies/approvers.json` at HEAD when that branch exists, else HEAD.
-    public static func resolve(repository: GitRepository, ref: String?) throws(GitError) -> (ref: String, commit: ObjectID) {
+    public static func resolve(repository: GitRepository, ref: String?) throws(GitError) -> (
+        ref: String, commit: ObjectID
+    ) {
         if let ref { return (ref, try repository.resolveCommit(ref)) }
         let head: ObjectID
         do {
@@ -60,11 +62,12 @@ public enum RepositoryReader {
     /// `protectedBranch` from `policies/approvers.json` at a commit, when it can be read.
     public static func protectedBranch(repository: GitRepository, at commit: ObjectID) -> String? {
         guard let blob = try? repository.blobID(atPath: RepositoryLayout.approvers, inCommit: commit),
-              let bytes = try? repository.readBlob(blob),
-              let json = try? JSONParser.parse(bytes),
-              case .object(let members) = json.kind,
-              let member = members.first(where: { $0.key == "protectedBranch" }),
-              case .string(let branch) = member.value.kind else { return nil }
+            let bytes = try? repository.readBlob(blob),
+            let json = try? JSONParser.parse(bytes),
+            case .object(let members) = json.kind,
+            let member = members.first(where: { $0.key == "protectedBranch" }),
+            case .string(let branch) = member.value.kind
+        else { return nil }
         return branch
     }
 
@@ -72,7 +75,9 @@ public enum RepositoryReader {
     public static func snapshot(repository: GitRepository, commit: ObjectID) throws(GitError) -> RepositorySnapshot {
         let files = try repository.listFiles(commit: commit, under: RepositoryLayout.folders)
         return RepositoryLoader.load(files: files) { file in
-            guard let id = ObjectID(hex: file.objectID) else { throw GitError(.objectNotFound, "bad object id \(file.objectID)") }
+            guard let id = ObjectID(hex: file.objectID) else {
+                throw GitError(.objectNotFound, "bad object id \(file.objectID)")
+            }
             return try repository.readBlob(id)
         }
     }
@@ -80,8 +85,10 @@ public enum RepositoryReader {
     /// Reads everything and evaluates approvals under the policy in force, walking history
     /// incrementally from a cache file.
     /// - Parameter policyRoot: the root of trust `init --policy-root` recorded, when there is one.
-    public static func load(repository: GitRepository, ref: String?, cacheFile: String?,
-                            policyRoot: String? = nil) throws(GitError) -> LoadedRepository {
+    public static func load(
+        repository: GitRepository, ref: String?, cacheFile: String?,
+        policyRoot: String? = nil
+    ) throws(GitError) -> LoadedRepository {
         let clock = ContinuousClock()
         var timings = LoadTimings()
         var start = clock.now
@@ -111,9 +118,12 @@ public enum RepositoryReader {
         let walker = try HistoryWalker(repository: repository, cache: cache, policyRoot: rootID)
         let index = try walker.walk(to: commit, tracked: tracked)
         if let policyRoot, index.policy.root == nil {
-            throw GitError(.policyRootNotFound, "the policy root \(policyRoot.prefix(12)) recorded by `rolloutctl init` is "
-                + "not on the first-parent line of \(refName); the history was rewritten, or the state belongs elsewhere "
-                + "(an operator may choose a new root: `rolloutctl init --policy-root COMMIT --adopt`)")
+            throw GitError(
+                .policyRootNotFound,
+                "the policy root \(policyRoot.prefix(12)) recorded by `rolloutctl init` is "
+                    + "not on the first-parent line of \(refName); the history was rewritten, or the state "
+                    + "belongs elsewhere "
+                    + "(an operator may choose a new root: `rolloutctl init --policy-root COMMIT --adopt`)")
         }
         timings.historyScan = lap()
         if let cacheFile, cache?.tipID != index.tip || !walker.statistics.usedCache {
@@ -133,9 +143,10 @@ public enum RepositoryReader {
                 planHistory: index.planHistories[rollout.planPath])
         }
         timings.evaluate = lap()
-        return LoadedRepository(ref: refName, revision: commit.description, snapshot: snapshot,
-                                approvals: approvals, policy: index.policy, scanStatistics: walker.statistics,
-                                timings: timings)
+        return LoadedRepository(
+            ref: refName, revision: commit.description, snapshot: snapshot,
+            approvals: approvals, policy: index.policy, scanStatistics: walker.statistics,
+            timings: timings)
     }
 }
 
@@ -147,10 +158,12 @@ enum PolicyInForce {
         guard let plan = rollout.plan, let use = plan.health.use else { return }
         guard let set = policy.inForceSet?.healthSets[use] else {
             let position = plan.health.usePosition ?? plan.namePosition
-            rollout.diagnostics.append(Diagnostic(
-                path: rollout.planPath, line: position.line, column: position.column,
-                message: "health set \"\(use)\" is not in the policy in force"
-                    + (policy.pending.map { " (policies at \($0.point.commit.prefix(7)) are not approved yet)" } ?? "")))
+            rollout.diagnostics.append(
+                Diagnostic(
+                    path: rollout.planPath, line: position.line, column: position.column,
+                    message: "health set \"\(use)\" is not in the policy in force"
+                        + (policy.pending.map { " (policies at \($0.point.commit.prefix(7)) are not approved yet)" }
+                            ?? "")))
             rollout.plan = nil
             return
         }

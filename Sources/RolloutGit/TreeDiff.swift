@@ -26,26 +26,30 @@ enum TreeDiff {
         func report(_ entry: RawTree.Entry, old: RawTree.Entry?) throws(GitError) {
             guard entry.isTree else { return }
             let oldID = old.flatMap { $0.isTree ? $0.id : nil }
-            try descend(entry.id, oldID, path: RepositoryLayout.rolloutFolder(entry.name), level: 1, odb: odb, into: &files)
+            try descend(
+                entry.id, oldID, path: RepositoryLayout.rolloutFolder(entry.name), level: 1, odb: odb, into: &files)
         }
         guard let old else {
             let indexed = try IndexedTree(newRaw)
             for index in 0..<(indexed.starts.count - 1) { try report(indexed.entry(index), old: nil) }
             return (files, indexed)
         }
-        let oldBytes = old.raw.bytes, newBytes = newRaw.bytes
+        let oldBytes = old.raw.bytes
+        let newBytes = newRaw.bytes
         // Offsets are Int32 (IndexedTree): a tree of 2 GiB or more is an error, not a trap below.
         guard newBytes.count <= Int(Int32.max) else {
             throw GitError(.other, "tree object larger than \(Int32.max) bytes")
         }
         let oldStarts = old.starts
         let oldCount = oldStarts.count - 1
-        let newEnd = newBytes.count, oldEnd = oldBytes.count
+        let newEnd = newBytes.count
+        let oldEnd = oldBytes.count
         let prefix = RawTree.commonPrefix(newBytes, oldBytes)
         let suffix = min(RawTree.commonSuffix(newBytes, oldBytes), min(newEnd, oldEnd) - prefix)
         let delta = newEnd - oldEnd
         // The old entries before `low` lie wholly inside the common prefix: the same on both sides.
-        var low = 0, high = oldCount
+        var low = 0
+        var high = oldCount
         while low < high {
             let middle = (low + high + 1) / 2
             if Int(oldStarts[middle]) <= prefix { low = middle } else { high = middle - 1 }
@@ -88,8 +92,10 @@ enum TreeDiff {
     /// Compares a rollout folder (level 1), its `approvals` folder (2) or a phase folder (3) of a new
     /// tree with the same path's folder in the old tree (nil when absent), appending changed
     /// tracked files: `plan.json` at level 1, files at level 3.
-    private static func descend(_ id: ObjectID, _ oldID: ObjectID?, path: String, level: Int, odb: ObjectDatabase,
-                                into changed: inout [FileChange]) throws(GitError) {
+    private static func descend(
+        _ id: ObjectID, _ oldID: ObjectID?, path: String, level: Int, odb: ObjectDatabase,
+        into changed: inout [FileChange]
+    ) throws(GitError) {
         let tree = try RawTree(odb: odb, id: id)
         let oldTree = try oldID.map { id throws(GitError) in try RawTree(odb: odb, id: id) }
         func visit(_ entry: RawTree.Entry, old: RawTree.Entry?) throws(GitError) {

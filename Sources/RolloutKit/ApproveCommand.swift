@@ -1,7 +1,7 @@
 import Foundation
+import RolloutAdapters
 import RolloutCore
 import RolloutGit
-import RolloutAdapters
 
 /// `rolloutctl approve`: writes an approval file into the work tree, bound to the current plan.
 public struct ApproveResult: Sendable {
@@ -16,11 +16,14 @@ public struct ApproveResult: Sendable {
         public var description: String
     }
 
-    public static func run(repositoryPath: String, rollout: String, phase: String, role: String,
-                           approver: String?, comment: String?) throws -> ApproveResult {
+    public static func run(
+        repositoryPath: String, rollout: String, phase: String, role: String,
+        approver: String?, comment: String?
+    ) throws -> ApproveResult {
         let repository = try GitRepository(path: repositoryPath)
         guard let workdir = repository.workdir else {
-            throw Failure(description: "\(repositoryPath) is a bare repository; run approve in a clone with a work tree")
+            throw Failure(
+                description: "\(repositoryPath) is a bare repository; run approve in a clone with a work tree")
         }
         guard Names.isValid(rollout) else {
             throw Failure(description: "rollout name \"\(rollout)\" does not match \(Names.patternDescription)")
@@ -44,7 +47,8 @@ public struct ApproveResult: Sendable {
         }
         var policy: ApproversPolicy?
         if let data = FileManager.default.contents(atPath: workdir + RepositoryLayout.approvers),
-           let json = try? JSONParser.parse([UInt8](data)) {
+            let json = try? JSONParser.parse([UInt8](data))
+        {
             policy = ApproversPolicy.decode(json, sink: DiagnosticSink(path: RepositoryLayout.approvers))
         }
         let phaseIndex = plan.phaseIndex(named: phase) ?? 0
@@ -57,33 +61,41 @@ public struct ApproveResult: Sendable {
             throw Failure(description: "no approver: pass --approver EMAIL or set `git config user.email`")
         }
         if let policy, !policy.isMember(email, of: role) {
-            warnings.append("\(email) is not a member of role \"\(role)\" in \(RepositoryLayout.approvers); "
-                + "the approval will not count")
+            warnings.append(
+                "\(email) is not a member of role \"\(role)\" in \(RepositoryLayout.approvers); "
+                    + "the approval will not count")
         }
         let branch = RepositoryLayout.protectedBranch(policy?.protectedBranch)
         if let tip = try? repository.resolveCommit(branch),
-           let committed = try? repository.blobID(atPath: planPath, inCommit: tip),
-           committed.description != planBlob {
-            warnings.append("\(RepositoryLayout.planFile) in the work tree differs from \(branch); "
-                + "this approval binds to the work tree's plan "
-                + "(\(planBlob.prefix(12))) and counts only once that plan is on \(branch)")
+            let committed = try? repository.blobID(atPath: planPath, inCommit: tip),
+            committed.description != planBlob
+        {
+            warnings.append(
+                "\(RepositoryLayout.planFile) in the work tree differs from \(branch); "
+                    + "this approval binds to the work tree's plan "
+                    + "(\(planBlob.prefix(12))) and counts only once that plan is on \(branch)")
         }
 
-        let record = ApprovalRecord(rollout: rollout, phase: phase, role: role, approver: email, plan: planBlob,
-                                    comment: comment)
-        let relative = RepositoryLayout.approvalPath(rollout: rollout, phase: phase,
-                                                     file: "\(role)-\(slug(email)).json")
-        let body = JSONOutput.members([
-            ("apiVersion", .string(Names.apiVersion)), ("rollout", .string(rollout)), ("phase", .string(phase)),
-            ("role", .string(role)), ("approver", .string(email)), ("plan", .string(planBlob)),
-            ("comment", .string(comment)),
-        ]).render() + "\n"
+        let record = ApprovalRecord(
+            rollout: rollout, phase: phase, role: role, approver: email, plan: planBlob,
+            comment: comment)
+        let relative = RepositoryLayout.approvalPath(
+            rollout: rollout, phase: phase,
+            file: "\(role)-\(slug(email)).json")
+        let body =
+            JSONOutput.members([
+                ("apiVersion", .string(Names.apiVersion)), ("rollout", .string(rollout)), ("phase", .string(phase)),
+                ("role", .string(role)), ("approver", .string(email)), ("plan", .string(planBlob)),
+                ("comment", .string(comment)),
+            ]).render() + "\n"
         let full = workdir + relative
-        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent,
-                                                withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: (full as NSString).deletingLastPathComponent,
+            withIntermediateDirectories: true)
         try AtomicFile.write(Data(body.utf8), to: full)
-        return ApproveResult(path: relative, planBlob: planBlob, record: record, warnings: warnings,
-                             signed: policy?.identity == .sshSignature, protectedBranch: branch)
+        return ApproveResult(
+            path: relative, planBlob: planBlob, record: record, warnings: warnings,
+            signed: policy?.identity == .sshSignature, protectedBranch: branch)
     }
 
     /// The local part of an e-mail address, made safe for a file name.
@@ -94,23 +106,30 @@ public struct ApproveResult: Sendable {
 
     public func human(style: Style) -> String {
         var lines = warnings.map { style.yellow("warning: ") + $0 }
-        lines.append(style.green("Wrote \(path)") + " (\(record.approver) approves \(record.rollout)/\(record.phase) as "
-            + "\(record.role), plan \(planBlob.prefix(12))).")
-        let commit = signed
+        lines.append(
+            style.green("Wrote \(path)") + " (\(record.approver) approves \(record.rollout)/\(record.phase) as "
+                + "\(record.role), plan \(planBlob.prefix(12))).")
+        let commit =
+            signed
             ? "git commit -S -m \"Approve \(record.rollout) \(record.phase) as \(record.role)\"   "
                 + "# the policy requires an SSH signature (gpg.format=ssh)"
             : "git commit -m \"Approve \(record.rollout) \(record.phase) as \(record.role)\""
-        lines += Self.nextSteps(branch: "approve/\(record.rollout)-\(record.phase)-\(record.role)", path: path,
-                                commit: commit, signed: signed, protectedBranch: protectedBranch)
+        lines += Self.nextSteps(
+            branch: "approve/\(record.rollout)-\(record.phase)-\(record.role)", path: path,
+            commit: commit, signed: signed, protectedBranch: protectedBranch)
         return lines.joined(separator: "\n")
     }
 
     /// The pull-request steps after writing an approval file (rollout phase or policy).
-    static func nextSteps(branch: String, path: String, commit: String, signed: Bool,
-                          protectedBranch: String) -> [String] {
-        ["Next steps:", "  git switch -c \(branch)", "  git add \(path)", "  " + commit, "  git push -u origin HEAD",
-         "  then open a pull request into \(protectedBranch) and merge it"
-            + (signed ? " with a merge commit (a squash replaces your signature)." : ".")]
+    static func nextSteps(
+        branch: String, path: String, commit: String, signed: Bool,
+        protectedBranch: String
+    ) -> [String] {
+        [
+            "Next steps:", "  git switch -c \(branch)", "  git add \(path)", "  " + commit, "  git push -u origin HEAD",
+            "  then open a pull request into \(protectedBranch) and merge it"
+                + (signed ? " with a merge commit (a squash replaces your signature)." : "."),
+        ]
     }
 }
 
@@ -122,35 +141,43 @@ public struct PolicyApproveResult: Sendable {
     public var signed: Bool
     public var protectedBranch: String
 
-    public static func run(repositoryPath: String, role: String, approver: String?,
-                           comment: String?) throws -> PolicyApproveResult {
+    public static func run(
+        repositoryPath: String, role: String, approver: String?,
+        comment: String?
+    ) throws -> PolicyApproveResult {
         let repository = try GitRepository(path: repositoryPath)
         guard let workdir = repository.workdir else {
-            throw ApproveResult.Failure(description: "\(repositoryPath) is a bare repository; run approve in a clone with a work tree")
+            throw ApproveResult.Failure(
+                description: "\(repositoryPath) is a bare repository; run approve in a clone with a work tree")
         }
         let head = try repository.head()
         let headPolicy = try RepositoryReader.snapshot(repository: repository, commit: head).policySet
         let loaded = try RepositoryReader.load(repository: repository, ref: nil, cacheFile: nil)
         if loaded.policy.inForce?.digest == headPolicy.digest {
-            throw ApproveResult.Failure(description: "the policy at HEAD (digest \(headPolicy.digest.prefix(12))…) is the "
-                + "policy in force on \(loaded.ref): there is no change to approve; "
-                + "check out the branch that changes \(RepositoryLayout.policiesPrefix)")
+            throw ApproveResult.Failure(
+                description: "the policy at HEAD (digest \(headPolicy.digest.prefix(12))…) is the "
+                    + "policy in force on \(loaded.ref): there is no change to approve; "
+                    + "check out the branch that changes \(RepositoryLayout.policiesPrefix)")
         }
         guard let email = approver ?? repository.configString("user.email"), !email.isEmpty else {
-            throw ApproveResult.Failure(description: "no approver: pass --approver EMAIL or set `git config user.email`")
+            throw ApproveResult.Failure(
+                description: "no approver: pass --approver EMAIL or set `git config user.email`")
         }
         var warnings: [String] = []
         let inForce = loaded.policy.inForceSet?.approvers
         if let inForce {
             if !inForce.policyApprovals.contains(role) {
-                warnings.append("role \"\(role)\" is not among the policyApprovals in force "
-                    + "(\(inForce.policyApprovals.joined(separator: ", "))); the approval will not count")
+                warnings.append(
+                    "role \"\(role)\" is not among the policyApprovals in force "
+                        + "(\(inForce.policyApprovals.joined(separator: ", "))); the approval will not count")
             } else if !inForce.isMember(email, of: role) {
-                warnings.append("\(email) is not a member of role \"\(role)\" in the policy in force; the approval will not count")
+                warnings.append(
+                    "\(email) is not a member of role \"\(role)\" in the policy in force; the approval will not count")
             }
         }
         let record = PolicyApprovalRecord(policy: headPolicy.digest, role: role, approver: email, comment: comment)
-        let relative = RepositoryLayout.policyApprovalsPrefix
+        let relative =
+            RepositoryLayout.policyApprovalsPrefix
             + "\(role)-\(ApproveResult.slug(email))-\(headPolicy.digest.prefix(8)).json"
         var object: [(String, JSONOutput?)] = [
             ("apiVersion", .string(Names.apiVersion)), ("policy", .string(record.policy)), ("role", .string(role)),
@@ -158,22 +185,27 @@ public struct PolicyApproveResult: Sendable {
         ]
         if let comment { object.append(("comment", .string(comment))) }
         let full = workdir + relative
-        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent,
-                                                withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: (full as NSString).deletingLastPathComponent,
+            withIntermediateDirectories: true)
         try AtomicFile.write(Data((JSONOutput.members(object).render() + "\n").utf8), to: full)
-        return PolicyApproveResult(path: relative, record: record, warnings: warnings,
-                                   signed: inForce?.identity == .sshSignature, protectedBranch: loaded.ref)
+        return PolicyApproveResult(
+            path: relative, record: record, warnings: warnings,
+            signed: inForce?.identity == .sshSignature, protectedBranch: loaded.ref)
     }
 
     public func human(style: Style) -> String {
         var lines = warnings.map { style.yellow("warning: ") + $0 }
-        lines.append(style.green("Wrote \(path)") + " (\(record.approver) approves the policy with digest "
-            + "\(record.policy.prefix(12))… as \(record.role)).")
-        lines.append("Check the digest:  git ls-tree -r HEAD -- \(RepositoryLayout.policiesFolder) "
-            + "| grep -v $'\\t\(RepositoryLayout.policyApprovalsPrefix)' | sha256sum")
+        lines.append(
+            style.green("Wrote \(path)") + " (\(record.approver) approves the policy with digest "
+                + "\(record.policy.prefix(12))… as \(record.role)).")
+        lines.append(
+            "Check the digest:  git ls-tree -r HEAD -- \(RepositoryLayout.policiesFolder) "
+                + "| grep -v $'\\t\(RepositoryLayout.policyApprovalsPrefix)' | sha256sum")
         lines += ApproveResult.nextSteps(
             branch: "approve/policy-\(record.policy.prefix(8))-\(record.role)", path: path,
-            commit: "git commit \(signed ? "-S " : "")-m \"Approve policy \(record.policy.prefix(8)) as \(record.role)\"",
+            commit:
+                "git commit \(signed ? "-S " : "")-m \"Approve policy \(record.policy.prefix(8)) as \(record.role)\"",
             signed: signed, protectedBranch: protectedBranch)
         return lines.joined(separator: "\n")
     }

@@ -41,21 +41,25 @@ public enum FlagStoreFactory {
         for argument in arguments {
             var specification = Specification(environment: nil, url: argument)
             if let equals = argument.firstIndex(of: "="), Names.isValid(String(argument[..<equals])) {
-                specification = Specification(environment: String(argument[..<equals]),
-                                              url: String(argument[argument.index(after: equals)...]))
+                specification = Specification(
+                    environment: String(argument[..<equals]),
+                    url: String(argument[argument.index(after: equals)...]))
             }
             try check(specification.url, argument: argument)
             if specification.environment == nil, specification.url.hasPrefix("flagd:") {
-                throw SpecificationError(description: "--flags \(argument): a flagd file is one environment; "
-                    + "write --flags ENV=\(argument) (e.g. production=\(argument))")
+                throw SpecificationError(
+                    description: "--flags \(argument): a flagd file is one environment; "
+                        + "write --flags ENV=\(argument) (e.g. production=\(argument))")
             }
             if let environment = specification.environment,
-               specifications.contains(where: { $0.environment == environment }) {
+                specifications.contains(where: { $0.environment == environment })
+            {
                 throw SpecificationError(description: "--flags names environment \(environment) twice")
             }
             if specification.environment == nil, specifications.contains(where: { $0.environment == nil }) {
-                throw SpecificationError(description: "--flags: only one URL may serve the environments not named "
-                    + "(the others take the form ENV=URL)")
+                throw SpecificationError(
+                    description: "--flags: only one URL may serve the environments not named "
+                        + "(the others take the form ENV=URL)")
             }
             specifications.append(specification)
         }
@@ -71,8 +75,9 @@ public enum FlagStoreFactory {
         } else if url.hasPrefix("unleash+") {
             problem = UnleashFlagStore.parse(url) == nil ? "write unleash+https://HOST/api?project=PROJECT" : nil
         } else {
-            throw SpecificationError(description: "--flags takes file:PATH, http(s)://…, flagd:PATH or "
-                + "unleash+http(s)://HOST/api?project=P, optionally as ENV=URL; got \"\(argument)\"")
+            throw SpecificationError(
+                description: "--flags takes file:PATH, http(s)://…, flagd:PATH or "
+                    + "unleash+http(s)://HOST/api?project=P, optionally as ENV=URL; got \"\(argument)\"")
         }
         if let problem { throw SpecificationError(description: "--flags \(argument): \(problem)") }
     }
@@ -86,8 +91,10 @@ public enum FlagStoreFactory {
     public static func usesToken(_ specifications: [Specification]) -> Bool { needsHTTP(specifications) }
 
     /// Builds the store: the one store itself when there is a single plain argument, else a router.
-    public static func make(_ specifications: [Specification], token: String?, client: HTTPClient?,
-                            logger: Logger) throws -> FlagStore {
+    public static func make(
+        _ specifications: [Specification], token: String?, client: HTTPClient?,
+        logger: Logger
+    ) throws -> FlagStore {
         func store(_ specification: Specification) throws -> FlagStore {
             let url = specification.url
             if url.hasPrefix("file:") { return FileFlagStore(path: String(url.dropFirst(5))) }

@@ -16,8 +16,10 @@ public enum Initializer {
         /// `--policy-root COMMIT`: the first-parent commit whose policy becomes the root of trust (SPEC §4.3).
         public var policyRoot: String?
 
-        public init(repositoryPath: String, ref: String?, statePath: String, adopt: Bool, now: Date,
-                    policyRoot: String? = nil) {
+        public init(
+            repositoryPath: String, ref: String?, statePath: String, adopt: Bool, now: Date,
+            policyRoot: String? = nil
+        ) {
             self.repositoryPath = repositoryPath
             self.ref = ref
             self.statePath = statePath
@@ -37,16 +39,22 @@ public enum Initializer {
         public var previousPolicyRoot: PolicyPoint?
 
         public func human() -> String {
-            var lines = ["Initialised \(statePath) for the repository whose root commit is \(repositoryRoot.prefix(12))."]
+            var lines = [
+                "Initialised \(statePath) for the repository whose root commit is \(repositoryRoot.prefix(12))."
+            ]
             if let policyRoot {
-                lines.append("Policy root of trust: \(policyRoot.commit.prefix(12)) (digest \(policyRoot.digest.prefix(16))…)"
-                    + (previousPolicyRoot.map { "; it replaces \($0.commit.prefix(12)) (recorded in the audit log)" } ?? ""))
+                lines.append(
+                    "Policy root of trust: \(policyRoot.commit.prefix(12)) (digest \(policyRoot.digest.prefix(16))…)"
+                        + (previousPolicyRoot.map {
+                            "; it replaces \($0.commit.prefix(12)) (recorded in the audit log)"
+                        } ?? ""))
             }
             for (rollout, record) in adopted {
-                lines.append(record.status == .overridden
-                    ? "  \(rollout): overridden at \(record.phase ?? "?") (its flag matches no phase; nothing is "
-                        + "raised until plan.json changes)"
-                    : "  \(rollout): adopted at \(record.phase ?? "?") (bake from now)")
+                lines.append(
+                    record.status == .overridden
+                        ? "  \(rollout): overridden at \(record.phase ?? "?") (its flag matches no phase; nothing is "
+                            + "raised until plan.json changes)"
+                        : "  \(rollout): adopted at \(record.phase ?? "?") (bake from now)")
             }
             return lines.joined(separator: "\n")
         }
@@ -62,8 +70,9 @@ public enum Initializer {
         }
         let repository = try GitRepository(path: settings.repositoryPath)
         let policyRoot = try resolvePolicyRoot(settings, repository: repository)
-        let loaded = try RepositoryReader.load(repository: repository, ref: settings.ref, cacheFile: nil,
-                                               policyRoot: policyRoot)
+        let loaded = try RepositoryReader.load(
+            repository: repository, ref: settings.ref, cacheFile: nil,
+            policyRoot: policyRoot)
         let root = try repository.firstParentRoot(of: repository.resolveCommit(loaded.revision)).description
 
         var adopted: [(String, RolloutRecord)] = []
@@ -79,34 +88,46 @@ public enum Initializer {
             let approvals = loaded.approvals[rollout.name] ?? []
             guard Adoption.needsAdopt(plan: plan, approvals: approvals, actual: actual) else { continue }
             exposed.append(rollout.name)
-            if let record = Adoption.record(plan: plan, planBlob: blob, approvals: approvals, actual: actual,
-                                            now: settings.now) {
+            if let record = Adoption.record(
+                plan: plan, planBlob: blob, approvals: approvals, actual: actual,
+                now: settings.now)
+            {
                 adopted.append((rollout.name, record))
             }
         }
         if !exposed.isEmpty && !settings.adopt {
-            throw Refusal(description: "this installation is already in use: "
-                + exposed.joined(separator: ", ")
-                + " \(exposed.count == 1 ? "has its flag exposed or approvals" : "have their flags exposed or approvals")"
-                + " past phase 0; pass --adopt to start each at the phase its flag matches "
-                + "(or overridden when it matches none)")
+            throw Refusal(
+                description: "this installation is already in use: "
+                    + exposed.joined(separator: ", ")
+                    + " \(exposed.count == 1 ? "has its flag exposed or approvals" : "have their flags exposed or approvals")"
+                    + " past phase 0; pass --adopt to start each at the phase its flag matches "
+                    + "(or overridden when it matches none)")
         }
-        let store = try StateStores.create(settings.statePath, installation: Installation(
-            repositoryRoot: root, policyRootCommit: loaded.policy.root?.commit, policyRootDigest: loaded.policy.root?.digest))
+        let store = try StateStores.create(
+            settings.statePath,
+            installation: Installation(
+                repositoryRoot: root, policyRootCommit: loaded.policy.root?.commit,
+                policyRootDigest: loaded.policy.root?.digest))
         for (name, record) in adopted {
             guard let plan = loaded.snapshot.rollout(named: name)?.plan else { continue }
-            let detail = record.status == .overridden
+            let detail =
+                record.status == .overridden
                 ? "adopted by init: the flag matches no phase; overridden until plan.json changes"
                 : "adopted by init at \(record.phase ?? "?"): the flag matches its desired state; bake from now"
-            try store.save(rollout: name, flag: plan.flag, record: record, now: settings.now,
-                           enteredPhase: record.status != .overridden, audit: [AuditEntry(
-                               time: settings.now, rollout: name, phase: record.phase, environment: nil, from: nil,
-                               to: nil, reason: "adopt", revision: loaded.revision, planBlob: record.planBlob,
-                               approvals: [], kind: .event, detail: detail)])
+            try store.save(
+                rollout: name, flag: plan.flag, record: record, now: settings.now,
+                enteredPhase: record.status != .overridden,
+                audit: [
+                    AuditEntry(
+                        time: settings.now, rollout: name, phase: record.phase, environment: nil, from: nil,
+                        to: nil, reason: "adopt", revision: loaded.revision, planBlob: record.planBlob,
+                        approvals: [], kind: .event, detail: detail)
+                ])
             logger.notice("\(name): \(detail)")
         }
-        return Report(statePath: settings.statePath, repositoryRoot: root, adopted: adopted,
-                      policyRoot: loaded.policy.root)
+        return Report(
+            statePath: settings.statePath, repositoryRoot: root, adopted: adopted,
+            policyRoot: loaded.policy.root)
     }
 
     /// `--policy-root` names a commit of the protected branch's first-parent line (checked by the walk).
@@ -124,8 +145,9 @@ public enum Initializer {
         let replacing = existing != nil && settings.policyRoot != nil && settings.adopt
         guard existing == nil || replacing else {
             if settings.policyRoot != nil {
-                throw Refusal(description: "\(settings.statePath) is already initialised; replacing its policy root of "
-                    + "trust needs --adopt as well (`rolloutctl init --policy-root COMMIT --adopt`)")
+                throw Refusal(
+                    description: "\(settings.statePath) is already initialised; replacing its policy root of "
+                        + "trust needs --adopt as well (`rolloutctl init --policy-root COMMIT --adopt`)")
             }
             throw StateStoreError.alreadyInitialised(path: settings.statePath)
         }
@@ -133,24 +155,31 @@ public enum Initializer {
         let (_, tip) = try RepositoryReader.resolve(repository: repository, ref: settings.ref)
         let root = try repository.firstParentRoot(of: tip).description
         if let existing, existing.repositoryRoot != root {
-            throw StateStoreError.anotherRepository(path: settings.statePath, recorded: existing.repositoryRoot, actual: root)
+            throw StateStoreError.anotherRepository(
+                path: settings.statePath, recorded: existing.repositoryRoot, actual: root)
         }
-        let loaded = try RepositoryReader.load(repository: repository, ref: settings.ref, cacheFile: nil,
-                                               policyRoot: try resolvePolicyRoot(settings, repository: repository))
+        let loaded = try RepositoryReader.load(
+            repository: repository, ref: settings.ref, cacheFile: nil,
+            policyRoot: try resolvePolicyRoot(settings, repository: repository))
         let previous = existing.flatMap { installation in
             installation.policyRootCommit.map { PolicyPoint(commit: $0, digest: installation.policyRootDigest ?? "") }
         }
-        try store.setInstallation(Installation(repositoryRoot: root, policyRootCommit: loaded.policy.root?.commit,
-                                               policyRootDigest: loaded.policy.root?.digest))
+        try store.setInstallation(
+            Installation(
+                repositoryRoot: root, policyRootCommit: loaded.policy.root?.commit,
+                policyRootDigest: loaded.policy.root?.digest))
         if replacing {
-            _ = try store.append(AuditEntry(
-                time: settings.now, rollout: "*", phase: nil, environment: nil, from: nil, to: nil, reason: "policy-root",
-                revision: loaded.revision, planBlob: nil, approvals: [], kind: .event,
-                detail: "init --policy-root: the root of trust is now \(loaded.policy.root?.commit ?? "none") "
-                    + "(digest \(loaded.policy.root?.digest ?? "none")); it was \(previous?.commit ?? "none") "
-                    + "(digest \(previous?.digest ?? "none"))"))
+            _ = try store.append(
+                AuditEntry(
+                    time: settings.now, rollout: "*", phase: nil, environment: nil, from: nil, to: nil,
+                    reason: "policy-root",
+                    revision: loaded.revision, planBlob: nil, approvals: [], kind: .event,
+                    detail: "init --policy-root: the root of trust is now \(loaded.policy.root?.commit ?? "none") "
+                        + "(digest \(loaded.policy.root?.digest ?? "none")); it was \(previous?.commit ?? "none") "
+                        + "(digest \(previous?.digest ?? "none"))"))
         }
-        return Report(statePath: settings.statePath, repositoryRoot: root, adopted: [], policyRoot: loaded.policy.root,
-                      previousPolicyRoot: replacing ? previous : nil)
+        return Report(
+            statePath: settings.statePath, repositoryRoot: root, adopted: [], policyRoot: loaded.policy.root,
+            previousPolicyRoot: replacing ? previous : nil)
     }
 }

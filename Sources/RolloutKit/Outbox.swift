@@ -19,7 +19,8 @@ struct Outbox {
             return
         }
         for message in queued.expired {
-            let text = "notification \(message.key) to \(message.target) for \(message.rollout) was not delivered "
+            let text =
+                "notification \(message.key) to \(message.target) for \(message.rollout) was not delivered "
                 + "in 24 hours (\(message.attempts) attempts); given up"
             logger.error("\(text)")
         }

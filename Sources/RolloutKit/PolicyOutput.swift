@@ -8,7 +8,8 @@ extension PolicyState {
     public var pendingSentence: String? {
         guard let pending else { return nil }
         let roles = pending.missing.isEmpty ? "its approvals" : pending.missing.joined(separator: ", ")
-        return "policies at \(pending.point.commit.prefix(7)) (digest \(pending.point.digest.prefix(8))…) not in force: "
+        return
+            "policies at \(pending.point.commit.prefix(7)) (digest \(pending.point.digest.prefix(8))…) not in force: "
             + "needs approval from \(roles)"
     }
 
@@ -17,14 +18,17 @@ extension PolicyState {
         .object([
             ("inForce", inForce.map(\.json) ?? .null),
             ("root", root.map(\.json) ?? .null),
-            ("pending", pending.map { pending in
-                .object([
-                    ("commit", .string(pending.point.commit)),
-                    ("digest", .string(pending.point.digest)),
-                    ("missing", .array(pending.missing.map { .string($0) })),
-                    ("approvals", .array(pending.approvals.map(\.json))),
-                ])
-            } ?? .null),
+            (
+                "pending",
+                pending.map { pending in
+                    .object([
+                        ("commit", .string(pending.point.commit)),
+                        ("digest", .string(pending.point.digest)),
+                        ("missing", .array(pending.missing.map { .string($0) })),
+                        ("approvals", .array(pending.approvals.map(\.json))),
+                    ])
+                } ?? .null
+            ),
         ])
     }
 
@@ -33,10 +37,12 @@ extension PolicyState {
         var lines: [String] = []
         if let inForce {
             guard showInForce else { return pendingLines(style: style) }
-            lines.append(style.dim("Policy in force: \(inForce.commit.prefix(12)) (digest \(inForce.digest.prefix(16))…)"))
+            lines.append(
+                style.dim("Policy in force: \(inForce.commit.prefix(12)) (digest \(inForce.digest.prefix(16))…)"))
         } else {
-            lines.append(style.yellow("warning: ") + "no policy in force: no commit of this branch holds "
-                + "\(RepositoryLayout.approvers), so no approval counts")
+            lines.append(
+                style.yellow("warning: ") + "no policy in force: no commit of this branch holds "
+                    + "\(RepositoryLayout.approvers), so no approval counts")
         }
         return lines + pendingLines(style: style)
     }
@@ -44,11 +50,15 @@ extension PolicyState {
     private func pendingLines(style: Style) -> [String] {
         var lines: [String] = []
         if let sentence = pendingSentence, let pending {
-            lines.append(style.yellow("warning: ") + sentence + "; until then the policy in force governs every rollout")
+            lines.append(
+                style.yellow("warning: ") + sentence + "; until then the policy in force governs every rollout")
             for approval in pending.approvals {
                 let who = "\(approval.role ?? "?")=\(approval.approver ?? "?")"
                 if approval.counted {
-                    lines.append("    \(style.green("✓")) \(who) (\(approval.path), commit \((approval.commit ?? "").prefix(12)))")
+                    lines.append(
+                        "    \(style.green("✓")) \(who) (\(approval.path), commit "
+                            + "\((approval.commit ?? "").prefix(12)))"
+                    )
                 } else {
                     lines.append("    \(style.red("✗")) \(who) (\(approval.path)): \(approval.reason ?? "not counted")")
                 }

@@ -12,8 +12,10 @@ public final class RunLock {
     private let release: () -> Void
     private let guardFlags: (FlagStore) -> FlagStore
 
-    private init(state: (any StateStorage)?, release: @escaping () -> Void,
-                 guardFlags: @escaping (FlagStore) -> FlagStore = { $0 }) {
+    private init(
+        state: (any StateStorage)?, release: @escaping () -> Void,
+        guardFlags: @escaping (FlagStore) -> FlagStore = { $0 }
+    ) {
         self.state = state
         self.release = release
         self.guardFlags = guardFlags
@@ -41,19 +43,23 @@ public final class RunLock {
             }
             guard held else {
                 store.close()
-                return .busy("another reconcile holds the lock of \(store.path); nothing done this time "
-                    + "(wait with --lock-timeout)")
+                return .busy(
+                    "another reconcile holds the lock of \(store.path); nothing done this time "
+                        + "(wait with --lock-timeout)")
             }
-            return .held(RunLock(state: store, release: { store.close() },
-                                 guardFlags: { SessionGuardedFlagStore(inner: $0, lock: store) }))
+            return .held(
+                RunLock(
+                    state: store, release: { store.close() },
+                    guardFlags: { SessionGuardedFlagStore(inner: $0, lock: store) }))
         }
         guard FileManager.default.fileExists(atPath: statePath) else { throw StateStoreError.missing(path: statePath) }
         let lockPath = statePath + ".lock"
         let lock: FileLock
         do {
             guard let acquired = try FileLock.acquire(path: lockPath, timeout: wait) else {
-                return .busy("another reconcile holds the lock \(lockPath); nothing done this time "
-                    + "(wait with --lock-timeout)")
+                return .busy(
+                    "another reconcile holds the lock \(lockPath); nothing done this time "
+                        + "(wait with --lock-timeout)")
             }
             lock = acquired
         } catch {

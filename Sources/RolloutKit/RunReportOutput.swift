@@ -13,8 +13,13 @@ extension RunReport {
             ("rollouts", .array(rollouts.map(\.json))),
             ("errors", .array(policyErrors.map(\.json))),
             ("policy", policy.map(\.json) ?? .null),
-            ("summary", .object([("change", .int(changeCount)), ("blocked", .int(blockedCount)),
-                                 ("unchanged", .int(unchangedCount)), ("error", .int(errorCount))])),
+            (
+                "summary",
+                .object([
+                    ("change", .int(changeCount)), ("blocked", .int(blockedCount)),
+                    ("unchanged", .int(unchangedCount)), ("error", .int(errorCount)),
+                ])
+            ),
         ]).render()
     }
 
@@ -48,12 +53,15 @@ extension RunReport {
         case .plan, .reconcile(dryRun: true):
             let prefix = mode == .plan ? "Plan" : "Dry run"
             if changeCount == 0 && errorCount == 0 && blockedCount == 0 {
-                return style.bold("No changes.") + " \(unchangedCount) rollout\(unchangedCount == 1 ? "" : "s") up to date."
+                return style.bold("No changes.")
+                    + " \(unchangedCount) rollout\(unchangedCount == 1 ? "" : "s") up to date."
             }
-            return style.bold("\(prefix):") + " \(changeCount) to change, \(blockedCount) blocked, \(unchangedCount) unchanged\(errors)."
+            return style.bold("\(prefix):")
+                + " \(changeCount) to change, \(blockedCount) blocked, \(unchangedCount) unchanged\(errors)."
         case .reconcile(dryRun: false):
             let applied = rollouts.filter { $0.applied && !$0.changes.isEmpty }.count
-            return style.bold("Reconcile:") + " \(applied) changed, \(blockedCount) blocked, \(unchangedCount) unchanged\(errors)."
+            return style.bold("Reconcile:")
+                + " \(applied) changed, \(blockedCount) blocked, \(unchangedCount) unchanged\(errors)."
         }
     }
 }
@@ -106,7 +114,8 @@ extension RolloutReport {
         for warning in warnings {
             lines.append(style.yellow("  warning: \(warning)"))
         }
-        for result in health where result.verdict == .pass || !blockers.contains(where: { $0.check == result.check.name }) {
+        for result in health
+        where result.verdict == .pass || !blockers.contains(where: { $0.check == result.check.name }) {
             let verdict: String
             switch result.verdict {
             case .pass: verdict = style.green("ok")

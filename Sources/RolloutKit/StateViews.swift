@@ -9,19 +9,30 @@ public enum StateViews {
         if json {
             return JSONOutput.object([
                 ("formatVersion", .string("1.0")),
-                ("rollouts", .array(try rows.map { row in
-                    .members([
-                        ("name", .string(row.name)), ("flag", .string(row.flag)),
-                        ("status", .string(row.record.status.rawValue)),
-                        ("phase", row.record.phase.map { .string($0) } ?? .null),
-                        ("enteredAt", row.record.enteredAt.map { .string(RFC3339.format($0)) } ?? .null),
-                        ("planBlob", .string(row.record.planBlob)),
-                        ("updatedAt", .string(RFC3339.format(row.updatedAt))),
-                        ("phases", .array(try store.phaseEntries(rollout: row.name).map {
-                            .object([("phase", .string($0.phase)), ("enteredAt", .string(RFC3339.format($0.enteredAt)))])
-                        })),
-                    ])
-                })),
+                (
+                    "rollouts",
+                    .array(
+                        try rows.map { row in
+                            .members([
+                                ("name", .string(row.name)), ("flag", .string(row.flag)),
+                                ("status", .string(row.record.status.rawValue)),
+                                ("phase", row.record.phase.map { .string($0) } ?? .null),
+                                ("enteredAt", row.record.enteredAt.map { .string(RFC3339.format($0)) } ?? .null),
+                                ("planBlob", .string(row.record.planBlob)),
+                                ("updatedAt", .string(RFC3339.format(row.updatedAt))),
+                                (
+                                    "phases",
+                                    .array(
+                                        try store.phaseEntries(rollout: row.name).map {
+                                            .object([
+                                                ("phase", .string($0.phase)),
+                                                ("enteredAt", .string(RFC3339.format($0.enteredAt))),
+                                            ])
+                                        })
+                                ),
+                            ])
+                        })
+                ),
             ]).render()
         }
         if rows.isEmpty {
@@ -39,30 +50,36 @@ public enum StateViews {
         return lines.joined(separator: "\n")
     }
 
-    public static func history(store: any StateStorage, rollout: String?, limit: Int, json: Bool, style: Style) throws -> String {
+    public static func history(store: any StateStorage, rollout: String?, limit: Int, json: Bool, style: Style) throws
+        -> String
+    {
         let entries = try store.history(rollout: rollout, limit: limit)
         if json {
             return JSONOutput.object([
                 ("formatVersion", .string("1.0")),
-                ("entries", .array(entries.map { entry in
-                    .members([
-                        ("id", entry.id.map { .number(Double($0)) }),
-                        ("time", .string(RFC3339.format(entry.time))),
-                        ("rollout", .string(entry.rollout)),
-                        ("kind", .string(entry.kind.rawValue)),
-                        ("phase", .string(entry.phase)),
-                        ("environment", .string(entry.environment)),
-                        ("from", entry.from.map(\.json)),
-                        ("to", entry.to.map(\.json)),
-                        ("reason", .string(entry.reason)),
-                        ("result", .string(entry.result)),
-                        ("intentID", entry.intentID.map { .number(Double($0)) }),
-                        ("revision", .string(entry.revision)),
-                        ("planBlob", .string(entry.planBlob)),
-                        ("approvals", .array(entry.approvals.map { .string($0) })),
-                        ("detail", .string(entry.detail)),
-                    ])
-                })),
+                (
+                    "entries",
+                    .array(
+                        entries.map { entry in
+                            .members([
+                                ("id", entry.id.map { .number(Double($0)) }),
+                                ("time", .string(RFC3339.format(entry.time))),
+                                ("rollout", .string(entry.rollout)),
+                                ("kind", .string(entry.kind.rawValue)),
+                                ("phase", .string(entry.phase)),
+                                ("environment", .string(entry.environment)),
+                                ("from", entry.from.map(\.json)),
+                                ("to", entry.to.map(\.json)),
+                                ("reason", .string(entry.reason)),
+                                ("result", .string(entry.result)),
+                                ("intentID", entry.intentID.map { .number(Double($0)) }),
+                                ("revision", .string(entry.revision)),
+                                ("planBlob", .string(entry.planBlob)),
+                                ("approvals", .array(entry.approvals.map { .string($0) })),
+                                ("detail", .string(entry.detail)),
+                            ])
+                        })
+                ),
             ]).render()
         }
         if entries.isEmpty { return "No history yet." }

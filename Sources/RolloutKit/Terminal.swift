@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// ANSI colour, only on a terminal, and never with `--no-color` or `NO_COLOR` set.

@@ -18,37 +18,46 @@ public struct ValidateReport: Sendable {
 
     public var isValid: Bool { diagnostics.isEmpty }
 
-    public static func run(repositoryPath: String, ref: String?, now: Date = Date()) throws(GitError) -> ValidateReport {
+    public static func run(repositoryPath: String, ref: String?, now: Date = Date()) throws(GitError) -> ValidateReport
+    {
         let repository = try GitRepository(path: repositoryPath)
         let loaded = try RepositoryReader.load(repository: repository, ref: ref, cacheFile: nil)
         let snapshot = loaded.snapshot
         var warnings = PolicyWarnings.unamendable(snapshot.policySet, at: now)
         if let inForce = loaded.policy.inForceSet, inForce.digest != snapshot.policySet.digest {
             warnings += PolicyWarnings.unamendable(inForce, at: now).map {
-                Diagnostic(path: $0.path, line: $0.line, column: $0.column, message: "(the policy in force) " + $0.message)
+                Diagnostic(
+                    path: $0.path, line: $0.line, column: $0.column, message: "(the policy in force) " + $0.message)
             }
         }
-        return ValidateReport(ref: loaded.ref, revision: loaded.revision, diagnostics: snapshot.allDiagnostics,
-                              rolloutCount: snapshot.rollouts.count,
-                              approvalCount: snapshot.rollouts.reduce(0) { $0 + $1.approvals.count },
-                              policyDigest: snapshot.policySet.digest, policy: loaded.policy, warnings: warnings)
+        return ValidateReport(
+            ref: loaded.ref, revision: loaded.revision, diagnostics: snapshot.allDiagnostics,
+            rolloutCount: snapshot.rollouts.count,
+            approvalCount: snapshot.rollouts.reduce(0) { $0 + $1.approvals.count },
+            policyDigest: snapshot.policySet.digest, policy: loaded.policy, warnings: warnings)
     }
 
     public func human(style: Style) -> String {
         var lines = diagnostics.map { diagnostic in
-            "\(style.bold("\(diagnostic.path):\(diagnostic.line):\(diagnostic.column):")) \(style.red("error:")) \(diagnostic.message)"
+            "\(style.bold("\(diagnostic.path):\(diagnostic.line):\(diagnostic.column):")) "
+                + "\(style.red("error:")) \(diagnostic.message)"
         }
-        lines += warnings.map { "\(style.bold("\($0.path):\($0.line):\($0.column):")) \(style.yellow("warning:")) \($0.message)" }
+        lines += warnings.map {
+            "\(style.bold("\($0.path):\($0.line):\($0.column):")) \(style.yellow("warning:")) \($0.message)"
+        }
         lines.append("Policy digest at \(ref): \(policyDigest)")
         lines += policy.humanLines(style: style)
         let at = "\(ref) @ \(revision.prefix(12))"
-        let counted = "\(rolloutCount) rollout\(rolloutCount == 1 ? "" : "s"), \(approvalCount) approval file\(approvalCount == 1 ? "" : "s")"
+        let counted =
+            "\(rolloutCount) rollout\(rolloutCount == 1 ? "" : "s"), \(approvalCount) approval "
+            + "file\(approvalCount == 1 ? "" : "s")"
         if isValid {
             lines.append(style.green("Valid:") + " \(counted), policies checked (\(at)).")
         } else {
             let files = Set(diagnostics.map(\.path)).count
-            lines.append(style.red("Invalid:") + " \(diagnostics.count) error\(diagnostics.count == 1 ? "" : "s") in "
-                + "\(files) file\(files == 1 ? "" : "s") (\(counted); \(at)).")
+            lines.append(
+                style.red("Invalid:") + " \(diagnostics.count) error\(diagnostics.count == 1 ? "" : "s") in "
+                    + "\(files) file\(files == 1 ? "" : "s") (\(counted); \(at)).")
         }
         return lines.joined(separator: "\n")
     }
@@ -63,14 +72,21 @@ public struct ValidateReport: Sendable {
             ("warnings", .array(warnings.map(\.json))),
             ("policyDigest", .string(policyDigest)),
             ("policy", policy.json),
-            ("summary", .object([("rollouts", .int(rolloutCount)), ("approvals", .int(approvalCount)),
-                                 ("errors", .int(diagnostics.count))])),
+            (
+                "summary",
+                .object([
+                    ("rollouts", .int(rolloutCount)), ("approvals", .int(approvalCount)),
+                    ("errors", .int(diagnostics.count)),
+                ])
+            ),
         ]).render()
     }
 }
 
 extension Diagnostic {
     var json: JSONOutput {
-        .object([("path", .string(path)), ("line", .int(line)), ("column", .int(column)), ("message", .string(message))])
+        .object([
+            ("path", .string(path)), ("line", .int(line)), ("column", .int(column)), ("message", .string(message)),
+        ])
     }
 }

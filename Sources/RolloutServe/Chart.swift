@@ -50,8 +50,9 @@ struct Chart: Sendable {
                 let y = Self.top + plotHeight * (1 - (point.value - low) / (high - low))
                 return Self.coordinate(x) + "," + Self.coordinate(y)
             }
-            return Line(label: Self.label(series.labels), points: points.joined(separator: " "),
-                        count: points.count, colorIndex: index % 6)
+            return Line(
+                label: Self.label(series.labels), points: points.joined(separator: " "),
+                count: points.count, colorIndex: index % 6)
         }
     }
 

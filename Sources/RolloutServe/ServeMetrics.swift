@@ -28,13 +28,16 @@ public final class ServeMetrics: @unchecked Sendable {
         ]
         self.factory = factory
         // Both results exist from the start, so that rate() sees the first run.
-        runsOK = CoreMetrics.Counter(label: "rolloutctl_reconcile_runs_total", dimensions: [("result", "ok")],
-                                     factory: factory)
-        runsFailed = CoreMetrics.Counter(label: "rolloutctl_reconcile_runs_total", dimensions: [("result", "error")],
-                                         factory: factory)
+        runsOK = CoreMetrics.Counter(
+            label: "rolloutctl_reconcile_runs_total", dimensions: [("result", "ok")],
+            factory: factory)
+        runsFailed = CoreMetrics.Counter(
+            label: "rolloutctl_reconcile_runs_total", dimensions: [("result", "error")],
+            factory: factory)
         duration = CoreMetrics.Timer(label: "rolloutctl_reconcile_duration_seconds", dimensions: [], factory: factory)
-        lastRun = CoreMetrics.Gauge(label: "rolloutctl_last_reconcile_timestamp_seconds", dimensions: [],
-                                    factory: factory)
+        lastRun = CoreMetrics.Gauge(
+            label: "rolloutctl_last_reconcile_timestamp_seconds", dimensions: [],
+            factory: factory)
     }
 
     /// A reconcile run of `--reconcile-interval`: its result, its duration, its time.
@@ -48,29 +51,53 @@ public final class ServeMetrics: @unchecked Sendable {
     public func update(from report: RunReport) {
         var values: [(String, [(String, String)], Double)] = []
         for rollout in report.rollouts {
-            values.append(("rolloutctl_rollout_info", [("rollout", rollout.name), ("flag", rollout.flag ?? ""),
-                                                        ("status", rollout.status.rawValue),
-                                                        ("phase", rollout.currentPhase ?? "")], 1))
+            values.append(
+                (
+                    "rolloutctl_rollout_info",
+                    [
+                        ("rollout", rollout.name), ("flag", rollout.flag ?? ""),
+                        ("status", rollout.status.rawValue),
+                        ("phase", rollout.currentPhase ?? ""),
+                    ], 1
+                ))
             for row in CoverageRow.rows(of: rollout) {
                 if let desired = row.desired {
-                    values.append(("rolloutctl_rollout_coverage", [("rollout", rollout.name),
-                                   ("environment", row.environment), ("kind", "desired")], desired))
+                    values.append(
+                        (
+                            "rolloutctl_rollout_coverage",
+                            [
+                                ("rollout", rollout.name),
+                                ("environment", row.environment), ("kind", "desired"),
+                            ], desired
+                        ))
                 }
                 if let actual = row.actual {
-                    values.append(("rolloutctl_rollout_coverage", [("rollout", rollout.name),
-                                   ("environment", row.environment), ("kind", "actual")], actual))
+                    values.append(
+                        (
+                            "rolloutctl_rollout_coverage",
+                            [
+                                ("rollout", rollout.name),
+                                ("environment", row.environment), ("kind", "actual"),
+                            ], actual
+                        ))
                 }
             }
             for result in rollout.health {
                 if let value = result.value {
-                    values.append(("rolloutctl_health_value", [("rollout", rollout.name), ("check", result.check.name)],
-                                   value))
+                    values.append(
+                        (
+                            "rolloutctl_health_value", [("rollout", rollout.name), ("check", result.check.name)],
+                            value
+                        ))
                 }
             }
             for entry in rollout.timeline {
                 let missing = entry.waitingFor.filter { $0.hasPrefix("approval:") }.count
-                values.append(("rolloutctl_approvals_missing", [("rollout", rollout.name), ("phase", entry.phase)],
-                               Double(missing)))
+                values.append(
+                    (
+                        "rolloutctl_approvals_missing", [("rollout", rollout.name), ("phase", entry.phase)],
+                        Double(missing)
+                    ))
             }
         }
         lock.lock()
@@ -78,7 +105,8 @@ public final class ServeMetrics: @unchecked Sendable {
         var kept: [String: CoreMetrics.Gauge] = [:]
         for (label, dimensions, value) in values {
             let key = label + "|" + dimensions.map { "\($0.0)=\($0.1)" }.joined(separator: "|")
-            let gauge = gauges[key] ?? kept[key]
+            let gauge =
+                gauges[key] ?? kept[key]
                 ?? CoreMetrics.Gauge(label: label, dimensions: dimensions, factory: factory)
             gauge.record(value)
             kept[key] = gauge
@@ -107,7 +135,8 @@ public final class ServeMetrics: @unchecked Sendable {
         var out = ""
         for line in String(decoding: buffer, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) {
             if line.hasPrefix("# TYPE "), let name = line.dropFirst(7).split(separator: " ").first,
-               let text = Self.help[String(name)] {
+                let text = Self.help[String(name)]
+            {
                 out += "# HELP \(name) \(text)\n"
             }
             out += line + "\n"
@@ -132,9 +161,10 @@ struct CoverageRow: Sendable {
         // A change of this run says what the environment is driven to (advance, rollback, drift…).
         for change in rollout.changes { desired[change.environment] = change.to }
         return plan.environments.map { environment in
-            CoverageRow(environment: environment,
-                        desired: desired[environment].map { $0.enabled ? $0.coverage : 0 },
-                        actual: rollout.actual[environment].map { $0.enabled ? $0.coverage : 0 })
+            CoverageRow(
+                environment: environment,
+                desired: desired[environment].map { $0.enabled ? $0.coverage : 0 },
+                actual: rollout.actual[environment].map { $0.enabled ? $0.coverage : 0 })
         }
     }
 }

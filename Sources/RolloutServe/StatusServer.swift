@@ -26,9 +26,11 @@ public struct ServeConfiguration: Sendable {
     public var range: PrometheusRangeClient?
     public var logger: Logger
 
-    public init(host: String, port: Int, plan: @escaping @Sendable () async throws -> RunReport,
-                reconcile: (@Sendable () async -> Bool)?, reconcileEvery: Int?, maxReportAge: TimeInterval,
-                statePath: String, range: PrometheusRangeClient?, logger: Logger) {
+    public init(
+        host: String, port: Int, plan: @escaping @Sendable () async throws -> RunReport,
+        reconcile: (@Sendable () async -> Bool)?, reconcileEvery: Int?, maxReportAge: TimeInterval,
+        statePath: String, range: PrometheusRangeClient?, logger: Logger
+    ) {
         self.host = host
         self.port = port
         self.plan = plan
@@ -138,8 +140,10 @@ struct ReconcileLoop: Service {
             let begin = clock.now
             let ok = await reconcile()
             let elapsed = clock.now - begin
-            metrics.recordRun(ok: ok, seconds: Double(elapsed.components.seconds)
-                              + Double(elapsed.components.attoseconds) / 1e18, at: started)
+            metrics.recordRun(
+                ok: ok,
+                seconds: Double(elapsed.components.seconds)
+                    + Double(elapsed.components.attoseconds) / 1e18, at: started)
             await cache.reconciled(at: started)
             do {
                 try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(every)) }
@@ -193,13 +197,16 @@ public struct StatusServer: Sendable {
         _ = try? await cache.report()  // a first report, so that /healthz tells the truth from the start
         var services: [any Service] = []
         if let every = configuration.reconcileEvery, let reconcile = configuration.reconcile {
-            services.append(ReconcileLoop(every: every, reconcile: reconcile, cache: cache, metrics: metrics,
-                                          logger: logger))
+            services.append(
+                ReconcileLoop(
+                    every: every, reconcile: reconcile, cache: cache, metrics: metrics,
+                    logger: logger))
         }
         let app = Application(
             router: router(),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port),
-                                 serverName: "rolloutctl"),
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port),
+                serverName: "rolloutctl"),
             services: services,
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)
@@ -216,31 +223,39 @@ public struct StatusServer: Sendable {
         router.get("/api/v1/plan") { _, _ -> Page in
             do {
                 let snapshot = try await cache.snapshot()
-                return Page(contentType: "application/json",
-                            body: rendered.page("plan.json", generation: snapshot.generation) {
-                                snapshot.report.json()
-                            })
+                return Page(
+                    contentType: "application/json",
+                    body: rendered.page("plan.json", generation: snapshot.generation) {
+                        snapshot.report.json()
+                    })
             } catch {
-                return Page(status: .serviceUnavailable, contentType: "application/json",
-                            body: JSONOutput.object([("error", .string("\(error)"))]).render())
+                return Page(
+                    status: .serviceUnavailable, contentType: "application/json",
+                    body: JSONOutput.object([("error", .string("\(error)"))]).render())
             }
         }
         router.get("/api/v1/rollouts/:name/history") { _, context -> Page in
             let name = try context.parameters.require("name")
             let store = state.store()
-            let known = (try? await cache.report().rollouts.contains { $0.name == name }) == true
+            let known =
+                (try? await cache.report().rollouts.contains { $0.name == name }) == true
                 || (try? store?.rollout(name)) != nil
             guard known else {
-                return Page(status: .notFound, contentType: "application/json",
-                            body: JSONOutput.object([("error", .string("there is no rollout named \(name)"))]).render())
+                return Page(
+                    status: .notFound, contentType: "application/json",
+                    body: JSONOutput.object([("error", .string("there is no rollout named \(name)"))]).render())
             }
             guard let store else {
-                return Page(contentType: "application/json",
-                            body: JSONOutput.object([("formatVersion", .string("1.0")),
-                                                     ("entries", .array([]))]).render())
+                return Page(
+                    contentType: "application/json",
+                    body: JSONOutput.object([
+                        ("formatVersion", .string("1.0")),
+                        ("entries", .array([])),
+                    ]).render())
             }
-            let body = try StateViews.history(store: store, rollout: name, limit: 500, json: true,
-                                              style: Style(enabled: false))
+            let body = try StateViews.history(
+                store: store, rollout: name, limit: 500, json: true,
+                style: Style(enabled: false))
             return Page(contentType: "application/json", body: body)
         }
         router.get("/metrics") { _, _ -> Page in
@@ -250,8 +265,9 @@ public struct StatusServer: Sendable {
         router.get("/healthz") { _, _ -> Page in
             _ = try? await cache.report()
             if await cache.healthy { return Page(contentType: "text/plain; charset=utf-8", body: "ok\n") }
-            return Page(status: .serviceUnavailable, contentType: "text/plain; charset=utf-8",
-                        body: "the last repository read failed\n")
+            return Page(
+                status: .serviceUnavailable, contentType: "text/plain; charset=utf-8",
+                body: "the last repository read failed\n")
         }
         return router
     }
@@ -273,10 +289,11 @@ public struct StatusServer: Sendable {
         do {
             let snapshot = try await cache.snapshot()
             let lastReconcile = await cache.lastReconcile
-            return .html(rendered.page("/", generation: snapshot.generation) {
-                let header = header(snapshot.report, plannedAt: snapshot.plannedAt, lastReconcile: lastReconcile)
-                return render(Views.overview(report: snapshot.report, header: header), "overview")
-            })
+            return .html(
+                rendered.page("/", generation: snapshot.generation) {
+                    let header = header(snapshot.report, plannedAt: snapshot.plannedAt, lastReconcile: lastReconcile)
+                    return render(Views.overview(report: snapshot.report, header: header), "overview")
+                })
         } catch {
             return await unavailable(error)
         }
@@ -299,26 +316,32 @@ public struct StatusServer: Sendable {
         let entries = (try? store?.phaseEntries(rollout: name)) ?? []
         let history = (try? store?.history(rollout: name, limit: 50)) ?? []
         let panels = await panels(for: rollout, entries: entries, now: report.now)
-        let context = Views.rollout(rollout, header: await header(report), entries: entries, history: history,
-                                    panels: panels, now: report.now)
+        let context = Views.rollout(
+            rollout, header: await header(report), entries: entries, history: history,
+            panels: panels, now: report.now)
         return .html(render(context, "rollout"))
     }
 
     /// Each panel's series over the rollout's life (from its first phase entry, at least the last day).
-    func panels(for rollout: RolloutReport, entries: [(phase: String, enteredAt: Date)]?,
-                now: Date) async -> [PanelResult] {
+    func panels(
+        for rollout: RolloutReport, entries: [(phase: String, enteredAt: Date)]?,
+        now: Date
+    ) async -> [PanelResult] {
         guard let plan = rollout.plan, !plan.panels.isEmpty else { return [] }
         let oneDay = now.addingTimeInterval(-86_400)
         let start = min(entries?.first?.enteredAt ?? oneDay, oneDay)
         let span = max(60, now.timeIntervalSince(start))
         let step = max(60, Int((span / 240).rounded(.up)))
         let window = RolloutDuration(seconds: max(step, 300))
-        let phase = rollout.currentPhase.flatMap { plan.phaseIndex(named: $0) }.map { plan.phases[$0] }
+        let phase =
+            rollout.currentPhase.flatMap { plan.phaseIndex(named: $0) }.map { plan.phases[$0] }
             ?? plan.phases.first
         guard let range = configuration.range else {
             return plan.panels.map {
-                PanelResult(panel: $0, result: .failure(
-                    RangeQueryFailure(reason: "no Prometheus configured (pass --metrics http…)")))
+                PanelResult(
+                    panel: $0,
+                    result: .failure(
+                        RangeQueryFailure(reason: "no Prometheus configured (pass --metrics http…)")))
             }
         }
         return await withTaskGroup(of: (Int, PanelResult).self) { group in

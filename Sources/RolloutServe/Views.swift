@@ -11,7 +11,8 @@ enum Views {
         context["title"] = "Control Tower"
         context["count"] = report.rollouts.count
         context["one"] = report.rollouts.count == 1
-        context["summary"] = "\(report.changeCount) to change, \(report.blockedCount) blocked, "
+        context["summary"] =
+            "\(report.changeCount) to change, \(report.blockedCount) blocked, "
             + "\(report.unchangedCount) unchanged, \(report.errorCount) with errors"
         context["policyErrors"] = report.policyErrors.map(\.description)
         context["rollouts"] = report.rollouts.map { summary($0) }
@@ -34,13 +35,17 @@ enum Views {
             ["environment": row.environment, "desired": percent(row.desired), "actual": percent(row.actual)]
         }
         let blockers = rollout.blockers.map { blocker -> [String: Any] in
-            var item: [String: Any] = ["kind": blocker.kind.rawValue, "label": label(blocker), "detail": blocker.detail]
+            var item: [String: Any] = [
+                "kind": blocker.kind.rawValue, "label": label(blocker), "detail": blocker.detail,
+            ]
             if let role = blocker.role { item["role"] = role }
             return item
         }
         let timeline = rollout.timeline.map { entry -> [String: Any] in
-            ["phase": entry.phase, "earliest": entry.earliestStart.map { time($0) } ?? "blocked",
-             "waiting": entry.waitingFor.isEmpty ? "nothing" : entry.waitingFor.joined(separator: ", ")]
+            [
+                "phase": entry.phase, "earliest": entry.earliestStart.map { time($0) } ?? "blocked",
+                "waiting": entry.waitingFor.isEmpty ? "nothing" : entry.waitingFor.joined(separator: ", "),
+            ]
         }
         var context: [String: Any] = [
             "name": rollout.name, "flag": rollout.flag ?? "", "status": rollout.status.rawValue,
@@ -54,8 +59,10 @@ enum Views {
         return context
     }
 
-    static func rollout(_ rollout: RolloutReport, header: [String: Any], entries: [(phase: String, enteredAt: Date)],
-                        history: [AuditEntry], panels: [PanelResult], now: Date) -> [String: Any] {
+    static func rollout(
+        _ rollout: RolloutReport, header: [String: Any], entries: [(phase: String, enteredAt: Date)],
+        history: [AuditEntry], panels: [PanelResult], now: Date
+    ) -> [String: Any] {
         var context = summary(rollout)
         if let description = rollout.plan?.description { context["description"] = description }
         if let blob = rollout.planBlob { context["planBlob"] = String(blob.prefix(12)) }
@@ -67,18 +74,23 @@ enum Views {
             var baked = "—"
             if let entered, let bake = phase.bake {
                 let done = entered.addingTimeInterval(TimeInterval(bake.seconds))
-                baked = done <= now ? "baked \(time(done))"
+                baked =
+                    done <= now
+                    ? "baked \(time(done))"
                     : "\(RolloutDuration.format(seconds: Int(done.timeIntervalSince(now).rounded(.up)))) left"
             }
             var projection = entered == nil ? "—" : "entered"
             if let entry = projected[phase.name] {
-                projection = (entry.earliestStart.map { "earliest \(time($0))" } ?? "blocked")
+                projection =
+                    (entry.earliestStart.map { "earliest \(time($0))" } ?? "blocked")
                     + (entry.waitingFor.isEmpty ? "" : " (\(entry.waitingFor.joined(separator: ", ")))")
             }
-            return ["name": phase.name, "environment": phase.environment,
-                    "coverage": "\(formatNumber(phase.coverage))%",
-                    "bake": phase.bake.map { "\($0)" } ?? "—", "entered": entered.map { time($0) } ?? "—",
-                    "baked": baked, "projected": projection]
+            return [
+                "name": phase.name, "environment": phase.environment,
+                "coverage": "\(formatNumber(phase.coverage))%",
+                "bake": phase.bake.map { "\($0)" } ?? "—", "entered": entered.map { time($0) } ?? "—",
+                "baked": baked, "projected": projection,
+            ]
         }
 
         var commands: [String] = []
@@ -92,18 +104,22 @@ enum Views {
         context["hasApproveCommands"] = !commands.isEmpty
 
         let approvals = rollout.approvals.map { approval -> [String: Any] in
-            ["phase": approval.phase, "role": approval.role ?? "?", "approver": approval.approver ?? "?",
-             "commit": approval.commit.map { String($0.prefix(12)) } ?? "not committed", "counted": approval.counted,
-             "reason": approval.reason ?? ""]
+            [
+                "phase": approval.phase, "role": approval.role ?? "?", "approver": approval.approver ?? "?",
+                "commit": approval.commit.map { String($0.prefix(12)) } ?? "not committed", "counted": approval.counted,
+                "reason": approval.reason ?? "",
+            ]
         }
         context["approvals"] = approvals
         context["hasApprovals"] = !approvals.isEmpty
 
         let health = rollout.health.map { result -> [String: Any] in
-            var item: [String: Any] = ["name": result.check.name, "value": result.value.map(formatNumber) ?? "no data",
-                                       "threshold": result.check.thresholdDescription,
-                                       "verdict": result.verdict.rawValue,
-                                       "onBreach": result.check.onBreach.rawValue]
+            var item: [String: Any] = [
+                "name": result.check.name, "value": result.value.map(formatNumber) ?? "no data",
+                "threshold": result.check.thresholdDescription,
+                "verdict": result.verdict.rawValue,
+                "onBreach": result.check.onBreach.rawValue,
+            ]
             if let reason = result.noDataReason { item["reason"] = reason }
             return item
         }
@@ -128,9 +144,11 @@ enum Views {
         let rows = history.map { entry -> [String: Any] in
             var change = ""
             if entry.from != nil || entry.to != nil { change = "\(describe(entry.from)) → \(describe(entry.to))" }
-            return ["time": time(entry.time), "kind": entry.kind.rawValue, "phase": entry.phase ?? "",
-                    "environment": entry.environment ?? "", "change": change, "reason": entry.reason,
-                    "result": entry.result ?? "", "detail": entry.detail ?? ""]
+            return [
+                "time": time(entry.time), "kind": entry.kind.rawValue, "phase": entry.phase ?? "",
+                "environment": entry.environment ?? "", "change": change, "reason": entry.reason,
+                "result": entry.result ?? "", "detail": entry.detail ?? "",
+            ]
         }
         context["history"] = rows
         context["hasHistory"] = !rows.isEmpty

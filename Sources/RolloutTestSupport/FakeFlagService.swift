@@ -129,7 +129,8 @@ public final class FakeFlagService: Sendable {
 
     /// Changes a flag behind the client's back (as another writer would): sets one
     /// environment (when given) and adds 1 to the version, so an `If-Match` of the old version gets 412.
-    public func changeConcurrently(_ key: String, environment: String? = nil, to newState: FlagEnvironmentState? = nil) {
+    public func changeConcurrently(_ key: String, environment: String? = nil, to newState: FlagEnvironmentState? = nil)
+    {
         state.withLock { s in
             guard var flag = s.flags[key] else { return }
             if let environment, let newState { flag.environments[environment] = newState }
@@ -205,7 +206,7 @@ public final class FakeFlagService: Sendable {
         _ request: TestRequest, state: LockedBox<State>, token: String?, tokenRequiredForReads: Bool
     ) -> TestResponse {
         guard request.path.hasPrefix(prefix), request.path.count > prefix.count,
-              !request.path.dropFirst(prefix.count).contains("/")
+            !request.path.dropFirst(prefix.count).contains("/")
         else {
             return error(404, "no such route: \(request.path)")
         }
@@ -266,7 +267,10 @@ public final class FakeFlagService: Sendable {
         case .number(let number)? where number.isFinite && number >= 0 && number <= 100: coverage = number
         default: return error(400, "coverage must be a number in [0, 100]")
         }
-        enum Outcome { case notFound, conflict, applied(Flag) }
+        enum Outcome {
+            case notFound, conflict
+            case applied(Flag)
+        }
         let outcome = state.withLock { s -> Outcome in
             guard var flag = s.flags[key] else { return .notFound }
             guard matches(ifMatch, version: flag.version) else { return .conflict }
@@ -279,8 +283,10 @@ public final class FakeFlagService: Sendable {
             }
             flag.version += 1
             s.flags[key] = flag
-            s.applied.append(AppliedPatch(flag: key, environment: environment, enabled: enabled,
-                                          coverage: coverage, version: flag.version))
+            s.applied.append(
+                AppliedPatch(
+                    flag: key, environment: environment, enabled: enabled,
+                    coverage: coverage, version: flag.version))
             return .applied(flag)
         }
         switch outcome {
@@ -307,8 +313,10 @@ public final class FakeFlagService: Sendable {
         let environments = flag.environments.sorted { $0.key < $1.key }.map { name, env -> (String, JSONOutput) in
             (name, .object([("enabled", .bool(env.enabled)), ("coverage", .number(env.coverage))]))
         }
-        return JSONOutput.object([("key", .string(key)), ("version", .int(flag.version)),
-                                  ("environments", .object(environments))]).render(pretty: false)
+        return JSONOutput.object([
+            ("key", .string(key)), ("version", .int(flag.version)),
+            ("environments", .object(environments)),
+        ]).render(pretty: false)
     }
 
     private static func flagResponse(_ key: String, _ flag: Flag) -> TestResponse {

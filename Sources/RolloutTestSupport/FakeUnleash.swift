@@ -26,8 +26,10 @@ public final class FakeUnleash: Sendable {
         public var parameters: [String: String]
         public var constraints: String
 
-        public init(id: String = UUID().uuidString.lowercased(), name: String = "flexibleRollout", title: String?,
-                    disabled: Bool = false, parameters: [String: String], constraints: String = "[]") {
+        public init(
+            id: String = UUID().uuidString.lowercased(), name: String = "flexibleRollout", title: String?,
+            disabled: Bool = false, parameters: [String: String], constraints: String = "[]"
+        ) {
             self.id = id
             self.name = name
             self.title = title
@@ -134,7 +136,8 @@ public final class FakeUnleash: Sendable {
         guard request.header("Authorization") == adminToken else {
             return .json(401, #"{"message":"You must log in to use Unleash."}"#)
         }
-        let project = parts[3], feature = parts[5]
+        let project = parts[3]
+        let feature = parts[5]
         let rest = Array(parts.dropFirst(6))
         let response = state.withLock { s -> TestResponse in
             guard project == s.project, var environments = s.features[feature] else {
@@ -144,7 +147,8 @@ public final class FakeUnleash: Sendable {
                 return .json(200, featureJSON(feature, project: project, environments))
             }
             guard rest.count >= 2, rest[0] == "environments",
-                  let index = environments.firstIndex(where: { $0.name == rest[1] }) else {
+                let index = environments.firstIndex(where: { $0.name == rest[1] })
+            else {
                 return .json(404, #"{"message":"Could not find environment"}"#)
             }
             let action = Array(rest.dropFirst(2))
@@ -152,8 +156,9 @@ public final class FakeUnleash: Sendable {
             switch (request.method, action.count, action.first) {
             case ("POST", 1, "on"?):
                 if !environments[index].strategies.contains(where: { !$0.disabled }) {
-                    environments[index].strategies.append(Strategy(
-                        title: nil, parameters: ["rollout": "100", "stickiness": "default", "groupId": feature]))
+                    environments[index].strategies.append(
+                        Strategy(
+                            title: nil, parameters: ["rollout": "100", "stickiness": "default", "groupId": feature]))
                 }
                 environments[index].enabled = true
                 answer = .json(200, featureJSON(feature, project: project, environments))
@@ -198,7 +203,8 @@ public final class FakeUnleash: Sendable {
 
     private static func client(_ request: TestRequest, parts: [String], state: LockedBox<State>) -> TestResponse {
         guard let token = request.header("Authorization"), let colon = token.firstIndex(of: ":"),
-              let dot = token[colon...].firstIndex(of: ".") else {
+            let dot = token[colon...].firstIndex(of: ".")
+        else {
             return .json(401, #"{"message":"client token required"}"#)
         }
         let environment = String(token[token.index(after: colon)..<dot])
@@ -208,15 +214,23 @@ public final class FakeUnleash: Sendable {
             let items = features.keys.sorted().compactMap { name -> JSONOutput? in
                 guard let env = features[name]?.first(where: { $0.name == environment }) else { return nil }
                 let strategies = env.strategies.filter { !$0.disabled }.map { strategy -> JSONOutput in
-                    .object([("name", .string(strategy.name)), ("constraints", constraintsJSON(strategy)),
-                             ("parameters", parameters(strategy.parameters)), ("variants", .array([]))])
+                    .object([
+                        ("name", .string(strategy.name)), ("constraints", constraintsJSON(strategy)),
+                        ("parameters", parameters(strategy.parameters)), ("variants", .array([])),
+                    ])
                 }
-                return .object([("name", .string(name)), ("type", .string("release")), ("enabled", .bool(env.enabled)),
-                                ("stale", .bool(false)), ("impressionData", .bool(false)),
-                                ("strategies", .array(strategies)), ("variants", .array([]))])
+                return .object([
+                    ("name", .string(name)), ("type", .string("release")), ("enabled", .bool(env.enabled)),
+                    ("stale", .bool(false)), ("impressionData", .bool(false)),
+                    ("strategies", .array(strategies)), ("variants", .array([])),
+                ])
             }
-            return .json(200, JSONOutput.object([("version", .int(2)), ("features", .array(items)),
-                                                 ("query", .object([]))]).render(pretty: false))
+            return .json(
+                200,
+                JSONOutput.object([
+                    ("version", .int(2)), ("features", .array(items)),
+                    ("query", .object([])),
+                ]).render(pretty: false))
         case ("POST", ["register"]), ("POST", ["metrics"]):
             return TestResponse(status: 202)
         default:
@@ -243,27 +257,34 @@ public final class FakeUnleash: Sendable {
         }
         var constraints = "[]"
         if let value = field("constraints") { constraints = String(decoding: body[value.byteRange], as: UTF8.self) }
-        return Strategy(id: id, name: name, title: title, disabled: disabled, parameters: parameters,
-                        constraints: constraints)
+        return Strategy(
+            id: id, name: name, title: title, disabled: disabled, parameters: parameters,
+            constraints: constraints)
     }
 
     private static func featureJSON(_ name: String, project: String, _ environments: [Environment]) -> String {
         let items = environments.enumerated().map { offset, env -> JSONOutput in
-            .object([("name", .string(env.name)), ("featureName", .string(name)), ("environment", .string(env.name)),
-                     ("type", .string("production")), ("enabled", .bool(env.enabled)), ("sortOrder", .int(offset)),
-                     ("strategies", .array(env.strategies.map(strategyJSON))),
-                     ("lastSeenAt", .string(RFC3339.format(Date())))])
+            .object([
+                ("name", .string(env.name)), ("featureName", .string(name)), ("environment", .string(env.name)),
+                ("type", .string("production")), ("enabled", .bool(env.enabled)), ("sortOrder", .int(offset)),
+                ("strategies", .array(env.strategies.map(strategyJSON))),
+                ("lastSeenAt", .string(RFC3339.format(Date()))),
+            ])
         }
-        return JSONOutput.object([("name", .string(name)), ("project", .string(project)), ("type", .string("release")),
-                                  ("stale", .bool(false)), ("archived", .bool(false)),
-                                  ("environments", .array(items))]).render(pretty: false)
+        return JSONOutput.object([
+            ("name", .string(name)), ("project", .string(project)), ("type", .string("release")),
+            ("stale", .bool(false)), ("archived", .bool(false)),
+            ("environments", .array(items)),
+        ]).render(pretty: false)
     }
 
     private static func strategyJSON(_ strategy: Strategy) -> JSONOutput {
-        .object([("id", .string(strategy.id)), ("name", .string(strategy.name)),
-                 ("title", strategy.title.map { .string($0) } ?? .null), ("disabled", .bool(strategy.disabled)),
-                 ("constraints", constraintsJSON(strategy)), ("parameters", parameters(strategy.parameters)),
-                 ("segments", .array([])), ("variants", .array([]))])
+        .object([
+            ("id", .string(strategy.id)), ("name", .string(strategy.name)),
+            ("title", strategy.title.map { .string($0) } ?? .null), ("disabled", .bool(strategy.disabled)),
+            ("constraints", constraintsJSON(strategy)), ("parameters", parameters(strategy.parameters)),
+            ("segments", .array([])), ("variants", .array([])),
+        ])
     }
 
     /// The constraints as they were sent (kept as text; an unreadable text is no constraint).

@@ -2,8 +2,10 @@ import Foundation
 
 /// Runs a program and returns its standard output; throws with stderr when it fails.
 @discardableResult
-public func runProgram(_ executable: String, _ arguments: [String], in directory: String? = nil,
-                       environment: [String: String] = [:], input: String? = nil) throws -> String {
+public func runProgram(
+    _ executable: String, _ arguments: [String], in directory: String? = nil,
+    environment: [String: String] = [:], input: String? = nil
+) throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : "/usr/bin/env")
     process.arguments = executable.hasPrefix("/") ? arguments : [executable] + arguments
@@ -11,7 +13,9 @@ public func runProgram(_ executable: String, _ arguments: [String], in directory
     var env = ProcessInfo.processInfo.environment
     for (key, value) in environment { env[key] = value }
     process.environment = env
-    let stdout = Pipe(), stderr = Pipe(), stdin = Pipe()
+    let stdout = Pipe()
+    let stderr = Pipe()
+    let stdin = Pipe()
     process.standardOutput = stdout
     process.standardError = stderr
     process.standardInput = stdin
@@ -22,8 +26,9 @@ public func runProgram(_ executable: String, _ arguments: [String], in directory
     let err = stderr.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     guard process.terminationStatus == 0 else {
-        throw FixtureError("\(executable) \(arguments.joined(separator: " ")) exited \(process.terminationStatus): "
-            + String(decoding: err, as: UTF8.self))
+        throw FixtureError(
+            "\(executable) \(arguments.joined(separator: " ")) exited \(process.terminationStatus): "
+                + String(decoding: err, as: UTF8.self))
     }
     return String(decoding: out, as: UTF8.self)
 }
@@ -119,8 +124,10 @@ public final class GitFixture: @unchecked Sendable {
 
     /// Stages everything and commits; returns the new commit id.
     @discardableResult
-    public func commit(_ message: String, author: Person? = nil, committer: Person? = nil,
-                       extra: [String] = []) throws -> String {
+    public func commit(
+        _ message: String, author: Person? = nil, committer: Person? = nil,
+        extra: [String] = []
+    ) throws -> String {
         try git("add", "-A")
         try git(["commit", "-q", "--allow-empty", "-m", message] + extra, author: author, committer: committer)
         return try git("rev-parse", "HEAD")
@@ -128,8 +135,10 @@ public final class GitFixture: @unchecked Sendable {
 
     /// Writes files and commits them in one go.
     @discardableResult
-    public func commitFiles(_ files: [String: String], _ message: String, author: Person? = nil,
-                            extra: [String] = []) throws -> String {
+    public func commitFiles(
+        _ files: [String: String], _ message: String, author: Person? = nil,
+        extra: [String] = []
+    ) throws -> String {
         for (file, content) in files { try write(file, content) }
         return try commit(message, author: author, extra: extra)
     }

@@ -85,9 +85,12 @@ public struct TestResponse: Sendable {
     }
 
     /// A JSON answer (`Content-Type: application/json`).
-    public static func json(_ status: Int = 200, _ body: String, headers: [(name: String, value: String)] = [],
-                            delay: Duration? = nil) -> TestResponse {
-        TestResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: body, delay: delay)
+    public static func json(
+        _ status: Int = 200, _ body: String, headers: [(name: String, value: String)] = [],
+        delay: Duration? = nil
+    ) -> TestResponse {
+        TestResponse(
+            status: status, headers: [("Content-Type", "application/json")] + headers, body: body, delay: delay)
     }
 
     /// A plain-text answer.
@@ -280,7 +283,8 @@ public final class HTTPTestServer: Sendable {
                         headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
                         if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
                         let responseHead = HTTPResponseHead(
-                            version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
+                            version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers
+                        )
                         try await outbound.write(.head(responseHead))
                         if !response.body.isEmpty && h.method != .HEAD {
                             try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: response.body))))

@@ -32,13 +32,13 @@ extension PrometheusFixture {
         var result: [Double] = []
         for (i, b) in bounds.enumerated() {
             if i < hiIndex - 1 {
-                result.append(atLo * b / lo)           // uniform below lo
+                result.append(atLo * b / lo)  // uniform below lo
             } else if i == hiIndex - 1 {
                 result.append(atLo)
             } else if i == hiIndex {
                 result.append(atHi)
             } else {
-                result.append(1 - (1 - atHi) * hi / b) // a tail above hi; the rest is in +Inf
+                result.append(1 - (1 - atHi) * hi / b)  // a tail above hi; the rest is in +Inf
             }
         }
         return result
@@ -53,10 +53,12 @@ extension PrometheusFixture {
         }
         var familyOrder: [String] = []
         var families: [String: Family] = [:]
-        var counters: [String: Double] = [:]   // carried counter values per series
+        var counters: [String: Double] = [:]  // carried counter values per series
 
-        mutating func point(_ family: String, type: String, labels: String, t: Double,
-                            _ lines: [(suffix: String, extra: String, value: Double)]) {
+        mutating func point(
+            _ family: String, type: String, labels: String, t: Double,
+            _ lines: [(suffix: String, extra: String, value: Double)]
+        ) {
             if families[family] == nil {
                 families[family] = Family(type: type)
                 familyOrder.append(family)
@@ -75,42 +77,59 @@ extension PrometheusFixture {
                 for instance in s.instances {
                     for variant in ["treatment", "control"] {
                         let treatment = variant == "treatment"
-                        let base = "flag=\"\(esc(s.flag))\",environment=\"\(esc(environment))\",variant=\"\(variant)\",job=\"\(esc(s.job))\",instance=\"\(esc(instance))\""
+                        let base =
+                            "flag=\"\(esc(s.flag))\",environment=\"\(esc(environment))\",variant=\"\(variant)\",job=\"\(esc(s.job))\",instance=\"\(esc(instance))\""
                         let requests = treatment ? s.treatmentRequestsPerStep : s.controlRequestsPerStep
                         let errors = requests * (treatment ? s.errorRate : s.controlErrorRate)
                         let forms = treatment ? s.treatmentFormsPerStep : s.controlFormsPerStep
                         let submitted = forms * (treatment ? s.submissionSuccess : s.controlSubmissionSuccess)
                         let p95 = treatment ? s.controlP95 * (1 + s.latencyShift) : s.controlP95
-                        let fractions = PrometheusFixture.cumulativeFractions(p95: p95, bounds: PrometheusFixture.latencyBuckets)
-                        let mean = PrometheusFixture.mean(fractions: fractions, bounds: PrometheusFixture.latencyBuckets)
+                        let fractions = PrometheusFixture.cumulativeFractions(
+                            p95: p95, bounds: PrometheusFixture.latencyBuckets)
+                        let mean = PrometheusFixture.mean(
+                            fractions: fractions, bounds: PrometheusFixture.latencyBuckets)
 
-                        let ok = base + ",code=\"200\"", failed = base + ",code=\"500\""
-                        let kOK = "req|" + ok, kFail = "req|" + failed
-                        let kSub = "sub|" + base, kAb = "ab|" + base, kHist = "hist|" + base, kDraft = "draft|" + base
+                        let ok = base + ",code=\"200\""
+                        let failed = base + ",code=\"500\""
+                        let kOK = "req|" + ok
+                        let kFail = "req|" + failed
+                        let kSub = "sub|" + base
+                        let kAb = "ab|" + base
+                        let kHist = "hist|" + base
+                        let kDraft = "draft|" + base
                         let drafts = treatment ? forms * s.draftRecoveryRate : 0
                         let d0 = counters[kDraft] ?? 0
-                        let c0 = (counters[kOK] ?? 0, counters[kFail] ?? 0, counters[kSub] ?? 0,
-                                  counters[kAb] ?? 0, counters[kHist] ?? 0)
+                        let c0 = (
+                            counters[kOK] ?? 0, counters[kFail] ?? 0, counters[kSub] ?? 0,
+                            counters[kAb] ?? 0, counters[kHist] ?? 0
+                        )
                         for i in 0..<n {
                             let t = t0 + Double(i) * s.step
                             let k = Double(i)
-                            point("http_requests", type: "counter", labels: ok, t: t,
-                                  [("_total", "", c0.0 + k * (requests - errors))])
-                            point("http_requests", type: "counter", labels: failed, t: t,
-                                  [("_total", "", c0.1 + k * errors)])
-                            point("exp001_form_submitted", type: "counter", labels: base, t: t,
-                                  [("_total", "", c0.2 + k * submitted)])
-                            point("exp001_form_abandoned", type: "counter", labels: base, t: t,
-                                  [("_total", "", c0.3 + k * (forms - submitted))])
-                            point("exp001_draft_recovered", type: "counter", labels: base, t: t,
-                                  [("_total", "", d0 + k * drafts)])
+                            point(
+                                "http_requests", type: "counter", labels: ok, t: t,
+                                [("_total", "", c0.0 + k * (requests - errors))])
+                            point(
+                                "http_requests", type: "counter", labels: failed, t: t,
+                                [("_total", "", c0.1 + k * errors)])
+                            point(
+                                "exp001_form_submitted", type: "counter", labels: base, t: t,
+                                [("_total", "", c0.2 + k * submitted)])
+                            point(
+                                "exp001_form_abandoned", type: "counter", labels: base, t: t,
+                                [("_total", "", c0.3 + k * (forms - submitted))])
+                            point(
+                                "exp001_draft_recovered", type: "counter", labels: base, t: t,
+                                [("_total", "", d0 + k * drafts)])
                             let count = c0.4 + k * requests
                             var lines: [(suffix: String, extra: String, value: Double)] = []
                             // Buckets are cumulative over all time: earlier segments' counts
                             // are carried per bucket.
                             for (j, b) in PrometheusFixture.latencyBuckets.enumerated() {
                                 let key = "bucket|\(b)|" + base
-                                lines.append(("_bucket", ",le=\"\(fmt(b))\"", (counters[key] ?? 0) + k * requests * fractions[j]))
+                                lines.append(
+                                    ("_bucket", ",le=\"\(fmt(b))\"", (counters[key] ?? 0) + k * requests * fractions[j])
+                                )
                             }
                             lines.append(("_bucket", ",le=\"+Inf\"", count))
                             lines.append(("_count", "", count))
@@ -158,10 +177,13 @@ extension PrometheusFixture {
     }
 
     static func mean(fractions: [Double], bounds: [Double]) -> Double {
-        var total = 0.0, previousBound = 0.0, previousFraction = 0.0
+        var total = 0.0
+        var previousBound = 0.0
+        var previousFraction = 0.0
         for (b, f) in zip(bounds, fractions) {
             total += (f - previousFraction) * (previousBound + b) / 2
-            previousBound = b; previousFraction = f
+            previousBound = b
+            previousFraction = f
         }
         total += (1 - previousFraction) * previousBound * 1.5
         return total

@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A real PostgreSQL (Debian's `postgresql` package) for tests: a private data directory in a temporary folder,
@@ -79,17 +80,21 @@ public final class PostgresFixture: @unchecked Sendable {
         let directory = URL(fileURLWithPath: "/tmp/pg-fixture-\(UUID().uuidString.prefix(8))")
         try fm.createDirectory(at: directory, withIntermediateDirectories: true)
         let asPostgres = geteuid() == 0
-        let fixture = PostgresFixture(directory: directory, port: try PrometheusFixture.freePort(),
-                                      binaries: binaries, asPostgres: asPostgres)
+        let fixture = PostgresFixture(
+            directory: directory, port: try PrometheusFixture.freePort(),
+            binaries: binaries, asPostgres: asPostgres)
         let passwordFile = directory.appendingPathComponent("superuser.pw")
         try fixture.superPassword.write(to: passwordFile, atomically: true, encoding: .utf8)
         if asPostgres {
             try fixture.shell(["/bin/chown", "-R", "postgres:postgres", directory.path], asServer: false)
         }
         try fixture.shell(["/bin/chmod", "700", directory.path], asServer: asPostgres)
-        try fixture.shell([binaries.appendingPathComponent("initdb").path, "-D", fixture.dataPath, "-U", "postgres",
-                           "--pwfile=\(passwordFile.path)", "--auth-host=scram-sha-256", "--auth-local=scram-sha-256",
-                           "-E", "UTF8", "--no-sync", "--locale=C"], asServer: asPostgres)
+        try fixture.shell(
+            [
+                binaries.appendingPathComponent("initdb").path, "-D", fixture.dataPath, "-U", "postgres",
+                "--pwfile=\(passwordFile.path)", "--auth-host=scram-sha-256", "--auth-local=scram-sha-256",
+                "-E", "UTF8", "--no-sync", "--locale=C",
+            ], asServer: asPostgres)
         try fixture.startServer()
         try fixture.superuserSQL("CREATE ROLE \(fixture.user) LOGIN PASSWORD '\(fixture.password)'")
         return fixture
@@ -106,9 +111,11 @@ public final class PostgresFixture: @unchecked Sendable {
     private func startServer() throws {
         let process = Process()
         let postgres = binaries.appendingPathComponent("postgres").path
-        let arguments = ["-D", dataPath, "-c", "listen_addresses=127.0.0.1", "-p", "\(port)",
-                         "-c", "unix_socket_directories=\(directory.path)", "-c", "fsync=off",
-                         "-c", "max_connections=60"]
+        let arguments = [
+            "-D", dataPath, "-c", "listen_addresses=127.0.0.1", "-p", "\(port)",
+            "-c", "unix_socket_directories=\(directory.path)", "-c", "fsync=off",
+            "-c", "max_connections=60",
+        ]
         if asPostgres {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
             process.arguments = ["--reuid=postgres", "--regid=postgres", "--init-groups", "--", postgres] + arguments
@@ -132,8 +139,11 @@ public final class PostgresFixture: @unchecked Sendable {
             guard process.isRunning else {
                 throw Failure.command("postgres", status: process.terminationStatus, output: self.log)
             }
-            let (status, _) = try run([binaries.appendingPathComponent("pg_isready").path, "-q", "-h", "127.0.0.1",
-                                       "-p", "\(port)"], asServer: false)
+            let (status, _) = try run(
+                [
+                    binaries.appendingPathComponent("pg_isready").path, "-q", "-h", "127.0.0.1",
+                    "-p", "\(port)",
+                ], asServer: false)
             if status == 0 { return }
             Thread.sleep(forTimeInterval: 0.1)
         }
@@ -156,11 +166,16 @@ public final class PostgresFixture: @unchecked Sendable {
     /// The psql command line that runs `statement` as the test role, for a test to start in the background
     /// (a session that holds a lock while it sleeps, say).
     public func psqlInvocation(_ statement: String, database: String)
-        -> (path: String, arguments: [String], environment: [String: String]) {
-        (binaries.appendingPathComponent("psql").path,
-         ["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", "\(port)", "-U", user,
-          "-d", database, "-c", statement],
-         ["PGPASSWORD": password])
+        -> (path: String, arguments: [String], environment: [String: String])
+    {
+        (
+            binaries.appendingPathComponent("psql").path,
+            [
+                "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", "\(port)", "-U", user,
+                "-d", database, "-c", statement,
+            ],
+            ["PGPASSWORD": password]
+        )
     }
 
     private func superuserSQL(_ statement: String) throws {
@@ -168,11 +183,16 @@ public final class PostgresFixture: @unchecked Sendable {
         if status != 0 { throw Failure.command("psql -c \(statement)", status: status, output: output) }
     }
 
-    private func psql(_ statement: String, user: String, password: String,
-                      database: String) throws -> (status: Int32, output: String) {
-        try run([binaries.appendingPathComponent("psql").path, "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
-                 "-h", "127.0.0.1", "-p", "\(port)", "-U", user, "-d", database, "-c", statement],
-                environment: ["PGPASSWORD": password], asServer: false)
+    private func psql(
+        _ statement: String, user: String, password: String,
+        database: String
+    ) throws -> (status: Int32, output: String) {
+        try run(
+            [
+                binaries.appendingPathComponent("psql").path, "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1",
+                "-h", "127.0.0.1", "-p", "\(port)", "-U", user, "-d", database, "-c", statement,
+            ],
+            environment: ["PGPASSWORD": password], asServer: false)
     }
 
     /// Stops the server at once (SIGQUIT, as a crash would stop it) and starts it again on the same port.
@@ -188,10 +208,12 @@ public final class PostgresFixture: @unchecked Sendable {
     }
 
     private func stopServer(signal: Int32) {
-        guard let process = lock.withLock({ () -> Process? in
-            defer { server = nil }
-            return server
-        }) else { return }
+        guard
+            let process = lock.withLock({ () -> Process? in
+                defer { server = nil }
+                return server
+            })
+        else { return }
         if process.isRunning {
             kill(process.processIdentifier, signal)
             process.waitUntilExit()
@@ -205,8 +227,10 @@ public final class PostgresFixture: @unchecked Sendable {
         }
     }
 
-    private func run(_ arguments: [String], environment: [String: String] = [:],
-                     asServer: Bool) throws -> (status: Int32, output: String) {
+    private func run(
+        _ arguments: [String], environment: [String: String] = [:],
+        asServer: Bool
+    ) throws -> (status: Int32, output: String) {
         let process = Process()
         let command = asServer ? ["/usr/sbin/runuser", "-u", "postgres", "--"] + arguments : arguments
         process.executableURL = URL(fileURLWithPath: command[0])

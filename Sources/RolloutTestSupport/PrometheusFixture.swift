@@ -1,12 +1,13 @@
 import Foundation
 import RolloutCore
+
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 // A real Prometheus (Debian's `prometheus` package) for tests, on 127.0.0.1, loaded with
@@ -51,7 +52,8 @@ public final class PrometheusFixture: @unchecked Sendable {
         if prometheusPath == nil { missing.append("prometheus") }
         if promtoolPath == nil { missing.append("promtool") }
         if missing.isEmpty { return nil }
-        return "\(missing.joined(separator: " and ")) not found (install Debian's `prometheus` package: apt-get install -y prometheus)"
+        return
+            "\(missing.joined(separator: " and ")) not found (install Debian's `prometheus` package: apt-get install -y prometheus)"
     }
 
     /// True when both `prometheus` and `promtool` are found.
@@ -98,10 +100,13 @@ public final class PrometheusFixture: @unchecked Sendable {
 
         /// Substitutes the placeholders the way SPEC §8 describes; `window` is rounded
         /// up to whole seconds (at least 1s), e.g. `3600s`.
-        public static func substitute(_ query: String, flag: String, environment: String,
-                                      phase: String = "", window: TimeInterval) -> String {
+        public static func substitute(
+            _ query: String, flag: String, environment: String,
+            phase: String = "", window: TimeInterval
+        ) -> String {
             let seconds = max(1, Int(window.rounded(.up)))
-            return query
+            return
+                query
                 .replacingOccurrences(of: "{{flag}}", with: flag)
                 .replacingOccurrences(of: "{{environment}}", with: environment)
                 .replacingOccurrences(of: "{{phase}}", with: phase)
@@ -136,8 +141,10 @@ public final class PrometheusFixture: @unchecked Sendable {
     }
 
     /// Writes the segments as OpenMetrics, backfills them and starts Prometheus on them.
-    public static func start(segments: [TelemetrySegment], readyTimeout: TimeInterval = 60,
-                             scrapeTargets: [String] = []) async throws -> PrometheusFixture {
+    public static func start(
+        segments: [TelemetrySegment], readyTimeout: TimeInterval = 60,
+        scrapeTargets: [String] = []
+    ) async throws -> PrometheusFixture {
         let text = try await runOffCooperativePool { openMetrics(segments) }
         return try await start(openMetrics: text, readyTimeout: readyTimeout, scrapeTargets: scrapeTargets)
     }
@@ -145,8 +152,10 @@ public final class PrometheusFixture: @unchecked Sendable {
     /// Backfills the given OpenMetrics text (must end with `# EOF`; timestamps in seconds)
     /// and starts Prometheus on it; returns once `/-/ready` answers 200.
     /// `scrapeTargets` (`127.0.0.1:PORT`) are scraped every second under job `rolloutctl`.
-    public static func start(openMetrics text: String, readyTimeout: TimeInterval = 60,
-                             scrapeTargets: [String] = []) async throws -> PrometheusFixture {
+    public static func start(
+        openMetrics text: String, readyTimeout: TimeInterval = 60,
+        scrapeTargets: [String] = []
+    ) async throws -> PrometheusFixture {
         guard let prometheus = prometheusPath, let promtool = promtoolPath else {
             throw PrometheusFixtureError.unavailable(unavailableReason ?? "not found")
         }
@@ -168,7 +177,8 @@ public final class PrometheusFixture: @unchecked Sendable {
         if scrapeTargets.isEmpty {
             configText += "scrape_configs: []\n"
         } else {
-            configText += "scrape_configs:\n  - job_name: rolloutctl\n    scrape_interval: 1s\n    scrape_timeout: 1s\n"
+            configText +=
+                "scrape_configs:\n  - job_name: rolloutctl\n    scrape_interval: 1s\n    scrape_timeout: 1s\n"
                 + "    static_configs:\n      - targets: ["
                 + scrapeTargets.map { "'\($0)'" }.joined(separator: ", ") + "]\n"
         }
@@ -196,7 +206,7 @@ public final class PrometheusFixture: @unchecked Sendable {
             process.standardError = stderrHandle
             do {
                 try process.run()
-                try? stderrHandle.close()   // the child has its own copy
+                try? stderrHandle.close()  // the child has its own copy
             } catch {
                 try? stderrHandle.close()
                 throw PrometheusFixtureError.launchFailed("\(prometheus): \(error)")
@@ -223,8 +233,10 @@ public final class PrometheusFixture: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: promtool)
         // Without --max-block-duration promtool cuts 2h blocks; a few days of data would
         // give dozens of tiny blocks that Prometheus then compacts at start.
-        process.arguments = ["tsdb", "create-blocks-from", "openmetrics", "--quiet",
-                             "--max-block-duration=2400h", input.path, output.path]
+        process.arguments = [
+            "tsdb", "create-blocks-from", "openmetrics", "--quiet",
+            "--max-block-duration=2400h", input.path, output.path,
+        ]
         let log = input.deletingLastPathComponent().appendingPathComponent("promtool.log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
@@ -256,7 +268,8 @@ public final class PrometheusFixture: @unchecked Sendable {
                 throw PrometheusFixtureError.exited(status: process.terminationStatus, stderr: stderrText)
             }
             if let (_, response) = try? await session.data(from: url),
-               (response as? HTTPURLResponse)?.statusCode == 200 {
+                (response as? HTTPURLResponse)?.statusCode == 200
+            {
                 return
             }
             try await Task.sleep(nanoseconds: 100_000_000)
@@ -305,7 +318,7 @@ public final class PrometheusFixture: @unchecked Sendable {
         }
         if let p, p.isRunning {
             let pid = p.processIdentifier
-            kill(pid, SIGCONT)   // a paused process would not act on SIGTERM
+            kill(pid, SIGCONT)  // a paused process would not act on SIGTERM
             p.terminate()
             let deadline = Date().addingTimeInterval(5)
             while p.isRunning && Date() < deadline { usleep(20_000) }
@@ -318,8 +331,11 @@ public final class PrometheusFixture: @unchecked Sendable {
     deinit { stop() }
 
     /// `GET /api/v1/query?query=…&time=…` — for checking the fixture itself.
-    public func query(_ promql: String, at time: Date, timeout: TimeInterval = 10) async throws -> (status: Int, body: Data) {
-        var components = URLComponents(url: baseURL.appendingPathComponent("api/v1/query"), resolvingAgainstBaseURL: false)!
+    public func query(_ promql: String, at time: Date, timeout: TimeInterval = 10) async throws -> (
+        status: Int, body: Data
+    ) {
+        var components = URLComponents(
+            url: baseURL.appendingPathComponent("api/v1/query"), resolvingAgainstBaseURL: false)!
         components.queryItems = [
             URLQueryItem(name: "query", value: promql),
             URLQueryItem(name: "time", value: PrometheusFixture.fmt(time.timeIntervalSince1970)),
@@ -340,9 +356,9 @@ public final class PrometheusFixture: @unchecked Sendable {
     /// A port on 127.0.0.1 that was free a moment ago.
     static func freePort() throws -> Int {
         #if canImport(Glibc)
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
-        let fd = socket(AF_INET, SOCK_STREAM, 0)
+            let fd = socket(AF_INET, SOCK_STREAM, 0)
         #endif
         guard fd >= 0 else { throw PrometheusFixtureError.launchFailed("socket(): errno \(errno)") }
         defer { close(fd) }

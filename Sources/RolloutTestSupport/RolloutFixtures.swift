@@ -31,69 +31,78 @@ public enum RolloutFixtures {
 
     /// `policies/approvers.json`. `policyApprovals` defaults to `sre` (or the first role when there is none);
     /// `environments` maps an environment to its floor of roles (SPEC §4.2).
-    public static func policy(identity: String = "ssh-signature", forbidSelfApproval: Bool = true,
-                              protectedBranch: String = "main", roles: [String: [String]] = defaultRoles,
-                              policyApprovals: [String]? = nil, environments: [String: [String]] = [:]) -> String {
+    public static func policy(
+        identity: String = "ssh-signature", forbidSelfApproval: Bool = true,
+        protectedBranch: String = "main", roles: [String: [String]] = defaultRoles,
+        policyApprovals: [String]? = nil, environments: [String: [String]] = [:]
+    ) -> String {
         func list(_ items: [String]) -> String { "[" + items.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
         let roleLines = roles.keys.sorted().map { role in "    \"\(role)\": " + list(roles[role] ?? []) }
         let approvers = policyApprovals ?? (roles["sre"] != nil ? ["sre"] : Array(roles.keys.sorted().prefix(1)))
-        let floors = environments.keys.sorted().map { "    \"\($0)\": { \"approvals\": \(list(environments[$0] ?? [])) }" }
-        let environmentsField = floors.isEmpty ? "" : "  \"environments\": {\n\(floors.joined(separator: ",\n"))\n  },\n"
-        return """
-        {
-          "apiVersion": "rolloutctl/v1",
-          "protectedBranch": "\(protectedBranch)",
-          "identity": "\(identity)",
-          "forbidSelfApproval": \(forbidSelfApproval),
-          "policyApprovals": \(list(approvers)),
-        \(environmentsField)  "roles": {
-        \(roleLines.joined(separator: ",\n"))
-          }
+        let floors = environments.keys.sorted().map {
+            "    \"\($0)\": { \"approvals\": \(list(environments[$0] ?? [])) }"
         }
+        let environmentsField =
+            floors.isEmpty ? "" : "  \"environments\": {\n\(floors.joined(separator: ",\n"))\n  },\n"
+        return """
+            {
+              "apiVersion": "rolloutctl/v1",
+              "protectedBranch": "\(protectedBranch)",
+              "identity": "\(identity)",
+              "forbidSelfApproval": \(forbidSelfApproval),
+              "policyApprovals": \(list(approvers)),
+            \(environmentsField)  "roles": {
+            \(roleLines.joined(separator: ",\n"))
+              }
+            }
 
-        """
+            """
     }
 
     /// A valid `plan.json`; `canaryApprovals` are the roles of phase `canary-10`.
-    public static func plan(name: String, flag: String? = nil, description: String = "test rollout",
-                            canaryApprovals: [String] = ["engineering-lead", "qa-lead", "sre"],
-                            productionApprovals: [String] = ["product-owner"]) -> String {
+    public static func plan(
+        name: String, flag: String? = nil, description: String = "test rollout",
+        canaryApprovals: [String] = ["engineering-lead", "qa-lead", "sre"],
+        productionApprovals: [String] = ["product-owner"]
+    ) -> String {
         func list(_ roles: [String]) -> String { "[" + roles.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
         return """
-        {
-          "apiVersion": "rolloutctl/v1",
-          "name": "\(name)",
-          "flag": "\(flag ?? name.replacingOccurrences(of: "-", with: "_"))",
-          "description": "\(description)",
-          "phases": [
-            { "name": "staging", "environment": "staging", "coverage": 100 },
-            { "name": "canary-10", "environment": "production", "coverage": 10, "bake": "24h",
-              "approvals": \(list(canaryApprovals)) },
-            { "name": "production", "environment": "production", "coverage": 100,
-              "approvals": \(list(productionApprovals)) }
-          ],
-          "health": {
-            "checks": [
-              { "name": "error-rate", "query": "q", "max": 0.02, "onBreach": "rollback" }
-            ]
-          }
-        }
+            {
+              "apiVersion": "rolloutctl/v1",
+              "name": "\(name)",
+              "flag": "\(flag ?? name.replacingOccurrences(of: "-", with: "_"))",
+              "description": "\(description)",
+              "phases": [
+                { "name": "staging", "environment": "staging", "coverage": 100 },
+                { "name": "canary-10", "environment": "production", "coverage": 10, "bake": "24h",
+                  "approvals": \(list(canaryApprovals)) },
+                { "name": "production", "environment": "production", "coverage": 100,
+                  "approvals": \(list(productionApprovals)) }
+              ],
+              "health": {
+                "checks": [
+                  { "name": "error-rate", "query": "q", "max": 0.02, "onBreach": "rollback" }
+                ]
+              }
+            }
 
-        """
+            """
     }
 
     /// An approval file's text.
-    public static func approval(rollout: String, phase: String, role: String, approver: String, plan: String,
-                                comment: String? = nil) -> String {
+    public static func approval(
+        rollout: String, phase: String, role: String, approver: String, plan: String,
+        comment: String? = nil
+    ) -> String {
         var text = """
-        {
-          "apiVersion": "rolloutctl/v1",
-          "rollout": "\(rollout)",
-          "phase": "\(phase)",
-          "role": "\(role)",
-          "approver": "\(approver)",
-          "plan": "\(plan)"
-        """
+            {
+              "apiVersion": "rolloutctl/v1",
+              "rollout": "\(rollout)",
+              "phase": "\(phase)",
+              "role": "\(role)",
+              "approver": "\(approver)",
+              "plan": "\(plan)"
+            """
         if let comment { text += ",\n  \"comment\": \"\(comment)\"" }
         return text + "\n}\n"
     }
@@ -111,8 +120,10 @@ public final class SSHTestKey: @unchecked Sendable {
     public init(comment: String = "test", type: String = "ed25519", bits: Int? = nil) throws {
         directory = try TemporaryDirectory(prefix: "rolloutctl-key")
         path = directory.file("id_\(type)")
-        try runProgram("ssh-keygen", ["-q", "-t", type, "-N", "", "-C", comment, "-f", path]
-            + (bits.map { ["-b", String($0)] } ?? []))
+        try runProgram(
+            "ssh-keygen",
+            ["-q", "-t", type, "-N", "", "-C", comment, "-f", path]
+                + (bits.map { ["-b", String($0)] } ?? []))
         let line = try String(contentsOfFile: path + ".pub", encoding: .utf8)
         publicKey = line.split(separator: " ").prefix(2).joined(separator: " ")
     }
@@ -133,11 +144,16 @@ public final class SSHTestKey: @unchecked Sendable {
         let key = dir.file("id")
         try FileManager.default.copyItem(atPath: path, toPath: key)
         try FileManager.default.copyItem(atPath: path + ".pub", toPath: key + ".pub")
-        try runProgram("ssh-keygen", ["-q", "-s", ca.path, "-I", identity, "-n", principals.joined(separator: ","),
-                                      "-V", validity, key + ".pub"])
+        try runProgram(
+            "ssh-keygen",
+            [
+                "-q", "-s", ca.path, "-I", identity, "-n", principals.joined(separator: ","),
+                "-V", validity, key + ".pub",
+            ])
         let line = try String(contentsOfFile: key + "-cert.pub", encoding: .utf8)
-        return SSHTestKey(directory: dir, path: key + "-cert.pub",
-                          publicKey: line.split(separator: " ").prefix(2).joined(separator: " "))
+        return SSHTestKey(
+            directory: dir, path: key + "-cert.pub",
+            publicKey: line.split(separator: " ").prefix(2).joined(separator: " "))
     }
 
     /// One line of an allowed_signers file.
@@ -149,17 +165,24 @@ public final class SSHTestKey: @unchecked Sendable {
 extension GitFixture {
     /// Commits everything staged (after `git add -A`) with an SSH signature by `key`.
     @discardableResult
-    public func signedCommit(_ message: String, key: SSHTestKey, author: Person? = nil, committer: Person? = nil) throws -> String {
+    public func signedCommit(_ message: String, key: SSHTestKey, author: Person? = nil, committer: Person? = nil) throws
+        -> String
+    {
         try git("add", "-A")
-        try git(["-c", "gpg.format=ssh", "-c", "user.signingkey=\(key.path)", "commit", "-q", "--allow-empty", "-S",
-                 "-m", message], author: author, committer: committer)
+        try git(
+            [
+                "-c", "gpg.format=ssh", "-c", "user.signingkey=\(key.path)", "commit", "-q", "--allow-empty", "-S",
+                "-m", message,
+            ], author: author, committer: committer)
         return try head()
     }
 
     /// Writes files and commits them signed by `key`.
     @discardableResult
-    public func signedCommitFiles(_ files: [String: String], _ message: String, key: SSHTestKey,
-                                  author: Person? = nil) throws -> String {
+    public func signedCommitFiles(
+        _ files: [String: String], _ message: String, key: SSHTestKey,
+        author: Person? = nil
+    ) throws -> String {
         for (file, content) in files { try write(file, content) }
         return try signedCommit(message, key: key, author: author)
     }

@@ -96,24 +96,30 @@ public struct TelemetrySegment: Sendable, Equatable {
     }
 
     /// Error rate 3% (breaches `error-rate` max 0.02 → rollback); the rest healthy.
-    public static func failingErrors(start: Date, hours: Double, errorRate: Double = 0.03,
-                                     step: TimeInterval = 60) -> TelemetrySegment {
+    public static func failingErrors(
+        start: Date, hours: Double, errorRate: Double = 0.03,
+        step: TimeInterval = 60
+    ) -> TelemetrySegment {
         var s = TelemetrySegment(start: start, duration: hours * 3600, step: step)
         s.errorRate = errorRate
         return s
     }
 
     /// Treatment p95 +25% (breaches `latency-p95-delta` max 0.20 → hold); the rest healthy.
-    public static func slowLatency(start: Date, hours: Double, latencyShift: Double = 0.25,
-                                   step: TimeInterval = 60) -> TelemetrySegment {
+    public static func slowLatency(
+        start: Date, hours: Double, latencyShift: Double = 0.25,
+        step: TimeInterval = 60
+    ) -> TelemetrySegment {
         var s = TelemetrySegment(start: start, duration: hours * 3600, step: step)
         s.latencyShift = latencyShift
         return s
     }
 
     /// Submission success 90% (breaches `submission-success` min 0.95 → rollback).
-    public static func failingSubmissions(start: Date, hours: Double, submissionSuccess: Double = 0.90,
-                                          step: TimeInterval = 60) -> TelemetrySegment {
+    public static func failingSubmissions(
+        start: Date, hours: Double, submissionSuccess: Double = 0.90,
+        step: TimeInterval = 60
+    ) -> TelemetrySegment {
         var s = TelemetrySegment(start: start, duration: hours * 3600, step: step)
         s.submissionSuccess = submissionSuccess
         return s

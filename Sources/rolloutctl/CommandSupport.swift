@@ -5,8 +5,9 @@ import RolloutCore
 import RolloutKit
 
 /// `--state`: a SQLite path, or a PostgreSQL database (SPEC §10).
-let stateHelp = ArgumentHelp("The state: a SQLite path (default: <repo>/.rolloutctl/state.sqlite) or "
-    + "postgres://USER@HOST:PORT/DB (the password from PGPASSWORD).", valueName: "PATH|URL")
+let stateHelp = ArgumentHelp(
+    "The state: a SQLite path (default: <repo>/.rolloutctl/state.sqlite) or "
+        + "postgres://USER@HOST:PORT/DB (the password from PGPASSWORD).", valueName: "PATH|URL")
 
 /// How every command ends on a failure: an `ExitCode` or a usage error (`ValidationError`) passes
 /// through; anything else is printed as `rolloutctl: …` and exits 1.

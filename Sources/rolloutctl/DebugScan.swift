@@ -20,7 +20,13 @@ struct DebugScan: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object.")
     var json = false
 
-    @Flag(name: .long, help: "Also print the load's phases: snapshot (tip files read and decoded), cache read, history scan (walk and commit facts), cache write, approval evaluation.")
+    @Flag(
+        name: .long,
+        help:
+            ArgumentHelp(
+                "Also print the load's phases: snapshot (tip files read and decoded), cache read, history scan "
+                    + "(walk and commit facts), cache write, approval evaluation.")
+    )
     var phases = false
 
     func run() throws {
@@ -63,18 +69,22 @@ struct DebugScan: ParsableCommand {
         }
         if json {
             // The same fields, typed: the revision is text, the flags booleans, the rest numbers.
-            print(JSONOutput.object(fields.map { key, value in
-                if key == "revision" { return (key, .string(value)) }
-                if let flag = Bool(value) { return (key, .bool(flag)) }
-                return (key, Double(value).map { .number($0) } ?? .string(value))
-            }).render(pretty: false))
+            print(
+                JSONOutput.object(
+                    fields.map { key, value in
+                        if key == "revision" { return (key, .string(value)) }
+                        if let flag = Bool(value) { return (key, .bool(flag)) }
+                        return (key, Double(value).map { .number($0) } ?? .string(value))
+                    }
+                ).render(pretty: false))
         } else {
             print(fields.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
         }
     }
 
     private static func ms(_ duration: Swift.Duration) -> String {
-        String(format: "%.1f", Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15)
+        String(
+            format: "%.1f", Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15)
     }
 
     /// VmHWM from /proc/self/status (Linux), in KiB.

@@ -11,23 +11,33 @@ struct Init: AsyncParsableCommand {
     @Option(name: .customLong("state"), help: stateHelp)
     var stateOption: String?
 
-    @Option(name: .customLong("flags"), help: ArgumentHelp(
-        "Flag store, as plan's --flags (repeatable ENV=URL; default: file:<repo>/.rolloutctl/flags.json).",
-        valueName: "[ENV=]URL"))
+    @Option(
+        name: .customLong("flags"),
+        help: ArgumentHelp(
+            "Flag store, as plan's --flags (repeatable ENV=URL; default: file:<repo>/.rolloutctl/flags.json).",
+            valueName: "[ENV=]URL"))
     var flagsOption: [String] = []
 
     @Option(name: .long, help: "The environment variable holding the flag API token.")
     var tokenEnv: String = "ADMIN_TOKEN"
 
-    @Flag(name: .long, help: "Adopt an installation whose flags are already exposed (each rollout starts at the phase its flag matches, or overridden).")
+    @Flag(
+        name: .long,
+        help:
+            ArgumentHelp(
+                "Adopt an installation whose flags are already exposed (each rollout starts at the phase its flag "
+                    + "matches, or overridden).")
+    )
     var adopt = false
 
     @Option(name: .long, help: "The time adopted phases are entered at, RFC 3339 (for drills and tests).")
     var now: String?
 
-    @Option(name: .long, help: ArgumentHelp(
-        "Make this first-parent commit's policy the root of trust (with --adopt on an existing installation).",
-        valueName: "COMMIT"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Make this first-parent commit's policy the root of trust (with --adopt on an existing installation).",
+            valueName: "COMMIT"))
     var policyRoot: String?
 
     func run() async throws {
@@ -43,8 +53,9 @@ struct Init: AsyncParsableCommand {
         let wiring = try Wiring(options: options, logger: logger)
         do {
             let report = try await Initializer.run(
-                Initializer.Settings(repositoryPath: repository.repo, ref: repository.ref, statePath: options.state,
-                                     adopt: adopt, now: time, policyRoot: policyRoot),
+                Initializer.Settings(
+                    repositoryPath: repository.repo, ref: repository.ref, statePath: options.state,
+                    adopt: adopt, now: time, policyRoot: policyRoot),
                 flags: wiring.ports.flags, logger: logger)
             await wiring.shutdown()
             print(report.human())

@@ -17,9 +17,10 @@ struct Plan: AsyncParsableCommand {
         // shutdown() traps, which would hide the message behind a crash.
         let now = try options.parsedNow()
         let wiring = try Wiring.forCommand(options: options, logger: logger)
-        let settings = RunSettings(repositoryPath: options.repository.repo, ref: options.repository.ref,
-                                   rollouts: options.rollouts, now: now,
-                                   statePath: options.state, mode: .plan, clockSupplied: options.now != nil)
+        let settings = RunSettings(
+            repositoryPath: options.repository.repo, ref: options.repository.ref,
+            rollouts: options.rollouts, now: now,
+            statePath: options.state, mode: .plan, clockSupplied: options.now != nil)
         let report: RunReport
         do {
             report = try await Reconciler(settings: settings, ports: wiring.ports).run()

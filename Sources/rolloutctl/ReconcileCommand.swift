@@ -43,10 +43,12 @@ struct Reconcile: AsyncParsableCommand {
         }
         let wiring = try Wiring.forCommand(options: options, logger: logger)
         if let every {
-            let service = ReconcileService(command: self, wiring: wiring, every: every, lockWait: lockWait, logger: logger)
-            let group = ServiceGroup(configuration: .init(
-                services: [.init(service: service)],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            let service = ReconcileService(
+                command: self, wiring: wiring, every: every, lockWait: lockWait, logger: logger)
+            let group = ServiceGroup(
+                configuration: .init(
+                    services: [.init(service: service)],
+                    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             do {
                 try await group.run()
             } catch {
@@ -81,11 +83,12 @@ struct Reconcile: AsyncParsableCommand {
 
     /// One reconcile once the lock is held; returns the exit code.
     func reconcileLocked(ports: RunPorts, state: (any StateStorage)?) async -> Int32 {
-        var settings = RunSettings(repositoryPath: options.repository.repo, ref: options.repository.ref,
-                                   rollouts: options.rollouts, now: (try? options.parsedNow()) ?? Date(),
-                                   statePath: options.state,
-                                   mode: .reconcile(dryRun: dryRun), fetchRemote: fetch,
-                                   clockSupplied: options.now != nil)
+        var settings = RunSettings(
+            repositoryPath: options.repository.repo, ref: options.repository.ref,
+            rollouts: options.rollouts, now: (try? options.parsedNow()) ?? Date(),
+            statePath: options.state,
+            mode: .reconcile(dryRun: dryRun), fetchRemote: fetch,
+            clockSupplied: options.now != nil)
         settings.openedState = state
         do {
             let report = try await Reconciler(settings: settings, ports: ports).run()

@@ -8,8 +8,10 @@ struct Rolloutctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rolloutctl",
         abstract: "Feature-flag rollouts driven from git: plans and approvals in a repository, applied phase by phase.",
-        subcommands: [Init.self, Plan.self, Reconcile.self, Status.self, History.self, Validate.self, Approve.self,
-                      Serve.self, Debug.self]
+        subcommands: [
+            Init.self, Plan.self, Reconcile.self, Status.self, History.self, Validate.self, Approve.self,
+            Serve.self, Debug.self,
+        ]
     )
 
     /// As ArgumentParser's, except that a usage error exits 1 (SPEC §6 has 0, 1 and 2), not 64.
@@ -76,8 +78,9 @@ struct Approve: ParsableCommand {
 
     @Flag(
         name: .long,
-        help: ArgumentHelp("Approve the change of \(RepositoryLayout.policiesPrefix) at HEAD (SPEC §4.3) "
-            + "instead of a rollout phase."))
+        help: ArgumentHelp(
+            "Approve the change of \(RepositoryLayout.policiesPrefix) at HEAD (SPEC §4.3) "
+                + "instead of a rollout phase."))
     var policy = false
 
     @Option(name: .long, help: "The role you approve as.")
@@ -108,13 +111,15 @@ struct Approve: ParsableCommand {
         try exitingOnFailure {
             let style = Style.forStandardOutput(noColor: noColor)
             if policy {
-                let result = try PolicyApproveResult.run(repositoryPath: repo, role: role, approver: approver,
-                                                         comment: comment)
+                let result = try PolicyApproveResult.run(
+                    repositoryPath: repo, role: role, approver: approver,
+                    comment: comment)
                 print(result.human(style: style))
                 return
             }
-            let result = try ApproveResult.run(repositoryPath: repo, rollout: rollout ?? "", phase: phase ?? "",
-                                               role: role, approver: approver, comment: comment)
+            let result = try ApproveResult.run(
+                repositoryPath: repo, rollout: rollout ?? "", phase: phase ?? "",
+                role: role, approver: approver, comment: comment)
             print(result.human(style: style))
         }
     }

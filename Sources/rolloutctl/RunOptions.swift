@@ -16,10 +16,12 @@ struct RunOptions: ParsableArguments {
     @Option(name: .long, help: "The time to decide at, RFC 3339 (default: now).")
     var now: String?
 
-    @Option(name: .long, help: ArgumentHelp(
-        "Flag store: file:PATH, http(s)://…, flagd:PATH or unleash+http(s)://HOST/api?project=P; "
-            + "ENV=URL (repeatable) for one environment, a plain URL for the rest.",
-        valueName: "[ENV=]URL"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Flag store: file:PATH, http(s)://…, flagd:PATH or unleash+http(s)://HOST/api?project=P; "
+                + "ENV=URL (repeatable) for one environment, a plain URL for the rest.",
+            valueName: "[ENV=]URL"))
     var flags: [String] = []
 
     @Option(name: .long, help: "Health metrics: http(s)://… (Prometheus) or file:PATH (check name → number).")

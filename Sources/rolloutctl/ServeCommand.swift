@@ -28,7 +28,8 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger(level: .notice)
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
-              (0...65535).contains(port) else {
+            (0...65535).contains(port)
+        else {
             throw ValidationError("--listen takes HOST:PORT such as 127.0.0.1:8080, got \"\(listen)\"")
         }
         let host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
@@ -53,9 +54,10 @@ struct Serve: AsyncParsableCommand {
         let options = self.options
         let ports = wiring.ports
         let plan: @Sendable () async throws -> RunReport = {
-            let settings = RunSettings(repositoryPath: options.repository.repo, ref: options.repository.ref,
-                                       rollouts: options.rollouts, now: (try? options.parsedNow()) ?? Date(),
-                                       statePath: options.state, mode: .plan)
+            let settings = RunSettings(
+                repositoryPath: options.repository.repo, ref: options.repository.ref,
+                rollouts: options.rollouts, now: (try? options.parsedNow()) ?? Date(),
+                statePath: options.state, mode: .plan)
             return try await Reconciler(settings: settings, ports: ports).run()
         }
         var reconcile: (@Sendable () async -> Bool)?
@@ -74,9 +76,10 @@ struct Serve: AsyncParsableCommand {
         if let spec = options.metrics, spec.hasPrefix("http"), let client = wiring.client {
             range = PrometheusRangeClient(baseURL: spec, client: client, logger: logger)
         }
-        let server = StatusServer(configuration: ServeConfiguration(
-            host: host, port: port, plan: plan, reconcile: reconcile, reconcileEvery: every,
-            maxReportAge: TimeInterval(maxAgeSeconds), statePath: options.state, range: range, logger: logger))
+        let server = StatusServer(
+            configuration: ServeConfiguration(
+                host: host, port: port, plan: plan, reconcile: reconcile, reconcileEvery: every,
+                maxReportAge: TimeInterval(maxAgeSeconds), statePath: options.state, range: range, logger: logger))
         do {
             try await server.run { port in
                 // Tests and scripts wait for this line to learn the port.

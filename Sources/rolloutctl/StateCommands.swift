@@ -46,8 +46,9 @@ struct History: ParsableCommand {
 
     func run() throws {
         try withStateStore(options.state) { store in
-            try StateViews.history(store: store, rollout: options.rollout, limit: limit, json: options.json,
-                                   style: options.style)
+            try StateViews.history(
+                store: store, rollout: options.rollout, limit: limit, json: options.json,
+                style: options.style)
         }
     }
 }
@@ -56,8 +57,9 @@ struct History: ParsableCommand {
 func withStateStore(_ path: String, _ render: (any StateStorage) throws -> String) throws {
     try exitingOnFailure {
         guard let store = try StateStores.openReadOnly(path) else {
-            printError("rolloutctl: no state database at \(path); run `rolloutctl init` for a new installation "
-                + "(or pass --state)")
+            printError(
+                "rolloutctl: no state database at \(path); run `rolloutctl init` for a new installation "
+                    + "(or pass --state)")
             throw ExitCode(1)
         }
         print(try render(store))

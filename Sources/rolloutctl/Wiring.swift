@@ -24,9 +24,11 @@ struct Wiring {
         if let spec = options.metrics, !spec.hasPrefix("file:"), !isHTTP(spec) {
             throw ValidationError("--metrics takes http(s)://… or file:PATH, got \"\(spec)\"")
         }
-        let urls = try WebhookNotifier.urls(arguments: options.notifyURL,
-                                             environment: ProcessInfo.processInfo.environment)
-        let needsHTTP = FlagStoreFactory.needsHTTP(flagSpecifications) || (options.metrics?.hasPrefix("http") ?? false)
+        let urls = try WebhookNotifier.urls(
+            arguments: options.notifyURL,
+            environment: ProcessInfo.processInfo.environment)
+        let needsHTTP =
+            FlagStoreFactory.needsHTTP(flagSpecifications) || (options.metrics?.hasPrefix("http") ?? false)
             || !options.notifyURL.isEmpty
             || ProcessInfo.processInfo.environment.keys.contains { $0.hasPrefix("ROLLOUTCTL_NOTIFY_URL_") }
         let client = needsHTTP ? RolloutHTTPClient.make() : nil
@@ -46,8 +48,9 @@ struct Wiring {
                 throw ValidationError("--metrics takes http(s)://… or file:PATH, got \"\(spec)\"")
             }
         }
-        ports = RunPorts(flags: flags, metrics: metrics,
-                         notifier: WebhookNotifier(urls: urls, client: client, logger: logger), logger: logger)
+        ports = RunPorts(
+            flags: flags, metrics: metrics,
+            notifier: WebhookNotifier(urls: urls, client: client, logger: logger), logger: logger)
         self.client = client
     }
 

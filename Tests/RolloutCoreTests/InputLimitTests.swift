@@ -1,6 +1,7 @@
 import Foundation
-@testable import RolloutCore
 import Testing
+
+@testable import RolloutCore
 
 /// Values from input that used to trap or grow without bound (issue 14), and the limits that
 /// replace them. The fuzz targets (Fuzz/) replay the same inputs; these name each rule.
@@ -29,13 +30,15 @@ import Testing
     }
 
     @Test func bakeOverTheLimitNamesTheLimit() throws {
-        let text = #"{"apiVersion": "rolloutctl/v1", "name": "r", "flag": "f", "phases": "#
+        let text =
+            #"{"apiVersion": "rolloutctl/v1", "name": "r", "flag": "f", "phases": "#
             + #"[{"name": "a", "environment": "e", "coverage": 1, "bake": "40000d"}]}"#
         let sink = DiagnosticSink(path: "plan.json")
         _ = Plan.decode(try JSONParser.parse(Array(text.utf8)), sink: sink)
-        #expect(sink.diagnostics.map(\.description) == [
-            "plan.json:1:127: bake \"40000d\" is longer than the limit of 36500d",
-        ])
+        #expect(
+            sink.diagnostics.map(\.description) == [
+                "plan.json:1:127: bake \"40000d\" is longer than the limit of 36500d"
+            ])
     }
 
     /// Times from the state database are input: a corrupt row must not trap in `Int(_:)`.

@@ -26,21 +26,24 @@ struct SSHRefusalTests {
             scratch = try Scratch()
             let (caPath, caKey) = try scratch.makeKey(caType, bits: caBits)
             let (userPath, _) = try scratch.makeKey("ed25519")
-            let cert = try scratch.certify(userPath, ca: caPath, id: "dana", principals: "dana@example.com",
-                                           validity: "20260101Z:20260108Z", extra: extra)
+            let cert = try scratch.certify(
+                userPath, ca: caPath, id: "dana", principals: "dana@example.com",
+                validity: "20260101Z:20260108Z", extra: extra)
             ca = caKey
             certificate = cert.key
             signature = try scratch.sign(testMessage, key: cert.path)
         }
 
         func rolloutctl(_ principal: String, _ time: String, allowed: String? = nil) -> (Bool, String) {
-            rolloutctlAccepts(signature: signature, message: testMessage, allowedSigners: allowed ?? self.allowed,
-                              principal: principal, time: time)
+            rolloutctlAccepts(
+                signature: signature, message: testMessage, allowedSigners: allowed ?? self.allowed,
+                principal: principal, time: time)
         }
 
         func sshKeygen(_ principal: String, _ time: String, allowed: String? = nil) throws -> Bool {
-            try scratch.sshKeygenVerifies(allowedSigners: allowed ?? self.allowed, principal: principal,
-                                          signature: signature, message: testMessage, time: time)
+            try scratch.sshKeygenVerifies(
+                allowedSigners: allowed ?? self.allowed, principal: principal,
+                signature: signature, message: testMessage, time: time)
         }
     }
 
@@ -64,14 +67,16 @@ struct SSHRefusalTests {
         let after = flow.rolloutctl(dana, "20260110Z")
         let afterSSHKeygen = try flow.sshKeygen(dana, "20260110Z")
         #expect(!after.0 && !afterSSHKeygen)
-        #expect(after.1 == "certificate key ID \"dana\" (serial 0) signed by the CA of allowed_signers line 1: "
-            + "certificate expired: signed 2026-01-10T00:00:00Z, valid before 2026-01-08T00:00:00Z")
+        #expect(
+            after.1 == "certificate key ID \"dana\" (serial 0) signed by the CA of allowed_signers line 1: "
+                + "certificate expired: signed 2026-01-10T00:00:00Z, valid before 2026-01-08T00:00:00Z")
         // Before the week: not yet valid.
         let before = flow.rolloutctl(dana, "20251231Z")
         let beforeSSHKeygen = try flow.sshKeygen(dana, "20251231Z")
         #expect(!before.0 && !beforeSSHKeygen)
-        #expect(before.1.hasSuffix(
-            "certificate not yet valid: signed 2025-12-31T00:00:00Z, valid from 2026-01-01T00:00:00Z"))
+        #expect(
+            before.1.hasSuffix(
+                "certificate not yet valid: signed 2025-12-31T00:00:00Z, valid from 2026-01-01T00:00:00Z"))
         // A principal the certificate does not name.
         let erin = flow.rolloutctl("erin@example.com", "20260103Z")
         let erinSSHKeygen = try flow.sshKeygen("erin@example.com", "20260103Z")
@@ -93,8 +98,9 @@ struct SSHRefusalTests {
         let s = try Scratch()
         let (path, _) = try s.makeKey("dsa")
         let sig = try s.sign(testMessage, key: path)
-        #expect(SSHSignatureVerifier.verify(armored: sig, message: testMessage)
-            == .unsupported("unsupported key type ssh-dss (DSA)"))
+        #expect(
+            SSHSignatureVerifier.verify(armored: sig, message: testMessage)
+                == .unsupported("unsupported key type ssh-dss (DSA)"))
         // A webauthn signature from a security key: refused by name.
         let sk = SoftSecurityKey(.ecdsa)
         let webauthn = try buildSSHSIG(publicKey: sk.blob, message: testMessage) { data in
@@ -104,8 +110,9 @@ struct SSHRefusalTests {
             blob.replaceSubrange(0..<(4 + type.count), with: sshString(webauthnType))
             return blob
         }
-        #expect(SSHSignatureVerifier.verify(armored: webauthn, message: testMessage)
-            == .unsupported("unsupported signature algorithm webauthn-sk-ecdsa-sha2-nistp256@openssh.com"))
+        #expect(
+            SSHSignatureVerifier.verify(armored: webauthn, message: testMessage)
+                == .unsupported("unsupported signature algorithm webauthn-sk-ecdsa-sha2-nistp256@openssh.com"))
     }
 
     /// OpenSSH 9 still reads 1024-bit RSA keys; rolloutctl refuses them (stricter on purpose).
@@ -113,23 +120,28 @@ struct SSHRefusalTests {
         let s = try Scratch()
         let rsa = try RSATestKey(scratch: s, bits: 1024)
         let sig = try s.sign(testMessage, key: rsa.path)
-        #expect(SSHSignatureVerifier.verify(armored: sig, message: testMessage)
-            == .unsupported("weak RSA key: 1024 bits, at least 2048 are required"))
+        #expect(
+            SSHSignatureVerifier.verify(armored: sig, message: testMessage)
+                == .unsupported("weak RSA key: 1024 bits, at least 2048 are required"))
         let allowed = "dana@example.com \(rsa.key.authorizedKey)\n"
-        #expect(try s.sshKeygenVerifies(allowedSigners: allowed, principal: dana, signature: sig, message: testMessage,
-                                        time: "20260102Z"), "ssh-keygen 9 accepts 1024-bit RSA")
+        #expect(
+            try s.sshKeygenVerifies(
+                allowedSigners: allowed, principal: dana, signature: sig, message: testMessage,
+                time: "20260102Z"), "ssh-keygen 9 accepts 1024-bit RSA")
     }
 
     @Test func sha1Signature() throws {
         let s = try Scratch()
         let rsa = try RSATestKey(scratch: s, bits: 2048)
         let sig = try rsa.sign(testMessage, algorithm: "ssh-rsa")
-        #expect(SSHSignatureVerifier.verify(armored: sig, message: testMessage)
-            == .unsupported(
-                "SHA-1 signature (ssh-rsa) refused, as OpenSSH refuses it; sign with rsa-sha2-256 or rsa-sha2-512"))
+        #expect(
+            SSHSignatureVerifier.verify(armored: sig, message: testMessage)
+                == .unsupported(
+                    "SHA-1 signature (ssh-rsa) refused, as OpenSSH refuses it; sign with rsa-sha2-256 or rsa-sha2-512"))
         let allowed = "dana@example.com \(rsa.key.authorizedKey)\n"
-        let sshKeygen = try s.sshKeygenVerifies(allowedSigners: allowed, principal: dana, signature: sig,
-                                                message: testMessage, time: "20260102Z")
+        let sshKeygen = try s.sshKeygenVerifies(
+            allowedSigners: allowed, principal: dana, signature: sig,
+            message: testMessage, time: "20260102Z")
         #expect(!sshKeygen)
     }
 
@@ -142,25 +154,32 @@ struct SSHRefusalTests {
         let touched = try sk.sign(testMessage, flags: 0x01)
         let untouched = try sk.sign(testMessage, flags: 0x00)
         #expect(SSHSignatureVerifier.verify(armored: touched, message: testMessage) == .valid(sk.publicKey))
-        #expect(SSHSignatureVerifier.verify(armored: untouched, message: testMessage)
-            == .invalid("missing user presence: the security key was not touched (flags 0x0)"))
+        #expect(
+            SSHSignatureVerifier.verify(armored: untouched, message: testMessage)
+                == .invalid("missing user presence: the security key was not touched (flags 0x0)"))
         // User verification without presence is still no presence; presence with more flags is fine.
-        #expect(SSHSignatureVerifier.verify(armored: try sk.sign(testMessage, flags: 0x04), message: testMessage)
-            == .invalid("missing user presence: the security key was not touched (flags 0x4)"))
-        #expect(SSHSignatureVerifier.verify(armored: try sk.sign(testMessage, flags: 0x05), message: testMessage)
-            == .valid(sk.publicKey))
+        #expect(
+            SSHSignatureVerifier.verify(armored: try sk.sign(testMessage, flags: 0x04), message: testMessage)
+                == .invalid("missing user presence: the security key was not touched (flags 0x4)"))
+        #expect(
+            SSHSignatureVerifier.verify(armored: try sk.sign(testMessage, flags: 0x05), message: testMessage)
+                == .valid(sk.publicKey))
         // The flags and counter are signed: changing them breaks the signature.
         var bytes = try dearmor(touched)
         bytes[bytes.count - 5] ^= 0x04
-        #expect(SSHSignatureVerifier.verify(armored: armor(bytes), message: testMessage)
-            == .invalid("signature does not match the signed content"))
+        #expect(
+            SSHSignatureVerifier.verify(armored: armor(bytes), message: testMessage)
+                == .invalid("signature does not match the signed content"))
         bytes = try dearmor(touched)
         bytes[bytes.count - 1] ^= 0x01
-        #expect(SSHSignatureVerifier.verify(armored: armor(bytes), message: testMessage)
-            == .invalid("signature does not match the signed content"))
+        #expect(
+            SSHSignatureVerifier.verify(armored: armor(bytes), message: testMessage)
+                == .invalid("signature does not match the signed content"))
         let allowed = "dana@example.com \(sk.publicKey.authorizedKey)\n"
-        #expect(try s.sshKeygenVerifies(allowedSigners: allowed, principal: dana, signature: untouched,
-                                        message: testMessage, time: "20260102Z"), "ssh-keygen 9.2 ignores the flag")
+        #expect(
+            try s.sshKeygenVerifies(
+                allowedSigners: allowed, principal: dana, signature: untouched,
+                message: testMessage, time: "20260102Z"), "ssh-keygen 9.2 ignores the flag")
     }
 
     @Test func lineUnreadable() throws {
@@ -174,21 +193,27 @@ struct SSHRefusalTests {
 
             """
         let (signers, diagnostics) = AllowedSigners.parse(allowed, path: "policies/allowed_signers")
-        #expect(diagnostics.map(\.description) == [
-            "policies/allowed_signers:3:31: invalid valid-after time \"2026-01-01\" (expected YYYYMMDD, "
-                + "YYYYMMDDHHMM or YYYYMMDDHHMMSS, optionally followed by Z, after 1970)",
-        ])
-        #expect(signers.check(principal: dana, key: key, namespace: "git", at: utc("20260102"))
-            == .denied("key \(key.fingerprint) appears in policies/allowed_signers only on line 3, which cannot be "
-                + "read: invalid valid-after time \"2026-01-01\" (expected YYYYMMDD, YYYYMMDDHHMM or YYYYMMDDHHMMSS, "
-                + "optionally followed by Z, after 1970) (column 31)"))
-        let sshKeygen = try s.sshKeygenVerifies(allowedSigners: allowed, principal: dana, signature: sig,
-                                                message: testMessage, time: "20260102Z")
+        #expect(
+            diagnostics.map(\.description) == [
+                "policies/allowed_signers:3:31: invalid valid-after time \"2026-01-01\" (expected YYYYMMDD, "
+                    + "YYYYMMDDHHMM or YYYYMMDDHHMMSS, optionally followed by Z, after 1970)"
+            ])
+        #expect(
+            signers.check(principal: dana, key: key, namespace: "git", at: utc("20260102"))
+                == .denied(
+                    "key \(key.fingerprint) appears in policies/allowed_signers only on line 3, which cannot be "
+                        + "read: invalid valid-after time \"2026-01-01\" (expected YYYYMMDD, YYYYMMDDHHMM or "
+                        + "YYYYMMDDHHMMSS, "
+                        + "optionally followed by Z, after 1970) (column 31)"))
+        let sshKeygen = try s.sshKeygenVerifies(
+            allowedSigners: allowed, principal: dana, signature: sig,
+            message: testMessage, time: "20260102Z")
         #expect(!sshKeygen)
         // A key that is nowhere in the file is "not in" it.
         let stranger = try s.makeKey("ed25519").key
-        #expect(signers.check(principal: dana, key: stranger, namespace: "git", at: utc("20260102"))
-            == .denied("key \(stranger.fingerprint) is not in policies/allowed_signers"))
+        #expect(
+            signers.check(principal: dana, key: stranger, namespace: "git", at: utc("20260102"))
+                == .denied("key \(stranger.fingerprint) is not in policies/allowed_signers"))
     }
 
     /// OpenSSH also accepts a certificate listed on a plain line (without looking at its
@@ -198,8 +223,10 @@ struct SSHRefusalTests {
         let direct = "dana@example.com \(flow.certificate.authorizedKey)\n"
         let ours = flow.rolloutctl(dana, "20270101Z", allowed: direct)
         #expect(!ours.0)
-        #expect(ours.1.contains("is listed directly on allowed_signers line 1; a certificate counts only under a "
-            + "cert-authority line for its CA"))
+        #expect(
+            ours.1.contains(
+                "is listed directly on allowed_signers line 1; a certificate counts only under a "
+                    + "cert-authority line for its CA"))
         #expect(try flow.sshKeygen(dana, "20270101Z", allowed: direct), "ssh-keygen accepts it, even expired")
     }
 
@@ -211,7 +238,8 @@ struct SSHRefusalTests {
             Issue.record("a SHA-1 CA signature was not refused")
             return
         }
-        #expect(why.hasPrefix(
-            "certificate key ID \"dana\" (serial 0): CA signature: SHA-1 signature (ssh-rsa) refused"))
+        #expect(
+            why.hasPrefix(
+                "certificate key ID \"dana\" (serial 0): CA signature: SHA-1 signature (ssh-rsa) refused"))
     }
 }

@@ -8,13 +8,18 @@ import Testing
 
 // MARK: - Helpers
 
-private let message = Array("tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor A <a@example.com> 1700000000 +0000\n\napprove canary-10\n".utf8)
+private let message = Array(
+    "tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor A <a@example.com> 1700000000 +0000\n\napprove canary-10\n"
+        .utf8)
 
 /// The hash algorithm field of an SSHSIG blob.
 private func hashAlgorithm(of armored: String) throws -> String {
     var r = SSHWireReader(try dearmor(armored))
-    _ = r.readBytes(6); _ = r.readUInt32()
-    _ = r.readString(); _ = r.readString(); _ = r.readString()
+    _ = r.readBytes(6)
+    _ = r.readUInt32()
+    _ = r.readString()
+    _ = r.readString()
+    _ = r.readString()
     let hash = r.readString()
     return String(decoding: try #require(hash), as: UTF8.self)
 }
@@ -22,12 +27,14 @@ private func hashAlgorithm(of armored: String) throws -> String {
 /// The lengths of the r and s mpints of an ecdsa SSHSIG.
 private func ecdsaMpintLengths(of armored: String) throws -> [Int] {
     var r = SSHWireReader(try dearmor(armored))
-    _ = r.readBytes(6); _ = r.readUInt32()
+    _ = r.readBytes(6)
+    _ = r.readUInt32()
     for _ in 0..<4 { _ = r.readString() }
     var sr = SSHWireReader(r.readString() ?? [])
     _ = sr.readString()
     var er = SSHWireReader(sr.readString() ?? [])
-    let rInt = er.readString(), sInt = er.readString()
+    let rInt = er.readString()
+    let sInt = er.readString()
     return [try #require(rInt).count, try #require(sInt).count]
 }
 
@@ -71,8 +78,9 @@ struct SSHSignatureTests {
             #expect(SSHSignatureVerifier.verify(armored: sig, message: msg) == .valid(key))
             var tampered = msg
             tampered[0] ^= 1
-            #expect(SSHSignatureVerifier.verify(armored: sig, message: tampered)
-                == .invalid("signature does not match the signed content"))
+            #expect(
+                SSHSignatureVerifier.verify(armored: sig, message: tampered)
+                    == .invalid("signature does not match the signed content"))
             lengths.formUnion(try ecdsaMpintLengths(of: sig))
         }
         #expect(lengths.isSubset(of: [31, 32, 33]))
@@ -84,20 +92,24 @@ struct SSHSignatureTests {
         let sig = try s.sign(message, key: path)
         var tampered = message
         tampered[tampered.count - 2] = UInt8(ascii: "X")
-        #expect(SSHSignatureVerifier.verify(armored: sig, message: tampered)
-            == .invalid("signature does not match the signed content"))
-        #expect(SSHSignatureVerifier.verify(armored: sig, message: message + [0x0a])
-            == .invalid("signature does not match the signed content"))
-        #expect(SSHSignatureVerifier.verify(armored: sig, message: [])
-            == .invalid("signature does not match the signed content"))
+        #expect(
+            SSHSignatureVerifier.verify(armored: sig, message: tampered)
+                == .invalid("signature does not match the signed content"))
+        #expect(
+            SSHSignatureVerifier.verify(armored: sig, message: message + [0x0a])
+                == .invalid("signature does not match the signed content"))
+        #expect(
+            SSHSignatureVerifier.verify(armored: sig, message: [])
+                == .invalid("signature does not match the signed content"))
     }
 
     @Test func wrongNamespaceIsInvalid() throws {
         let s = try Scratch()
         let (path, key) = try s.makeKey("ed25519")
         let sig = try s.sign(message, key: path, namespace: "file")
-        #expect(SSHSignatureVerifier.verify(armored: sig, message: message)
-            == .invalid("namespace is \"file\", expected \"git\""))
+        #expect(
+            SSHSignatureVerifier.verify(armored: sig, message: message)
+                == .invalid("namespace is \"file\", expected \"git\""))
         #expect(SSHSignatureVerifier.verify(armored: sig, message: message, namespace: "file") == .valid(key))
     }
 
@@ -109,8 +121,9 @@ struct SSHSignatureTests {
         for hashalg in ["sha256", "sha512"] {
             let sig = try s.sign(message, key: path, hashalg: hashalg)
             #expect(SSHSignatureVerifier.verify(armored: sig, message: message) == .valid(key))
-            #expect(SSHSignatureVerifier.verify(armored: sig, message: message + [1])
-                == .invalid("signature does not match the signed content"))
+            #expect(
+                SSHSignatureVerifier.verify(armored: sig, message: message + [1])
+                    == .invalid("signature does not match the signed content"))
         }
     }
 
@@ -123,8 +136,9 @@ struct SSHSignatureTests {
         for algorithm in ["rsa-sha2-256", "rsa-sha2-512"] {
             let sig = try rsa.sign(message, algorithm: algorithm)
             #expect(SSHSignatureVerifier.verify(armored: sig, message: message) == .valid(rsa.key))
-            #expect(SSHSignatureVerifier.verify(armored: sig, message: [1, 2, 3])
-                == .invalid("signature does not match the signed content"))
+            #expect(
+                SSHSignatureVerifier.verify(armored: sig, message: [1, 2, 3])
+                    == .invalid("signature does not match the signed content"))
         }
     }
 
@@ -137,8 +151,9 @@ struct SSHSignatureTests {
         let needle = Array("sha256".utf8)
         let at = try #require((0...(patched.count - needle.count)).first { Array(patched[$0..<$0 + 6]) == needle })
         patched.replaceSubrange(at..<at + 6, with: Array("sha384".utf8))
-        #expect(SSHSignatureVerifier.verify(armored: armor(patched), message: message)
-            == .unsupported("unsupported hash algorithm sha384"))
+        #expect(
+            SSHSignatureVerifier.verify(armored: armor(patched), message: message)
+                == .unsupported("unsupported hash algorithm sha384"))
     }
 
     @Test func badMagicVersionAndFramingAreInvalid() throws {
@@ -148,16 +163,19 @@ struct SSHSignatureTests {
 
         var badMagic = bytes
         badMagic[0] = UInt8(ascii: "X")
-        #expect(SSHSignatureVerifier.verify(armored: armor(badMagic), message: message)
-            == .invalid("not an SSH signature (bad magic, expected \"SSHSIG\")"))
+        #expect(
+            SSHSignatureVerifier.verify(armored: armor(badMagic), message: message)
+                == .invalid("not an SSH signature (bad magic, expected \"SSHSIG\")"))
 
         var v2 = bytes
         v2[9] = 2
-        #expect(SSHSignatureVerifier.verify(armored: armor(v2), message: message)
-            == .invalid("unsupported SSH signature version 2"))
+        #expect(
+            SSHSignatureVerifier.verify(armored: armor(v2), message: message)
+                == .invalid("unsupported SSH signature version 2"))
 
-        #expect(SSHSignatureVerifier.verify(armored: armor(bytes + [0]), message: message)
-            == .invalid("SSH signature has trailing data"))
+        #expect(
+            SSHSignatureVerifier.verify(armored: armor(bytes + [0]), message: message)
+                == .invalid("SSH signature has trailing data"))
 
         // Every truncation: invalid, never a crash.
         for n in 0..<bytes.count {
@@ -198,8 +216,10 @@ struct SSHSignatureTests {
                 continue
             }
         }
-        #expect(SSHSignatureVerifier.verify(armored: "-----BEGIN PGP SIGNATURE-----\n\nabc\n-----END PGP SIGNATURE-----", message: message)
-            == .unsupported("OpenPGP signatures are not supported, only SSH signatures"))
+        #expect(
+            SSHSignatureVerifier.verify(
+                armored: "-----BEGIN PGP SIGNATURE-----\n\nabc\n-----END PGP SIGNATURE-----", message: message)
+                == .unsupported("OpenPGP signatures are not supported, only SSH signatures"))
     }
 
     @Test func malformedECDSASignaturePartsAreInvalid() throws {
@@ -207,15 +227,18 @@ struct SSHSignatureTests {
         let s = try Scratch()
         let (_, key) = try s.makeKey("ecdsa", bits: 256)
         func sshsig(_ sigBlob: [UInt8]) -> String {
-            armor(Array("SSHSIG".utf8) + [0, 0, 0, 1] + sshString(key.blob) + sshString(Array("git".utf8))
-                + sshString([]) + sshString(Array("sha512".utf8)) + sshString(sigBlob))
+            armor(
+                Array("SSHSIG".utf8) + [0, 0, 0, 1] + sshString(key.blob) + sshString(Array("git".utf8))
+                    + sshString([]) + sshString(Array("sha512".utf8)) + sshString(sigBlob))
         }
         let type = sshString(Array("ecdsa-sha2-nistp256".utf8))
         let negative = sshString([0x80] + [UInt8](repeating: 1, count: 31))
         let tooLong = sshString([0x01] + [UInt8](repeating: 1, count: 32))
         let ok = sshString([UInt8](repeating: 1, count: 32))
-        for blob in [type + sshString(negative + ok), type + sshString(ok + tooLong), type + sshString(ok),
-                     type + sshString(ok + ok + [0]), sshString(Array("ssh-ed25519".utf8)) + sshString(ok + ok)] {
+        for blob in [
+            type + sshString(negative + ok), type + sshString(ok + tooLong), type + sshString(ok),
+            type + sshString(ok + ok + [0]), sshString(Array("ssh-ed25519".utf8)) + sshString(ok + ok),
+        ] {
             let verdict = SSHSignatureVerifier.verify(armored: sshsig(blob), message: message)
             guard case .invalid = verdict else {
                 Issue.record("gave \(verdict)")
@@ -223,8 +246,9 @@ struct SSHSignatureTests {
             }
         }
         // Well-formed but wrong r, s: does not match.
-        #expect(SSHSignatureVerifier.verify(armored: sshsig(type + sshString(ok + ok)), message: message)
-            == .invalid("signature does not match the signed content"))
+        #expect(
+            SSHSignatureVerifier.verify(armored: sshsig(type + sshString(ok + ok)), message: message)
+                == .invalid("signature does not match the signed content"))
     }
 
     @Test func publicKeyParsingAndFingerprint() throws {
@@ -253,10 +277,14 @@ struct SSHSignatureTests {
         let (path, key) = try s.makeKey("ed25519")
         let repo = s.dir.appendingPathComponent("repo")
         try FileManager.default.createDirectory(at: repo, withIntermediateDirectories: true)
-        let env = ["GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1",
-                   "GIT_COMMITTER_DATE": "1767225600 +0000", "GIT_AUTHOR_DATE": "1767225600 +0000"]
-        let git = ["git", "-c", "user.name=Dana", "-c", "user.email=dana@example.com", "-c", "gpg.format=ssh",
-                   "-c", "user.signingkey=\(path)", "-c", "init.defaultBranch=main"]
+        let env = [
+            "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_COMMITTER_DATE": "1767225600 +0000", "GIT_AUTHOR_DATE": "1767225600 +0000",
+        ]
+        let git = [
+            "git", "-c", "user.name=Dana", "-c", "user.email=dana@example.com", "-c", "gpg.format=ssh",
+            "-c", "user.signingkey=\(path)", "-c", "init.defaultBranch=main",
+        ]
         try run(git + ["init", "-q"], in: repo, environment: env)
         try "{}\n".write(to: repo.appendingPathComponent("a.json"), atomically: true, encoding: .utf8)
         try run(git + ["add", "a.json"], in: repo, environment: env)
@@ -284,16 +312,19 @@ struct SSHSignatureTests {
         #expect(signature.hasPrefix("-----BEGIN SSH SIGNATURE-----"))
         #expect(SSHSignatureVerifier.verify(armored: signature, message: Array(signed.utf8)) == .valid(key))
         // The raw object (signature included) is not what was signed.
-        #expect(SSHSignatureVerifier.verify(armored: signature, message: Array(raw.utf8))
-            == .invalid("signature does not match the signed content"))
+        #expect(
+            SSHSignatureVerifier.verify(armored: signature, message: Array(raw.utf8))
+                == .invalid("signature does not match the signed content"))
 
         // End to end with allowed_signers, and git itself agrees.
         let allowed = "dana@example.com namespaces=\"git\" \(key.authorizedKey)\n"
         let (signers, diags) = AllowedSigners.parse(allowed, path: "policies/allowed_signers")
         #expect(diags.isEmpty)
-        #expect(signers.check(principal: "dana@example.com", key: key, namespace: "git", at: utc("20260101")) == .allowed)
+        #expect(
+            signers.check(principal: "dana@example.com", key: key, namespace: "git", at: utc("20260101")) == .allowed)
         let file = try s.write(allowed, "allowed_signers")
-        try run(git + ["-c", "gpg.ssh.allowedSignersFile=\(file)", "verify-commit", "HEAD"], in: repo, environment: env)
+        try run(
+            git + ["-c", "gpg.ssh.allowedSignersFile=\(file)", "verify-commit", "HEAD"], in: repo, environment: env)
     }
 }
 
@@ -320,7 +351,9 @@ struct AllowedSignersTests {
         let (signers, diags) = AllowedSigners.parse(text, path: path)
         #expect(diags == [])
         #expect(signers.entries.count == 3)
-        let e0 = signers.entries[0], e1 = signers.entries[1], e2 = signers.entries[2]
+        let e0 = signers.entries[0]
+        let e1 = signers.entries[1]
+        let e2 = signers.entries[2]
         #expect(e0.line == 3 && e0.principals == ["alice@example.com"] && e0.key == alice && !e0.certAuthority)
         #expect(e0.namespaces == nil && e0.validAfter == nil && e0.validBefore == nil)
         #expect(e1.line == 4 && e1.principals == ["bob@example.com", "!mallory@example.com"] && e1.key == bob)
@@ -334,46 +367,48 @@ struct AllowedSignersTests {
         let k = b64(alice)
         let rsaLooking = "alice@example.com ssh-rsa \(k)"
         let lines = [
-            /* 1 */ "# header",
-            /* 2 */ "alice@example.com",
-            /* 3 */ "alice@example.com ssh-ed25519",
-            /* 4 */ "alice@example.com ssh-ed25519 !!notbase64",
-            /* 5 */ "alice@example.com foo=\"bar\" ssh-ed25519 \(k)",
-            /* 6 */ "alice@example.com namespaces=git ssh-ed25519 \(k)",
-            /* 7 */ "alice@example.com valid-after=\"2026013\" ssh-ed25519 \(k)",
-            /* 8 */ "alice@example.com valid-before=\"20260230\" ssh-ed25519 \(k)",
-            /* 9 */ "\"alice@example.com ssh-ed25519 \(k)",
-            /* 10 */ "alice@example.com,,bob@example.com ssh-ed25519 \(k)",
-            /* 11 */ "alice@example.com ssh-foo \(k)",
-            /* 12 */ rsaLooking,
-            /* 13 */ "alice@example.com valid-after=\"20270101\",valid-before=\"20260101\" ssh-ed25519 \(k)",
-            /* 14 */ "alice@example.com namespaces=\"git\",namespaces=\"file\" ssh-ed25519 \(k)",
-            /* 15 */ "alice@example.com cert-authority ssh-foo \(k)",
-            /* 16 */ "alice@example.com namespaces=\"git,,file\" ssh-ed25519 \(k)",
-            /* 17 */ "  bob@example.com ssh-ed25519 \(b64(bob))",
-            /* 18 */ "alice@example.com cert-authority=\"x\" ssh-ed25519 \(k)",
-            /* 19 */ "alice@example.com namespaces=\"git ssh-ed25519 \(k)",
-            /* 20 */ "alice@example.com ssh-ed25519 AAAA",
+            "# header",  // line 1
+            "alice@example.com",  // line 2
+            "alice@example.com ssh-ed25519",  // line 3
+            "alice@example.com ssh-ed25519 !!notbase64",  // line 4
+            "alice@example.com foo=\"bar\" ssh-ed25519 \(k)",  // line 5
+            "alice@example.com namespaces=git ssh-ed25519 \(k)",  // line 6
+            "alice@example.com valid-after=\"2026013\" ssh-ed25519 \(k)",  // line 7
+            "alice@example.com valid-before=\"20260230\" ssh-ed25519 \(k)",  // line 8
+            "\"alice@example.com ssh-ed25519 \(k)",  // line 9
+            "alice@example.com,,bob@example.com ssh-ed25519 \(k)",  // line 10
+            "alice@example.com ssh-foo \(k)",  // line 11
+            rsaLooking,  // line 12
+            "alice@example.com valid-after=\"20270101\",valid-before=\"20260101\" ssh-ed25519 \(k)",  // line 13
+            "alice@example.com namespaces=\"git\",namespaces=\"file\" ssh-ed25519 \(k)",  // line 14
+            "alice@example.com cert-authority ssh-foo \(k)",  // line 15
+            "alice@example.com namespaces=\"git,,file\" ssh-ed25519 \(k)",  // line 16
+            "  bob@example.com ssh-ed25519 \(b64(bob))",  // line 17
+            "alice@example.com cert-authority=\"x\" ssh-ed25519 \(k)",  // line 18
+            "alice@example.com namespaces=\"git ssh-ed25519 \(k)",  // line 19
+            "alice@example.com ssh-ed25519 AAAA",  // line 20
         ]
         let (signers, diags) = AllowedSigners.parse(lines.joined(separator: "\n") + "\n", path: path)
-        #expect(diags.map(\.description) == [
-            "policies/allowed_signers:2:18: missing key type and key after principals",
-            "policies/allowed_signers:3:30: missing base64 key after ssh-ed25519",
-            "policies/allowed_signers:4:31: key is not valid base64",
-            "policies/allowed_signers:5:19: unknown option \"foo\"",
-            "policies/allowed_signers:6:30: value of option namespaces must be in double quotes",
-            "policies/allowed_signers:7:32: invalid valid-after time \"2026013\" (expected YYYYMMDD, YYYYMMDDHHMM or "
-                + "YYYYMMDDHHMMSS, optionally followed by Z, after 1970)",
-            "policies/allowed_signers:9:1: unterminated quote in principals",
-            "policies/allowed_signers:11:19: unknown key type \"ssh-foo\"",
-            "policies/allowed_signers:12:27: key is of type ssh-ed25519, but the line says ssh-rsa",
-            "policies/allowed_signers:13:42: valid-before 20260101 is not after valid-after 20270101",
-            "policies/allowed_signers:14:36: multiple namespaces options",
-            "policies/allowed_signers:15:34: unknown key type \"ssh-foo\"",
-            "policies/allowed_signers:18:19: option cert-authority takes no value",
-            "policies/allowed_signers:19:30: unterminated quote in options",
-            "policies/allowed_signers:20:31: invalid key: key blob has no key type",
-        ])
+        #expect(
+            diags.map(\.description) == [
+                "policies/allowed_signers:2:18: missing key type and key after principals",
+                "policies/allowed_signers:3:30: missing base64 key after ssh-ed25519",
+                "policies/allowed_signers:4:31: key is not valid base64",
+                "policies/allowed_signers:5:19: unknown option \"foo\"",
+                "policies/allowed_signers:6:30: value of option namespaces must be in double quotes",
+                "policies/allowed_signers:7:32: invalid valid-after time \"2026013\" (expected YYYYMMDD, "
+                    + "YYYYMMDDHHMM or "
+                    + "YYYYMMDDHHMMSS, optionally followed by Z, after 1970)",
+                "policies/allowed_signers:9:1: unterminated quote in principals",
+                "policies/allowed_signers:11:19: unknown key type \"ssh-foo\"",
+                "policies/allowed_signers:12:27: key is of type ssh-ed25519, but the line says ssh-rsa",
+                "policies/allowed_signers:13:42: valid-before 20260101 is not after valid-after 20270101",
+                "policies/allowed_signers:14:36: multiple namespaces options",
+                "policies/allowed_signers:15:34: unknown key type \"ssh-foo\"",
+                "policies/allowed_signers:18:19: option cert-authority takes no value",
+                "policies/allowed_signers:19:30: unterminated quote in options",
+                "policies/allowed_signers:20:31: invalid key: key blob has no key type",
+            ])
         // Good lines around the bad ones are kept. As in OpenSSH: February 30th rolls over to
         // March 2nd (line 8), and empty patterns in a list are allowed (lines 10, 16).
         #expect(signers.entries.map(\.line) == [8, 10, 16, 17])
@@ -383,8 +418,11 @@ struct AllowedSignersTests {
 
     @Test func byteOrderMarkIsReportedAndReadAsOpenSSHReadsIt() {
         let (s, d) = AllowedSigners.parse("\u{feff}alice@example.com ssh-ed25519 \(b64(alice))\n", path: path)
-        #expect(d.map(\.description) == ["policies/allowed_signers:1:1: the file starts with a byte-order mark, "
-            + "which ssh-keygen reads as part of the first principal"])
+        #expect(
+            d.map(\.description) == [
+                "policies/allowed_signers:1:1: the file starts with a byte-order mark, "
+                    + "which ssh-keygen reads as part of the first principal"
+            ])
         #expect(s.check(principal: "alice@example.com", key: alice, namespace: "git", at: utc("20260102")) != .allowed)
     }
 
@@ -392,17 +430,20 @@ struct AllowedSignersTests {
         let (s, _) = AllowedSigners.parse("alice@example.com ssh-ed25519 \(b64(alice))\n", path: path)
         #expect(s.check(principal: "alice@example.com", key: alice, namespace: "git", at: utc("20260102")) == .allowed)
         // Principals are case-sensitive, as in OpenSSH.
-        #expect(s.check(principal: "Alice@example.com", key: alice, namespace: "git", at: utc("20260102"))
-            == .denied("key \(alice.fingerprint) is allowed for alice@example.com, not Alice@example.com"))
+        #expect(
+            s.check(principal: "Alice@example.com", key: alice, namespace: "git", at: utc("20260102"))
+                == .denied("key \(alice.fingerprint) is allowed for alice@example.com, not Alice@example.com"))
     }
 
     @Test func deniesKeyNotListed() {
         let (s, _) = AllowedSigners.parse("alice@example.com ssh-ed25519 \(b64(alice))\n", path: path)
-        #expect(s.check(principal: "alice@example.com", key: bob, namespace: "git", at: utc("20260102"))
-            == .denied("key \(bob.fingerprint) is not in policies/allowed_signers"))
+        #expect(
+            s.check(principal: "alice@example.com", key: bob, namespace: "git", at: utc("20260102"))
+                == .denied("key \(bob.fingerprint) is not in policies/allowed_signers"))
         let (empty, _) = AllowedSigners.parse("", path: path)
-        #expect(empty.check(principal: "alice@example.com", key: alice, namespace: "git", at: utc("20260102"))
-            == .denied("key \(alice.fingerprint) is not in policies/allowed_signers"))
+        #expect(
+            empty.check(principal: "alice@example.com", key: alice, namespace: "git", at: utc("20260102"))
+                == .denied("key \(alice.fingerprint) is not in policies/allowed_signers"))
     }
 
     @Test func deniesKeyListedForOtherPrincipals() {
@@ -412,8 +453,11 @@ struct AllowedSignersTests {
             alice@example.com ssh-ed25519 \(b64(alice))
             """
         let (s, _) = AllowedSigners.parse(text, path: path)
-        #expect(s.check(principal: "alice@example.com", key: bob, namespace: "git", at: utc("20260102"))
-            == .denied("key \(bob.fingerprint) is allowed for bob@example.com, bob@corp.example.com, not alice@example.com"))
+        #expect(
+            s.check(principal: "alice@example.com", key: bob, namespace: "git", at: utc("20260102"))
+                == .denied(
+                    "key \(bob.fingerprint) is allowed for bob@example.com, bob@corp.example.com, not alice@example.com"
+                ))
         #expect(s.check(principal: "bob@corp.example.com", key: bob, namespace: "git", at: utc("20260102")) == .allowed)
     }
 
@@ -425,12 +469,20 @@ struct AllowedSignersTests {
             """
         let (s, d) = AllowedSigners.parse(text, path: path)
         #expect(d.isEmpty)
-        #expect(s.check(principal: "alice@example.com", key: alice, namespace: "git", at: utc("20260102"))
-            == .denied("namespace \"git\" is not allowed for key \(alice.fingerprint) (policies/allowed_signers line 1 allows namespaces=\"file\")"))
+        #expect(
+            s.check(principal: "alice@example.com", key: alice, namespace: "git", at: utc("20260102"))
+                == .denied(
+                    "namespace \"git\" is not allowed for key \(alice.fingerprint) (policies/allowed_signers "
+                        + "line 1 allows namespaces=\"file\")"
+                ))
         #expect(s.check(principal: "alice@example.com", key: alice, namespace: "file", at: utc("20260102")) == .allowed)
         #expect(s.check(principal: "bob@example.com", key: bob, namespace: "git", at: utc("20260102")) == .allowed)
-        #expect(s.check(principal: "carol@example.com", key: carol, namespace: "git", at: utc("20260102"))
-            == .denied("namespace \"git\" is not allowed for key \(carol.fingerprint) (policies/allowed_signers line 3 allows namespaces=\"*,!git\")"))
+        #expect(
+            s.check(principal: "carol@example.com", key: carol, namespace: "git", at: utc("20260102"))
+                == .denied(
+                    "namespace \"git\" is not allowed for key \(carol.fingerprint) (policies/allowed_signers "
+                        + "line 3 allows namespaces=\"*,!git\")"
+                ))
         #expect(s.check(principal: "carol@example.com", key: carol, namespace: "file", at: utc("20260102")) == .allowed)
     }
 
@@ -443,20 +495,41 @@ struct AllowedSignersTests {
         let (s, d) = AllowedSigners.parse(text, path: path)
         #expect(d.isEmpty)
         let t = utc("20260102030405")
-        #expect(s.check(principal: "alice@example.com", key: alice, namespace: "git", at: t)
-            == .denied("signature made 2026-01-02T03:04:05Z is before valid-after 20270101 of key \(alice.fingerprint) (policies/allowed_signers line 1)"))
+        #expect(
+            s.check(principal: "alice@example.com", key: alice, namespace: "git", at: t)
+                == .denied(
+                    "signature made 2026-01-02T03:04:05Z is before valid-after 20270101 of key "
+                        + "\(alice.fingerprint) (policies/allowed_signers line 1)"
+                ))
         #expect(s.check(principal: "alice@example.com", key: alice, namespace: "git", at: utc("20270101")) == .allowed)
-        #expect(s.check(principal: "bob@example.com", key: bob, namespace: "git", at: t)
-            == .denied("signature made 2026-01-02T03:04:05Z is after valid-before 20260101120000Z of key \(bob.fingerprint) (policies/allowed_signers line 2)"))
+        #expect(
+            s.check(principal: "bob@example.com", key: bob, namespace: "git", at: t)
+                == .denied(
+                    "signature made 2026-01-02T03:04:05Z is after valid-before 20260101120000Z of key "
+                        + "\(bob.fingerprint) (policies/allowed_signers line 2)"
+                ))
         // Bounds are inclusive, in whole seconds.
-        #expect(s.check(principal: "bob@example.com", key: bob, namespace: "git", at: utc("20260101120000")) == .allowed)
-        #expect(s.check(principal: "bob@example.com", key: bob, namespace: "git", at: utc("20260101120000").addingTimeInterval(0.5)) == .allowed)
-        #expect(s.check(principal: "bob@example.com", key: bob, namespace: "git", at: utc("20260101120001")) != .allowed)
+        #expect(
+            s.check(principal: "bob@example.com", key: bob, namespace: "git", at: utc("20260101120000")) == .allowed)
+        #expect(
+            s.check(
+                principal: "bob@example.com", key: bob, namespace: "git",
+                at: utc("20260101120000").addingTimeInterval(0.5)) == .allowed)
+        #expect(
+            s.check(principal: "bob@example.com", key: bob, namespace: "git", at: utc("20260101120001")) != .allowed)
         #expect(s.check(principal: "carol@example.com", key: carol, namespace: "git", at: t) == .allowed)
-        #expect(s.check(principal: "carol@example.com", key: carol, namespace: "git", at: utc("20260101115959"))
-            == .denied("signature made 2026-01-01T11:59:59Z is before valid-after 202601011200 of key \(carol.fingerprint) (policies/allowed_signers line 3)"))
-        #expect(s.check(principal: "carol@example.com", key: carol, namespace: "git", at: utc("20260201000001"))
-            == .denied("signature made 2026-02-01T00:00:01Z is after valid-before 20260201Z of key \(carol.fingerprint) (policies/allowed_signers line 3)"))
+        #expect(
+            s.check(principal: "carol@example.com", key: carol, namespace: "git", at: utc("20260101115959"))
+                == .denied(
+                    "signature made 2026-01-01T11:59:59Z is before valid-after 202601011200 of key "
+                        + "\(carol.fingerprint) (policies/allowed_signers line 3)"
+                ))
+        #expect(
+            s.check(principal: "carol@example.com", key: carol, namespace: "git", at: utc("20260201000001"))
+                == .denied(
+                    "signature made 2026-02-01T00:00:01Z is after valid-before 20260201Z of key "
+                        + "\(carol.fingerprint) (policies/allowed_signers line 3)"
+                ))
     }
 
     @Test func laterLineCanAllowWhatAnEarlierLineDenies() {
@@ -478,10 +551,15 @@ struct AllowedSignersTests {
         let at = utc("20260102")
         #expect(s.check(principal: "anyone@example.com", key: alice, namespace: "git", at: at) == .allowed)
         #expect(s.check(principal: "@example.com", key: alice, namespace: "git", at: at) == .allowed)
-        #expect(s.check(principal: "mallory@example.com", key: alice, namespace: "git", at: at)
-            == .denied("key \(alice.fingerprint) is not allowed for mallory@example.com: excluded by !mallory@example.com in policies/allowed_signers line 1"))
-        #expect(s.check(principal: "anyone@example.org", key: alice, namespace: "git", at: at)
-            == .denied("key \(alice.fingerprint) is allowed for *@example.com, not anyone@example.org"))
+        #expect(
+            s.check(principal: "mallory@example.com", key: alice, namespace: "git", at: at)
+                == .denied(
+                    "key \(alice.fingerprint) is not allowed for mallory@example.com: excluded by "
+                        + "!mallory@example.com in policies/allowed_signers line 1"
+                ))
+        #expect(
+            s.check(principal: "anyone@example.org", key: alice, namespace: "git", at: at)
+                == .denied("key \(alice.fingerprint) is allowed for *@example.com, not anyone@example.org"))
         #expect(s.check(principal: "dev-1@corp.example.com", key: bob, namespace: "git", at: at) == .allowed)
         #expect(s.check(principal: "dev-12@corp.example.com", key: bob, namespace: "git", at: at) != .allowed)
         #expect(s.check(principal: "dev-@corp.example.com", key: bob, namespace: "git", at: at) != .allowed)
@@ -491,9 +569,11 @@ struct AllowedSignersTests {
         let (s, d) = AllowedSigners.parse("*@example.com cert-authority ssh-ed25519 \(b64(alice))\n", path: path)
         #expect(d.isEmpty)
         #expect(s.entries.first?.certAuthority == true)
-        #expect(s.check(principal: "alice@example.com", key: alice, namespace: "git", at: utc("20260102"))
-            == .denied("key \(alice.fingerprint) is listed in policies/allowed_signers only as a cert-authority: it "
-                + "vouches for certificates it signs, not for signatures it makes itself"))
+        #expect(
+            s.check(principal: "alice@example.com", key: alice, namespace: "git", at: utc("20260102"))
+                == .denied(
+                    "key \(alice.fingerprint) is listed in policies/allowed_signers only as a cert-authority: it "
+                        + "vouches for certificates it signs, not for signatures it makes itself"))
     }
 
     @Test func randomInputNeverCrashes() {
@@ -503,9 +583,11 @@ struct AllowedSignersTests {
             seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             return seed >> 33
         }
-        let pieces = ["a", "@", ",", "!", "*", "?", "\"", "=", " ", "\t", "#", "\r", "Z", "0", "2026", "\u{e9}",
-                      "namespaces", "valid-after", "valid-before", "cert-authority", "ssh-ed25519", "ssh-rsa",
-                      b64(alice), "AAAA", "=="]
+        let pieces = [
+            "a", "@", ",", "!", "*", "?", "\"", "=", " ", "\t", "#", "\r", "Z", "0", "2026", "\u{e9}",
+            "namespaces", "valid-after", "valid-before", "cert-authority", "ssh-ed25519", "ssh-rsa",
+            b64(alice), "AAAA", "==",
+        ]
         var text = ""
         for _ in 0..<2000 {
             for _ in 0..<(next() % 12) { text += pieces[Int(next() % UInt64(pieces.count))] }
@@ -533,8 +615,9 @@ struct AllowedSignersTests {
         // OpenSSH's pattern lists: a `!` match refuses outright; sub-patterns of 1023+ bytes fail the list.
         #expect(AllowedSigners.matchPatternList(Array("a".utf8), Array("a,!a".utf8)) == .negated("!a"))
         #expect(AllowedSigners.matchPatternList(Array("a".utf8), Array("a,".utf8)) == .match)
-        #expect(AllowedSigners.matchPatternList(Array("a".utf8), Array(("a," + String(repeating: "b", count: 1023)).utf8))
-            == .noMatch)
+        #expect(
+            AllowedSigners.matchPatternList(Array("a".utf8), Array(("a," + String(repeating: "b", count: 1023)).utf8))
+                == .noMatch)
     }
 
     @Test func timeParsing() {
@@ -552,8 +635,10 @@ struct AllowedSignersTests {
         #expect(AllowedSigners.parseTime("20260101235960Z") == AllowedSigners.parseTime("20260102000000Z"))
         #expect(AllowedSigners.parseTime("2026 101Z") == AllowedSigners.parseTime("20260101Z"))
         #expect(AllowedSigners.parseTime("20260101utc") == AllowedSigners.parseTime("20260101z"))
-        for bad in ["", "2026", "2026010", "202601021", "20261301", "20260100", "20260101246000", "2026010112600Z",
-                    "2026-01-01", "20260101ZZ", "20260132", "2026010 1Z", "+2026010", "00000101"] {
+        for bad in [
+            "", "2026", "2026010", "202601021", "20261301", "20260100", "20260101246000", "2026010112600Z",
+            "2026-01-01", "20260101ZZ", "20260132", "2026010 1Z", "+2026010", "00000101",
+        ] {
             #expect(AllowedSigners.parseTime(bad) == nil, "\(bad)")
         }
         #expect(AllowedSigners.iso8601(0) == "1970-01-01T00:00:00Z")
@@ -594,10 +679,15 @@ struct AllowedSignersAgreementTests {
         ]
         for c in cases {
             let file = try s.write(c.file + "\n", s.nextName("allowed-"))
-            let ours = AllowedSigners.parse(c.file, path: "x").0
+            let ours =
+                AllowedSigners.parse(c.file, path: "x").0
                 .check(principal: c.principal, key: signer, namespace: "git", at: utc(c.time)) == .allowed
-            let theirs = (try? run(["ssh-keygen", "-Y", "verify", "-f", file, "-I", c.principal, "-n", "git",
-                                    "-s", sigFile, "-O", "verify-time=\(c.time)Z"], stdin: msgFile)) != nil
+            let theirs =
+                (try? run(
+                    [
+                        "ssh-keygen", "-Y", "verify", "-f", file, "-I", c.principal, "-n", "git",
+                        "-s", sigFile, "-O", "verify-time=\(c.time)Z",
+                    ], stdin: msgFile)) != nil
             #expect(ours == theirs, "\(c)")
         }
     }

@@ -34,8 +34,10 @@ func runTool(
     let outData = out.fileHandleForReading.readDataToEndOfFile()
     let errData = err.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: outData, as: UTF8.self),
-            String(decoding: errData, as: UTF8.self))
+    return (
+        process.terminationStatus, String(decoding: outData, as: UTF8.self),
+        String(decoding: errData, as: UTF8.self)
+    )
 }
 
 /// Runs a program; returns its stdout; throws when it exits non-zero.
@@ -86,9 +88,12 @@ final class Scratch: @unchecked Sendable {
 
     /// `ssh-keygen -s CA -I ID -n PRINCIPALS -V VALIDITY KEY.pub`; returns the certificate's
     /// path (`KEY-cert.pub`, which `ssh-keygen -Y sign -f` takes) and the certificate.
-    func certify(_ keyPath: String, ca: String, id: String, principals: String, validity: String,
-                 extra: [String] = []) throws -> (path: String, key: SSHPublicKey) {
-        try run(["ssh-keygen", "-q", "-s", ca, "-I", id, "-n", principals, "-V", validity] + extra + [keyPath + ".pub"])
+    func certify(
+        _ keyPath: String, ca: String, id: String, principals: String, validity: String,
+        extra: [String] = []
+    ) throws -> (path: String, key: SSHPublicKey) {
+        try run(
+            ["ssh-keygen", "-q", "-s", ca, "-I", id, "-n", principals, "-V", validity] + extra + [keyPath + ".pub"])
         let path = keyPath + "-cert.pub"
         let key = try #require(SSHPublicKey(authorizedKey: try String(contentsOfFile: path, encoding: .utf8)))
         return (path, key)
@@ -112,8 +117,10 @@ final class Scratch: @unchecked Sendable {
 
     /// Runs many `ssh-keygen -Y verify` in one shell script (one process start per check
     /// instead of a Foundation `Process` each); TZ=UTC as in `sshKeygenVerifies`.
-    func sshKeygenVerifyBatch(_ jobs: [(allowedSigners: String, principal: String, signature: String, time: String)],
-                              message: [UInt8], namespace: String = "git") throws -> [Bool] {
+    func sshKeygenVerifyBatch(
+        _ jobs: [(allowedSigners: String, principal: String, signature: String, time: String)],
+        message: [UInt8], namespace: String = "git"
+    ) throws -> [Bool] {
         var files: [String: String] = [:]
         func file(_ content: String, _ prefix: String) throws -> String {
             if let path = files[content] { return path }
@@ -126,8 +133,10 @@ final class Scratch: @unchecked Sendable {
         var script = "export TZ=UTC\n"
         for job in jobs {
             precondition(!job.principal.contains("'") && !job.time.contains("'"))
-            let allowed = try file(job.allowedSigners, "allowed-"), sig = try file(job.signature, "sig-")
-            script += "ssh-keygen -Y verify -f '\(allowed)' -I '\(job.principal)' -n '\(namespace)' -s '\(sig)' "
+            let allowed = try file(job.allowedSigners, "allowed-")
+            let sig = try file(job.signature, "sig-")
+            script +=
+                "ssh-keygen -Y verify -f '\(allowed)' -I '\(job.principal)' -n '\(namespace)' -s '\(sig)' "
                 + "'-Overify-time=\(job.time)' < '\(msg.path)' >/dev/null 2>&1; echo $?\n"
         }
         let scriptPath = try write(script, nextName("verify-") + ".sh")
@@ -140,14 +149,19 @@ final class Scratch: @unchecked Sendable {
     }
 
     /// `ssh-keygen -Y verify` (TZ=UTC, so times without Z read as UTC, as rolloutctl reads them).
-    func sshKeygenVerifies(allowedSigners: String, principal: String, signature: String, message: [UInt8],
-                           time: String, namespace: String = "git") throws -> Bool {
+    func sshKeygenVerifies(
+        allowedSigners: String, principal: String, signature: String, message: [UInt8],
+        time: String, namespace: String = "git"
+    ) throws -> Bool {
         let allowed = try write(allowedSigners, nextName("allowed-"))
         let sig = try write(signature, nextName("sig-"))
         let msg = dir.appendingPathComponent(nextName("data-"))
         try Data(message).write(to: msg)
-        let result = try runTool(["ssh-keygen", "-Y", "verify", "-f", allowed, "-I", principal, "-n", namespace,
-                                  "-s", sig, "-Overify-time=\(time)"], stdin: msg, environment: ["TZ": "UTC"])
+        let result = try runTool(
+            [
+                "ssh-keygen", "-Y", "verify", "-f", allowed, "-I", principal, "-n", namespace,
+                "-s", sig, "-Overify-time=\(time)",
+            ], stdin: msg, environment: ["TZ": "UTC"])
         return result.status == 0
     }
 }
@@ -167,14 +181,18 @@ func dearmor(_ armored: String) throws -> [UInt8] {
 
 /// `MAGIC || uint32 1 || string(key) || string(ns) || string("") || string(hashalg) || string(sig)`
 /// around a signature over the PROTOCOL.sshsig signed data, made by `signer`.
-func buildSSHSIG(publicKey: [UInt8], message: [UInt8], namespace: String = "git", hashalg: String = "sha512",
-                 signer: ([UInt8]) throws -> [UInt8]) rethrows -> String {
+func buildSSHSIG(
+    publicKey: [UInt8], message: [UInt8], namespace: String = "git", hashalg: String = "sha512",
+    signer: ([UInt8]) throws -> [UInt8]
+) rethrows -> String {
     let hash: [UInt8] = hashalg == "sha256" ? Array(SHA256.hash(data: message)) : Array(SHA512.hash(data: message))
-    let signed = Array("SSHSIG".utf8) + sshString(Array(namespace.utf8)) + sshString([])
+    let signed =
+        Array("SSHSIG".utf8) + sshString(Array(namespace.utf8)) + sshString([])
         + sshString(Array(hashalg.utf8)) + sshString(hash)
     let sigBlob = try signer(signed)
-    return armor(Array("SSHSIG".utf8) + [0, 0, 0, 1] + sshString(publicKey) + sshString(Array(namespace.utf8))
-        + sshString([]) + sshString(Array(hashalg.utf8)) + sshString(sigBlob))
+    return armor(
+        Array("SSHSIG".utf8) + [0, 0, 0, 1] + sshString(publicKey) + sshString(Array(namespace.utf8))
+            + sshString([]) + sshString(Array(hashalg.utf8)) + sshString(sigBlob))
 }
 
 /// An SSH mpint of a non-negative big-endian number.
@@ -254,7 +272,8 @@ struct RSATestKey {
         let text = try String(contentsOfFile: pem, encoding: .utf8)
         self.path = path
         self.key = key
-        self.privateKey = bits >= 2048
+        self.privateKey =
+            bits >= 2048
             ? try _RSA.Signing.PrivateKey(pemRepresentation: text)
             : try _RSA.Signing.PrivateKey(unsafePEMRepresentation: text)
     }
@@ -276,8 +295,9 @@ struct RSATestKey {
     }
 }
 
-let testMessage = Array(("tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n"
-    + "author A <a@example.com> 1700000000 +0000\n\napprove canary-10\n").utf8)
+let testMessage = Array(
+    ("tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n"
+        + "author A <a@example.com> 1700000000 +0000\n\napprove canary-10\n").utf8)
 
 /// Seconds-precision UTC date from `YYYYMMDD[HHMM[SS]]` (with or without `Z`).
 func utc(_ stamp: String) -> Date {
@@ -286,8 +306,10 @@ func utc(_ stamp: String) -> Date {
 }
 
 /// What rolloutctl decides for one signature, principal and file: verify, then check.
-func rolloutctlAccepts(signature: String, message: [UInt8], allowedSigners: String, principal: String,
-                       time: String, namespace: String = "git") -> (Bool, String) {
+func rolloutctlAccepts(
+    signature: String, message: [UInt8], allowedSigners: String, principal: String,
+    time: String, namespace: String = "git"
+) -> (Bool, String) {
     switch SSHSignatureVerifier.verify(armored: signature, message: message, namespace: namespace) {
     case .invalid(let why), .unsupported(let why):
         return (false, why)

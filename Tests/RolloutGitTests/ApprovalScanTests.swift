@@ -43,15 +43,19 @@ struct ApprovalRepo {
 
     let fixture: GitFixture
 
-    init(identity: String = "ssh-signature", forbidSelfApproval: Bool = true,
-         roles: [String: [String]] = F.defaultRoles, canaryApprovals: [String] = ["engineering-lead", "qa-lead", "sre"],
-         planAuthor: Person = F.robin, planKey: SSHTestKey? = Keys.robin,
-         allowedSigners: String = Keys.allowedSigners) throws {
+    init(
+        identity: String = "ssh-signature", forbidSelfApproval: Bool = true,
+        roles: [String: [String]] = F.defaultRoles, canaryApprovals: [String] = ["engineering-lead", "qa-lead", "sre"],
+        planAuthor: Person = F.robin, planKey: SSHTestKey? = Keys.robin,
+        allowedSigners: String = Keys.allowedSigners
+    ) throws {
         fixture = try GitFixture()
-        try fixture.commitFiles([
-            "policies/approvers.json": F.policy(identity: identity, forbidSelfApproval: forbidSelfApproval, roles: roles),
-            "policies/allowed_signers": allowedSigners,
-        ], "Policies")
+        try fixture.commitFiles(
+            [
+                "policies/approvers.json": F.policy(
+                    identity: identity, forbidSelfApproval: forbidSelfApproval, roles: roles),
+                "policies/allowed_signers": allowedSigners,
+            ], "Policies")
         let plan = [Self.planPath: F.plan(name: Self.rollout, canaryApprovals: canaryApprovals)]
         if let planKey {
             try fixture.signedCommitFiles(plan, "Add exp-001", key: planKey, author: planAuthor)
@@ -77,16 +81,19 @@ struct ApprovalRepo {
     }
 
     func approvalText(phase: String, role: String, approver: String, bodyPhase: String? = nil) throws -> String {
-        F.approval(rollout: Self.rollout, phase: bodyPhase ?? phase, role: role, approver: approver,
-                   plan: try fixture.blobID(of: Self.planPath))
+        F.approval(
+            rollout: Self.rollout, phase: bodyPhase ?? phase, role: role, approver: approver,
+            plan: try fixture.blobID(of: Self.planPath))
     }
 
     /// Adds an approval on a pull-request branch committed by `author` (signed by `key` when given)
     /// and merges it into main. Returns the branch commit and main's new tip.
     @discardableResult
-    func approveViaPullRequest(phase: String, role: String, person: Person, key: SSHTestKey?,
-                               merge: Merge = .mergeCommit, author: Person? = nil, approver: String? = nil,
-                               path: String? = nil, bodyPhase: String? = nil) throws -> (branchCommit: String, tip: String) {
+    func approveViaPullRequest(
+        phase: String, role: String, person: Person, key: SSHTestKey?,
+        merge: Merge = .mergeCommit, author: Person? = nil, approver: String? = nil,
+        path: String? = nil, bodyPhase: String? = nil
+    ) throws -> (branchCommit: String, tip: String) {
         let branch = "approve-\(UUID().uuidString.prefix(8))"
         let text = try approvalText(phase: phase, role: role, approver: approver ?? person.email, bodyPhase: bodyPhase)
         try fixture.git("checkout", "-q", "-b", branch, "main")
@@ -116,10 +123,13 @@ struct ApprovalRepo {
 
     /// Commits an approval straight onto main.
     @discardableResult
-    func approveDirectly(phase: String, role: String, person: Person, key: SSHTestKey?, author: Person? = nil,
-                         approver: String? = nil, suffix: String = "") throws -> String {
-        try fixture.write(approvalPath(phase: phase, role: role, person: person, suffix: suffix),
-                          try approvalText(phase: phase, role: role, approver: approver ?? person.email))
+    func approveDirectly(
+        phase: String, role: String, person: Person, key: SSHTestKey?, author: Person? = nil,
+        approver: String? = nil, suffix: String = ""
+    ) throws -> String {
+        try fixture.write(
+            approvalPath(phase: phase, role: role, person: person, suffix: suffix),
+            try approvalText(phase: phase, role: role, approver: approver ?? person.email))
         if let key {
             return try fixture.signedCommit("Approve \(phase) as \(role)", key: key, author: author ?? person)
         }
@@ -147,10 +157,14 @@ struct ApprovalRepo {
     typealias F = RolloutFixtures
 
     /// Asserts the approval is not counted and its reason contains every fragment.
-    func expectNotCounted(_ status: ApprovalStatus, _ fragments: String..., sourceLocation: SourceLocation = #_sourceLocation) {
+    func expectNotCounted(
+        _ status: ApprovalStatus, _ fragments: String..., sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         #expect(!status.counted, "\(status.path) counted", sourceLocation: sourceLocation)
         for fragment in fragments {
-            #expect(status.reason?.contains(fragment) == true, "reason: \(status.reason ?? "nil")", sourceLocation: sourceLocation)
+            #expect(
+                status.reason?.contains(fragment) == true, "reason: \(status.reason ?? "nil")",
+                sourceLocation: sourceLocation)
         }
     }
 
@@ -161,11 +175,13 @@ struct ApprovalRepo {
         // Merge commit: the approval commit is dana's signed commit on the merged side.
         let merged = try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: F.dana, key: Keys.dana)
         // Squash whose commit quinn signed herself.
-        let squashed = try repo.approveViaPullRequest(phase: "canary-10", role: "qa-lead", person: F.quinn, key: Keys.quinn,
-                                                      merge: .squash(author: F.quinn, key: Keys.quinn))
+        let squashed = try repo.approveViaPullRequest(
+            phase: "canary-10", role: "qa-lead", person: F.quinn, key: Keys.quinn,
+            merge: .squash(author: F.quinn, key: Keys.quinn))
         // Fast-forward.
-        let forwarded = try repo.approveViaPullRequest(phase: "canary-10", role: "engineering-lead", person: F.erin,
-                                                       key: Keys.erin, merge: .fastForward)
+        let forwarded = try repo.approveViaPullRequest(
+            phase: "canary-10", role: "engineering-lead", person: F.erin,
+            key: Keys.erin, merge: .fastForward)
         // A direct commit on main.
         let direct = try repo.approveDirectly(phase: "production", role: "product-owner", person: F.pat, key: Keys.pat)
 
@@ -185,7 +201,10 @@ struct ApprovalRepo {
 
         let plan = try #require(try repo.load().snapshot.rollout(named: ApprovalRepo.rollout)?.plan)
         for phase in plan.phases {
-            #expect(ApprovalRules.missingRoles(plan: plan, policy: nil, statuses: statuses)[plan.phaseIndex(named: phase.name) ?? 0].isEmpty, "\(phase.name)")
+            #expect(
+                ApprovalRules.missingRoles(plan: plan, policy: nil, statuses: statuses)[
+                    plan.phaseIndex(named: phase.name) ?? 0
+                ].isEmpty, "\(phase.name)")
         }
     }
 
@@ -217,22 +236,25 @@ struct ApprovalRepo {
     @Test func signatureByAKeyNotInAllowedSigners() throws {
         let repo = try ApprovalRepo()
         try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: F.dana, key: Keys.mallory)
-        expectNotCounted(try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
-                         "is not in policies/allowed_signers")
+        expectNotCounted(
+            try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
+            "is not in policies/allowed_signers")
     }
 
     @Test func validSignatureOfAnotherPrincipal() throws {
         let repo = try ApprovalRepo()
         try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: F.dana, key: Keys.quinn)
-        expectNotCounted(try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
-                         "allowed for quinn@example.com, not dana@example.com")
+        expectNotCounted(
+            try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
+            "allowed for quinn@example.com, not dana@example.com")
     }
 
     @Test func signatureOutsideItsValidityWindow() throws {
         let repo = try ApprovalRepo()
         try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: F.dana, key: Keys.danaExpired)
-        expectNotCounted(try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
-                         "after valid-before 20250101Z")
+        expectNotCounted(
+            try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
+            "after valid-before 20250101Z")
     }
 
     @Test func tamperedCommitKeepsItsSignatureButFailsVerification() throws {
@@ -244,10 +266,13 @@ struct ApprovalRepo {
 
         let object = try fixture.git("cat-file", "commit", original) + "\n"
         #expect(object.contains("gpgsig -----BEGIN SSH SIGNATURE-----"))
-        let edited = object.replacingOccurrences(of: "Approve canary-10 as sre", with: "Approve canary-10 as sre, edited")
+        let edited = object.replacingOccurrences(
+            of: "Approve canary-10 as sre", with: "Approve canary-10 as sre, edited")
         #expect(edited != object)
-        let forged = try runProgram("git", ["-C", fixture.path, "hash-object", "-t", "commit", "-w", "--stdin"], input: edited)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let forged = try runProgram(
+            "git", ["-C", fixture.path, "hash-object", "-t", "commit", "-w", "--stdin"], input: edited
+        )
+        .trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(forged != original)
         try fixture.git("update-ref", "refs/heads/main", forged)
         let status = try repo.status(path)
@@ -258,15 +283,19 @@ struct ApprovalRepo {
     @Test func squashNotSignedByTheApproverSaysSo() throws {
         let repo = try ApprovalRepo()
         // The hosting service squashes dana's signed commit into an unsigned one...
-        try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: F.dana, key: Keys.dana,
-                                       merge: .squash(author: F.dana, key: nil))
-        expectNotCounted(try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
-                         "is not signed", "squash")
+        try repo.approveViaPullRequest(
+            phase: "canary-10", role: "sre", person: F.dana, key: Keys.dana,
+            merge: .squash(author: F.dana, key: nil))
+        expectNotCounted(
+            try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
+            "is not signed", "squash")
         // ...or signs it with its own key.
-        try repo.approveViaPullRequest(phase: "canary-10", role: "qa-lead", person: F.quinn, key: Keys.quinn,
-                                       merge: .squash(author: F.quinn, key: Keys.service))
-        expectNotCounted(try repo.status(repo.approvalPath(phase: "canary-10", role: "qa-lead", person: F.quinn)),
-                         "is not in policies/allowed_signers", "squash")
+        try repo.approveViaPullRequest(
+            phase: "canary-10", role: "qa-lead", person: F.quinn, key: Keys.quinn,
+            merge: .squash(author: F.quinn, key: Keys.service))
+        expectNotCounted(
+            try repo.status(repo.approvalPath(phase: "canary-10", role: "qa-lead", person: F.quinn)),
+            "is not in policies/allowed_signers", "squash")
     }
 
     // MARK: Plan and role failures
@@ -276,8 +305,9 @@ struct ApprovalRepo {
         try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: F.dana, key: Keys.dana)
         let path = repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)
         #expect(try repo.status(path).counted)
-        try repo.fixture.commitFiles([ApprovalRepo.planPath: F.plan(name: ApprovalRepo.rollout, description: "edited")],
-                                     "Edit the plan")
+        try repo.fixture.commitFiles(
+            [ApprovalRepo.planPath: F.plan(name: ApprovalRepo.rollout, description: "edited")],
+            "Edit the plan")
         expectNotCounted(try repo.status(path), "stale", "approve the current plan again")
     }
 
@@ -285,8 +315,9 @@ struct ApprovalRepo {
         let repo = try ApprovalRepo(planAuthor: F.dana)
         try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: F.dana, key: Keys.dana)
         try repo.approveViaPullRequest(phase: "canary-10", role: "qa-lead", person: F.quinn, key: Keys.quinn)
-        expectNotCounted(try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
-                         "self-approval", "dana@example.com authored", "which changed plan.json")
+        expectNotCounted(
+            try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
+            "self-approval", "dana@example.com authored", "which changed plan.json")
         #expect(try repo.status(repo.approvalPath(phase: "canary-10", role: "qa-lead", person: F.quinn)).counted)
 
         // Without forbidSelfApproval the same approval counts.
@@ -302,8 +333,9 @@ struct ApprovalRepo {
             [ApprovalRepo.planPath: F.plan(name: ApprovalRepo.rollout, description: "edited by dana")],
             "Edit the plan", key: Keys.dana, author: F.robin)
         try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: F.dana, key: Keys.dana)
-        expectNotCounted(try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
-                         "self-approval", "dana@example.com signed", "which changed plan.json")
+        expectNotCounted(
+            try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
+            "self-approval", "dana@example.com signed", "which changed plan.json")
         // Quinn, who neither wrote nor signed it, still counts.
         try repo.approveViaPullRequest(phase: "canary-10", role: "qa-lead", person: F.quinn, key: Keys.quinn)
         #expect(try repo.status(repo.approvalPath(phase: "canary-10", role: "qa-lead", person: F.quinn)).counted)
@@ -328,7 +360,8 @@ struct ApprovalRepo {
         try repo.approveDirectly(phase: "canary-10", role: "sre", person: F.dana, key: Keys.dana, suffix: "-again")
         var statuses = try repo.statuses()
         #expect(statuses.filter(\.counted).count == 1)
-        expectNotCounted(try #require(statuses.first { !$0.counted }), "a role listed twice needs two different approvers")
+        expectNotCounted(
+            try #require(statuses.first { !$0.counted }), "a role listed twice needs two different approvers")
         let plan = try #require(try repo.load().snapshot.rollout(named: ApprovalRepo.rollout)?.plan)
         #expect(ApprovalRules.missingRoles(plan: plan, policy: nil, statuses: statuses)[1] == ["sre"])
 
@@ -342,25 +375,29 @@ struct ApprovalRepo {
     @Test func nonMember() throws {
         let repo = try ApprovalRepo()
         try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: F.pat, key: Keys.pat)
-        expectNotCounted(try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.pat)),
-                         "pat@example.com is not a member of role \"sre\"")
+        expectNotCounted(
+            try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.pat)),
+            "pat@example.com is not a member of role \"sre\"")
     }
 
     @Test func approvalAtTheWrongPath() throws {
         let repo = try ApprovalRepo()
         // The file says production, its folder says canary-10.
-        try repo.approveViaPullRequest(phase: "canary-10", role: "product-owner", person: F.pat, key: Keys.pat,
-                                       bodyPhase: "production")
+        try repo.approveViaPullRequest(
+            phase: "canary-10", role: "product-owner", person: F.pat, key: Keys.pat,
+            bodyPhase: "production")
         let status = try repo.status(repo.approvalPath(phase: "canary-10", role: "product-owner", person: F.pat))
-        expectNotCounted(status, "invalid approval file", "\"phase\" is \"production\" but the file is under approvals/canary-10/")
+        expectNotCounted(
+            status, "invalid approval file", "\"phase\" is \"production\" but the file is under approvals/canary-10/")
     }
 
     @Test func approvalOnlyOnAnUnmergedBranchIsNotListed() throws {
         let repo = try ApprovalRepo()
         let fixture = repo.fixture
         try fixture.git("checkout", "-q", "-b", "pending", "main")
-        try fixture.write(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana),
-                          try repo.approvalText(phase: "canary-10", role: "sre", approver: F.dana.email))
+        try fixture.write(
+            repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana),
+            try repo.approvalText(phase: "canary-10", role: "sre", approver: F.dana.email))
         try fixture.signedCommit("Approve", key: Keys.dana, author: F.dana)
         // HEAD is on the unmerged branch; the protected branch is still read.
         let loaded = try repo.load()
@@ -401,8 +438,9 @@ struct ApprovalRepo {
         let path = repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)
         let text = try repo.approvalText(phase: "canary-10", role: "sre", approver: F.dana.email)
         try fixture.commitFiles([path: text], "Approve", author: F.dana)
-        try fixture.commitFiles([path: text.replacingOccurrences(of: "\n}", with: ",\n  \"comment\": \"x\"\n}")], "Comment",
-                                author: F.robin)
+        try fixture.commitFiles(
+            [path: text.replacingOccurrences(of: "\n}", with: ",\n  \"comment\": \"x\"\n}")], "Comment",
+            author: F.robin)
         let back = try fixture.commitFiles([path: text], "Revert comment", author: F.robin)
         let status = try repo.status(path)
         #expect(status.commit == back)
@@ -417,13 +455,16 @@ struct ApprovalRepo {
         #expect(try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)).counted)
         // Robin commits an approval in quinn's name.
         try repo.approveViaPullRequest(phase: "canary-10", role: "qa-lead", person: F.quinn, key: nil, author: F.robin)
-        expectNotCounted(try repo.status(repo.approvalPath(phase: "canary-10", role: "qa-lead", person: F.quinn)),
-                         "was authored by robin@example.com, not by the approver quinn@example.com")
+        expectNotCounted(
+            try repo.status(repo.approvalPath(phase: "canary-10", role: "qa-lead", person: F.quinn)),
+            "was authored by robin@example.com, not by the approver quinn@example.com")
         // Squash in author mode: the squash commit's author decides.
-        try repo.approveViaPullRequest(phase: "canary-10", role: "engineering-lead", person: F.erin, key: nil,
-                                       merge: .squash(author: F.service, key: nil))
-        expectNotCounted(try repo.status(repo.approvalPath(phase: "canary-10", role: "engineering-lead", person: F.erin)),
-                         "authored by noreply@git.example.com")
+        try repo.approveViaPullRequest(
+            phase: "canary-10", role: "engineering-lead", person: F.erin, key: nil,
+            merge: .squash(author: F.service, key: nil))
+        expectNotCounted(
+            try repo.status(repo.approvalPath(phase: "canary-10", role: "engineering-lead", person: F.erin)),
+            "authored by noreply@git.example.com")
     }
 
     /// Author mode trusts the author field: anyone who can merge can forge it. This is why
@@ -440,10 +481,12 @@ struct ApprovalRepo {
         let repo = try ApprovalRepo()
         try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: F.dana, key: Keys.dana)
         for index in 0..<5 {
-            try repo.fixture.commitFiles(["rollouts/other-\(index)/plan.json": F.plan(name: "other-\(index)")], "Other \(index)")
+            try repo.fixture.commitFiles(
+                ["rollouts/other-\(index)/plan.json": F.plan(name: "other-\(index)")], "Other \(index)")
         }
-        try repo.approveViaPullRequest(phase: "canary-10", role: "qa-lead", person: F.quinn, key: Keys.quinn,
-                                       merge: .squash(author: F.quinn, key: Keys.quinn))
+        try repo.approveViaPullRequest(
+            phase: "canary-10", role: "qa-lead", person: F.quinn, key: Keys.quinn,
+            merge: .squash(author: F.quinn, key: Keys.quinn))
         try repo.approveDirectly(phase: "canary-10", role: "engineering-lead", person: F.erin, key: Keys.erin)
         return repo
     }
@@ -502,8 +545,9 @@ struct ApprovalRepo {
         // Force-push: main goes back, and new commits are made on top.
         try fixture.git("reset", "-q", "--hard", older)
         try repo.approveDirectly(phase: "production", role: "product-owner", person: F.pat, key: Keys.mallory)
-        try repo.approveViaPullRequest(phase: "canary-10", role: "engineering-lead", person: F.erin, key: Keys.erin,
-                                       merge: .fastForward)
+        try repo.approveViaPullRequest(
+            phase: "canary-10", role: "engineering-lead", person: F.erin, key: Keys.erin,
+            merge: .fastForward)
         let warm = try repo.load(cacheFile: cache)
         #expect(warm.scanStatistics.cacheDiscarded)
         let cold = try repo.load()

@@ -10,17 +10,22 @@ import Testing
 @Suite struct ApprovalTrustTests {
     typealias F = RolloutFixtures
 
-    func expectNotCounted(_ status: ApprovalStatus, _ fragments: String..., sourceLocation: SourceLocation = #_sourceLocation) {
+    func expectNotCounted(
+        _ status: ApprovalStatus, _ fragments: String..., sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         #expect(!status.counted, "\(status.path) counted", sourceLocation: sourceLocation)
         for fragment in fragments {
-            #expect(status.reason?.contains(fragment) == true, "reason: \(status.reason ?? "nil")",
-                    sourceLocation: sourceLocation)
+            #expect(
+                status.reason?.contains(fragment) == true, "reason: \(status.reason ?? "nil")",
+                sourceLocation: sourceLocation)
         }
     }
 
     /// A pull request that changes policies/, signed by robin, merged with a merge commit.
     @discardableResult
-    func changePolicy(_ repo: ApprovalRepo, _ files: [String: String], message: String = "Change policy") throws -> String {
+    func changePolicy(_ repo: ApprovalRepo, _ files: [String: String], message: String = "Change policy") throws
+        -> String
+    {
         let fixture = repo.fixture
         let branch = "policy-\(UUID().uuidString.prefix(8))"
         try fixture.git("checkout", "-q", "-b", branch, "main")
@@ -62,8 +67,12 @@ import Testing
         var roles = F.defaultRoles
         roles["sre"] = ["dana@example.com", "sam@example.com", "mallory@example.com"]
         let signers = Keys.allowedSigners + Keys.mallory.allowedSignersLine("mallory@example.com") + "\n"
-        let proposal = try changePolicy(repo, ["policies/approvers.json": F.policy(roles: roles),
-                                               "policies/allowed_signers": signers])
+        let proposal = try changePolicy(
+            repo,
+            [
+                "policies/approvers.json": F.policy(roles: roles),
+                "policies/allowed_signers": signers,
+            ])
         try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: F.mallory, key: Keys.mallory)
         let loaded = try repo.load()
         let status = try #require(loaded.approvals[ApprovalRepo.rollout]?.first)
@@ -80,8 +89,9 @@ import Testing
         try changePolicy(repo, ["policies/approvers.json": F.policy(identity: "author")])
         // Robin commits an approval in dana's name, unsigned: author mode would count it.
         try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: F.dana, key: nil, author: F.dana)
-        expectNotCounted(try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
-                         "is not signed")
+        expectNotCounted(
+            try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
+            "is not signed")
     }
 
     @Test func policyChangeThatAddsAKeyForSomeoneElseDoesNotCount() throws {
@@ -89,21 +99,25 @@ import Testing
         let signers = Keys.allowedSigners + Keys.mallory.allowedSignersLine("dana@example.com") + "\n"
         try changePolicy(repo, ["policies/allowed_signers": signers])
         try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: F.dana, key: Keys.mallory)
-        expectNotCounted(try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
-                         "is not in policies/allowed_signers")
+        expectNotCounted(
+            try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
+            "is not in policies/allowed_signers")
     }
 
     @Test func loosenedHealthSetIsNotUsedUntilApproved() throws {
         let repo = try ApprovalRepo()
-        let strict = #"{"apiVersion": "rolloutctl/v1", "checks": [{"name": "errors", "query": "q", "max": 0.01, "onBreach": "rollback"}]}"#
-        let loose = #"{"apiVersion": "rolloutctl/v1", "checks": [{"name": "errors", "query": "q", "max": 0.5, "onBreach": "rollback"}]}"#
+        let strict =
+            #"{"apiVersion": "rolloutctl/v1", "checks": [{"name": "errors", "query": "q", "max": 0.01, "onBreach": "rollback"}]}"#
+        let loose =
+            #"{"apiVersion": "rolloutctl/v1", "checks": [{"name": "errors", "query": "q", "max": 0.5, "onBreach": "rollback"}]}"#
         try changePolicy(repo, ["policies/health/web.json": strict + "\n"])
         try approvePolicy(repo, role: "sre", person: F.dana, key: Keys.dana)
         #expect(try repo.load().policy.pending == nil)
         let plan = F.plan(name: ApprovalRepo.rollout).replacingOccurrences(
             of: #""checks": ["#, with: #""use": "web", "checks": ["#)
-        try repo.fixture.signedCommitFiles([ApprovalRepo.planPath: plan], "Use the web health set", key: Keys.robin,
-                                           author: F.robin)
+        try repo.fixture.signedCommitFiles(
+            [ApprovalRepo.planPath: plan], "Use the web health set", key: Keys.robin,
+            author: F.robin)
         try changePolicy(repo, ["policies/health/web.json": loose + "\n"])
         let loaded = try repo.load()
         #expect(loaded.policy.pending != nil)
@@ -144,8 +158,9 @@ import Testing
         var roles = F.defaultRoles
         roles["sre"] = ["dana@example.com"]
         try fixture.git("checkout", "-q", "-b", "dana-policy", "main")
-        try fixture.signedCommitFiles(["policies/approvers.json": F.policy(roles: roles)], "Policy", key: Keys.dana,
-                                      author: F.dana)
+        try fixture.signedCommitFiles(
+            ["policies/approvers.json": F.policy(roles: roles)], "Policy", key: Keys.dana,
+            author: F.dana)
         try fixture.git("checkout", "-q", "main")
         try fixture.git("merge", "-q", "--no-ff", "-m", "Merge", "dana-policy", author: F.service)
         try approvePolicy(repo, role: "sre", person: F.dana, key: Keys.dana)
@@ -170,7 +185,8 @@ import Testing
             {"apiVersion": "rolloutctl/v1", "policy": "\(digest)", "role": "sre", "approver": "dana@example.com"}
 
             """
-        try repo.fixture.signedCommitFiles(["policies/approvals/early.json": text], "Early", key: Keys.dana, author: F.dana)
+        try repo.fixture.signedCommitFiles(
+            ["policies/approvals/early.json": text], "Early", key: Keys.dana, author: F.dana)
         try changePolicy(repo, ["policies/approvers.json": policyText])
         let pending = try #require(try repo.load().policy.pending)
         #expect(pending.point.digest == digest)
@@ -186,15 +202,17 @@ import Testing
         try repo.approveViaPullRequest(phase: "canary-10", role: "qa-lead", person: F.quinn, key: Keys.quinn)
         let loaded = try repo.load()
         let plan = try #require(loaded.snapshot.rollout(named: ApprovalRepo.rollout)?.plan)
-        let missing = ApprovalRules.missingRoles(plan: plan, policy: loaded.policy.inForceSet?.approvers,
-                                                 statuses: loaded.approvals[ApprovalRepo.rollout] ?? [])
+        let missing = ApprovalRules.missingRoles(
+            plan: plan, policy: loaded.policy.inForceSet?.approvers,
+            statuses: loaded.approvals[ApprovalRepo.rollout] ?? [])
         #expect(missing[1] == ["sre"])
         #expect(missing[0].isEmpty, "staging raises no production exposure")
         // The floor's role counts once approved.
         try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: F.sam, key: Keys.sam)
         let again = try repo.load()
-        let stillMissing = ApprovalRules.missingRoles(plan: plan, policy: again.policy.inForceSet?.approvers,
-                                                      statuses: again.approvals[ApprovalRepo.rollout] ?? [])
+        let stillMissing = ApprovalRules.missingRoles(
+            plan: plan, policy: again.policy.inForceSet?.approvers,
+            statuses: again.approvals[ApprovalRepo.rollout] ?? [])
         #expect(stillMissing[1].isEmpty)
     }
 
@@ -204,7 +222,8 @@ import Testing
         let repo = try ApprovalRepo()
         let fixture = repo.fixture
         let path = repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)
-        let (approval, _) = try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: F.dana, key: Keys.dana)
+        let (approval, _) = try repo.approveViaPullRequest(
+            phase: "canary-10", role: "sre", person: F.dana, key: Keys.dana)
         #expect(try repo.status(path).counted)
         try fixture.remove(path)
         try fixture.signedCommit("Withdraw dana's approval", key: Keys.robin, author: F.robin)
@@ -229,8 +248,11 @@ import Testing
         let forged = try fixture.commit("Approve as dana", author: F.mallory)
         try fixture.git("checkout", "-q", "main")
         // Dana signs the merge of mallory's branch (as a reviewer pressing merge would).
-        try fixture.git(["-c", "gpg.format=ssh", "-c", "user.signingkey=\(Keys.dana.path)", "merge", "-q", "--no-ff",
-                         "-S", "-m", "Merge forged", "forged"], author: F.dana)
+        try fixture.git(
+            [
+                "-c", "gpg.format=ssh", "-c", "user.signingkey=\(Keys.dana.path)", "merge", "-q", "--no-ff",
+                "-S", "-m", "Merge forged", "forged",
+            ], author: F.dana)
         let status = try repo.status(path)
         #expect(status.commit == forged)
         expectNotCounted(status, "is not signed")
@@ -241,13 +263,16 @@ import Testing
     @Test func anotherPersonsTrivialEditDoesNotLaunderTheApproversChange() throws {
         let repo = try ApprovalRepo()
         let fixture = repo.fixture
-        try fixture.signedCommitFiles([ApprovalRepo.planPath: F.plan(name: ApprovalRepo.rollout, description: "by dana")],
-                                      "Dana's change", key: Keys.dana, author: F.dana)
-        try fixture.signedCommitFiles([ApprovalRepo.planPath: F.plan(name: ApprovalRepo.rollout, description: "by dana ")],
-                                      "Whitespace", key: Keys.robin, author: F.robin)
+        try fixture.signedCommitFiles(
+            [ApprovalRepo.planPath: F.plan(name: ApprovalRepo.rollout, description: "by dana")],
+            "Dana's change", key: Keys.dana, author: F.dana)
+        try fixture.signedCommitFiles(
+            [ApprovalRepo.planPath: F.plan(name: ApprovalRepo.rollout, description: "by dana ")],
+            "Whitespace", key: Keys.robin, author: F.robin)
         try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: F.dana, key: Keys.dana)
-        expectNotCounted(try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
-                         "self-approval", "dana@example.com authored")
+        expectNotCounted(
+            try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
+            "self-approval", "dana@example.com authored")
     }
 
     @Test func unsignedPlanChangeInSignatureModeHidesItsMakerSoNothingCounts() throws {
@@ -271,9 +296,11 @@ import Testing
         let path = repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)
         #expect(try repo.status(path).counted)
         let original = try String(contentsOfFile: fixture.path + "/" + ApprovalRepo.planPath, encoding: .utf8)
-        try fixture.signedCommitFiles([ApprovalRepo.planPath: F.plan(name: ApprovalRepo.rollout, description: "v2")],
-                                      "Edit", key: Keys.robin, author: F.robin)
-        try fixture.signedCommitFiles([ApprovalRepo.planPath: original], "Revert to v1", key: Keys.robin, author: F.robin)
+        try fixture.signedCommitFiles(
+            [ApprovalRepo.planPath: F.plan(name: ApprovalRepo.rollout, description: "v2")],
+            "Edit", key: Keys.robin, author: F.robin)
+        try fixture.signedCommitFiles(
+            [ApprovalRepo.planPath: original], "Revert to v1", key: Keys.robin, author: F.robin)
         expectNotCounted(try repo.status(path), "merged before the plan took its current content")
         // A fresh approval of the (same) content counts.
         try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: F.sam, key: Keys.sam)
@@ -307,7 +334,8 @@ import Testing
 
     @Test func policyRootIsTheFirstCommitWithApproversAndCanBeMovedByTheOperator() throws {
         let repo = try ApprovalRepo()
-        let root = try repo.fixture.git("rev-list", "--max-parents=0", "HEAD").trimmingCharacters(in: .whitespacesAndNewlines)
+        let root = try repo.fixture.git("rev-list", "--max-parents=0", "HEAD").trimmingCharacters(
+            in: .whitespacesAndNewlines)
         let loaded = try repo.load()
         #expect(loaded.policy.root?.commit == root)
         // An unapproved change, then the operator makes it the root (init --policy-root).
@@ -315,15 +343,17 @@ import Testing
         roles["sre"] = ["pat@example.com"]
         let proposal = try changePolicy(repo, ["policies/approvers.json": F.policy(roles: roles)])
         #expect(try repo.load().policy.pending != nil)
-        let moved = try RepositoryReader.load(repository: try GitRepository(path: repo.path), ref: nil, cacheFile: nil,
-                                              policyRoot: proposal)
+        let moved = try RepositoryReader.load(
+            repository: try GitRepository(path: repo.path), ref: nil, cacheFile: nil,
+            policyRoot: proposal)
         #expect(moved.policy.root?.commit == proposal)
         #expect(moved.policy.pending == nil)
         #expect(moved.policy.inForceSet?.approvers?.isMember("pat@example.com", of: "sre") == true)
         // A root that is not on the first-parent line is refused.
         #expect(throws: GitError.self) {
-            _ = try RepositoryReader.load(repository: try GitRepository(path: repo.path), ref: nil, cacheFile: nil,
-                                          policyRoot: String(repeating: "1", count: 40))
+            _ = try RepositoryReader.load(
+                repository: try GitRepository(path: repo.path), ref: nil, cacheFile: nil,
+                policyRoot: String(repeating: "1", count: 40))
         }
     }
 }

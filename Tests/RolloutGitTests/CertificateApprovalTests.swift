@@ -24,12 +24,15 @@ import Testing
             + Keys.robin.allowedSignersLine("robin@example.com") + "\n"
     }
 
-    func expectNotCounted(_ status: ApprovalStatus, _ fragments: String...,
-                          sourceLocation: SourceLocation = #_sourceLocation) {
+    func expectNotCounted(
+        _ status: ApprovalStatus, _ fragments: String...,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         #expect(!status.counted, "\(status.path) counted", sourceLocation: sourceLocation)
         for fragment in fragments {
-            #expect(status.reason?.contains(fragment) == true, "reason: \(status.reason ?? "nil")",
-                    sourceLocation: sourceLocation)
+            #expect(
+                status.reason?.contains(fragment) == true, "reason: \(status.reason ?? "nil")",
+                sourceLocation: sourceLocation)
         }
     }
 
@@ -48,24 +51,27 @@ import Testing
         let repo = try ApprovalRepo(allowedSigners: Self.allowedSigners)
         repo.fixture.setClock(1_767_916_800)  // 2026-01-09T00:00:00Z, a day after the certificate expired
         try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: F.dana, key: Self.danaCertificate)
-        expectNotCounted(try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
-                         "certificate key ID \"dana\"", "certificate expired", "valid before 2026-01-08T00:00:00Z")
+        expectNotCounted(
+            try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
+            "certificate key ID \"dana\"", "certificate expired", "valid before 2026-01-08T00:00:00Z")
     }
 
     @Test func certificateForAnotherPrincipalDoesNotCount() throws {
         // sam is an SRE too, but the certificate names only dana.
         let repo = try ApprovalRepo(allowedSigners: Self.allowedSigners)
         try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: F.sam, key: Self.danaCertificate)
-        expectNotCounted(try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.sam)),
-                         "principal sam@example.com is not in the certificate (principals: dana@example.com)")
+        expectNotCounted(
+            try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.sam)),
+            "principal sam@example.com is not in the certificate (principals: dana@example.com)")
     }
 
     @Test func certificateWithoutACertAuthorityLineDoesNotCount() throws {
         // A revoked CA is a removed line: the same certificate no longer counts.
         let repo = try ApprovalRepo(allowedSigners: Self.quinnRSA.allowedSignersLine("quinn@example.com") + "\n")
         try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: F.dana, key: Self.danaCertificate)
-        expectNotCounted(try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
-                         "which no cert-authority line in policies/allowed_signers lists")
+        expectNotCounted(
+            try repo.status(repo.approvalPath(phase: "canary-10", role: "sre", person: F.dana)),
+            "which no cert-authority line in policies/allowed_signers lists")
     }
 
     @Test func keyOnlyOnAnUnreadableLineSaysSo() throws {
@@ -73,12 +79,14 @@ import Testing
         let line = Self.quinnRSA.allowedSignersLine("quinn@example.com", options: "namespaces=git")
         let repo = try ApprovalRepo(allowedSigners: line + "\n")
         try repo.approveViaPullRequest(phase: "canary-10", role: "qa-lead", person: F.quinn, key: Self.quinnRSA)
-        expectNotCounted(try repo.status(repo.approvalPath(phase: "canary-10", role: "qa-lead", person: F.quinn)),
-                         "appears in policies/allowed_signers only on line 1, which cannot be read: "
-                            + "value of option namespaces must be in double quotes (column 30)")
+        expectNotCounted(
+            try repo.status(repo.approvalPath(phase: "canary-10", role: "qa-lead", person: F.quinn)),
+            "appears in policies/allowed_signers only on line 1, which cannot be read: "
+                + "value of option namespaces must be in double quotes (column 30)")
         // validate reports the same line and column.
         let loaded = try repo.load()
-        #expect(loaded.snapshot.policyDiagnostics.map(\.description)
-            == ["policies/allowed_signers:1:30: value of option namespaces must be in double quotes"])
+        #expect(
+            loaded.snapshot.policyDiagnostics.map(\.description)
+                == ["policies/allowed_signers:1:30: value of option namespaces must be in double quotes"])
     }
 }

@@ -12,10 +12,11 @@ import Testing
     /// A repository with a policy and one rollout on `main`.
     static func basicRepository(bare: Bool = false) throws -> GitFixture {
         let fixture = try GitFixture()
-        try fixture.commitFiles([
-            "policies/approvers.json": F.policy(identity: "author"),
-            "rollouts/exp-001/plan.json": F.plan(name: "exp-001"),
-        ], "Add exp-001")
+        try fixture.commitFiles(
+            [
+                "policies/approvers.json": F.policy(identity: "author"),
+                "rollouts/exp-001/plan.json": F.plan(name: "exp-001"),
+            ], "Add exp-001")
         return fixture
     }
 
@@ -63,7 +64,8 @@ import Testing
         #expect(repository.isBare)
         let tip = try repository.resolveCommit("main")
         #expect(tip.description == (try source.head()))
-        #expect(try repository.listFiles(commit: tip, under: ["rollouts"]).map(\.path) == ["rollouts/exp-001/plan.json"])
+        #expect(
+            try repository.listFiles(commit: tip, under: ["rollouts"]).map(\.path) == ["rollouts/exp-001/plan.json"])
         // The default ref works on a bare repository too.
         let resolved = try RepositoryReader.resolve(repository: repository, ref: nil)
         #expect(resolved.ref == "main")
@@ -81,11 +83,14 @@ import Testing
         #expect(Self.errorCode { () throws(GitError) in _ = try GitRepository(path: folder.path) } == .notARepository)
         // A plain file is not a repository either.
         try Data("x".utf8).write(to: URL(fileURLWithPath: folder.file("file")))
-        #expect(Self.errorCode { () throws(GitError) in _ = try GitRepository(path: folder.file("file")) } == .notARepository)
+        #expect(
+            Self.errorCode { () throws(GitError) in _ = try GitRepository(path: folder.file("file")) }
+                == .notARepository)
         // A subfolder of a repository is not searched upwards.
         let fixture = try Self.basicRepository()
-        #expect(Self.errorCode { () throws(GitError) in _ = try GitRepository(path: fixture.path + "/rollouts") }
-            == .notARepository)
+        #expect(
+            Self.errorCode { () throws(GitError) in _ = try GitRepository(path: fixture.path + "/rollouts") }
+                == .notARepository)
     }
 
     @Test func emptyRepository() throws {
@@ -94,10 +99,12 @@ import Testing
             let repository = try GitRepository(path: fixture.path)
             #expect(repository.isEmpty)
             #expect(Self.errorCode { () throws(GitError) in _ = try repository.head() } == .emptyRepository)
-            #expect(Self.errorCode { () throws(GitError) in _ = try repository.resolveCommit("main") } == .emptyRepository)
-            #expect(Self.errorCode { () throws(GitError) in
-                _ = try RepositoryReader.resolve(repository: repository, ref: nil)
-            } == .emptyRepository)
+            #expect(
+                Self.errorCode { () throws(GitError) in _ = try repository.resolveCommit("main") } == .emptyRepository)
+            #expect(
+                Self.errorCode { () throws(GitError) in
+                    _ = try RepositoryReader.resolve(repository: repository, ref: nil)
+                } == .emptyRepository)
         }
     }
 
@@ -126,7 +133,10 @@ import Testing
         #expect(try repository.resolveCommit(String(second.prefix(7))).description == second)
         try fixture.git("checkout", "-q", "--detach", second)
         #expect(try repository.head().description == second)
-        #expect(try repository.listFiles(commit: try repository.resolveCommit(String(second.prefix(10))), under: ["rollouts"])
+        #expect(
+            try repository.listFiles(
+                commit: try repository.resolveCommit(String(second.prefix(10))), under: ["rollouts"]
+            )
             .map(\.path) == ["rollouts/exp-001/plan.json", "rollouts/exp-002/plan.json"])
     }
 
@@ -134,7 +144,9 @@ import Testing
         let fixture = try Self.basicRepository()
         let repository = try GitRepository(path: fixture.path)
         for ref in ["nope", "refs/heads/nope", "0123456789abcdef0123456789abcdef01234567", "main~5"] {
-            #expect(Self.errorCode { () throws(GitError) in _ = try repository.resolveCommit(ref) } == .unknownRef, "\(ref)")
+            #expect(
+                Self.errorCode { () throws(GitError) in _ = try repository.resolveCommit(ref) } == .unknownRef, "\(ref)"
+            )
         }
         // A tag on a tree does not name a commit.
         let tree = try fixture.git("rev-parse", "HEAD^{tree}")
@@ -157,8 +169,9 @@ import Testing
         #expect(resolved.ref == "work")
         #expect(resolved.commit.description == work)
         // protectedBranch names a branch that does not exist: HEAD.
-        let release = try fixture.commitFiles(["policies/approvers.json": F.policy(identity: "author", protectedBranch: "release")],
-                                              "Protect release")
+        let release = try fixture.commitFiles(
+            ["policies/approvers.json": F.policy(identity: "author", protectedBranch: "release")],
+            "Protect release")
         resolved = try RepositoryReader.resolve(repository: repository, ref: nil)
         #expect(resolved.ref == "HEAD")
         #expect(resolved.commit.description == release)
@@ -193,11 +206,14 @@ import Testing
     @Test func symlinksAndSubmodulesAreListedWithTheirKinds() throws {
         let fixture = try Self.basicRepository()
         let target = try fixture.head()
-        try FileManager.default.createDirectory(atPath: fixture.path + "/rollouts/exp-001/approvals/staging",
-                                                withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: fixture.path + "/rollouts/exp-001/approvals/staging/link.json",
-                                                   withDestinationPath: "../../plan.json")
-        try fixture.git("update-index", "--add", "--cacheinfo", "160000,\(target),rollouts/exp-001/approvals/staging/sub.json")
+        try FileManager.default.createDirectory(
+            atPath: fixture.path + "/rollouts/exp-001/approvals/staging",
+            withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(
+            atPath: fixture.path + "/rollouts/exp-001/approvals/staging/link.json",
+            withDestinationPath: "../../plan.json")
+        try fixture.git(
+            "update-index", "--add", "--cacheinfo", "160000,\(target),rollouts/exp-001/approvals/staging/sub.json")
         try fixture.git("add", "rollouts/exp-001/approvals/staging/link.json")
         try fixture.git("commit", "-q", "-m", "Link and submodule")
         let repository = try GitRepository(path: fixture.path)
@@ -209,18 +225,26 @@ import Testing
         #expect(byPath["rollouts/exp-001/plan.json"]?.kind == .blob)
         let messages = try RepositoryReader.snapshot(repository: repository, commit: try repository.head())
             .allDiagnostics.map(\.description)
-        #expect(messages.contains("rollouts/exp-001/approvals/staging/sub.json:1:1: is a submodule; rolloutctl reads only regular files"))
-        #expect(messages.contains("rollouts/exp-001/approvals/staging/link.json:1:1: is a symbolic link; rolloutctl reads only regular files"))
+        #expect(
+            messages.contains(
+                "rollouts/exp-001/approvals/staging/sub.json:1:1: is a submodule; rolloutctl reads only regular files"))
+        #expect(
+            messages.contains(
+                "rollouts/exp-001/approvals/staging/link.json:1:1: is a symbolic link; rolloutctl reads only "
+                    + "regular files"
+            ))
     }
 
     @Test func largeBlobSizeComesFromTheHeaderWithoutReadingIt() throws {
         let fixture = try Self.basicRepository()
         let size = 3 * (1 << 20) + 17
-        try fixture.write("rollouts/exp-001/approvals/staging/big.json", Data(repeating: UInt8(ascii: "a"), count: size))
+        try fixture.write(
+            "rollouts/exp-001/approvals/staging/big.json", Data(repeating: UInt8(ascii: "a"), count: size))
         let commit = try fixture.commit("Big file")
         try fixture.git("gc", "-q")  // packed objects too
         let repository = try GitRepository(path: fixture.path)
-        let files = try repository.listFiles(commit: try #require(ObjectID(hex: commit)), under: ["rollouts", "policies"])
+        let files = try repository.listFiles(
+            commit: try #require(ObjectID(hex: commit)), under: ["rollouts", "policies"])
         let big = try #require(files.first { $0.path.hasSuffix("big.json") })
         #expect(big.size == size)
         var read: [String] = []
@@ -230,8 +254,9 @@ import Testing
         }
         #expect(!read.contains(big.path))
         #expect(read.contains("rollouts/exp-001/plan.json"))
-        #expect(snapshot.allDiagnostics.map(\.description)
-            == ["rollouts/exp-001/approvals/staging/big.json:1:1: is \(size) bytes, over the 1 MiB limit"])
+        #expect(
+            snapshot.allDiagnostics.map(\.description)
+                == ["rollouts/exp-001/approvals/staging/big.json:1:1: is \(size) bytes, over the 1 MiB limit"])
     }
 
     // MARK: Ownership
@@ -278,8 +303,13 @@ import Testing
         #expect(try repository.resolveCommit("main").description == before)
 
         // A branch the remote does not have, a remote that does not exist.
-        #expect(Self.errorCode { () throws(GitError) in _ = try repository.fetch(remote: "upstream", branch: "nope") } == .fetchFailed)
-        #expect(Self.errorCode { () throws(GitError) in _ = try repository.fetch(remote: parent.file("nowhere"), branch: "main") }
-            == .fetchFailed)
+        #expect(
+            Self.errorCode { () throws(GitError) in _ = try repository.fetch(remote: "upstream", branch: "nope") }
+                == .fetchFailed)
+        #expect(
+            Self.errorCode { () throws(GitError) in
+                _ = try repository.fetch(remote: parent.file("nowhere"), branch: "main")
+            }
+                == .fetchFailed)
     }
 }

@@ -16,7 +16,7 @@ import Testing
     struct Random {
         var state: UInt64
         mutating func next() -> UInt64 {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             return state >> 33
         }
         mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
@@ -57,11 +57,13 @@ import Testing
             return files
         }
         func parents(_ commit: String) throws -> [String] {
-            try fixture.git("rev-list", "--parents", "-n", "1", commit).split(separator: " ").dropFirst().map(String.init)
+            try fixture.git("rev-list", "--parents", "-n", "1", commit).split(separator: " ").dropFirst().map(
+                String.init)
         }
         func mergedSide(_ merge: String) throws -> [String] {
             let ps = try parents(merge)
-            return try fixture.git(["rev-list"] + ps.dropFirst() + ["--not", ps[0]]).split(separator: "\n").map(String.init)
+            return try fixture.git(["rev-list"] + ps.dropFirst() + ["--not", ps[0]]).split(separator: "\n").map(
+                String.init)
         }
         let line = try fixture.git("rev-list", "--first-parent", tip).split(separator: "\n").map(String.init)
         func blob(_ path: String, at index: Int) throws -> String? {
@@ -111,8 +113,10 @@ import Testing
         return result
     }
 
-    private static func blobBefore(_ path: String, _ k: Int, _ line: [String],
-                                   _ tree: (String) throws -> [String: String]) throws -> String? {
+    private static func blobBefore(
+        _ path: String, _ k: Int, _ line: [String],
+        _ tree: (String) throws -> [String: String]
+    ) throws -> String? {
         k + 1 < line.count ? try tree(line[k + 1])[path] : nil
     }
 
@@ -120,12 +124,14 @@ import Testing
     static func answers(_ index: HistoryIndex) -> [String: Answer] {
         var result: [String: Answer] = [:]
         for (path, evidence) in index.evidence where path.hasPrefix("rollouts/") {
-            result[path] = Answer(mergePoint: evidence.mergePoint, viaMerge: evidence.viaMerge,
-                                  approvalCommit: evidence.approvalCommit?.id)
+            result[path] = Answer(
+                mergePoint: evidence.mergePoint, viaMerge: evidence.viaMerge,
+                approvalCommit: evidence.approvalCommit?.id)
         }
         for (path, history) in index.planHistories {
-            result[path] = Answer(mergePoint: history.changeCommit, viaMerge: false, approvalCommit: nil,
-                                  makers: history.makers.map(\.commit.id).sorted())
+            result[path] = Answer(
+                mergePoint: history.changeCommit, viaMerge: false, approvalCommit: nil,
+                makers: history.makers.map(\.commit.id).sorted())
         }
         return result
     }
@@ -138,8 +144,10 @@ import Testing
         }
     }
 
-    static func walk(_ repository: GitRepository, tip: ObjectID, tracked: [String: String],
-                     cache: WalkState?) throws -> (HistoryIndex, HistoryWalker) {
+    static func walk(
+        _ repository: GitRepository, tip: ObjectID, tracked: [String: String],
+        cache: WalkState?
+    ) throws -> (HistoryIndex, HistoryWalker) {
         let walker = try HistoryWalker(repository: repository, cache: cache, policyRoot: nil)
         return (try walker.walk(to: tip, tracked: tracked), walker)
     }
@@ -157,13 +165,18 @@ import Testing
     /// Replay: a branch from an older commit that still has a since-removed approval file, merged with
     /// that file kept (a merge made by hand). Its approval commit is already on main, so the merged
     /// side has no commit that adds the file.
-    static func replay(_ fixture: GitFixture, step: Int, removed: inout [String: String], rollouts: [String],
-                       author: GitFixture.Person) throws {
-        guard let (path, text) = removed.sorted(by: { $0.key < $1.key }).first(where: {
-            rollouts.contains(String($0.key.split(separator: "/")[1]))
-                && !FileManager.default.fileExists(atPath: fixture.path + "/" + $0.key)
-        }) else { return }
-        let old = try fixture.git("rev-list", "-n", "1", "main", "--", path).trimmingCharacters(in: .whitespacesAndNewlines)
+    static func replay(
+        _ fixture: GitFixture, step: Int, removed: inout [String: String], rollouts: [String],
+        author: GitFixture.Person
+    ) throws {
+        guard
+            let (path, text) = removed.sorted(by: { $0.key < $1.key }).first(where: {
+                rollouts.contains(String($0.key.split(separator: "/")[1]))
+                    && !FileManager.default.fileExists(atPath: fixture.path + "/" + $0.key)
+            })
+        else { return }
+        let old = try fixture.git("rev-list", "-n", "1", "main", "--", path).trimmingCharacters(
+            in: .whitespacesAndNewlines)
         guard !old.isEmpty else { return }
         try fixture.git("checkout", "-q", "-b", "replay-\(step)", "\(old)^")
         try fixture.commitFiles(["notes/replay-\(step).txt": "z"], "Unrelated", author: author)
@@ -176,18 +189,26 @@ import Testing
     }
 
     /// Grows a repository by `steps` random operations on main (some through branches).
-    static func grow(_ fixture: GitFixture, steps: Int, random: inout Random, rollouts: inout [String],
-                     removed: inout [String: String]) throws {
+    static func grow(
+        _ fixture: GitFixture, steps: Int, random: inout Random, rollouts: inout [String],
+        removed: inout [String: String]
+    ) throws {
         let people = [F.dana, F.quinn, F.erin, F.pat, F.robin]
         func approvalFile(_ rollout: String) -> (String, String) {
             let person = random.pick(people)
             let phase = random.pick(["canary-10", "production"])
             let path = "rollouts/\(rollout)/approvals/\(phase)/\(person.email.prefix(4))-\(random.below(4)).json"
-            return (path, F.approval(rollout: rollout, phase: phase, role: "sre", approver: person.email,
-                                     plan: String(repeating: "0", count: 39) + String(random.below(10))))
+            return (
+                path,
+                F.approval(
+                    rollout: rollout, phase: phase, role: "sre", approver: person.email,
+                    plan: String(repeating: "0", count: 39) + String(random.below(10)))
+            )
         }
         func existingApprovals() throws -> [String] {
-            try fixture.git("ls-files", "rollouts").split(separator: "\n").map(String.init).filter { $0.contains("/approvals/") }
+            try fixture.git("ls-files", "rollouts").split(separator: "\n").map(String.init).filter {
+                $0.contains("/approvals/")
+            }
         }
         for _ in 0..<steps {
             let step = random.below(1_000_000)
@@ -196,11 +217,13 @@ import Testing
             case 0 where rollouts.count < 8:
                 let name = "r\(rollouts.count)-\(random.below(1000))"
                 rollouts.append(name)
-                try fixture.commitFiles(["rollouts/\(name)/plan.json": F.plan(name: name)], "Add \(name)", author: author)
+                try fixture.commitFiles(
+                    ["rollouts/\(name)/plan.json": F.plan(name: name)], "Add \(name)", author: author)
             case 1, 2:
                 let name = random.pick(rollouts)
-                try fixture.commitFiles(["rollouts/\(name)/plan.json": F.plan(name: name, description: "rev \(random.below(3))")],
-                                        "Edit \(name)", author: author)
+                try fixture.commitFiles(
+                    ["rollouts/\(name)/plan.json": F.plan(name: name, description: "rev \(random.below(3))")],
+                    "Edit \(name)", author: author)
             case 3, 4:
                 let (path, text) = approvalFile(random.pick(rollouts))
                 try fixture.commitFiles([path: text], "Approve directly", author: author)
@@ -214,7 +237,8 @@ import Testing
                 }
                 if random.below(3) == 0 {
                     let (other, otherText) = approvalFile(random.pick(rollouts))
-                    try fixture.commitFiles([other: otherText], "Second approval on the branch", author: random.pick(people))
+                    try fixture.commitFiles(
+                        [other: otherText], "Second approval on the branch", author: random.pick(people))
                 }
                 try fixture.git("checkout", "-q", "main")
                 if random.below(2) == 0 { try fixture.commitFiles(["main/\(step).txt": "y"], "Main moves on") }
@@ -239,7 +263,8 @@ import Testing
                 let path = random.pick(removed.keys.sorted())
                 let text = removed.removeValue(forKey: path)!
                 guard rollouts.contains(String(path.split(separator: "/")[1])),
-                      !FileManager.default.fileExists(atPath: fixture.path + "/" + path) else { continue }
+                    !FileManager.default.fileExists(atPath: fixture.path + "/" + path)
+                else { continue }
                 try fixture.commitFiles([path: text], "Re-add \(path)", author: author)
             case 11:
                 try replay(fixture, step: step, removed: &removed, rollouts: rollouts, author: author)
@@ -272,8 +297,10 @@ import Testing
         let fixture = try GitFixture()
         func folder(_ name: String, plan: String? = nil, approval: String? = nil) -> [String: String] {
             let same = name.hasPrefix("d")  // d1, d2, d3: identical trees
-            return ["rollouts/\(name)/plan.json": plan ?? (same ? "{}\n" : "{\"name\": \"\(name)\"}\n"),
-                    "rollouts/\(name)/approvals/p/x.json": approval ?? (same ? "{\"x\": 1}\n" : "{\"x\": \"\(name)\"}\n")]
+            return [
+                "rollouts/\(name)/plan.json": plan ?? (same ? "{}\n" : "{\"name\": \"\(name)\"}\n"),
+                "rollouts/\(name)/approvals/p/x.json": approval ?? (same ? "{\"x\": 1}\n" : "{\"x\": \"\(name)\"}\n"),
+            ]
         }
         var initial: [String: String] = [:]
         for name in ["a", "a-1", "a.1", "a0", "ab", "b", "d1", "d2", "d3", "m", "z", "zz"] {
@@ -284,33 +311,74 @@ import Testing
             ("edit first", { try fixture.commitFiles(folder("a", plan: "{\"v\": 2}\n"), "1") }),
             ("edit last", { try fixture.commitFiles(folder("zz", approval: "{\"v\": 2}\n"), "2") }),
             ("edit middle", { try fixture.commitFiles(folder("m", plan: "{\"v\": 2}\n"), "3") }),
-            ("edit first and last", {
-                try fixture.commitFiles(folder("a", plan: "{\"v\": 3}\n").merging(folder("zz", plan: "{\"v\": 3}\n")) { $1 }, "4")
-            }),
-            ("remove first", { try fixture.remove("rollouts/a"); try fixture.commit("5") }),
-            ("remove last", { try fixture.remove("rollouts/zz"); try fixture.commit("6") }),
+            (
+                "edit first and last",
+                {
+                    try fixture.commitFiles(
+                        folder("a", plan: "{\"v\": 3}\n").merging(folder("zz", plan: "{\"v\": 3}\n")) { $1 }, "4")
+                }
+            ),
+            (
+                "remove first",
+                {
+                    try fixture.remove("rollouts/a")
+                    try fixture.commit("5")
+                }
+            ),
+            (
+                "remove last",
+                {
+                    try fixture.remove("rollouts/zz")
+                    try fixture.commit("6")
+                }
+            ),
             ("add a new first", { try fixture.commitFiles(folder("0"), "7") }),
             ("add a new last", { try fixture.commitFiles(folder("zzz"), "8") }),
             ("re-add the old first, same bytes", { try fixture.commitFiles(folder("a", plan: "{\"v\": 3}\n"), "9") }),
-            ("remove between identical neighbours", { try fixture.remove("rollouts/d2"); try fixture.commit("10") }),
+            (
+                "remove between identical neighbours",
+                {
+                    try fixture.remove("rollouts/d2")
+                    try fixture.commit("10")
+                }
+            ),
             ("add it back identical", { try fixture.commitFiles(folder("d2"), "11") }),
             ("make it differ", { try fixture.commitFiles(folder("d2", approval: "{\"x\": 2}\n"), "12") }),
             ("make it identical again", { try fixture.commitFiles(folder("d2"), "13") }),
             ("a file among the folders", { try fixture.commitFiles(["rollouts/a.md": "x\n"], "14") }),
             ("outside rollouts", { try fixture.commitFiles(["docs/x.md": "x\n"], "15") }),
-            ("a folder becomes a file", { try fixture.remove("rollouts/b"); try fixture.commitFiles(["rollouts/b": "b\n"], "16") }),
-            ("and a folder again", { try fixture.remove("rollouts/b"); try fixture.commitFiles(folder("b"), "17") }),
-            ("several at once", {
-                try fixture.remove("rollouts/0")
-                try fixture.remove("rollouts/a.md")
-                try fixture.commitFiles(folder("a-1", plan: "{\"v\": 4}\n").merging(folder("a0", approval: "{\"v\": 4}\n")) { $1 }
-                    .merging(folder("y")) { $1 }.merging(folder("zzz", plan: "{\"v\": 4}\n")) { $1 }, "18")
-            }),
-            ("remove all but one", {
-                for name in try fixture.git("ls-tree", "--name-only", "HEAD", "rollouts/").split(separator: "\n")
-                where name != "rollouts/m" { try fixture.remove(String(name)) }
-                try fixture.commit("19")
-            }),
+            (
+                "a folder becomes a file",
+                {
+                    try fixture.remove("rollouts/b")
+                    try fixture.commitFiles(["rollouts/b": "b\n"], "16")
+                }
+            ),
+            (
+                "and a folder again",
+                {
+                    try fixture.remove("rollouts/b")
+                    try fixture.commitFiles(folder("b"), "17")
+                }
+            ),
+            (
+                "several at once",
+                {
+                    try fixture.remove("rollouts/0")
+                    try fixture.remove("rollouts/a.md")
+                    try fixture.commitFiles(
+                        folder("a-1", plan: "{\"v\": 4}\n").merging(folder("a0", approval: "{\"v\": 4}\n")) { $1 }
+                            .merging(folder("y")) { $1 }.merging(folder("zzz", plan: "{\"v\": 4}\n")) { $1 }, "18")
+                }
+            ),
+            (
+                "remove all but one",
+                {
+                    for name in try fixture.git("ls-tree", "--name-only", "HEAD", "rollouts/").split(separator: "\n")
+                    where name != "rollouts/m" { try fixture.remove(String(name)) }
+                    try fixture.commit("19")
+                }
+            ),
             ("and fill again", { try fixture.commitFiles(initial, "20") }),
         ]
         var cache: WalkState?
@@ -353,7 +421,8 @@ import Testing
             }
             try Self.grow(fixture, steps: 8, random: &random, rollouts: &rollouts, removed: &removed)
             if round % 3 == 2 {
-                try Self.replay(fixture, step: 1_000_000 + round, removed: &removed, rollouts: rollouts, author: F.mallory)
+                try Self.replay(
+                    fixture, step: 1_000_000 + round, removed: &removed, rollouts: rollouts, author: F.mallory)
             }
             let tip = try fixture.head()
             let oracle = try Self.oracle(fixture, tip: tip)
@@ -380,7 +449,8 @@ import Testing
 
             // The full load agrees too, through the cache file and cold.
             let viaFile = try RepositoryReader.load(repository: repository, ref: nil, cacheFile: cacheDir.file("walk"))
-            let viaFileAgain = try RepositoryReader.load(repository: repository, ref: nil, cacheFile: cacheDir.file("walk"))
+            let viaFileAgain = try RepositoryReader.load(
+                repository: repository, ref: nil, cacheFile: cacheDir.file("walk"))
             let coldLoad = try RepositoryReader.load(repository: repository, ref: nil, cacheFile: nil)
             #expect(viaFile.approvals == coldLoad.approvals)
             #expect(viaFileAgain.approvals == coldLoad.approvals)

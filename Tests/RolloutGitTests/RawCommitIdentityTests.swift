@@ -1,8 +1,9 @@
 import Foundation
 import RolloutCore
-@testable import RolloutGit
 import RolloutTestSupport
 import Testing
+
+@testable import RolloutGit
 
 /// The walk reads authors, committers and signatures from raw commit objects; libgit2's own parser
 /// and `git_commit_extract_signature` are the oracle, on real commits (signed, unsigned, merges).
@@ -11,8 +12,9 @@ import Testing
         let repo = try ApprovalRepo()
         try repo.approveViaPullRequest(phase: "canary-10", role: "sre", person: RolloutFixtures.dana, key: Keys.dana)
         try repo.approveDirectly(phase: "production", role: "product-owner", person: RolloutFixtures.pat, key: nil)
-        try repo.approveViaPullRequest(phase: "canary-10", role: "qa-lead", person: RolloutFixtures.quinn,
-                                       key: Keys.quinn, merge: .squash(author: RolloutFixtures.quinn, key: Keys.quinn))
+        try repo.approveViaPullRequest(
+            phase: "canary-10", role: "qa-lead", person: RolloutFixtures.quinn,
+            key: Keys.quinn, merge: .squash(author: RolloutFixtures.quinn, key: Keys.quinn))
         let repository = try GitRepository(path: repo.path)
         let odb = try ObjectDatabase(repository)
         let commits = try repo.fixture.git("rev-list", "--all").split(separator: "\n").map(String.init)

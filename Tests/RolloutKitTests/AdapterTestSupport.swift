@@ -1,8 +1,9 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
-@testable import RolloutAdapters
 import RolloutTestSupport
+
+@testable import RolloutAdapters
 
 /// Log lines captured by `AdapterLogRecorder`, one string per line (message and metadata).
 final class AdapterLogLines: @unchecked Sendable {

@@ -1,9 +1,10 @@
 import Foundation
-import Testing
 import RolloutAdapters
 import RolloutCore
-@testable import RolloutKit
 import RolloutTestSupport
+import Testing
+
+@testable import RolloutKit
 
 /// EXP-001 from start to finish, against a real git repository, the embedded flag store and a
 /// real SQLite state database, with time moving in hours.
@@ -45,8 +46,12 @@ import RolloutTestSupport
         report = try await world.run(hours: 3)
         rollout = try #require(report.rollout())
         #expect(rollout.nextPhase == "canary-10")
-        #expect(rollout.changes == [Change(environment: "production", from: nil,
-                                           to: FlagEnvironmentState(enabled: true, coverage: 10), reason: .advance)])
+        #expect(
+            rollout.changes == [
+                Change(
+                    environment: "production", from: nil,
+                    to: FlagEnvironmentState(enabled: true, coverage: 10), reason: .advance)
+            ])
         #expect(try await world.flagState()["production"] == FlagEnvironmentState(enabled: true, coverage: 10))
 
         // canary-50 waits for a 24h bake from the time canary-10 was entered (hour 3).
@@ -72,10 +77,11 @@ import RolloutTestSupport
         try world.approve("production", role: "product-owner", by: RolloutWorld.pat)
         report = try await world.run(hours: 61)
         #expect(report.rollout()?.nextPhase == "production")
-        #expect(try await world.flagState() == [
-            "staging": FlagEnvironmentState(enabled: true, coverage: 100),
-            "production": FlagEnvironmentState(enabled: true, coverage: 100),
-        ])
+        #expect(
+            try await world.flagState() == [
+                "staging": FlagEnvironmentState(enabled: true, coverage: 100),
+                "production": FlagEnvironmentState(enabled: true, coverage: 100),
+            ])
 
         report = try await world.run(hours: 62)
         #expect(report.rollout()?.status == .completed)
@@ -117,12 +123,16 @@ import RolloutTestSupport
 
         // ...and the audit records the value that caused it.
         let store = try StateStore(path: world.statePath)
-        let rollback = try #require(try store.history(rollout: "exp-001-autosave").first { $0.reason == "rollback" && $0.kind == .intent })
+        let rollback = try #require(
+            try store.history(rollout: "exp-001-autosave").first { $0.reason == "rollback" && $0.kind == .intent })
         #expect(rollback.detail?.contains("error-rate = 0.031") == true)
 
         // Editing plan.json starts again, and every phase needs fresh approvals.
-        try world.repo.commitFiles(["rollouts/exp-001-autosave/plan.json":
-            RolloutWorld.exp001Plan().replacingOccurrences(of: "\"coverage\": 10,", with: "\"coverage\": 5,")],
+        try world.repo.commitFiles(
+            [
+                "rollouts/exp-001-autosave/plan.json":
+                    RolloutWorld.exp001Plan().replacingOccurrences(of: "\"coverage\": 10,", with: "\"coverage\": 5,")
+            ],
             "Lower canary to 5%", author: RolloutWorld.robin)
         report = try await world.run(hours: 31)
         rollout = try #require(report.rollout())

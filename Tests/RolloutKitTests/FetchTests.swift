@@ -1,11 +1,12 @@
 import Foundation
 import Logging
-import Testing
 import RolloutAdapters
 import RolloutCore
-@testable import RolloutKit
 import RolloutGit
 import RolloutTestSupport
+import Testing
+
+@testable import RolloutKit
 
 /// `reconcile --fetch REMOTE`: the protected branch is fetched through libgit2 before reading.
 @Suite struct FetchTests {
@@ -18,19 +19,23 @@ import RolloutTestSupport
         try runProgram("git", ["clone", "-q", origin.path + "/repo.git", local.path + "/work"])
 
         // A new rollout lands on the remote after the local clone was made.
-        try upstream.repo.commitFiles(["rollouts/exp-002/plan.json": RolloutWorld.exp001Plan(name: "exp-002", flag: "other_flag")],
-                                      "Add exp-002", author: RolloutWorld.robin)
+        try upstream.repo.commitFiles(
+            ["rollouts/exp-002/plan.json": RolloutWorld.exp001Plan(name: "exp-002", flag: "other_flag")],
+            "Add exp-002", author: RolloutWorld.robin)
         try upstream.repo.git("push", "-q", origin.path + "/repo.git", "main")
 
         let state = try TemporaryDirectory(prefix: "rolloutctl-fetch-state")
-        _ = try StateStore.create(path: state.file("state.sqlite"),
-                                  installation: Installation(repositoryRoot: try upstream.repositoryRoot()))
+        _ = try StateStore.create(
+            path: state.file("state.sqlite"),
+            installation: Installation(repositoryRoot: try upstream.repositoryRoot()))
         func run(fetch: String?) async throws -> RunReport {
-            let settings = RunSettings(repositoryPath: local.path + "/work", now: upstream.start,
-                                       statePath: state.file("state.sqlite"), mode: .reconcile(dryRun: false),
-                                       fetchRemote: fetch)
-            let ports = RunPorts(flags: FileFlagStore(path: state.file("flags.json")), metrics: nil,
-                                 notifier: upstream.notifier, logger: Logger(label: "test"))
+            let settings = RunSettings(
+                repositoryPath: local.path + "/work", now: upstream.start,
+                statePath: state.file("state.sqlite"), mode: .reconcile(dryRun: false),
+                fetchRemote: fetch)
+            let ports = RunPorts(
+                flags: FileFlagStore(path: state.file("flags.json")), metrics: nil,
+                notifier: upstream.notifier, logger: Logger(label: "test"))
             return try await Reconciler(settings: settings, ports: ports).run()
         }
         let stale = try await run(fetch: nil)

@@ -1,9 +1,10 @@
 import Foundation
-import Testing
-@testable import RolloutAdapters
 import RolloutCore
-@testable import RolloutKit
 import RolloutTestSupport
+import Testing
+
+@testable import RolloutAdapters
+@testable import RolloutKit
 
 /// The embedded `file:` store writes once per run: `apply` stages, `flush()` makes one atomic rewrite.
 @Suite(.serialized) struct FileFlagStoreTests {
@@ -21,7 +22,8 @@ import RolloutTestSupport
             _ = try await store.apply(flag: flag, patch: patch, ifMatch: read.version)
         }
         // Staged: the same store sees the changes, the file does not exist yet.
-        #expect(try await store.read(flag: "b").environments
+        #expect(
+            try await store.read(flag: "b").environments
                 == ["staging": FlagEnvironmentState(enabled: true, coverage: 100)])
         #expect(!FileManager.default.fileExists(atPath: path))
         try await store.flush()
@@ -39,11 +41,13 @@ import RolloutTestSupport
     @Test func flushRefusesWhenAStagedFlagMovedInTheFile() async throws {
         let directory = try TemporaryDirectory(prefix: "rolloutctl-filestore")
         let path = directory.file("flags.json")
-        let mine = FileFlagStore(path: path), theirs = FileFlagStore(path: path)
+        let mine = FileFlagStore(path: path)
+        let theirs = FileFlagStore(path: path)
         let patch = FlagPatch(environment: "production", enabled: true, coverage: 10)
         _ = try await mine.apply(flag: "x", patch: patch, ifMatch: try await mine.read(flag: "x").version)
-        _ = try await theirs.apply(flag: "x", patch: FlagPatch(environment: "production", enabled: false, coverage: 0),
-                                   ifMatch: "0")
+        _ = try await theirs.apply(
+            flag: "x", patch: FlagPatch(environment: "production", enabled: false, coverage: 0),
+            ifMatch: "0")
         try await theirs.flush()
         let written = try Data(contentsOf: URL(fileURLWithPath: path))
         await #expect(throws: FlagStoreError.versionConflict(flag: "x")) { try await mine.flush() }
@@ -60,8 +64,11 @@ import RolloutTestSupport
         let world = try RolloutWorld(flags: counter)
         try world.seed()
         for index in 2...4 {
-            try world.repo.commitFiles(["rollouts/exp-00\(index)/plan.json": RolloutWorld.exp001Plan(
-                name: "exp-00\(index)", flag: "flag_\(index)")], "Add exp-00\(index)", author: RolloutWorld.robin)
+            try world.repo.commitFiles(
+                [
+                    "rollouts/exp-00\(index)/plan.json": RolloutWorld.exp001Plan(
+                        name: "exp-00\(index)", flag: "flag_\(index)")
+                ], "Add exp-00\(index)", author: RolloutWorld.robin)
         }
         let report = try await world.run(hours: 0)
         #expect(report.rollouts.filter { $0.applied && !$0.changes.isEmpty }.count == 4)

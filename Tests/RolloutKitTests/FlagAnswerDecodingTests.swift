@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import RolloutAdapters
 @testable import RolloutCore
 
@@ -7,7 +8,8 @@ import Testing
 /// refuse because reading it either way could under-report exposure, and where they say it is.
 @Suite struct FlagAnswerDecodingTests {
     @Test func aFlagAnswerWithAnEnvironmentTwiceIsRefusedWithItsPosition() {
-        let body = #"{"version": 3, "environments": {"production": {"enabled": false, "coverage": 0},"#
+        let body =
+            #"{"version": 3, "environments": {"production": {"enabled": false, "coverage": 0},"#
             + "\n" + #" "production": {"enabled": true, "coverage": 100}}}"#
         #expect {
             try FlagAPIAnswer.snapshot(body: Array(body.utf8), etag: nil, flag: "f")
@@ -22,8 +24,9 @@ import Testing
         let flag = try FlagAPIAnswer.snapshot(body: Array(body.utf8), etag: "\"1\"", flag: "f")
         #expect(flag.version == "9007199254740993")
         #expect(flag.environments["production"] == FlagEnvironmentState(enabled: true, coverage: 10))
-        let etagOnly = try FlagAPIAnswer.snapshot(body: Array(#"{"environments": {}}"#.utf8), etag: "W/\"12\"",
-                                                  flag: "f")
+        let etagOnly = try FlagAPIAnswer.snapshot(
+            body: Array(#"{"environments": {}}"#.utf8), etag: "W/\"12\"",
+            flag: "f")
         #expect(etagOnly.version == "12")
     }
 
@@ -35,8 +38,10 @@ import Testing
     }
 
     @Test func anUnleashFeatureWithAnEnvironmentTwiceIsRefused() throws {
-        let input = try Data(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../Fuzz/regressions/unleash-answer/duplicate-environment.json").standardized)
+        let input = try Data(
+            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+                .appendingPathComponent("../../Fuzz/regressions/unleash-answer/duplicate-environment.json").standardized
+        )
         #expect(throws: InvalidFlagAnswer(detail: "environment canary appears twice")) {
             try UnleashAnswer.Feature(body: Array(input))
         }
@@ -63,6 +68,8 @@ import Testing
         let edit = try FlagdFlagStore.edit(Array(file.utf8), flag: "a", enabled: true, coverage: 12.5, path: "f.json")
         #expect(edit.written.current == FlagEnvironmentState(enabled: true, coverage: 12.5))
         let text = String(decoding: edit.bytes, as: UTF8.self)
-        #expect(text.contains(#""b": {"variants": {"yes": true, "no": false}, "defaultVariant": "yes", "state": "ENABLED"}"#))
+        #expect(
+            text.contains(
+                #""b": {"variants": {"yes": true, "no": false}, "defaultVariant": "yes", "state": "ENABLED"}"#))
     }
 }

@@ -1,11 +1,12 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
-import Testing
-@testable import RolloutAdapters
 import RolloutCore
-@testable import RolloutKit
 import RolloutTestSupport
+import Testing
+
+@testable import RolloutAdapters
+@testable import RolloutKit
 
 /// What the projects' own evaluators make of a flag: which of the keys `user-0` … `user-(n-1)` get `true`.
 struct Evaluation: Equatable {
@@ -24,16 +25,24 @@ enum PythonEvaluators {
 
     private static var script: String { PackageFiles.root.appendingPathComponent("scripts/python-evaluators").path }
 
-    static func flagd(file: String, flags: [String],
-                      keys: Int = PythonEvaluators.keys) async throws -> [String: Evaluation] {
-        try await run(["flagd", "--file", file, "--keys", String(keys)] + flags.flatMap { ["--flag", $0] }, keys: keys)
+    static func flagd(
+        file: String, flags: [String],
+        keys: Int = PythonEvaluators.keys
+    ) async throws -> [String: Evaluation] {
+        try await run(
+            ["flagd", "--file", file, "--keys", String(keys)] + flags.flatMap { ["--flag", $0] }, keys: keys)
     }
 
-    static func unleash(_ server: FakeUnleash, environment: String, flag: String,
-                        keys: Int = PythonEvaluators.keys) async throws -> Evaluation {
-        let result = try await run(["unleash", "--url", server.apiURL,
-                                    "--token", server.clientToken(environment: environment),
-                                    "--environment", environment, "--flag", flag, "--keys", String(keys)], keys: keys)
+    static func unleash(
+        _ server: FakeUnleash, environment: String, flag: String,
+        keys: Int = PythonEvaluators.keys
+    ) async throws -> Evaluation {
+        let result = try await run(
+            [
+                "unleash", "--url", server.apiURL,
+                "--token", server.clientToken(environment: environment),
+                "--environment", environment, "--flag", flag, "--keys", String(keys),
+            ], keys: keys)
         return try #require(result[flag])
     }
 
@@ -41,12 +50,14 @@ enum PythonEvaluators {
         let script = self.script
         let output = try await runOffCooperativePool { try runProgram(script, arguments) }
         guard let document = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any],
-              let flags = document["flags"] as? [String: [String: Any]] else {
+            let flags = document["flags"] as? [String: [String: Any]]
+        else {
             throw FixtureError("python-evaluators printed no result:\n\(output)")
         }
         return flags.mapValues { entry in
-            Evaluation(trueKeys: Set((entry["true"] as? [Int]) ?? []), errors: (entry["errors"] as? Int) ?? -1,
-                       keys: keys)
+            Evaluation(
+                trueKeys: Set((entry["true"] as? [Int]) ?? []), errors: (entry["errors"] as? Int) ?? -1,
+                keys: keys)
         }
     }
 }
@@ -138,8 +149,9 @@ final class FlagBackendWorld: @unchecked Sendable {
 
     func unleashStore(retry: RetryPolicy = .adapterTest(), token: String? = nil) -> UnleashFlagStore {
         let (apiURL, project) = UnleashFlagStore.parse(unleash.flagsURL)!
-        return UnleashFlagStore(apiURL: apiURL, project: project, token: token ?? unleash.adminToken, client: client,
-                                retry: retry, logger: world.logger)
+        return UnleashFlagStore(
+            apiURL: apiURL, project: project, token: token ?? unleash.adminToken, client: client,
+            retry: retry, logger: world.logger)
     }
 
     // MARK: EXP-001
@@ -184,11 +196,13 @@ struct StickinessLedger {
 
     mutating func check(_ evaluation: Evaluation, coverage: Double, _ source: SourceLocation = #_sourceLocation) {
         #expect(evaluation.errors == 0, sourceLocation: source)
-        #expect(abs(evaluation.percent - coverage) <= 1.5, "\(evaluation.percent)% true at coverage \(coverage)",
-                sourceLocation: source)
-        #expect(previous.isSubset(of: evaluation.trueKeys),
-                "\(previous.subtracting(evaluation.trueKeys).count) keys lost the flag at coverage \(coverage)",
-                sourceLocation: source)
+        #expect(
+            abs(evaluation.percent - coverage) <= 1.5, "\(evaluation.percent)% true at coverage \(coverage)",
+            sourceLocation: source)
+        #expect(
+            previous.isSubset(of: evaluation.trueKeys),
+            "\(previous.subtracting(evaluation.trueKeys).count) keys lost the flag at coverage \(coverage)",
+            sourceLocation: source)
         previous = evaluation.trueKeys
     }
 }

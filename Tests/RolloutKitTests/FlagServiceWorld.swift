@@ -1,10 +1,11 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
-@testable import RolloutAdapters
 import RolloutCore
-@testable import RolloutKit
 import RolloutTestSupport
+
+@testable import RolloutAdapters
+@testable import RolloutKit
 
 /// A `RolloutWorld` whose flag store is the real HTTP flag API (`FakeFlagService` on
 /// 127.0.0.1), with healthy metrics and every log line recorded.
@@ -30,8 +31,9 @@ final class FlagServiceWorld: @unchecked Sendable {
         world = try RolloutWorld(metrics: FileMetricsProvider(path: metrics.path))
         let logger = AdapterLogRecorder.logger(logs)
         world.logger = logger
-        world.flags = HTTPFlagStore(baseURL: service.baseURL, token: clientToken ?? serviceToken, client: client,
-                                    retry: .adapterTest(), logger: logger)
+        world.flags = HTTPFlagStore(
+            baseURL: service.baseURL, token: clientToken ?? serviceToken, client: client,
+            retry: .adapterTest(), logger: logger)
     }
 
     func shutdown() async {
@@ -40,8 +42,10 @@ final class FlagServiceWorld: @unchecked Sendable {
     }
 
     /// Runs `body` with a started world, shut down afterwards whatever happens.
-    static func with(serviceToken: String = "s3cr3t-admin-token-4f1c", clientToken: String? = nil,
-                     _ body: (FlagServiceWorld) async throws -> Void) async throws {
+    static func with(
+        serviceToken: String = "s3cr3t-admin-token-4f1c", clientToken: String? = nil,
+        _ body: (FlagServiceWorld) async throws -> Void
+    ) async throws {
         let world = try await FlagServiceWorld(serviceToken: serviceToken, clientToken: clientToken)
         do {
             try await body(world)
@@ -52,7 +56,9 @@ final class FlagServiceWorld: @unchecked Sendable {
         }
     }
 
-    func run(_ mode: RunMode = .reconcile(dryRun: false), hours: Double, rollouts: [String] = []) async throws -> RunReport {
+    func run(_ mode: RunMode = .reconcile(dryRun: false), hours: Double, rollouts: [String] = []) async throws
+        -> RunReport
+    {
         try await world.run(mode, hours: hours, rollouts: rollouts)
     }
 
@@ -97,7 +103,9 @@ final class FlagServiceWorld: @unchecked Sendable {
 }
 
 extension FlagEnvironmentState {
-    static func on(_ coverage: Double) -> FlagEnvironmentState { FlagEnvironmentState(enabled: true, coverage: coverage) }
+    static func on(_ coverage: Double) -> FlagEnvironmentState {
+        FlagEnvironmentState(enabled: true, coverage: coverage)
+    }
 }
 
 extension Data {

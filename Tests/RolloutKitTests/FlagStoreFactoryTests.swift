@@ -1,10 +1,11 @@
 import Foundation
 import Logging
-import Testing
-@testable import RolloutAdapters
 import RolloutCore
-@testable import RolloutKit
 import RolloutTestSupport
+import Testing
+
+@testable import RolloutAdapters
+@testable import RolloutKit
 
 /// `--flags` (SPEC §6): the forms, the per-environment routing, and what is refused before anything opens.
 @Suite struct FlagStoreFactoryTests {
@@ -12,13 +13,17 @@ import RolloutTestSupport
 
     @Test func forms() throws {
         #expect(try FlagStoreFactory.parse([]) == [Spec(environment: nil, url: "file:.rolloutctl/flags.json")])
-        #expect(try FlagStoreFactory.parse(["staging=flagd:/etc/flagd/staging.json",
-                                            "unleash+https://unleash.example.com/api?project=portal"]) == [
-            Spec(environment: "staging", url: "flagd:/etc/flagd/staging.json"),
-            Spec(environment: nil, url: "unleash+https://unleash.example.com/api?project=portal"),
-        ])
+        #expect(
+            try FlagStoreFactory.parse([
+                "staging=flagd:/etc/flagd/staging.json",
+                "unleash+https://unleash.example.com/api?project=portal",
+            ]) == [
+                Spec(environment: "staging", url: "flagd:/etc/flagd/staging.json"),
+                Spec(environment: nil, url: "unleash+https://unleash.example.com/api?project=portal"),
+            ])
         // A URL with "=" in its path or query is not an ENV= form.
-        #expect(try FlagStoreFactory.parse(["file:/tmp/a=b.json"])
+        #expect(
+            try FlagStoreFactory.parse(["file:/tmp/a=b.json"])
                 == [Spec(environment: nil, url: "file:/tmp/a=b.json")])
         #expect(try FlagStoreFactory.parse(["production=https://flags.example.com"]).first?.environment == "production")
     }
@@ -44,8 +49,9 @@ import RolloutTestSupport
 
     @Test func buildsOneStoreOrARouter() throws {
         let logger = Logger(label: "test")
-        let single = try FlagStoreFactory.make(FlagStoreFactory.parse(["file:/tmp/x.json"]), token: nil, client: nil,
-                                               logger: logger)
+        let single = try FlagStoreFactory.make(
+            FlagStoreFactory.parse(["file:/tmp/x.json"]), token: nil, client: nil,
+            logger: logger)
         #expect(single is FileFlagStore)
         let routed = try FlagStoreFactory.make(
             FlagStoreFactory.parse(["staging=flagd:/tmp/s.json", "file:/tmp/rest.json"]), token: nil, client: nil,

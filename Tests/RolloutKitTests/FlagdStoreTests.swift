@@ -1,9 +1,10 @@
 import Foundation
-import Testing
-@testable import RolloutAdapters
 import RolloutCore
-@testable import RolloutKit
 import RolloutTestSupport
+import Testing
+
+@testable import RolloutAdapters
+@testable import RolloutKit
 
 /// The flagd store (SPEC §7.1), checked by OpenFeature's own flagd evaluator (the Python provider's
 /// in-process FILE resolver, from PyPI) on the files rolloutctl wrote.
@@ -13,9 +14,11 @@ import RolloutTestSupport
     /// disabled is false for everyone, and the file's other flag evaluates exactly as before.
     @Test func exp001CheckedByOpenFeatureFlagdProvider() async throws {
         try await FlagBackendWorld.with { w in
-            let staging = try w.flagdStore("staging"), production = try w.flagdStore("production")
+            let staging = try w.flagdStore("staging")
+            let production = try w.flagdStore("production")
             w.world.flags = RoutingFlagStore(routes: [("staging", staging), ("production", production)], fallback: nil)
-            let flag = FlagBackendWorld.flag, other = FlagBackendWorld.otherFlag
+            let flag = FlagBackendWorld.flag
+            let other = FlagBackendWorld.otherFlag
 
             let before = try await PythonEvaluators.flagd(file: production.path, flags: [flag, other])
             #expect(before[flag]?.trueKeys.isEmpty == true)  // disabled: false for all
@@ -36,8 +39,10 @@ import RolloutTestSupport
             }
             // The file says what the SPEC says: the true variant first, bucketed on flag key and targetingKey.
             let written = try String(contentsOfFile: production.path, encoding: .utf8)
-            #expect(written.contains(#"{"fractional": [{"cat": [{"var": "$flagd.flagKey"}, {"var": "targetingKey"}]}, "#
-                + #"["on", 100], ["off", 0]]}"#))
+            #expect(
+                written.contains(
+                    #"{"fractional": [{"cat": [{"var": "$flagd.flagKey"}, {"var": "targetingKey"}]}, "#
+                        + #"["on", 100], ["off", 0]]}"#))
 
             // Aborting disables: false for every key, and the other flag is still untouched.
             try w.world.editPlan(RolloutWorld.exp001Plan(state: "aborted"))
@@ -58,8 +63,11 @@ import RolloutTestSupport
             let flag = FlagBackendWorld.flag
             let read = try await store.read(flag: flag)
             #expect(read.environments == ["production": .disabled])
-            let updated = try await store.apply(flag: flag, patch: FlagPatch(environment: "production", enabled: true,
-                                                                             coverage: 12.5), ifMatch: read.version)
+            let updated = try await store.apply(
+                flag: flag,
+                patch: FlagPatch(
+                    environment: "production", enabled: true,
+                    coverage: 12.5), ifMatch: read.version)
             #expect(updated.environments == ["production": FlagEnvironmentState(enabled: true, coverage: 12.5)])
             let text = try String(contentsOfFile: store.path, encoding: .utf8)
             #expect(text.contains(#"["on", 125], ["off", 875]"#))
@@ -80,8 +88,9 @@ import RolloutTestSupport
                 with: #""defaultVariant": "off", "targeting": { "if": [ "#
                     + #"{ "in": [ "@example.com", { "var": "email" } ] }, "on", "off" ] },"#)
             try Data(handEdited.utf8).write(to: URL(fileURLWithPath: path))
-            w.world.flags = RoutingFlagStore(routes: [("staging", try w.flagdStore("staging"))],
-                                             fallback: FileFlagStore(path: w.files.file("rest.json")))
+            w.world.flags = RoutingFlagStore(
+                routes: [("staging", try w.flagdStore("staging"))],
+                fallback: FileFlagStore(path: w.files.file("rest.json")))
             try w.world.seed()
             for hours in [0.0, 1] {
                 let report = try await w.world.run(hours: hours)
@@ -100,17 +109,25 @@ import RolloutTestSupport
     @Test func shapesRolloutctlDoesNotOwnAreRefused() async throws {
         let directory = try TemporaryDirectory(prefix: "rolloutctl-flagd-shapes")
         let cases: [(flag: String, expected: String)] = [
-            (#"{"state": "ENABLED", "variants": {"on": true, "off": false, "maybe": "x"}, "defaultVariant": "off"}"#,
-             "variant \"maybe\""),
-            (#"{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off", "#
-                + #""targeting": {"$ref": "x"}}"#,
-             "not the fractional split"),
-            (#"{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on", "#
-                + #""targeting": {"fractional": [{"cat": [{"var": "$flagd.flagKey"}, {"var": "targetingKey"}]}, "#
-                + #"["on", 1], ["off", 9]]}}"#,
-             "\"defaultVariant\" must be \"off\""),
-            (#"{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": null}"#,
-             "neither \"on\" nor \"off\""),
+            (
+                #"{"state": "ENABLED", "variants": {"on": true, "off": false, "maybe": "x"}, "defaultVariant": "off"}"#,
+                "variant \"maybe\""
+            ),
+            (
+                #"{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off", "#
+                    + #""targeting": {"$ref": "x"}}"#,
+                "not the fractional split"
+            ),
+            (
+                #"{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on", "#
+                    + #""targeting": {"fractional": [{"cat": [{"var": "$flagd.flagKey"}, {"var": "targetingKey"}]}, "#
+                    + #"["on", 1], ["off", 9]]}}"#,
+                "\"defaultVariant\" must be \"off\""
+            ),
+            (
+                #"{"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": null}"#,
+                "neither \"on\" nor \"off\""
+            ),
         ]
         for (index, entry) in cases.enumerated() {
             let path = directory.file("case\(index).json")
@@ -138,15 +155,19 @@ import RolloutTestSupport
             let store = try w.flagdStore("production")
             let flag = FlagBackendWorld.flag
             let read = try await store.read(flag: flag)
-            let other = FlagBackendWorld.flagdDocument.replacingOccurrences(of: #""owner": "growth""#,
-                                                                           with: #""owner": "growth-team""#)
+            let other = FlagBackendWorld.flagdDocument.replacingOccurrences(
+                of: #""owner": "growth""#,
+                with: #""owner": "growth-team""#)
             try Data(other.utf8).write(to: URL(fileURLWithPath: store.path))
             #expect(try await store.read(flag: flag).version == read.version)
             let moved = other.replacingOccurrences(of: #""ticket": "EXP-001""#, with: #""ticket": "EXP-002""#)
             try Data(moved.utf8).write(to: URL(fileURLWithPath: store.path))
             await #expect(throws: FlagStoreError.versionConflict(flag: flag)) {
-                _ = try await store.apply(flag: flag, patch: FlagPatch(environment: "production", enabled: true,
-                                                                       coverage: 10), ifMatch: read.version)
+                _ = try await store.apply(
+                    flag: flag,
+                    patch: FlagPatch(
+                        environment: "production", enabled: true,
+                        coverage: 10), ifMatch: read.version)
             }
             #expect(try String(contentsOfFile: store.path, encoding: .utf8) == moved)
         }

@@ -1,10 +1,11 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
-@testable import RolloutAdapters
 import RolloutCore
 import RolloutTestSupport
 import Testing
+
+@testable import RolloutAdapters
 
 /// HTTPFlagStore against FakeFlagService (SPEC §7 in memory, real HTTP on 127.0.0.1)
 /// and against HTTPTestServer handlers for answers the fake does not give.
@@ -22,10 +23,12 @@ struct HTTPFlagStoreTests {
         _ body: (FakeFlagService, HTTPFlagStore) async throws -> Void
     ) async throws {
         let service = FakeFlagService(token: token)
-        service.setFlag("portal_form_autosave", version: 3, environments: [
-            "staging": FlagEnvironmentState(enabled: true, coverage: 100),
-            "production": FlagEnvironmentState(enabled: true, coverage: 10),
-        ])
+        service.setFlag(
+            "portal_form_autosave", version: 3,
+            environments: [
+                "staging": FlagEnvironmentState(enabled: true, coverage: 100),
+                "production": FlagEnvironmentState(enabled: true, coverage: 10),
+            ])
         try await service.start()
         do {
             try await withAdapterHTTPClient { client in
@@ -46,10 +49,14 @@ struct HTTPFlagStoreTests {
     @Test func readReturnsTheFlagWithItsVersion() async throws {
         try await withFlagService { service, store in
             let snapshot = try await store.read(flag: "portal_form_autosave")
-            #expect(snapshot == FlagSnapshot(key: "portal_form_autosave", version: "3", environments: [
-                "staging": FlagEnvironmentState(enabled: true, coverage: 100),
-                "production": FlagEnvironmentState(enabled: true, coverage: 10),
-            ]))
+            #expect(
+                snapshot
+                    == FlagSnapshot(
+                        key: "portal_form_autosave", version: "3",
+                        environments: [
+                            "staging": FlagEnvironmentState(enabled: true, coverage: 100),
+                            "production": FlagEnvironmentState(enabled: true, coverage: 10),
+                        ]))
             let requests = service.requests
             #expect(requests.count == 1)
             #expect(requests[0].method == "GET")
@@ -74,9 +81,12 @@ struct HTTPFlagStoreTests {
             #expect(patch.header("Authorization") == "Bearer \(Self.token)")
             #expect(patch.header("Content-Type") == "application/json")
             #expect(patch.bodyString == #"{"environment":"production","enabled":true,"coverage":50}"#)
-            #expect(service.appliedPatches == [
-                .init(flag: "portal_form_autosave", environment: "production", enabled: true, coverage: 50, version: 4)
-            ])
+            #expect(
+                service.appliedPatches == [
+                    .init(
+                        flag: "portal_form_autosave", environment: "production", enabled: true, coverage: 50, version: 4
+                    )
+                ])
         }
     }
 
@@ -95,25 +105,32 @@ struct HTTPFlagStoreTests {
     @Test func fractionalCoverageIsSentAsAJSONNumber() async throws {
         try await withFlagService { service, store in
             let updated = try await store.apply(
-                flag: "portal_form_autosave", patch: FlagPatch(environment: "production", enabled: true, coverage: 12.5),
+                flag: "portal_form_autosave",
+                patch: FlagPatch(environment: "production", enabled: true, coverage: 12.5),
                 ifMatch: "3")
-            #expect(service.patchRequests.first?.bodyString == #"{"environment":"production","enabled":true,"coverage":12.5}"#)
+            #expect(
+                service.patchRequests.first?.bodyString
+                    == #"{"environment":"production","enabled":true,"coverage":12.5}"#)
             #expect(updated.environments["production"]?.coverage == 12.5)
         }
-        #expect(FlagAPIAnswer.patchBody(FlagPatch(environment: "a\"b", enabled: true, coverage: 0)) ==
-            #"{"environment":"a\"b","enabled":true,"coverage":0}"#)
-        #expect(FlagAPIAnswer.patchBody(FlagPatch(environment: nil, enabled: true, coverage: 0.1)) ==
-            #"{"enabled":true,"coverage":0.1}"#)
+        #expect(
+            FlagAPIAnswer.patchBody(FlagPatch(environment: "a\"b", enabled: true, coverage: 0))
+                == #"{"environment":"a\"b","enabled":true,"coverage":0}"#)
+        #expect(
+            FlagAPIAnswer.patchBody(FlagPatch(environment: nil, enabled: true, coverage: 0.1))
+                == #"{"enabled":true,"coverage":0.1}"#)
     }
 
     @Test func versionComesFromTheETagWhenTheBodyHasNone() async throws {
         try await withAdapterTestServer({ _ in
-            .json(200, #"{"key":"f","environments":{"production":{"enabled":false,"coverage":0}}}"#,
-                  headers: [("ETag", "W/\"42\"")])
+            .json(
+                200, #"{"key":"f","environments":{"production":{"enabled":false,"coverage":0}}}"#,
+                headers: [("ETag", "W/\"42\"")])
         }) { server in
             try await withAdapterHTTPClient { client in
-                let store = HTTPFlagStore(baseURL: server.baseURL + "/", token: nil, client: client,
-                                          retry: .adapterTest(), logger: Logger(label: "test"))
+                let store = HTTPFlagStore(
+                    baseURL: server.baseURL + "/", token: nil, client: client,
+                    retry: .adapterTest(), logger: Logger(label: "test"))
                 let snapshot = try await store.read(flag: "f")
                 #expect(snapshot.version == "42")
                 #expect(snapshot.environments == ["production": .disabled])
@@ -128,8 +145,9 @@ struct HTTPFlagStoreTests {
             try await withAdapterTestServer({ _ in
                 .json(200, #"{"key":"f","version":"abc7","environments":{}}"#, headers: [("ETag", "\"other\"")])
             }) { server in
-                let store = HTTPFlagStore(baseURL: server.baseURL, token: nil, client: client,
-                                          retry: .adapterTest(), logger: Logger(label: "test"))
+                let store = HTTPFlagStore(
+                    baseURL: server.baseURL, token: nil, client: client,
+                    retry: .adapterTest(), logger: Logger(label: "test"))
                 let version = try await store.read(flag: "f").version
                 #expect(version == "abc7")
             }
@@ -176,7 +194,8 @@ struct HTTPFlagStoreTests {
         try await withFlagService(storeToken: "wrong-token-do-not-log", logLines: logLines) { service, store in
             do {
                 _ = try await store.apply(
-                    flag: "portal_form_autosave", patch: FlagPatch(environment: "production", enabled: true, coverage: 50),
+                    flag: "portal_form_autosave",
+                    patch: FlagPatch(environment: "production", enabled: true, coverage: 50),
                     ifMatch: "3")
                 Issue.record("expected .unauthorized")
             } catch let error as FlagStoreError {
@@ -194,8 +213,9 @@ struct HTTPFlagStoreTests {
     @Test func forbiddenIsNotRetried() async throws {
         try await withAdapterTestServer({ _ in .json(403, #"{"error":"forbidden"}"#) }) { server in
             try await withAdapterHTTPClient { client in
-                let store = HTTPFlagStore(baseURL: server.baseURL, token: Self.token, client: client,
-                                          retry: .adapterTest(), logger: Logger(label: "test"))
+                let store = HTTPFlagStore(
+                    baseURL: server.baseURL, token: Self.token, client: client,
+                    retry: .adapterTest(), logger: Logger(label: "test"))
                 await #expect(throws: FlagStoreError.unauthorized(status: 403)) {
                     try await store.read(flag: "f")
                 }
@@ -231,7 +251,8 @@ struct HTTPFlagStoreTests {
             }
             await #expect(throws: FlagStoreError.notFound(flag: "no_such_flag")) {
                 try await store.apply(
-                    flag: "no_such_flag", patch: FlagPatch(environment: nil, enabled: false, coverage: nil), ifMatch: "1")
+                    flag: "no_such_flag", patch: FlagPatch(environment: nil, enabled: false, coverage: nil),
+                    ifMatch: "1")
             }
             #expect(service.requests.count == 2)
         }
@@ -293,8 +314,9 @@ struct HTTPFlagStoreTests {
             TestResponse(status: 307, headers: [("Location", "http://127.0.0.1:1/elsewhere")])
         }) { server in
             try await withAdapterHTTPClient { client in
-                let store = HTTPFlagStore(baseURL: server.baseURL, token: Self.token, client: client,
-                                          retry: .adapterTest(), logger: Logger(label: "test"))
+                let store = HTTPFlagStore(
+                    baseURL: server.baseURL, token: Self.token, client: client,
+                    retry: .adapterTest(), logger: Logger(label: "test"))
                 await #expect(throws: FlagStoreError.invalidResponse("HTTP 307")) {
                     try await store.read(flag: "f")
                 }
@@ -308,8 +330,9 @@ struct HTTPFlagStoreTests {
             .json(400, #"{"error":"bad request from \#(request.header("Authorization") ?? "")"}"#)
         }) { server in
             try await withAdapterHTTPClient { client in
-                let store = HTTPFlagStore(baseURL: server.baseURL, token: Self.token, client: client,
-                                          retry: .adapterTest(), logger: Logger(label: "test"))
+                let store = HTTPFlagStore(
+                    baseURL: server.baseURL, token: Self.token, client: client,
+                    retry: .adapterTest(), logger: Logger(label: "test"))
                 do {
                     _ = try await store.read(flag: "f")
                     Issue.record("expected .invalidResponse")
@@ -330,8 +353,9 @@ struct HTTPFlagStoreTests {
     @Test func anAnswerThatIsNotTheFlagAPIIsAnInvalidResponse() async throws {
         try await withAdapterTestServer({ _ in .text(200, "<html>login</html>") }) { server in
             try await withAdapterHTTPClient { client in
-                let store = HTTPFlagStore(baseURL: server.baseURL, token: nil, client: client,
-                                          retry: .adapterTest(), logger: Logger(label: "test"))
+                let store = HTTPFlagStore(
+                    baseURL: server.baseURL, token: nil, client: client,
+                    retry: .adapterTest(), logger: Logger(label: "test"))
                 do {
                     _ = try await store.read(flag: "f")
                     Issue.record("expected .invalidResponse")
@@ -383,16 +407,25 @@ struct HTTPFlagStoreTests {
             }
             #expect(try await patch([("If-Match", "\"1\"")], #"{"enabled":true}"#).0 == 401)
             #expect(try await patch([("Authorization", "Bearer t")], #"{"enabled":true}"#).0 == 428)
-            #expect(try await patch([("Authorization", "Bearer t"), ("If-Match", "\"1\"")], #"{"enabled":"yes"}"#).0 == 400)
-            #expect(try await patch([("Authorization", "Bearer t"), ("If-Match", "\"1\"")], #"{"enabled":true,"coverage":101}"#).0 == 400)
-            let ok = try await patch([("Authorization", "Bearer t"), ("If-Match", "\"1\"")],
-                                     #"{"environment":"production","enabled":true,"coverage":25}"#)
+            #expect(
+                try await patch([("Authorization", "Bearer t"), ("If-Match", "\"1\"")], #"{"enabled":"yes"}"#).0 == 400)
+            #expect(
+                try await patch(
+                    [("Authorization", "Bearer t"), ("If-Match", "\"1\"")], #"{"enabled":true,"coverage":101}"#
+                ).0 == 400)
+            let ok = try await patch(
+                [("Authorization", "Bearer t"), ("If-Match", "\"1\"")],
+                #"{"environment":"production","enabled":true,"coverage":25}"#)
             #expect(ok.0 == 200)
             #expect(ok.2 == "\"2\"")
             #expect(ok.1 == #"{"key":"f","version":2,"environments":{"production":{"enabled":true,"coverage":25}}}"#)
-            #expect(try await patch([("Authorization", "Bearer t"), ("If-Match", "\"1\"")], #"{"enabled":false}"#).0 == 412)
-            #expect(try await patch([("Authorization", "Bearer t"), ("If-Match", "*")], #"{"enabled":false}"#).0 == 200)
-            #expect(service.flag("f") == .init(version: 3, environments: ["production": .init(enabled: false, coverage: 25)]))
+            #expect(
+                try await patch([("Authorization", "Bearer t"), ("If-Match", "\"1\"")], #"{"enabled":false}"#).0 == 412)
+            #expect(
+                try await patch([("Authorization", "Bearer t"), ("If-Match", "*")], #"{"enabled":false}"#).0 == 200)
+            #expect(
+                service.flag("f")
+                    == .init(version: 3, environments: ["production": .init(enabled: false, coverage: 25)]))
         }
     }
 }

@@ -1,22 +1,25 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
-@testable import RolloutAdapters
 import RolloutCore
 import RolloutTestSupport
 import Testing
 
+@testable import RolloutAdapters
+
 /// Answers a hostile server can give that used to trap (issue 14): numbers past Int64 in
 /// `Retry-After`, and a field echoed whole into a reason. Served for real on 127.0.0.1.
 @Suite struct HostileAnswerTests {
-    static let query = MetricQuery(check: "error-rate", query: "error_rate",
-                                   time: Date(timeIntervalSince1970: 1_700_000_000))
+    static let query = MetricQuery(
+        check: "error-rate", query: "error_rate",
+        time: Date(timeIntervalSince1970: 1_700_000_000))
 
     static func evaluate(_ handler: @escaping HTTPTestServer.Handler) async throws -> (MetricResult, Int) {
         try await withAdapterTestServer(handler) { server in
             try await withAdapterHTTPClient { client in
-                let provider = PrometheusMetricsProvider(baseURL: server.baseURL, client: client, retry: .adapterTest(),
-                                                         logger: Logger(label: "test"))
+                let provider = PrometheusMetricsProvider(
+                    baseURL: server.baseURL, client: client, retry: .adapterTest(),
+                    logger: Logger(label: "test"))
                 return (await provider.evaluate(Self.query), server.requests.count)
             }
         }
@@ -27,7 +30,10 @@ import Testing
     @Test func retryAfterBeyondInt64IsCappedNotATrap() async throws {
         let calls = LockedBox(0)
         let (result, requests) = try await Self.evaluate { _ in
-            let n = calls.withLock { $0 += 1; return $0 }
+            let n = calls.withLock {
+                $0 += 1
+                return $0
+            }
             return n == 1
                 ? TestResponse(status: 503, headers: [("Retry-After", "1e300")], body: "busy")
                 : .json(200, #"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"0.5"]}}"#)

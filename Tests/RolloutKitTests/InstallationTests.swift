@@ -1,10 +1,11 @@
 import Foundation
 import Logging
-import Testing
-@testable import RolloutAdapters
 import RolloutCore
-@testable import RolloutKit
 import RolloutTestSupport
+import Testing
+
+@testable import RolloutAdapters
+@testable import RolloutKit
 
 /// A state that cannot silently vanish (SPEC §5.10): `init` creates it, `reconcile` never does,
 /// it knows its repository and refuses another one or a newer schema; `plan` never writes it.
@@ -19,13 +20,17 @@ import RolloutTestSupport
 
     @Test func reconcileWithoutAStateRefusesWithTheMessageAndCreatesNothing() async throws {
         let world = try RolloutWorld()
-        try world.repo.commitFiles(["policies/approvers.json": RolloutWorld.approvers,
-                                    "rollouts/exp-001-autosave/plan.json": RolloutWorld.exp001Plan()], "Add",
-                                   author: RolloutWorld.robin)
+        try world.repo.commitFiles(
+            [
+                "policies/approvers.json": RolloutWorld.approvers,
+                "rollouts/exp-001-autosave/plan.json": RolloutWorld.exp001Plan(),
+            ], "Add",
+            author: RolloutWorld.robin)
         await #expect {
             _ = try await world.run(hours: 0)
         } throws: { error in
-            "\(error)" == "no state at \(world.statePath): run `rolloutctl init` for a new installation, or restore the state"
+            "\(error)"
+                == "no state at \(world.statePath): run `rolloutctl init` for a new installation, or restore the state"
         }
         #expect(!FileManager.default.fileExists(atPath: world.statePath))
         #expect(try await world.flagState().isEmpty)
@@ -55,13 +60,15 @@ import RolloutTestSupport
         try other.repo.commitFiles(["README.md": "another team's rollouts"], "Start", author: RolloutWorld.robin)
         try other.seed()
         let root = try world.repositoryRoot()
-        let settings = RunSettings(repositoryPath: other.repo.path, now: other.start, statePath: world.statePath,
-                                   mode: .reconcile(dryRun: false))
+        let settings = RunSettings(
+            repositoryPath: other.repo.path, now: other.start, statePath: world.statePath,
+            mode: .reconcile(dryRun: false))
         let ports = RunPorts(flags: other.flags, metrics: nil, notifier: other.notifier, logger: Logger(label: "test"))
         await #expect {
             _ = try await Reconciler(settings: settings, ports: ports).run()
         } throws: { error in
-            guard case StateStoreError.anotherRepository(_, let recorded, let actual)? = error as? StateStoreError else {
+            guard case StateStoreError.anotherRepository(_, let recorded, let actual)? = error as? StateStoreError
+            else {
                 return false
             }
             return recorded == root && actual == (try? other.repositoryRoot())
@@ -76,11 +83,17 @@ import RolloutTestSupport
         let world = try RolloutWorld()
         try world.seed()
         _ = try await world.run(hours: 0)
-        try runProgram("python3", ["-c", """
-            import sqlite3, sys
-            db = sqlite3.connect(sys.argv[1]); db.execute("INSERT INTO grdb_migrations VALUES ('v99-from-the-future')")
-            db.commit()
-            """, world.statePath])
+        try runProgram(
+            "python3",
+            [
+                "-c",
+                """
+                import sqlite3, sys
+                db = sqlite3.connect(sys.argv[1]); db.execute("INSERT INTO grdb_migrations VALUES "
+                    + "('v99-from-the-future')")
+                db.commit()
+                """, world.statePath,
+            ])
         let before = try Data(contentsOf: URL(fileURLWithPath: world.statePath))
         await #expect(throws: StateStoreError.newerSchema(path: world.statePath, unknown: ["v99-from-the-future"])) {
             _ = try await world.run(hours: 1)
@@ -125,8 +138,12 @@ import RolloutTestSupport
         }
         #expect(!FileManager.default.fileExists(atPath: world.statePath))
         let adopted = try await world.initialise(adopt: true, hours: 2)
-        #expect(adopted.adopted.map(\.record) == [RolloutRecord(phase: "canary-10", enteredAt: world.time(hours: 2),
-                                                               status: .progressing, planBlob: try world.planBlob())])
+        #expect(
+            adopted.adopted.map(\.record) == [
+                RolloutRecord(
+                    phase: "canary-10", enteredAt: world.time(hours: 2),
+                    status: .progressing, planBlob: try world.planBlob())
+            ])
         let next = try await world.run(hours: 3)
         #expect(next.rollout()?.currentPhase == "canary-10")
         #expect(next.rollout()?.blockers.contains { $0.kind == .bake && $0.remainingSeconds == 23 * 3600 } == true)
@@ -135,8 +152,9 @@ import RolloutTestSupport
         // as overridden, it is never raised again by its approvals.
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: world.statePath + suffix) }
         let version = try await world.flags.read(flag: "portal_form_autosave").version
-        _ = try await world.flags.apply(flag: "portal_form_autosave",
-                                        patch: FlagPatch(environment: nil, enabled: false, coverage: 0), ifMatch: version)
+        _ = try await world.flags.apply(
+            flag: "portal_form_autosave",
+            patch: FlagPatch(environment: nil, enabled: false, coverage: 0), ifMatch: version)
         let again = try await world.initialise(adopt: true, hours: 4)
         #expect(again.adopted.map(\.record.status) == [.overridden])
         for hours in [5.0, 50] {
@@ -173,9 +191,10 @@ import RolloutTestSupport
         try world.seed()
         _ = try await world.run(hours: 0)
         let store = try StateStore(path: world.statePath)
-        let intent = AuditEntry(time: world.start, rollout: "exp-001-autosave", phase: "canary-10",
-                                environment: "production", from: nil, to: .init(enabled: true, coverage: 10),
-                                reason: "advance", revision: nil, planBlob: nil, approvals: [], kind: .intent)
+        let intent = AuditEntry(
+            time: world.start, rollout: "exp-001-autosave", phase: "canary-10",
+            environment: "production", from: nil, to: .init(enabled: true, coverage: 10),
+            reason: "advance", revision: nil, planBlob: nil, approvals: [], kind: .intent)
         let id = try store.append(intent)
         #expect(try store.unresolvedIntents(rollout: "exp-001-autosave").map(\.id) == [id])
         #expect(try store.allUnresolvedIntents().mapValues { $0.map(\.id) } == ["exp-001-autosave": [id]])
@@ -205,8 +224,9 @@ final class StagingFlagStoreDouble: FlagStore, @unchecked Sendable {
         var snapshot = try await inner.read(flag: flag)
         for (name, patch) in lock.withLock({ staged }) where name == flag {
             if let environment = patch.environment {
-                snapshot.environments[environment] = FlagEnvironmentState(enabled: patch.enabled,
-                                                                          coverage: patch.coverage ?? 0)
+                snapshot.environments[environment] = FlagEnvironmentState(
+                    enabled: patch.enabled,
+                    coverage: patch.coverage ?? 0)
             }
         }
         return snapshot
@@ -234,8 +254,9 @@ final class StagingFlagStoreDouble: FlagStore, @unchecked Sendable {
         let staging = StagingFlagStoreDouble(inner: FileFlagStore(path: world.stateDirectory.file("flags.json")))
         world.flags = staging
         try world.seed()
-        try world.repo.commitFiles(["rollouts/exp-002/plan.json": RolloutWorld.exp001Plan(name: "exp-002", flag: "other_flag")],
-                                   "Add exp-002", author: RolloutWorld.robin)
+        try world.repo.commitFiles(
+            ["rollouts/exp-002/plan.json": RolloutWorld.exp001Plan(name: "exp-002", flag: "other_flag")],
+            "Add exp-002", author: RolloutWorld.robin)
         let report = try await world.run(hours: 0)
         #expect(report.rollouts.allSatisfy { $0.applied && $0.errors.isEmpty })
         #expect(staging.flushes == 1)

@@ -1,9 +1,10 @@
 import Foundation
-import Testing
-@testable import RolloutAdapters
 import RolloutCore
-@testable import RolloutKit
 import RolloutTestSupport
+import Testing
+
+@testable import RolloutAdapters
+@testable import RolloutKit
 
 /// Per-environment stores (`--flags ENV=URL`): one rollout whose environments live in two services.
 @Suite(.serialized) struct MixedFlagStoresTests {
@@ -12,8 +13,9 @@ import RolloutTestSupport
     @Test func exp001StagingOnFlagdProductionOnUnleash() async throws {
         try await FlagBackendWorld.with { w in
             let staging = try w.flagdStore("staging")
-            w.world.flags = RoutingFlagStore(routes: [("staging", staging), ("production", w.unleashStore())],
-                                             fallback: nil)
+            w.world.flags = RoutingFlagStore(
+                routes: [("staging", staging), ("production", w.unleashStore())],
+                fallback: nil)
             let flag = FlagBackendWorld.flag
             var ledger = StickinessLedger()
             try await w.runEXP001 { phase, coverage in
@@ -39,8 +41,9 @@ import RolloutTestSupport
     @Test func aFailureInOneServiceNeverTouchesTheOtherTwice() async throws {
         try await FlagBackendWorld.with { w in
             let staging = try w.flagdStore("staging")
-            w.world.flags = RoutingFlagStore(routes: [("staging", staging), ("production", w.unleashStore())],
-                                             fallback: nil)
+            w.world.flags = RoutingFlagStore(
+                routes: [("staging", staging), ("production", w.unleashStore())],
+                fallback: nil)
             try w.world.seed()
             try await w.reconcile(hours: 0)
             try w.world.approveCanary10()
@@ -56,7 +59,8 @@ import RolloutTestSupport
             #expect(rollout.errors.first?.message.contains("portal_form_autosave[production]") == true)
             #expect(try await staging.read(flag: FlagBackendWorld.flag).environments["staging"] == .disabled)
             #expect(w.unleash.feature(FlagBackendWorld.flag)?.first { $0.name == "production" }?.enabled == true)
-            let stagingFile = try FileManager.default.attributesOfItem(atPath: staging.path)[.systemFileNumber]
+            let stagingFile =
+                try FileManager.default.attributesOfItem(atPath: staging.path)[.systemFileNumber]
                 as? NSNumber
 
             // Hour 3, the service is back: production is disabled once; staging's file is not written again.
@@ -64,25 +68,32 @@ import RolloutTestSupport
             let next = try await w.reconcile(hours: 3)
             #expect(next.changes.map(\.environment) == ["production"])
             #expect(w.unleash.feature(FlagBackendWorld.flag)?.first { $0.name == "production" }?.enabled == false)
-            #expect(try FileManager.default.attributesOfItem(atPath: staging.path)[.systemFileNumber] as? NSNumber
+            #expect(
+                try FileManager.default.attributesOfItem(atPath: staging.path)[.systemFileNumber] as? NSNumber
                     == stagingFile)
             let results = try StateStore(path: w.world.statePath).history(rollout: "exp-001-autosave")
                 .filter { $0.kind == .result }.sorted { ($0.id ?? 0) < ($1.id ?? 0) }
             #expect(results.filter { $0.environment == "staging" }.map(\.result) == ["applied", "applied"])
-            #expect(results.filter { $0.environment == "production" }.map(\.result) == ["applied", "failed", "applied"])
+            #expect(
+                results.filter { $0.environment == "production" }.map(\.result) == ["applied", "failed", "applied"])
         }
     }
 
     /// Each store judges its own environments' phases; an environment no `--flags` serves is an error.
     @Test func planProblemsArePerEnvironment() async throws {
         try await FlagBackendWorld.with { w in
-            let plan = try #require(Plan.decode(try JSONParser.parse(Array(RolloutWorld.exp001Plan()
-                .replacingOccurrences(of: #""coverage": 100 },"#, with: #""coverage": 99.5 },"#)
-                .replacingOccurrences(of: #""coverage": 10,"#, with: #""coverage": 10.5,"#).utf8)),
-                sink: DiagnosticSink(path: "plan.json")))
+            let plan = try #require(
+                Plan.decode(
+                    try JSONParser.parse(
+                        Array(
+                            RolloutWorld.exp001Plan()
+                                .replacingOccurrences(of: #""coverage": 100 },"#, with: #""coverage": 99.5 },"#)
+                                .replacingOccurrences(of: #""coverage": 10,"#, with: #""coverage": 10.5,"#).utf8)),
+                    sink: DiagnosticSink(path: "plan.json")))
             let flagdStaging = try w.flagdStore("staging")
-            let mixed = RoutingFlagStore(routes: [("staging", flagdStaging), ("production", w.unleashStore())],
-                                         fallback: nil)
+            let mixed = RoutingFlagStore(
+                routes: [("staging", flagdStaging), ("production", w.unleashStore())],
+                fallback: nil)
             // 99.5 in staging is flagd's (fine); 10.5 in production is Unleash's (an error).
             #expect(mixed.planProblems(plan, path: "plan.json").map(\.message).count == 1)
             #expect(mixed.planProblems(plan, path: "plan.json").first?.message.contains("canary-10") == true)

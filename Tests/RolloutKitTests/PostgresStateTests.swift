@@ -1,18 +1,21 @@
 import Foundation
-import Testing
 import RolloutAdapters
 import RolloutCore
-@testable import RolloutKit
 import RolloutTestSupport
+import Testing
+
+@testable import RolloutKit
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The state on a real PostgreSQL (SPEC §10), started by the test in a temporary data directory on 127.0.0.1:
 /// the EXP-001 flow unchanged, the audit log kept append-only by the database, migrations, identity, the
 /// installation lock and its session, and passwords that never show.
-@Suite("PostgreSQL state", .serialized,
-       .enabled(if: PostgresFixture.isAvailable, "needs PostgreSQL (Debian's postgresql package)"))
+@Suite(
+    "PostgreSQL state", .serialized,
+    .enabled(if: PostgresFixture.isAvailable, "needs PostgreSQL (Debian's postgresql package)"))
 struct PostgresStateTests {
     /// One server per test, stopped (and its directory removed) whatever happens; `PGPASSWORD` is the
     /// test role's while the body runs (the store reads it from the environment, as the command does).
@@ -44,9 +47,11 @@ struct PostgresStateTests {
             let database = "audit_only"
             let url = try server.createDatabase(database)
             let store = try StateStores.create(url, installation: Self.installation())
-            try store.append(AuditEntry(time: Date(timeIntervalSince1970: 1_800_000_000), rollout: "r", phase: "p",
-                                        environment: "production", from: nil, to: .disabled, reason: "rollback",
-                                        revision: nil, planBlob: nil, approvals: [], kind: .event))
+            try store.append(
+                AuditEntry(
+                    time: Date(timeIntervalSince1970: 1_800_000_000), rollout: "r", phase: "p",
+                    environment: "production", from: nil, to: .disabled, reason: "rollback",
+                    revision: nil, planBlob: nil, approvals: [], kind: .event))
             // Straight to the database as the owner of the tables, bypassing rolloutctl.
             for statement in ["UPDATE audit SET reason = 'advance'", "DELETE FROM audit", "TRUNCATE audit"] {
                 let (status, output) = try server.sql(statement, database: database)
@@ -81,9 +86,12 @@ struct PostgresStateTests {
             let url = try server.createDatabase()
             let world = try RolloutWorld()
             world.stateOverride = url
-            try world.repo.commitFiles(["policies/approvers.json": RolloutWorld.approvers,
-                                        "rollouts/exp-001-autosave/plan.json": RolloutWorld.exp001Plan()],
-                                       "Add exp-001-autosave", author: RolloutWorld.robin)
+            try world.repo.commitFiles(
+                [
+                    "policies/approvers.json": RolloutWorld.approvers,
+                    "rollouts/exp-001-autosave/plan.json": RolloutWorld.exp001Plan(),
+                ],
+                "Add exp-001-autosave", author: RolloutWorld.robin)
             #expect(try StateStores.exists(url) == false)
             let report = try await world.initialise()
             #expect(report.repositoryRoot == (try world.repositoryRoot()))
@@ -94,15 +102,19 @@ struct PostgresStateTests {
 
             let other = try RolloutWorld()
             other.stateOverride = url
-            try other.repo.commitFiles(["policies/approvers.json": RolloutWorld.approvers,
-                                        "rollouts/exp-001-autosave/plan.json": RolloutWorld.exp001Plan()],
-                                       "Another repository", author: RolloutWorld.robin)
+            try other.repo.commitFiles(
+                [
+                    "policies/approvers.json": RolloutWorld.approvers,
+                    "rollouts/exp-001-autosave/plan.json": RolloutWorld.exp001Plan(),
+                ],
+                "Another repository", author: RolloutWorld.robin)
             // Another repository's init is refused as with SQLite (an initialised state is never overwritten),
             // and leaves the recorded repository as it was; its runs are refused as another repository's.
             await #expect(throws: StateStoreError.alreadyInitialised(path: url)) { _ = try await other.initialise() }
             #expect(try StateStores.open(url).installation()?.repositoryRoot == (try world.repositoryRoot()))
-            let expected = StateStoreError.anotherRepository(path: url, recorded: try world.repositoryRoot(),
-                                                             actual: try other.repositoryRoot())
+            let expected = StateStoreError.anotherRepository(
+                path: url, recorded: try world.repositoryRoot(),
+                actual: try other.repositoryRoot())
             await #expect(throws: expected) { _ = try await other.run(hours: 0) }
             await #expect(throws: expected) { _ = try await other.run(.plan, hours: 0) }
         }
@@ -122,24 +134,30 @@ struct PostgresStateTests {
             #expect(try second.lockInstallation(timeout: .milliseconds(300)) == false)
 
             // The first session is killed from outside (as a dropped connection would end it).
-            let (status, output) = try server.sql("""
+            let (status, output) = try server.sql(
+                """
                 SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted
                 """, database: database)
             #expect(status == 0, "\(output)")
             try await FlagServiceWorld.with { flags in
                 let guarded = SessionGuardedFlagStore(inner: flags.world.flags, lock: first)
                 await #expect(throws: StateLockLost.self) {
-                    _ = try await guarded.apply(flag: FlagServiceWorld.flag, patch: FlagPatch(
-                        environment: "production", enabled: true, coverage: 10), ifMatch: "*")
+                    _ = try await guarded.apply(
+                        flag: FlagServiceWorld.flag,
+                        patch: FlagPatch(
+                            environment: "production", enabled: true, coverage: 10), ifMatch: "*")
                 }
                 await #expect(throws: StateLockLost.self) { _ = try await guarded.read(flag: FlagServiceWorld.flag) }
                 #expect(flags.service.requests.isEmpty, "the flag service was called after the session dropped")
             }
             // The server released the lock with the session: the other replica takes it.
             #expect(try second.lockInstallation(timeout: .seconds(5)))
-            #expect(throws: PostgresStateError.self) { try first.append(AuditEntry(
-                time: Date(), rollout: "r", phase: nil, environment: nil, from: nil, to: nil, reason: "late",
-                revision: nil, planBlob: nil, approvals: [], kind: .event)) }
+            #expect(throws: PostgresStateError.self) {
+                try first.append(
+                    AuditEntry(
+                        time: Date(), rollout: "r", phase: nil, environment: nil, from: nil, to: nil, reason: "late",
+                        revision: nil, planBlob: nil, approvals: [], kind: .event))
+            }
             second.close()
         }
     }
@@ -171,4 +189,3 @@ struct PostgresStateTests {
         }
     }
 }
-

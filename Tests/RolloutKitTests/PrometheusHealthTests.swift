@@ -1,11 +1,12 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
-@testable import RolloutAdapters
 import RolloutCore
-@testable import RolloutKit
 import RolloutTestSupport
 import Testing
+
+@testable import RolloutAdapters
+@testable import RolloutKit
 
 // Health gates against a REAL Prometheus (Debian's `prometheus` + `promtool`), with the
 // project's own EXP-001 queries read from rollouts/exp-001-autosave/plan.json.
@@ -40,7 +41,8 @@ enum PackageFiles {
     static func exp001Plan() throws -> String {
         let committed = try text("rollouts/exp-001-autosave/plan.json")
         guard var plan = try JSONSerialization.jsonObject(with: Data(committed.utf8)) as? [String: Any],
-              var health = plan["health"] as? [String: Any], let checks = health["checks"] as? [[String: Any]] else {
+            var health = plan["health"] as? [String: Any], let checks = health["checks"] as? [[String: Any]]
+        else {
             return committed
         }
         health["checks"] = checks.filter { $0["onBreach"] as? String != "notify" }
@@ -96,8 +98,9 @@ enum PrometheusTimeline {
     /// with the flag at `coverage`%: the treatment gets that share of 1000 requests and 100
     /// forms per step, the control the rest.
     static func exposure(_ environment: String, coverage: Double, from: Double, to: Double) -> TelemetrySegment {
-        var segment = TelemetrySegment.healthy(start: healthy.addingTimeInterval(from * 3600), hours: to - from,
-                                               step: step)
+        var segment = TelemetrySegment.healthy(
+            start: healthy.addingTimeInterval(from * 3600), hours: to - from,
+            step: step)
         segment.environments = [environment]
         segment.treatmentRequestsPerStep = 10 * coverage
         segment.controlRequestsPerStep = 10 * (100 - coverage)
@@ -123,8 +126,9 @@ enum PrometheusTimeline {
             .duplicated(start: duplicated, hours: 4, step: step),
         ]
         for (i, flag) in manyFlagNames.enumerated() {
-            var segment = TelemetrySegment.failingErrors(start: manyFlags, hours: 2, errorRate: Double(i + 1) / 1000,
-                                                         step: step)
+            var segment = TelemetrySegment.failingErrors(
+                start: manyFlags, hours: 2, errorRate: Double(i + 1) / 1000,
+                step: step)
             segment.flag = flag
             segments.append(segment)
         }
@@ -150,8 +154,10 @@ enum SharedPrometheus {
 struct SharedPrometheusTrait: SuiteTrait, TestScoping {
     var isRecursive: Bool { false }
 
-    func provideScope(for test: Test, testCase: Test.Case?,
-                      performing function: @Sendable () async throws -> Void) async throws {
+    func provideScope(
+        for test: Test, testCase: Test.Case?,
+        performing function: @Sendable () async throws -> Void
+    ) async throws {
         guard PrometheusFixture.isAvailable else {
             try await function()
             return
@@ -185,8 +191,9 @@ func withPrometheusWorld<T>(
 ) async throws -> T {
     let plan = try plan ?? PackageFiles.exp001Plan()
     return try await withAdapterHTTPClient { client in
-        let provider = PrometheusMetricsProvider(baseURL: baseURL, client: client, retry: retry,
-                                                 logger: Logger(label: "test"))
+        let provider = PrometheusMetricsProvider(
+            baseURL: baseURL, client: client, retry: retry,
+            logger: Logger(label: "test"))
         let world = try RolloutWorld(metrics: provider, start: start)
         try world.seed(plan: plan)
         return try await body(world)
@@ -310,12 +317,14 @@ extension PrometheusHealthGates {
     struct EXP001HealthQueryTests {
         @Test func thePlanFixtureScriptAndDocsShareTheSameQueries() throws {
             let checks = try PackageFiles.exp001Checks()
-            let planQueries = Dictionary(checks.map { ($0["name"] as? String ?? "?", $0["query"] as? String ?? "") },
-                                         uniquingKeysWith: { a, _ in a })
+            let planQueries = Dictionary(
+                checks.map { ($0["name"] as? String ?? "?", $0["query"] as? String ?? "") },
+                uniquingKeysWith: { a, _ in a })
             #expect(planQueries == PrometheusFixture.Queries.all)
 
-            let script = try JSONSerialization.jsonObject(
-                with: Data(try PackageFiles.text("scripts/exp001-health-queries.json").utf8)) as? [String: String]
+            let script =
+                try JSONSerialization.jsonObject(
+                    with: Data(try PackageFiles.text("scripts/exp001-health-queries.json").utf8)) as? [String: String]
             #expect(script == PrometheusFixture.Queries.all)
 
             // The thresholds and actions the tests below rely on.
@@ -338,8 +347,10 @@ extension PrometheusHealthGates {
         /// A real Prometheus cannot be made to answer 503, so this one is a fake (HTTPTestServer).
         @Test func fake503PrometheusHoldsAndShowsTheReasonAndSendsTheReconcileClock() async throws {
             try await withAdapterTestServer({ _ in .text(503, "Service Unavailable") }) { server in
-                try await withPrometheusWorld(start: PrometheusTimeline.healthy, baseURL: server.baseURL,
-                                              retry: .adapterTest(maxAttempts: 2)) { world in
+                try await withPrometheusWorld(
+                    start: PrometheusTimeline.healthy, baseURL: server.baseURL,
+                    retry: .adapterTest(maxAttempts: 2)
+                ) { world in
                     _ = try await world.run(hours: 0)  // staging: no checks before a phase is entered
                     #expect(server.requestCount == 0)
                     try world.approveCanary10()
@@ -353,11 +364,15 @@ extension PrometheusHealthGates {
                     #expect(rollout.health.count == 3)
                     for result in rollout.health {
                         #expect(result.verdict == .noData)
-                        #expect(result.noDataReason?.hasPrefix("prometheus answered HTTP 503") == true,
-                                "\(result.noDataReason ?? "nil")")
+                        #expect(
+                            result.noDataReason?.hasPrefix("prometheus answered HTTP 503") == true,
+                            "\(result.noDataReason ?? "nil")")
                     }
                     let healthBlockers = rollout.blockers.filter { $0.kind == .health }
-                    #expect(Set(healthBlockers.compactMap(\.check)) == ["error-rate", "latency-p95-delta", "submission-success"])
+                    #expect(
+                        Set(healthBlockers.compactMap(\.check)) == [
+                            "error-rate", "latency-p95-delta", "submission-success",
+                        ])
                     #expect(healthBlockers.allSatisfy { $0.detail.contains("prometheus answered HTTP 503") })
 
                     // Each query: the check's text with the placeholders filled in, at the reconcile's clock.
@@ -365,15 +380,18 @@ extension PrometheusHealthGates {
                     #expect(requests.count == 6)  // 3 checks × 2 attempts
                     let now = PrometheusMetricsProvider.formatTime(world.time(hours: 2))
                     #expect(requests.allSatisfy { $0.path == "/api/v1/query" && $0.queryItems["time"] == now })
-                    let expected = Set(PrometheusFixture.Queries.all.values.map {
-                        PrometheusFixture.Queries.substitute($0, flag: "portal_form_autosave", environment: "staging",
-                                                             window: 7200)
-                    })
+                    let expected = Set(
+                        PrometheusFixture.Queries.all.values.map {
+                            PrometheusFixture.Queries.substitute(
+                                $0, flag: "portal_form_autosave", environment: "staging",
+                                window: 7200)
+                        })
                     #expect(Set(requests.compactMap { $0.queryItems["query"] }) == expected)
 
                     // The audit log keeps the reason of the hold.
                     let store = try StateStore(path: world.statePath)
-                    let hold = try #require(try store.history(rollout: "exp-001-autosave").first { $0.reason == "holding" })
+                    let hold = try #require(
+                        try store.history(rollout: "exp-001-autosave").first { $0.reason == "holding" })
                     #expect(hold.detail?.contains("prometheus answered HTTP 503") == true, "\(hold.detail ?? "nil")")
                 }
             }
@@ -385,8 +403,9 @@ extension PrometheusHealthGates {
 // MARK: - Against one real Prometheus
 
 extension PrometheusHealthGates {
-    @Suite("Health gates against a real Prometheus",
-           .enabled(if: PrometheusFixture.isAvailable, prometheusUnavailable), .sharedPrometheus)
+    @Suite(
+        "Health gates against a real Prometheus",
+        .enabled(if: PrometheusFixture.isAvailable, prometheusUnavailable), .sharedPrometheus)
     struct PrometheusHealthTests {
         var baseURL: String { get throws { try SharedPrometheus.current().baseURL.absoluteString } }
 
@@ -398,8 +417,12 @@ extension PrometheusHealthGates {
                 let report = try await world.run(hours: 2)
                 let rollout = try #require(report.rollout())
                 #expect(rollout.nextPhase == "canary-10")
-                #expect(rollout.changes == [Change(environment: "production", from: nil,
-                                                   to: FlagEnvironmentState(enabled: true, coverage: 10), reason: .advance)])
+                #expect(
+                    rollout.changes == [
+                        Change(
+                            environment: "production", from: nil,
+                            to: FlagEnvironmentState(enabled: true, coverage: 10), reason: .advance)
+                    ])
                 // Staging's checks, over the 2 hours since staging was entered.
                 #expect(rollout.health.map(\.environment) == ["staging", "staging", "staging"])
                 #expect(rollout.health.map(\.verdict) == [.pass, .pass, .pass])
@@ -442,10 +465,13 @@ extension PrometheusHealthGates {
 
                 // The audit log records the value behind the rollback, for each environment.
                 let store = try StateStore(path: world.statePath)
-                let intents = try store.history(rollout: "exp-001-autosave").filter { $0.kind == .intent && $0.reason == "rollback" }
+                let intents = try store.history(rollout: "exp-001-autosave").filter {
+                    $0.kind == .intent && $0.reason == "rollback"
+                }
                 #expect(Set(intents.compactMap(\.environment)) == ["staging", "production"])
-                #expect(intents.allSatisfy { $0.detail?.contains("error-rate = 0.03, max 0.02") == true },
-                        "\(intents.map(\.detail))")
+                #expect(
+                    intents.allSatisfy { $0.detail?.contains("error-rate = 0.03, max 0.02") == true },
+                    "\(intents.map(\.detail))")
 
                 // And it stays rolled back.
                 report = try await world.run(hours: 5)
@@ -492,24 +518,30 @@ extension PrometheusHealthGates {
                 try await enterCanary10(world, at: 1)
                 // Someone raises production to 20% by hand.
                 let flag = try await world.flags.read(flag: "portal_form_autosave")
-                _ = try await world.flags.apply(flag: "portal_form_autosave",
-                                                patch: FlagPatch(environment: "production", enabled: true, coverage: 20),
-                                                ifMatch: flag.version)
+                _ = try await world.flags.apply(
+                    flag: "portal_form_autosave",
+                    patch: FlagPatch(environment: "production", enabled: true, coverage: 20),
+                    ifMatch: flag.version)
 
                 var report = try await world.run(hours: 26)
                 let rollout = try #require(report.rollout())
                 #expect(rollout.status == .holding)
-                #expect(rollout.changes == [Change(environment: "production",
-                                                   from: FlagEnvironmentState(enabled: true, coverage: 20),
-                                                   to: FlagEnvironmentState(enabled: true, coverage: 10), reason: .drift)])
+                #expect(
+                    rollout.changes == [
+                        Change(
+                            environment: "production",
+                            from: FlagEnvironmentState(enabled: true, coverage: 20),
+                            to: FlagEnvironmentState(enabled: true, coverage: 10), reason: .drift)
+                    ])
                 #expect(try await world.flagState()["production"] == FlagEnvironmentState(enabled: true, coverage: 10))
                 report = try await world.run(hours: 27)
                 #expect(report.rollout()?.status == .holding)
 
                 let store = try StateStore(path: world.statePath)
                 let history = try store.history(rollout: "exp-001-autosave")
-                #expect(history.contains { $0.detail?.contains("latency-p95-delta = 0.25, max 0.2") == true },
-                        "\(history.map { "\($0.kind) \($0.reason): \($0.detail ?? "")" })")
+                #expect(
+                    history.contains { $0.detail?.contains("latency-p95-delta = 0.25, max 0.2") == true },
+                    "\(history.map { "\($0.kind) \($0.reason): \($0.detail ?? "")" })")
             }
         }
 
@@ -523,11 +555,13 @@ extension PrometheusHealthGates {
                 #expect(rollout.status == .holding)
                 #expect(rollout.changes.isEmpty)
                 #expect(rollout.health.count == 3)
-                #expect(rollout.health.allSatisfy { $0.verdict == .noData && $0.noDataReason == "no data" },
-                        "\(rollout.health.map(\.summary))")
+                #expect(
+                    rollout.health.allSatisfy { $0.verdict == .noData && $0.noDataReason == "no data" },
+                    "\(rollout.health.map(\.summary))")
                 #expect(rollout.blockers.filter { $0.kind == .health }.count == 3)
-                #expect(rollout.blockers.allSatisfy { $0.kind == .health && $0.detail.hasSuffix(": no data (no data)") },
-                        "\(rollout.blockers.map(\.detail))")
+                #expect(
+                    rollout.blockers.allSatisfy { $0.kind == .health && $0.detail.hasSuffix(": no data (no data)") },
+                    "\(rollout.blockers.map(\.detail))")
                 #expect(try await world.flagState()["production"] == FlagEnvironmentState(enabled: true, coverage: 10))
 
                 let store = try StateStore(path: world.statePath)
@@ -538,18 +572,23 @@ extension PrometheusHealthGates {
 
         @Test func aQueryMatchingTwoSeriesHoldsAsAmbiguous() async throws {
             // The project's three checks, plus one that does not aggregate over pods.
-            var plan = try #require(JSONSerialization.jsonObject(with: Data(try PackageFiles.exp001Plan().utf8))
-                as? [String: Any])
+            var plan = try #require(
+                JSONSerialization.jsonObject(with: Data(try PackageFiles.exp001Plan().utf8))
+                    as? [String: Any])
             var health = try #require(plan["health"] as? [String: Any])
             var checks = try #require(health["checks"] as? [[String: Any]])
-            checks.append(["name": "submitted-per-pod", "query": PrometheusFixture.Queries.unaggregatedSubmitted,
-                           "min": 1, "onBreach": "hold"])
+            checks.append([
+                "name": "submitted-per-pod", "query": PrometheusFixture.Queries.unaggregatedSubmitted,
+                "min": 1, "onBreach": "hold",
+            ])
             health["checks"] = checks
             plan["health"] = health
-            let text = String(decoding: try JSONSerialization.data(withJSONObject: plan, options: [.prettyPrinted, .sortedKeys]),
-                              as: UTF8.self)
+            let text = String(
+                decoding: try JSONSerialization.data(withJSONObject: plan, options: [.prettyPrinted, .sortedKeys]),
+                as: UTF8.self)
 
-            try await withPrometheusWorld(start: PrometheusTimeline.duplicated, baseURL: try baseURL, plan: text) { world in
+            try await withPrometheusWorld(start: PrometheusTimeline.duplicated, baseURL: try baseURL, plan: text) {
+                world in
                 _ = try await world.run(hours: 0)
                 try world.approveCanary10()
 
@@ -574,14 +613,20 @@ extension PrometheusHealthGates {
         /// EXP001ReconcileTests.fromStagingToProduction, with Prometheus as the source of health.
         @Test func fullEXP001RunWithPrometheus() async throws {
             try await withPrometheusWorld(start: PrometheusTimeline.healthy, baseURL: try baseURL) { world in
-                func expectHealthy(_ rollout: RolloutReport, _ environment: String,
-                                   sourceLocation: SourceLocation = #_sourceLocation) {
-                    #expect(rollout.health.map(\.check.name) == ["error-rate", "latency-p95-delta", "submission-success"],
-                            sourceLocation: sourceLocation)
-                    #expect(rollout.health.allSatisfy { $0.verdict == .pass && $0.environment == environment },
-                            "\(rollout.health.map(\.summary))", sourceLocation: sourceLocation)
+                func expectHealthy(
+                    _ rollout: RolloutReport, _ environment: String,
+                    sourceLocation: SourceLocation = #_sourceLocation
+                ) {
+                    #expect(
+                        rollout.health.map(\.check.name) == ["error-rate", "latency-p95-delta", "submission-success"],
+                        sourceLocation: sourceLocation)
+                    #expect(
+                        rollout.health.allSatisfy { $0.verdict == .pass && $0.environment == environment },
+                        "\(rollout.health.map(\.summary))", sourceLocation: sourceLocation)
                     #expect(approximately(rollout.health("error-rate")?.value, 0.005), sourceLocation: sourceLocation)
-                    #expect(approximately(rollout.health("submission-success")?.value, 0.98), sourceLocation: sourceLocation)
+                    #expect(
+                        approximately(rollout.health("submission-success")?.value, 0.98), sourceLocation: sourceLocation
+                    )
                 }
 
                 // Hour 0: staging goes to 100% (no phase yet, so no checks).
@@ -640,10 +685,11 @@ extension PrometheusHealthGates {
                 rollout = try #require(report.rollout())
                 #expect(rollout.nextPhase == "production")
                 expectHealthy(rollout, "production")
-                #expect(try await world.flagState() == [
-                    "staging": FlagEnvironmentState(enabled: true, coverage: 100),
-                    "production": FlagEnvironmentState(enabled: true, coverage: 100),
-                ])
+                #expect(
+                    try await world.flagState() == [
+                        "staging": FlagEnvironmentState(enabled: true, coverage: 100),
+                        "production": FlagEnvironmentState(enabled: true, coverage: 100),
+                    ])
 
                 report = try await world.run(hours: 62)
                 rollout = try #require(report.rollout())
@@ -733,9 +779,11 @@ extension PrometheusHealthGates {
                 let world = try RolloutWorld(metrics: recorder, start: PrometheusTimeline.manyFlags)
                 let plan = try PackageFiles.exp001Plan()
                 for (i, flag) in names.enumerated() {
-                    try world.seed(plan: plan
-                        .replacingOccurrences(of: "\"exp-001-autosave\"", with: "\"exp-001-autosave-\(i + 1)\"")
-                        .replacingOccurrences(of: "\"portal_form_autosave\"", with: "\"\(flag)\""),
+                    try world.seed(
+                        plan:
+                            plan
+                            .replacingOccurrences(of: "\"exp-001-autosave\"", with: "\"exp-001-autosave-\(i + 1)\"")
+                            .replacingOccurrences(of: "\"portal_form_autosave\"", with: "\"\(flag)\""),
                         rollout: "exp-001-autosave-\(i + 1)")
                 }
                 // Hour 0: every rollout enters staging (no checks yet).
@@ -748,15 +796,17 @@ extension PrometheusHealthGates {
                 report = try await world.run(.plan, hours: 1, concurrency: 2)
                 #expect(recorder.queries.count == 18)
                 #expect(recorder.maxFlagsInFlight == 2, "rollouts measured at once: \(recorder.maxFlagsInFlight)")
-                #expect(recorder.maxInFlight > 2 && recorder.maxInFlight <= 6, "queries at once: \(recorder.maxInFlight)")
+                #expect(
+                    recorder.maxInFlight > 2 && recorder.maxInFlight <= 6, "queries at once: \(recorder.maxInFlight)")
                 #expect(recorder.queries.allSatisfy { $0.time == world.time(hours: 1) })
                 #expect(recorder.queries.allSatisfy { $0.query.contains("[3600s]") && !$0.query.contains("{{") })
 
                 // Each rollout got its own flag's answer: error rate i/1000 for flag i.
                 for (i, _) in names.enumerated() {
                     let rollout = try #require(report.rollout("exp-001-autosave-\(i + 1)"))
-                    #expect(approximately(rollout.health("error-rate")?.value, Double(i + 1) / 1000),
-                            "\(rollout.name): \(rollout.health.map(\.summary))")
+                    #expect(
+                        approximately(rollout.health("error-rate")?.value, Double(i + 1) / 1000),
+                        "\(rollout.name): \(rollout.health.map(\.summary))")
                     #expect(rollout.health.allSatisfy { $0.verdict == .pass })
                 }
             }
@@ -768,8 +818,9 @@ extension PrometheusHealthGates {
 // MARK: - Faults of a real Prometheus
 
 extension PrometheusHealthGates {
-    @Suite("A real Prometheus that stops answering",
-           .enabled(if: PrometheusFixture.isAvailable, prometheusUnavailable))
+    @Suite(
+        "A real Prometheus that stops answering",
+        .enabled(if: PrometheusFixture.isAvailable, prometheusUnavailable))
     struct PrometheusFaultTests {
         /// One Prometheus, paused (SIGSTOP: connections hang) and then stopped (connection refused).
         @Test func realPrometheusPausedPastTheTimeoutThenStoppedHoldsAndNeverAdvances() async throws {
@@ -777,22 +828,29 @@ extension PrometheusHealthGates {
             let fixture = try await PrometheusFixture.start(segments: [.healthy(start: start, hours: 4, step: 600)])
             defer { fixture.stop() }
             let retry = RetryPolicy.adapterTest(maxAttempts: 2, requestTimeout: .milliseconds(500))
-            try await withPrometheusWorld(start: start, baseURL: fixture.baseURL.absoluteString, retry: retry) { world in
+            try await withPrometheusWorld(start: start, baseURL: fixture.baseURL.absoluteString, retry: retry) {
+                world in
                 _ = try await world.run(hours: 0)
                 try world.approveCanary10()
 
-                func expectHeld(_ report: RunReport, _ reason: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+                func expectHeld(
+                    _ report: RunReport, _ reason: String, sourceLocation: SourceLocation = #_sourceLocation
+                ) async throws {
                     let rollout = try #require(report.rollout(), sourceLocation: sourceLocation)
                     #expect(rollout.status == .holding, sourceLocation: sourceLocation)
                     #expect(rollout.currentPhase == "staging", sourceLocation: sourceLocation)
                     #expect(rollout.changes.isEmpty, sourceLocation: sourceLocation)
                     #expect(rollout.health.count == 3, sourceLocation: sourceLocation)
-                    #expect(rollout.health.allSatisfy { $0.verdict == .noData && $0.noDataReason?.contains(reason) == true },
-                            "\(rollout.health.map(\.summary))", sourceLocation: sourceLocation)
+                    #expect(
+                        rollout.health.allSatisfy {
+                            $0.verdict == .noData && $0.noDataReason?.contains(reason) == true
+                        },
+                        "\(rollout.health.map(\.summary))", sourceLocation: sourceLocation)
                     let blockers = rollout.blockers.filter { $0.kind == .health }
                     #expect(blockers.count == 3, sourceLocation: sourceLocation)
-                    #expect(blockers.allSatisfy { $0.detail.contains(reason) }, "\(blockers.map(\.detail))",
-                            sourceLocation: sourceLocation)
+                    #expect(
+                        blockers.allSatisfy { $0.detail.contains(reason) }, "\(blockers.map(\.detail))",
+                        sourceLocation: sourceLocation)
                     #expect(try await world.flagState()["production"] == nil, sourceLocation: sourceLocation)
                 }
 
@@ -814,7 +872,9 @@ extension PrometheusHealthGates {
                 await fixture.stopWithoutBlocking()
                 report = try await world.run(hours: 3)
                 try await expectHeld(report, "connection refused")
-                #expect(report.rollout()?.health.allSatisfy { $0.noDataReason?.hasPrefix("prometheus unreachable") == true } == true)
+                #expect(
+                    report.rollout()?.health.allSatisfy { $0.noDataReason?.hasPrefix("prometheus unreachable") == true }
+                        == true)
 
                 let store = try StateStore(path: world.statePath)
                 let hold = try #require(try store.history(rollout: "exp-001-autosave").first { $0.reason == "holding" })

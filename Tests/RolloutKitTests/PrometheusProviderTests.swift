@@ -1,10 +1,11 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
-@testable import RolloutAdapters
 import RolloutCore
 import RolloutTestSupport
 import Testing
+
+@testable import RolloutAdapters
 
 /// PrometheusMetricsProvider against canned answers served by HTTPTestServer. These are
 /// fakes for the faults a real Prometheus gives; a real Prometheus is tested elsewhere.
@@ -117,7 +118,10 @@ struct PrometheusProviderTests {
     @Test func cannedPrometheusAnswerHTTP503ThenSuccess() async throws {
         let calls = LockedBox(0)
         let (result, requests) = try await evaluate { _ in
-            let n = calls.withLock { $0 += 1; return $0 }
+            let n = calls.withLock {
+                $0 += 1
+                return $0
+            }
             return n == 1 ? .text(503) : .json(200, Self.vector(["7"]))
         }
         #expect(result == .value(7))
@@ -178,7 +182,8 @@ struct PrometheusProviderTests {
 
     @Test func timeParameterFormatting() {
         #expect(PrometheusMetricsProvider.formatTime(Date(timeIntervalSince1970: 1_700_000_000)) == "1700000000.000")
-        #expect(PrometheusMetricsProvider.formatTime(Date(timeIntervalSince1970: 1_700_000_000.0125)) == "1700000000.013")
+        #expect(
+            PrometheusMetricsProvider.formatTime(Date(timeIntervalSince1970: 1_700_000_000.0125)) == "1700000000.013")
         #expect(PrometheusMetricsProvider.formatTime(Date(timeIntervalSince1970: 5.5)) == "5.500")
     }
 }
@@ -186,7 +191,8 @@ struct PrometheusProviderTests {
 @Suite("FileMetricsProvider")
 struct FileMetricsProviderTests {
     func withMetricsFile(_ contents: String?, _ body: (String) async throws -> Void) async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rolloutctl-metrics-\(UUID().uuidString)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rolloutctl-metrics-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("metrics.json").path
@@ -206,12 +212,17 @@ struct FileMetricsProviderTests {
             let provider = FileMetricsProvider(path: path)
             #expect(await provider.evaluate(query("error-rate")) == .value(0.004))
             #expect(await provider.evaluate(query("count")) == .value(12))
-            #expect(await provider.evaluate(query("submission-success")) ==
-                .noData(reason: "no value for submission-success in \(path)"))
-            #expect(await provider.evaluate(query("latency")) == .noData(reason: "value for latency in \(path) is null"))
-            #expect(await provider.evaluate(query("name")) == .noData(reason: "value for name in \(path) is not a number"))
-            #expect(await provider.evaluate(query("flag")) == .noData(reason: "value for flag in \(path) is not a number"))
-            #expect(await provider.evaluate(query("list")) == .noData(reason: "value for list in \(path) is not a number"))
+            #expect(
+                await provider.evaluate(query("submission-success"))
+                    == .noData(reason: "no value for submission-success in \(path)"))
+            #expect(
+                await provider.evaluate(query("latency")) == .noData(reason: "value for latency in \(path) is null"))
+            #expect(
+                await provider.evaluate(query("name")) == .noData(reason: "value for name in \(path) is not a number"))
+            #expect(
+                await provider.evaluate(query("flag")) == .noData(reason: "value for flag in \(path) is not a number"))
+            #expect(
+                await provider.evaluate(query("list")) == .noData(reason: "value for list in \(path) is not a number"))
         }
     }
 
@@ -228,8 +239,9 @@ struct FileMetricsProviderTests {
 
     @Test func aMalformedFileIsNoData() async throws {
         try await withMetricsFile("{not json") { path in
-            #expect(await FileMetricsProvider(path: path).evaluate(query("x")) ==
-                .noData(reason: "malformed metrics file \(path): not valid JSON"))
+            #expect(
+                await FileMetricsProvider(path: path).evaluate(query("x"))
+                    == .noData(reason: "malformed metrics file \(path): not valid JSON"))
         }
         try await withMetricsFile("[1, 2]") { path in
             let result = await FileMetricsProvider(path: path).evaluate(query("x"))

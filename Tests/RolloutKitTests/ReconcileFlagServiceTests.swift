@@ -1,9 +1,10 @@
 import Foundation
-import Testing
-@testable import RolloutAdapters
 import RolloutCore
-@testable import RolloutKit
 import RolloutTestSupport
+import Testing
+
+@testable import RolloutAdapters
+@testable import RolloutKit
 
 /// The reconciler against the real flag API on 127.0.0.1 (faults injected) and a real SQLite
 /// file: retries, refusals, 412 races, audit entries.
@@ -150,10 +151,12 @@ import RolloutTestSupport
             #expect(!invalid.applied)
             #expect(invalid.changes.isEmpty)
             let error = try #require(invalid.errors.first)
-            let line = try #require(broken.split(separator: "\n", omittingEmptySubsequences: false)
-                .firstIndex { $0.contains("\"stat\"") })
-            let column = try #require(broken.split(separator: "\n", omittingEmptySubsequences: false)[line]
-                .range(of: "\"stat\""))
+            let line = try #require(
+                broken.split(separator: "\n", omittingEmptySubsequences: false)
+                    .firstIndex { $0.contains("\"stat\"") })
+            let column = try #require(
+                broken.split(separator: "\n", omittingEmptySubsequences: false)[line]
+                    .range(of: "\"stat\""))
             #expect(error.path == "rollouts/exp-003-broken/plan.json")
             #expect(error.line == line + 1)
             #expect(error.column.map { $0 >= 1 } == true)
@@ -187,7 +190,10 @@ import RolloutTestSupport
             // Someone sets production to 30% behind rolloutctl's back (inside canary-10's bake).
             w.service.changeConcurrently(FlagServiceWorld.flag, environment: "production", to: .on(30))
             let plan = try await w.run(.plan, hours: 5)
-            #expect(plan.rollout()?.changes == [Change(environment: "production", from: .on(30), to: .on(10), reason: .drift)])
+            #expect(
+                plan.rollout()?.changes == [
+                    Change(environment: "production", from: .on(30), to: .on(10), reason: .drift)
+                ])
             #expect(w.environments()["production"] == .on(30))  // plan changes nothing
 
             let report = try await w.run(hours: 5)
@@ -210,8 +216,10 @@ import RolloutTestSupport
     @Test func planEditLoweringCoverageAppliesWithoutApprovals() async throws {
         try await FlagServiceWorld.with { w in
             try await w.reachCanary10()
-            try w.world.editPlan(RolloutWorld.exp001Plan()
-                .replacingOccurrences(of: "\"coverage\": 10,", with: "\"coverage\": 5,"), message: "Lower canary to 5%")
+            try w.world.editPlan(
+                RolloutWorld.exp001Plan()
+                    .replacingOccurrences(of: "\"coverage\": 10,", with: "\"coverage\": 5,"),
+                message: "Lower canary to 5%")
             let report = try await w.run(hours: 2)
             let rollout = try #require(report.rollout())
             #expect(rollout.changes == [Change(environment: "production", from: .on(10), to: .on(5), reason: .lower)])
@@ -266,8 +274,9 @@ import RolloutTestSupport
             try w.world.editPlan(RolloutWorld.exp001Plan(), message: "Resume EXP-001")
             let resumed = try await w.run(hours: 31)
             #expect(resumed.rollout()?.changes.isEmpty == true)
-            #expect(resumed.rollout()?.blockers.contains { $0.kind == .approval && $0.phase == "canary-10" } == true,
-                    "\(resumed.rollout()?.blockers.map(\.detail) ?? [])")
+            #expect(
+                resumed.rollout()?.blockers.contains { $0.kind == .approval && $0.phase == "canary-10" } == true,
+                "\(resumed.rollout()?.blockers.map(\.detail) ?? [])")
             #expect(w.environments()["production"] == .on(10))
             try w.world.approveCanary10(suffix: "-again")
             let approved = try await w.run(hours: 32)
@@ -280,8 +289,9 @@ import RolloutTestSupport
         try await FlagServiceWorld.with { w in
             w.service.setFlag("other_flag", environments: [:])
             try w.world.seed()
-            try w.world.editPlan(RolloutWorld.exp001Plan(name: "exp-002-other", flag: "other_flag"),
-                                 rollout: "exp-002-other", message: "Add exp-002")
+            try w.world.editPlan(
+                RolloutWorld.exp001Plan(name: "exp-002-other", flag: "other_flag"),
+                rollout: "exp-002-other", message: "Add exp-002")
             _ = try await w.run(hours: 0)
             #expect(w.environments("other_flag") == ["staging": .on(100)])
 

@@ -1,9 +1,10 @@
 import Foundation
-import Testing
-@testable import RolloutAdapters
 import RolloutCore
-@testable import RolloutKit
 import RolloutTestSupport
+import Testing
+
+@testable import RolloutAdapters
+@testable import RolloutKit
 
 /// What a killed run or a lost state database leaves behind, and how the next run converges.
 @Suite(.serialized) struct ReconcileRecoveryTests {
@@ -11,12 +12,13 @@ import RolloutTestSupport
     /// returns its id: the state a run killed right after writing it leaves.
     private func writeCanary10Intent(_ w: FlagServiceWorld, hours: Double) throws -> Int64 {
         let store = try StateStore(path: w.world.statePath)
-        return try store.append(AuditEntry(
-            time: w.world.time(hours: hours), rollout: "exp-001-autosave", phase: "canary-10",
-            environment: "production", from: nil, to: .on(10), reason: "advance",
-            revision: try w.world.repo.head(), planBlob: try w.world.planBlob(),
-            approvals: ["engineering-lead=erin@example.com", "qa-lead=quinn@example.com", "sre=dana@example.com"],
-            kind: .intent))
+        return try store.append(
+            AuditEntry(
+                time: w.world.time(hours: hours), rollout: "exp-001-autosave", phase: "canary-10",
+                environment: "production", from: nil, to: .on(10), reason: "advance",
+                revision: try w.world.repo.head(), planBlob: try w.world.planBlob(),
+                approvals: ["engineering-lead=erin@example.com", "qa-lead=quinn@example.com", "sre=dana@example.com"],
+                kind: .intent))
     }
 
     /// Killed after the PATCH reached the flag, before the result was written.
@@ -29,9 +31,10 @@ import RolloutTestSupport
             // The killed run (hour 1): intent written, PATCH sent for real, no result, no state.
             let intentID = try writeCanary10Intent(w, hours: 1)
             let version = try await w.world.flags.read(flag: FlagServiceWorld.flag).version
-            _ = try await w.world.flags.apply(flag: FlagServiceWorld.flag,
-                                              patch: FlagPatch(environment: "production", enabled: true, coverage: 10),
-                                              ifMatch: version)
+            _ = try await w.world.flags.apply(
+                flag: FlagServiceWorld.flag,
+                patch: FlagPatch(environment: "production", enabled: true, coverage: 10),
+                ifMatch: version)
             #expect(try w.stored()?.record.phase == "staging")
             let patchesBefore = w.patchRequests().count
 

@@ -1,11 +1,12 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
-import Testing
-@testable import RolloutAdapters
 import RolloutCore
-@testable import RolloutKit
 import RolloutTestSupport
+import Testing
+
+@testable import RolloutAdapters
+@testable import RolloutKit
 
 /// Rollbacks that stick and manual overrides that are respected (SPEC §5.3, §5.6), against the
 /// flag API on 127.0.0.1 (faults injected) and a real SQLite state.
@@ -56,9 +57,10 @@ import RolloutTestSupport
     /// The runbook's kill switch: `PATCH {"enabled": false}` for every environment, by hand.
     private func killSwitch(_ w: FlagServiceWorld) async throws {
         let version = try await w.world.flags.read(flag: FlagServiceWorld.flag).version
-        _ = try await w.world.flags.apply(flag: FlagServiceWorld.flag,
-                                          patch: FlagPatch(environment: nil, enabled: false, coverage: nil),
-                                          ifMatch: version)
+        _ = try await w.world.flags.apply(
+            flag: FlagServiceWorld.flag,
+            patch: FlagPatch(environment: nil, enabled: false, coverage: nil),
+            ifMatch: version)
     }
 
     @Test func killSwitchMakesTheRolloutOverriddenAndNothingRaisesItButARollbackStillDisables() async throws {
@@ -100,15 +102,18 @@ import RolloutTestSupport
             try await killSwitch(w)
             #expect(try await w.run(hours: 2).rollout()?.status == .overridden)
 
-            try w.world.editPlan(RolloutWorld.exp001Plan().replacingOccurrences(
-                of: "\"state\": \"active\",", with: "\"state\": \"active\", \"description\": \"after the incident\","))
+            try w.world.editPlan(
+                RolloutWorld.exp001Plan().replacingOccurrences(
+                    of: "\"state\": \"active\",",
+                    with: "\"state\": \"active\", \"description\": \"after the incident\","))
             // The edit needs canary-10's gate again before anything is raised.
             let held = try await w.run(hours: 3)
             let rollout = try #require(held.rollout())
             #expect(rollout.status == .blocked)
             #expect(rollout.changes.isEmpty)
-            #expect(Set(rollout.blockers.filter { $0.kind == .approval }.compactMap(\.role))
-                == ["engineering-lead", "qa-lead", "sre"])
+            #expect(
+                Set(rollout.blockers.filter { $0.kind == .approval }.compactMap(\.role))
+                    == ["engineering-lead", "qa-lead", "sre"])
             #expect(w.environments().values.allSatisfy { !$0.enabled })
 
             try w.world.approveCanary10()
@@ -168,8 +173,9 @@ import RolloutTestSupport
         }
         try await hook.start()
         try await FlagServiceWorld.with { w in
-            w.world.notifier = WebhookNotifier(urls: ["platform-team": hook.baseURL + "/hook"], client: w.client,
-                                               logger: w.world.logger)
+            w.world.notifier = WebhookNotifier(
+                urls: ["platform-team": hook.baseURL + "/hook"], client: w.client,
+                logger: w.world.logger)
             try await w.reachCanary10()
             // Event 1: a hold. Event 2: a rollback.
             try w.metrics.set(["error-rate": 0.004, "latency-p95-delta": 0.5, "submission-success": 0.98])
@@ -202,8 +208,9 @@ import RolloutTestSupport
         let hook = HTTPTestServer { _ in .json(503, "{}") }
         try await hook.start()
         try await FlagServiceWorld.with { w in
-            w.world.notifier = WebhookNotifier(urls: ["platform-team": hook.baseURL + "/hook"], client: w.client,
-                                               logger: w.world.logger)
+            w.world.notifier = WebhookNotifier(
+                urls: ["platform-team": hook.baseURL + "/hook"], client: w.client,
+                logger: w.world.logger)
             try await w.reachCanary10()
             try w.metrics.set(RollbackOverrideTests.breach)
             _ = try await w.run(hours: 2)

@@ -2,8 +2,9 @@ import Foundation
 import Logging
 import RolloutAdapters
 import RolloutCore
-@testable import RolloutKit
 import RolloutTestSupport
+
+@testable import RolloutKit
 
 /// A rollout repository made by `git`, a state database and a flag store: everything one
 /// reconcile needs, real, in temp folders. Time moves by `at:`.
@@ -41,32 +42,34 @@ final class RolloutWorld: @unchecked Sendable {
     }
 
     /// EXP-001 as the project ships it, with author identity (signatures are tested elsewhere).
-    static func exp001Plan(checks: String? = nil, state: String = "active", name: String = "exp-001-autosave",
-                           flag: String = "portal_form_autosave") -> String {
+    static func exp001Plan(
+        checks: String? = nil, state: String = "active", name: String = "exp-001-autosave",
+        flag: String = "portal_form_autosave"
+    ) -> String {
         let defaultChecks = """
-            { "name": "error-rate", "query": "error_rate{flag=\\"{{flag}}\\",env=\\"{{environment}}\\"}[{{window}}]", "max": 0.02, "onBreach": "rollback" },
-            { "name": "latency-p95-delta", "query": "p95_delta", "max": 0.20, "onBreach": "hold" },
-            { "name": "submission-success", "query": "success", "min": 0.95, "onBreach": "rollback" }
-        """
+                { "name": "error-rate", "query": "error_rate{flag=\\"{{flag}}\\",env=\\"{{environment}}\\"}[{{window}}]", "max": 0.02, "onBreach": "rollback" },
+                { "name": "latency-p95-delta", "query": "p95_delta", "max": 0.20, "onBreach": "hold" },
+                { "name": "submission-success", "query": "success", "min": 0.95, "onBreach": "rollback" }
+            """
         return """
-        {
-          "apiVersion": "rolloutctl/v1",
-          "name": "\(name)",
-          "flag": "\(flag)",
-          "state": "\(state)",
-          "phases": [
-            { "name": "staging", "environment": "staging", "coverage": 100 },
-            { "name": "canary-10", "environment": "production", "coverage": 10, "bake": "24h",
-              "approvals": ["engineering-lead", "qa-lead", "sre"] },
-            { "name": "canary-50", "environment": "production", "coverage": 50, "bake": "24h" },
-            { "name": "production", "environment": "production", "coverage": 100, "approvals": ["product-owner"] }
-          ],
-          "health": { "checks": [
-        \(checks ?? defaultChecks)
-          ] },
-          "rollback": { "automatic": true, "notify": ["platform-team"] }
-        }
-        """
+            {
+              "apiVersion": "rolloutctl/v1",
+              "name": "\(name)",
+              "flag": "\(flag)",
+              "state": "\(state)",
+              "phases": [
+                { "name": "staging", "environment": "staging", "coverage": 100 },
+                { "name": "canary-10", "environment": "production", "coverage": 10, "bake": "24h",
+                  "approvals": ["engineering-lead", "qa-lead", "sre"] },
+                { "name": "canary-50", "environment": "production", "coverage": 50, "bake": "24h" },
+                { "name": "production", "environment": "production", "coverage": 100, "approvals": ["product-owner"] }
+              ],
+              "health": { "checks": [
+            \(checks ?? defaultChecks)
+              ] },
+              "rollback": { "automatic": true, "notify": ["platform-team"] }
+            }
+            """
     }
 
     static let approvers = RolloutFixtures.exp001AuthorPolicy
@@ -74,8 +77,9 @@ final class RolloutWorld: @unchecked Sendable {
     /// Commits the policy and EXP-001's plan (authored by Robin, who approves nothing), and makes
     /// the installation's state as `rolloutctl init` does for flags nothing has exposed yet.
     func seed(plan: String = RolloutWorld.exp001Plan(), rollout: String = "exp-001-autosave") throws {
-        try repo.commitFiles(["policies/approvers.json": Self.approvers, "rollouts/\(rollout)/plan.json": plan],
-                             "Add \(rollout)", author: Self.robin)
+        try repo.commitFiles(
+            ["policies/approvers.json": Self.approvers, "rollouts/\(rollout)/plan.json": plan],
+            "Add \(rollout)", author: Self.robin)
         if !(try StateStores.exists(statePath)) {
             _ = try StateStores.create(statePath, installation: Installation(repositoryRoot: try repositoryRoot()))
         }
@@ -88,23 +92,28 @@ final class RolloutWorld: @unchecked Sendable {
 
     /// `rolloutctl init` through the Kit layer, against this world's flag store.
     func initialise(adopt: Bool = false, hours: Double = 0) async throws -> Initializer.Report {
-        try await Initializer.run(Initializer.Settings(repositoryPath: repo.path, ref: nil, statePath: statePath,
-                                                       adopt: adopt, now: time(hours: hours)),
-                                  flags: flags, logger: logger)
+        try await Initializer.run(
+            Initializer.Settings(
+                repositoryPath: repo.path, ref: nil, statePath: statePath,
+                adopt: adopt, now: time(hours: hours)),
+            flags: flags, logger: logger)
     }
 
     /// Approves a phase the GitOps way: a branch with the approver's commit, merged with --no-ff.
-    func approve(_ phase: String, role: String, by person: GitFixture.Person,
-                 rollout: String = "exp-001-autosave", file: String? = nil) throws {
+    func approve(
+        _ phase: String, role: String, by person: GitFixture.Person,
+        rollout: String = "exp-001-autosave", file: String? = nil
+    ) throws {
         let planBlob = try repo.git("rev-parse", "main:rollouts/\(rollout)/plan.json")
         let branch = "approve-\(rollout)-\(phase)-\(role)-\(UUID().uuidString.prefix(6))"
         try repo.git("switch", "-q", "-c", branch, "main")
-        try repo.commitFiles([
-            "rollouts/\(rollout)/approvals/\(phase)/\(file ?? role).json": """
-            { "apiVersion": "rolloutctl/v1", "rollout": "\(rollout)", "phase": "\(phase)", "role": "\(role)",
-              "approver": "\(person.email)", "plan": "\(planBlob)" }
-            """,
-        ], "Approve \(phase) as \(role)", author: person)
+        try repo.commitFiles(
+            [
+                "rollouts/\(rollout)/approvals/\(phase)/\(file ?? role).json": """
+                { "apiVersion": "rolloutctl/v1", "rollout": "\(rollout)", "phase": "\(phase)", "role": "\(role)",
+                  "approver": "\(person.email)", "plan": "\(planBlob)" }
+                """
+            ], "Approve \(phase) as \(role)", author: person)
         try repo.git("switch", "-q", "main")
         try repo.git("merge", "-q", "--no-ff", "-m", "Merge \(branch)", branch, author: Self.robin)
     }
@@ -112,21 +121,27 @@ final class RolloutWorld: @unchecked Sendable {
     func time(hours: Double) -> Date { start.addingTimeInterval(hours * 3600) }
 
     func settings(_ mode: RunMode, hours: Double, rollouts: [String] = [], concurrency: Int = 8) -> RunSettings {
-        RunSettings(repositoryPath: repo.path, ref: nil, rollouts: rollouts,
-                    now: time(hours: hours), statePath: statePath, mode: mode, concurrency: concurrency)
+        RunSettings(
+            repositoryPath: repo.path, ref: nil, rollouts: rollouts,
+            now: time(hours: hours), statePath: statePath, mode: mode, concurrency: concurrency)
     }
 
-    func run(_ mode: RunMode = .reconcile(dryRun: false), hours: Double, rollouts: [String] = [],
-             concurrency: Int = 8) async throws -> RunReport {
+    func run(
+        _ mode: RunMode = .reconcile(dryRun: false), hours: Double, rollouts: [String] = [],
+        concurrency: Int = 8
+    ) async throws -> RunReport {
         let ports = RunPorts(flags: flags, metrics: metrics, notifier: notifier, logger: logger)
-        return try await Reconciler(settings: settings(mode, hours: hours, rollouts: rollouts, concurrency: concurrency),
-                                    ports: ports).run()
+        return try await Reconciler(
+            settings: settings(mode, hours: hours, rollouts: rollouts, concurrency: concurrency),
+            ports: ports
+        ).run()
     }
 
     /// Merges the three approvals canary-10 needs.
     /// `suffix` names new files (approving the same plan content again needs new approval files: SPEC §4.1 rule 3).
     func approveCanary10(rollout: String = "exp-001-autosave", suffix: String = "") throws {
-        try approve("canary-10", role: "engineering-lead", by: Self.erin, rollout: rollout, file: "engineering-lead" + suffix)
+        try approve(
+            "canary-10", role: "engineering-lead", by: Self.erin, rollout: rollout, file: "engineering-lead" + suffix)
         try approve("canary-10", role: "qa-lead", by: Self.quinn, rollout: rollout, file: "qa-lead" + suffix)
         try approve("canary-10", role: "sre", by: Self.dana, rollout: rollout, file: "sre" + suffix)
     }
@@ -140,7 +155,6 @@ final class RolloutWorld: @unchecked Sendable {
     func editPlan(_ plan: String, rollout: String = "exp-001-autosave", message: String = "Edit plan") throws {
         try repo.commitFiles(["rollouts/\(rollout)/plan.json": plan], message, author: Self.robin)
     }
-
 
     func flagState(_ flag: String = "portal_form_autosave") async throws -> [String: FlagEnvironmentState] {
         try await flags.read(flag: flag).environments

@@ -1,10 +1,11 @@
 import Foundation
 import Logging
-import Testing
 import RolloutAdapters
 import RolloutCore
-@testable import RolloutKit
 import RolloutTestSupport
+import Testing
+
+@testable import RolloutKit
 
 /// `--dry-run`, `--rollout NAME` and the hold notification: behaviours of SPEC §6 that the
 /// end-to-end suites do not pin.
@@ -24,8 +25,9 @@ import RolloutTestSupport
     @Test func rolloutOptionLimitsTheRunToTheNamedRollouts() async throws {
         let world = try RolloutWorld()
         try world.seed()
-        try world.repo.commitFiles(["rollouts/exp-002/plan.json": RolloutWorld.exp001Plan(name: "exp-002", flag: "other_flag")],
-                                   "Add exp-002", author: RolloutWorld.robin)
+        try world.repo.commitFiles(
+            ["rollouts/exp-002/plan.json": RolloutWorld.exp001Plan(name: "exp-002", flag: "other_flag")],
+            "Add exp-002", author: RolloutWorld.robin)
         let report = try await world.run(hours: 0, rollouts: ["exp-002"])
         #expect(report.rollouts.map(\.name) == ["exp-002"])
         #expect(try await world.flagState("other_flag")["staging"]?.coverage == 100)
@@ -42,8 +44,9 @@ import RolloutTestSupport
         let metrics = try MetricsFile(["error-rate": 0.004, "latency-p95-delta": 0.3, "submission-success": 0.98])
         try await withAdapterHTTPClient { client in
             let world = try RolloutWorld(metrics: FileMetricsProvider(path: metrics.path))
-            world.notifier = WebhookNotifier(urls: ["platform-team": hook.baseURL + "/hook"], client: client,
-                                             logger: Logger(label: "test"))
+            world.notifier = WebhookNotifier(
+                urls: ["platform-team": hook.baseURL + "/hook"], client: client,
+                logger: Logger(label: "test"))
             try world.seed()
             _ = try await world.run(hours: 0)
             #expect(try await world.run(hours: 1).rollout()?.status == .holding)

@@ -1,9 +1,10 @@
 import Foundation
 import RolloutAdapters
 import RolloutCore
-@testable import RolloutKit
 import RolloutTestSupport
 import Testing
+
+@testable import RolloutKit
 
 /// SSH keys for the signature-mode reconcile tests (ssh-keygen once per process).
 enum SignedKeys {
@@ -15,9 +16,11 @@ enum SignedKeys {
     static let mallory = try! SSHTestKey(comment: "mallory")
 
     static var allowedSigners: String {
-        [erin.allowedSignersLine("erin@example.com"), quinn.allowedSignersLine("quinn@example.com"),
-         dana.allowedSignersLine("dana@example.com"), pat.allowedSignersLine("pat@example.com"),
-         robin.allowedSignersLine("robin@example.com")].joined(separator: "\n") + "\n"
+        [
+            erin.allowedSignersLine("erin@example.com"), quinn.allowedSignersLine("quinn@example.com"),
+            dana.allowedSignersLine("dana@example.com"), pat.allowedSignersLine("pat@example.com"),
+            robin.allowedSignersLine("robin@example.com"),
+        ].joined(separator: "\n") + "\n"
     }
 }
 
@@ -29,8 +32,9 @@ enum SignedKeys {
     typealias K = SignedKeys
     static let rollout = "exp-001-autosave"
     static let planPath = "rollouts/exp-001-autosave/plan.json"
-    static let policy = F.policy(identity: "ssh-signature", roles: F.exp001Roles,
-                                 policyApprovals: ["engineering-lead", "sre"], environments: ["production": ["sre"]])
+    static let policy = F.policy(
+        identity: "ssh-signature", roles: F.exp001Roles,
+        policyApprovals: ["engineering-lead", "sre"], environments: ["production": ["sre"]])
 
     /// A world whose policy is in signature mode and whose plan Robin signed; `init` has run and
     /// staging is at 100%.
@@ -38,10 +42,11 @@ enum SignedKeys {
         let metrics = try MetricsFile(MetricsFile.healthy)
         let w = try RolloutWorld(metrics: FileMetricsProvider(path: metrics.path))
         w.retained.append(metrics)
-        try w.repo.signedCommitFiles([
-            "policies/approvers.json": Self.policy, "policies/allowed_signers": K.allowedSigners,
-            Self.planPath: RolloutWorld.exp001Plan(),
-        ], "Add EXP-001", key: K.robin, author: RolloutWorld.robin)
+        try w.repo.signedCommitFiles(
+            [
+                "policies/approvers.json": Self.policy, "policies/allowed_signers": K.allowedSigners,
+                Self.planPath: RolloutWorld.exp001Plan(),
+            ], "Add EXP-001", key: K.robin, author: RolloutWorld.robin)
         _ = try await w.initialise()
         let first = try await w.run(hours: 0)
         #expect(first.rollout()?.nextPhase == "staging")
@@ -50,15 +55,19 @@ enum SignedKeys {
     }
 
     /// A signed approval through a pull request merged with a merge commit.
-    func approve(_ w: RolloutWorld, _ phase: String, role: String, by person: GitFixture.Person, key: SSHTestKey,
-                 approver: String? = nil, file: String? = nil) throws {
+    func approve(
+        _ w: RolloutWorld, _ phase: String, role: String, by person: GitFixture.Person, key: SSHTestKey,
+        approver: String? = nil, file: String? = nil
+    ) throws {
         let blob = try w.planBlob()
         let branch = "approve-\(phase)-\(role)-\(UUID().uuidString.prefix(6))"
         try w.repo.git("switch", "-q", "-c", branch, "main")
-        let text = F.approval(rollout: Self.rollout, phase: phase, role: role, approver: approver ?? person.email,
-                              plan: blob)
-        try w.repo.signedCommitFiles(["rollouts/\(Self.rollout)/approvals/\(phase)/\(file ?? role).json": text],
-                                     "Approve \(phase) as \(role)", key: key, author: person)
+        let text = F.approval(
+            rollout: Self.rollout, phase: phase, role: role, approver: approver ?? person.email,
+            plan: blob)
+        try w.repo.signedCommitFiles(
+            ["rollouts/\(Self.rollout)/approvals/\(phase)/\(file ?? role).json": text],
+            "Approve \(phase) as \(role)", key: key, author: person)
         try w.repo.git("switch", "-q", "main")
         try w.repo.git("merge", "-q", "--no-ff", "-m", "Merge \(branch)", branch, author: F.service)
     }
@@ -68,11 +77,13 @@ enum SignedKeys {
     }
 
     func expectProductionClosed(_ w: RolloutWorld, hours: Double, sourceLocation: SourceLocation = #_sourceLocation)
-        async throws -> RolloutReport? {
+        async throws -> RolloutReport?
+    {
         let report = try await w.run(hours: hours)
         let state = try await production(w)
-        #expect(state == nil || state?.enabled == false, "production: \(String(describing: state))",
-                sourceLocation: sourceLocation)
+        #expect(
+            state == nil || state?.enabled == false, "production: \(String(describing: state))",
+            sourceLocation: sourceLocation)
         return report.rollout()
     }
 
@@ -82,8 +93,10 @@ enum SignedKeys {
         try approve(w, "canary-10", role: "qa-lead", by: RolloutWorld.quinn, key: K.quinn)
         try approve(w, "canary-10", role: "sre", by: RolloutWorld.dana, key: K.dana)
         let entered = try await w.run(hours: 1)
-        #expect(try await production(w) == FlagEnvironmentState(enabled: true, coverage: 10),
-                "\(entered.rollout()?.blockers.map(\.detail) ?? []) \(entered.rollout()?.approvals.map { $0.reason ?? "ok" } ?? [])")
+        #expect(
+            try await production(w) == FlagEnvironmentState(enabled: true, coverage: 10),
+            "\(entered.rollout()?.blockers.map(\.detail) ?? []) \(entered.rollout()?.approvals.map { $0.reason ?? "ok" } ?? [])"
+        )
 
         // canary-50 raises production: the floor asks an SRE, whatever the plan lists.
         let blocked = try await w.run(hours: 26)
@@ -106,12 +119,15 @@ enum SignedKeys {
         let w = try await world()
         var roles = F.exp001Roles
         roles["sre"] = ["dana@example.com", "mallory@example.com"]
-        let policy = F.policy(identity: "ssh-signature", roles: roles, policyApprovals: ["engineering-lead", "sre"],
-                              environments: ["production": ["sre"]])
-        try w.repo.signedCommitFiles([
-            "policies/approvers.json": policy,
-            "policies/allowed_signers": K.allowedSigners + K.mallory.allowedSignersLine("mallory@example.com") + "\n",
-        ], "Add mallory", key: K.robin, author: RolloutWorld.robin)
+        let policy = F.policy(
+            identity: "ssh-signature", roles: roles, policyApprovals: ["engineering-lead", "sre"],
+            environments: ["production": ["sre"]])
+        try w.repo.signedCommitFiles(
+            [
+                "policies/approvers.json": policy,
+                "policies/allowed_signers": K.allowedSigners + K.mallory.allowedSignersLine("mallory@example.com")
+                    + "\n",
+            ], "Add mallory", key: K.robin, author: RolloutWorld.robin)
         try approve(w, "canary-10", role: "engineering-lead", by: RolloutWorld.erin, key: K.erin)
         try approve(w, "canary-10", role: "qa-lead", by: RolloutWorld.quinn, key: K.quinn)
         try approve(w, "canary-10", role: "sre", by: F.mallory, key: K.mallory)
@@ -124,13 +140,15 @@ enum SignedKeys {
     @Test func planThatDropsItsGatesStillNeedsTheFloor() async throws {
         let w = try await world()
         let plan = RolloutWorld.exp001Plan().replacingOccurrences(
-            of: #""approvals": ["engineering-lead", "qa-lead", "sre"] "#, with: "")
-            .replacingOccurrences(of: #""bake": "24h","#, with: #""bake": "24h""#, options: [], range: nil)
+            of: #""approvals": ["engineering-lead", "qa-lead", "sre"] "#, with: ""
+        )
+        .replacingOccurrences(of: #""bake": "24h","#, with: #""bake": "24h""#, options: [], range: nil)
         #expect(plan != RolloutWorld.exp001Plan())
         try w.repo.signedCommitFiles([Self.planPath: plan], "No gates", key: K.robin, author: RolloutWorld.robin)
         let report = try await expectProductionClosed(w, hours: 1)
-        #expect(report?.blockers.contains { $0.kind == .approval && $0.role == "sre" } == true,
-                "\(report?.blockers.map(\.detail) ?? [])")
+        #expect(
+            report?.blockers.contains { $0.kind == .approval && $0.role == "sre" } == true,
+            "\(report?.blockers.map(\.detail) ?? [])")
     }
 
     @Test func replayedApprovalOpensNothing() async throws {
@@ -156,11 +174,15 @@ enum SignedKeys {
 
     @Test func launderedSelfApprovalOpensNothing() async throws {
         let w = try await world()
-        try w.repo.signedCommitFiles([Self.planPath: RolloutWorld.exp001Plan(name: Self.rollout)
-            .replacingOccurrences(of: "\"state\": \"active\"", with: "\"state\": \"active\" ")],
+        try w.repo.signedCommitFiles(
+            [
+                Self.planPath: RolloutWorld.exp001Plan(name: Self.rollout)
+                    .replacingOccurrences(of: "\"state\": \"active\"", with: "\"state\": \"active\" ")
+            ],
             "Dana's change", key: K.dana, author: RolloutWorld.dana)
-        try w.repo.signedCommitFiles([Self.planPath: RolloutWorld.exp001Plan()], "Whitespace", key: K.robin,
-                                     author: RolloutWorld.robin)
+        try w.repo.signedCommitFiles(
+            [Self.planPath: RolloutWorld.exp001Plan()], "Whitespace", key: K.robin,
+            author: RolloutWorld.robin)
         try approve(w, "canary-10", role: "engineering-lead", by: RolloutWorld.erin, key: K.erin)
         try approve(w, "canary-10", role: "qa-lead", by: RolloutWorld.quinn, key: K.quinn)
         try approve(w, "canary-10", role: "sre", by: RolloutWorld.dana, key: K.dana)
@@ -175,9 +197,13 @@ enum SignedKeys {
         try approve(w, "canary-10", role: "engineering-lead", by: RolloutWorld.erin, key: K.erin)
         try approve(w, "canary-10", role: "qa-lead", by: RolloutWorld.quinn, key: K.quinn)
         try approve(w, "canary-10", role: "sre", by: RolloutWorld.dana, key: K.dana)
-        try w.repo.signedCommitFiles([Self.planPath: original.replacingOccurrences(of: "\"coverage\": 10,",
-                                                                                  with: "\"coverage\": 5,")],
-                                     "Smaller canary", key: K.robin, author: RolloutWorld.robin)
+        try w.repo.signedCommitFiles(
+            [
+                Self.planPath: original.replacingOccurrences(
+                    of: "\"coverage\": 10,",
+                    with: "\"coverage\": 5,")
+            ],
+            "Smaller canary", key: K.robin, author: RolloutWorld.robin)
         try w.repo.signedCommitFiles([Self.planPath: original], "Back to 10", key: K.robin, author: RolloutWorld.robin)
         let report = try await expectProductionClosed(w, hours: 1)
         #expect(report?.approvals.allSatisfy { !$0.counted } == true)
@@ -189,11 +215,12 @@ enum SignedKeys {
         let metrics = try MetricsFile(MetricsFile.healthy)
         let w2 = try RolloutWorld(metrics: FileMetricsProvider(path: metrics.path))
         w2.retained.append(metrics)
-        try w2.repo.signedCommitFiles([
-            "policies/approvers.json": Self.policy,
-            "policies/allowed_signers": K.allowedSigners + K.quinn.allowedSignersLine("dana@example.com") + "\n",
-            Self.planPath: RolloutWorld.exp001Plan(),
-        ], "Add EXP-001", key: K.robin, author: RolloutWorld.robin)
+        try w2.repo.signedCommitFiles(
+            [
+                "policies/approvers.json": Self.policy,
+                "policies/allowed_signers": K.allowedSigners + K.quinn.allowedSignersLine("dana@example.com") + "\n",
+                Self.planPath: RolloutWorld.exp001Plan(),
+            ], "Add EXP-001", key: K.robin, author: RolloutWorld.robin)
         _ = try await w2.initialise()
         _ = try await w2.run(hours: 0)
         try approve(w2, "canary-10", role: "engineering-lead", by: RolloutWorld.erin, key: K.erin)
@@ -208,10 +235,12 @@ enum SignedKeys {
         let w = try await world()
         var roles = F.exp001Roles
         roles["qa-lead"] = ["quinn@example.com", "robin@example.com"]
-        let proposed = F.policy(identity: "ssh-signature", roles: roles, policyApprovals: ["engineering-lead", "sre"],
-                                environments: ["production": ["sre"]])
-        try w.repo.signedCommitFiles(["policies/approvers.json": proposed], "Robin joins QA", key: K.robin,
-                                     author: RolloutWorld.robin)
+        let proposed = F.policy(
+            identity: "ssh-signature", roles: roles, policyApprovals: ["engineering-lead", "sre"],
+            environments: ["production": ["sre"]])
+        try w.repo.signedCommitFiles(
+            ["policies/approvers.json": proposed], "Robin joins QA", key: K.robin,
+            author: RolloutWorld.robin)
         let report = try await w.run(.plan, hours: 1)
         let pending = try #require(report.policy?.pending)
         #expect(pending.missing == ["engineering-lead", "sre"])
@@ -220,6 +249,8 @@ enum SignedKeys {
         let pendingJSON = try #require(policy["pending"] as? [String: Any])
         #expect(pendingJSON["missing"] as? [String] == ["engineering-lead", "sre"])
         #expect((policy["inForce"] as? [String: Any])?["digest"] as? String != pendingJSON["digest"] as? String)
-        #expect(report.human(style: Style(enabled: false)).contains("not in force: needs approval from engineering-lead, sre"))
+        #expect(
+            report.human(style: Style(enabled: false)).contains(
+                "not in force: needs approval from engineering-lead, sre"))
     }
 }

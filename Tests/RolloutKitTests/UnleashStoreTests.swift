@@ -1,9 +1,10 @@
 import Foundation
-import Testing
-@testable import RolloutAdapters
 import RolloutCore
-@testable import RolloutKit
 import RolloutTestSupport
+import Testing
+
+@testable import RolloutAdapters
+@testable import RolloutKit
 
 /// The Unleash store (SPEC §7.1) against `FakeUnleash` on 127.0.0.1 (the admin endpoints rolloutctl
 /// calls, and `/api/client/features` from the same state), checked by Unleash's official Python SDK.
@@ -14,16 +15,18 @@ import RolloutTestSupport
         try await FlagBackendWorld.with { w in
             w.world.flags = w.unleashStore()
             let flag = FlagBackendWorld.flag
-            #expect(try await PythonEvaluators.unleash(w.unleash, environment: "production", flag: flag)
-                .trueKeys.isEmpty)
+            #expect(
+                try await PythonEvaluators.unleash(w.unleash, environment: "production", flag: flag)
+                    .trueKeys.isEmpty)
             var ledger = StickinessLedger()
             try await w.runEXP001 { phase, coverage in
                 let environment = phase == "staging" ? "staging" : "production"
                 let evaluation = try await PythonEvaluators.unleash(w.unleash, environment: environment, flag: flag)
                 if phase == "staging" {
                     #expect(evaluation.trueKeys.count == PythonEvaluators.keys)
-                    #expect(try await PythonEvaluators.unleash(w.unleash, environment: "production", flag: flag)
-                        .trueKeys.isEmpty)
+                    #expect(
+                        try await PythonEvaluators.unleash(w.unleash, environment: "production", flag: flag)
+                            .trueKeys.isEmpty)
                 } else {
                     ledger.check(evaluation, coverage: coverage)
                 }
@@ -44,15 +47,19 @@ import RolloutTestSupport
             let writes = w.unleash.writes.map {
                 "\($0.method) \($0.path.split(separator: "/").suffix(2).joined(separator: "/"))"
             }
-            #expect(Array(writes.prefix(4)) == ["POST staging/strategies", "POST staging/on",
-                                         "POST production/strategies", "POST production/on"])
+            #expect(
+                Array(writes.prefix(4)) == [
+                    "POST staging/strategies", "POST staging/on",
+                    "POST production/strategies", "POST production/on",
+                ])
 
             // Aborted: both environments off through the off endpoint, false for every user.
             try w.world.editPlan(RolloutWorld.exp001Plan(state: "aborted"))
             try await w.reconcile(hours: 51)
             #expect(w.unleash.writes.suffix(2).map { $0.path.hasSuffix("/off") } == [true, true])
-            #expect(try await PythonEvaluators.unleash(w.unleash, environment: "production", flag: flag)
-                .trueKeys.isEmpty)
+            #expect(
+                try await PythonEvaluators.unleash(w.unleash, environment: "production", flag: flag)
+                    .trueKeys.isEmpty)
         }
     }
 
@@ -67,9 +74,12 @@ import RolloutTestSupport
             // Where 12.5 is written: line and column (1-based) in plan.json.
             let lines = plan.components(separatedBy: "\n")
             let lineIndex = try #require(lines.firstIndex { $0.contains("12.5") })
-            let position = (line: lineIndex + 1,
-                            column: lines[lineIndex].distance(from: lines[lineIndex].startIndex,
-                                                              to: lines[lineIndex].range(of: "12.5")!.lowerBound) + 1)
+            let position = (
+                line: lineIndex + 1,
+                column: lines[lineIndex].distance(
+                    from: lines[lineIndex].startIndex,
+                    to: lines[lineIndex].range(of: "12.5")!.lowerBound) + 1
+            )
             for mode in [RunMode.plan, .reconcile(dryRun: false)] {
                 let report = try await w.world.run(mode, hours: 0)
                 let rollout = try #require(report.rollout())
@@ -91,9 +101,10 @@ import RolloutTestSupport
         try await FlagBackendWorld.with { w in
             w.world.flags = w.unleashStore()
             w.unleash.edit { features in
-                features[FlagBackendWorld.flag]?[0].strategies.append(FakeUnleash.Strategy(
-                    name: "default", title: "beta testers", parameters: [:],
-                    constraints: #"[{"contextName":"userId","operator":"IN","values":["user-1"]}]"#))
+                features[FlagBackendWorld.flag]?[0].strategies.append(
+                    FakeUnleash.Strategy(
+                        name: "default", title: "beta testers", parameters: [:],
+                        constraints: #"[{"contextName":"userId","operator":"IN","values":["user-1"]}]"#))
             }
             try w.world.seed()
             for hours in [0.0, 1, 2] {
@@ -153,15 +164,17 @@ import RolloutTestSupport
             try w.world.approveCanary10()
             // Right after the reconciler's read: someone adds a strategy of their own to production.
             w.unleash.editAfterRead(1) { features in
-                features[FlagBackendWorld.flag]?[1].strategies.append(FakeUnleash.Strategy(
-                    name: "userWithId", title: "qa", parameters: ["userIds": "user-1"]))
+                features[FlagBackendWorld.flag]?[1].strategies.append(
+                    FakeUnleash.Strategy(
+                        name: "userWithId", title: "qa", parameters: ["userIds": "user-1"]))
             }
             let writesBefore = w.unleash.writes.count
             let rollout = try await w.reconcile(hours: 1)
             #expect(rollout.nextPhase == "canary-10")
             #expect(rollout.warnings.contains { $0.contains("\"qa\" (userWithId)") })
             let audit = try StateStore(path: w.world.statePath).history(rollout: "exp-001-autosave")
-            #expect(audit.filter { $0.kind == .result }.compactMap(\.result).sorted()
+            #expect(
+                audit.filter { $0.kind == .result }.compactMap(\.result).sorted()
                     == ["applied", "applied", "conflict"])
             let newWrites = w.unleash.writes.dropFirst(writesBefore).map(\.method)
             #expect(newWrites == ["POST", "POST"])  // rolloutctl's strategy, then on: once

@@ -7,16 +7,20 @@ enum Binary {
     static let packageRoot: String = {
         var url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         while url.path != "/" {
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url.path }
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
+                return url.path
+            }
             url.deleteLastPathComponent()
         }
         fatalError("no Package.swift above \(#filePath)")
     }()
 
     static var path: String {
-        let candidates = [packageRoot + "/.build/debug/rolloutctl",
-                          packageRoot + "/.build/x86_64-unknown-linux-gnu/debug/rolloutctl",
-                          packageRoot + "/.build/aarch64-unknown-linux-gnu/debug/rolloutctl"]
+        let candidates = [
+            packageRoot + "/.build/debug/rolloutctl",
+            packageRoot + "/.build/x86_64-unknown-linux-gnu/debug/rolloutctl",
+            packageRoot + "/.build/aarch64-unknown-linux-gnu/debug/rolloutctl",
+        ]
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
     }
 }
@@ -39,8 +43,10 @@ final class RunningProcess: @unchecked Sendable {
     private let started = Date()
     private let exited: Task<Int32, Never>
 
-    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
-         removing: [String] = [], in workingDirectory: String? = nil) throws {
+    init(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:],
+        removing: [String] = [], in workingDirectory: String? = nil
+    ) throws {
         let directory = try TemporaryDirectory(prefix: "rolloutctl-proc")
         self.directory = directory
         _ = FileManager.default.createFile(atPath: directory.file("out"), contents: nil)
@@ -85,7 +91,9 @@ final class RunningProcess: @unchecked Sendable {
 }
 
 /// Runs `rolloutctl` with `arguments` and waits for it.
-func rolloutctl(_ arguments: [String], environment: [String: String] = [:], in directory: String? = nil) async throws -> ProcessResult {
+func rolloutctl(_ arguments: [String], environment: [String: String] = [:], in directory: String? = nil) async throws
+    -> ProcessResult
+{
     try await RunningProcess(Binary.path, arguments, environment: environment, in: directory).wait()
 }
 
@@ -156,36 +164,46 @@ final class CLIWorld: @unchecked Sendable {
 
     /// Commits the policy and the plan, then runs `rolloutctl init` (SPEC §5.10: reconcile never creates the state).
     func seed(plan: String = CLIWorld.plan()) async throws {
-        try repo.commitFiles(["policies/approvers.json": Self.approvers, "rollouts/exp-001-autosave/plan.json": plan],
-                             "Add exp-001-autosave", author: Self.robin)
+        try repo.commitFiles(
+            ["policies/approvers.json": Self.approvers, "rollouts/exp-001-autosave/plan.json": plan],
+            "Add exp-001-autosave", author: Self.robin)
         let result = try await initialise()
         guard result.status == 0 else { throw FixtureError("rolloutctl init failed: \(result.all)") }
     }
 
     /// `rolloutctl init` for this world's repository, flag service and state.
     func initialise(_ extra: [String] = []) async throws -> ProcessResult {
-        try await rolloutctl(["init", "--repo", repo.path, "--flags", service.baseURL, "--state", statePath] + extra,
-                             environment: ["ADMIN_TOKEN": Self.token])
+        try await rolloutctl(
+            ["init", "--repo", repo.path, "--flags", service.baseURL, "--state", statePath] + extra,
+            environment: ["ADMIN_TOKEN": Self.token])
     }
 
     /// `--repo … --flags … --state … --metrics …` for plan and reconcile.
     func runArguments(flags: String? = nil, now: String? = "2027-01-01T00:00:00Z") -> [String] {
-        var arguments = ["--repo", repo.path, "--flags", flags ?? service.baseURL, "--state", statePath,
-                         "--metrics", "file:" + metricsPath]
+        var arguments = [
+            "--repo", repo.path, "--flags", flags ?? service.baseURL, "--state", statePath,
+            "--metrics", "file:" + metricsPath,
+        ]
         if let now { arguments += ["--now", now] }
         return arguments
     }
 
-    func plan(_ extra: [String] = [], now: String? = "2027-01-01T00:00:00Z", flags: String? = nil,
-              environment: [String: String] = [:]) async throws -> ProcessResult {
-        try await rolloutctl(["plan"] + runArguments(flags: flags, now: now) + extra,
-                             environment: ["ADMIN_TOKEN": Self.token].merging(environment) { _, new in new })
+    func plan(
+        _ extra: [String] = [], now: String? = "2027-01-01T00:00:00Z", flags: String? = nil,
+        environment: [String: String] = [:]
+    ) async throws -> ProcessResult {
+        try await rolloutctl(
+            ["plan"] + runArguments(flags: flags, now: now) + extra,
+            environment: ["ADMIN_TOKEN": Self.token].merging(environment) { _, new in new })
     }
 
-    func reconcile(_ extra: [String] = [], now: String? = "2027-01-01T00:00:00Z", flags: String? = nil,
-                   environment: [String: String] = [:]) async throws -> ProcessResult {
-        try await rolloutctl(["reconcile"] + runArguments(flags: flags, now: now) + extra,
-                             environment: ["ADMIN_TOKEN": Self.token].merging(environment) { _, new in new })
+    func reconcile(
+        _ extra: [String] = [], now: String? = "2027-01-01T00:00:00Z", flags: String? = nil,
+        environment: [String: String] = [:]
+    ) async throws -> ProcessResult {
+        try await rolloutctl(
+            ["reconcile"] + runArguments(flags: flags, now: now) + extra,
+            environment: ["ADMIN_TOKEN": Self.token].merging(environment) { _, new in new })
     }
 
     /// The database and its journals. Not the `-shm` file: SQLite's shared-memory index of the WAL,

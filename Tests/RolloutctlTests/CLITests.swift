@@ -19,7 +19,8 @@ enum CLI {
         if let argument = CommandLine.arguments.first {
             let url = URL(fileURLWithPath: argument)
             candidates.append(url.deletingLastPathComponent().appendingPathComponent("rolloutctl"))
-            candidates.append(url.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("rolloutctl"))
+            candidates.append(
+                url.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("rolloutctl"))
         }
         candidates.append(packageRoot.appendingPathComponent(".build/debug/rolloutctl"))
         return candidates.map(\.path).first { FileManager.default.isExecutableFile(atPath: $0) }
@@ -31,10 +32,14 @@ enum CLI {
         var stderr: String
     }
 
-    static func run(_ arguments: [String], in directory: String? = nil, environment: [String: String] = [:]) throws -> Result {
+    static func run(_ arguments: [String], in directory: String? = nil, environment: [String: String] = [:]) throws
+        -> Result
+    {
         guard let binary else {
-            throw FixtureError("rolloutctl is not built: run `swift build --build-tests` (looked next to \(Bundle.main.bundleURL.path) "
-                + "and in \(packageRoot.path)/.build/debug)")
+            throw FixtureError(
+                "rolloutctl is not built: run `swift build --build-tests` (looked next to "
+                    + "\(Bundle.main.bundleURL.path) "
+                    + "and in \(packageRoot.path)/.build/debug)")
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
@@ -44,7 +49,8 @@ enum CLI {
         env["NO_COLOR"] = "1"
         for (key, value) in environment { env[key] = value }
         process.environment = env
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
@@ -56,8 +62,9 @@ enum CLI {
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         while !errData.isSet { usleep(1000) }
-        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData.get(), as: UTF8.self))
+        return Result(
+            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData.get(), as: UTF8.self))
     }
 }
 
@@ -83,43 +90,47 @@ final class LockedData: @unchecked Sendable {
     static func brokenRepository() throws -> GitFixture {
         let fixture = try GitFixture()
         let anyBlob = String(repeating: "ab", count: 20)
-        try fixture.commitFiles([
-            "policies/approvers.json": F.policy(identity: "author"),
-            // 1: a health set whose check has neither min nor max.
-            "policies/health/slow.json": """
-            {
-              "apiVersion": "rolloutctl/v1",
-              "checks": [
-                { "name": "latency", "query": "q", "onBreach": "hold" }
-              ]
-            }
+        try fixture.commitFiles(
+            [
+                "policies/approvers.json": F.policy(identity: "author"),
+                // 1: a health set whose check has neither min nor max.
+                "policies/health/slow.json": """
+                {
+                  "apiVersion": "rolloutctl/v1",
+                  "checks": [
+                    { "name": "latency", "query": "q", "onBreach": "hold" }
+                  ]
+                }
 
-            """,
-            // 2: a JSON syntax error.
-            "rollouts/r1/plan.json": plan("r1", replacing: "\"flag\": \"r1\",", with: "\"flag\": \"r1\""),
-            // 3: an unknown field.
-            "rollouts/r2/plan.json": plan("r2", replacing: "\"description\": \"test rollout\",",
-                                          with: "\"description\": \"test rollout\", \"owner\": \"x\","),
-            // 4: coverage out of range.
-            "rollouts/r3/plan.json": plan("r3", replacing: "\"coverage\": 10,", with: "\"coverage\": 150,"),
-            // 5: a bad bake duration.
-            "rollouts/r4/plan.json": plan("r4", replacing: "\"bake\": \"24h\"", with: "\"bake\": \"soon\""),
-            // 6: name differs from its folder.
-            "rollouts/r5/plan.json": plan("r5", replacing: "\"name\": \"r5\"", with: "\"name\": \"r-five\""),
-            // 7: a role that approvers.json does not define.
-            "rollouts/r6/plan.json": plan("r6", replacing: "[\"product-owner\"]", with: "[\"product-owner\", \"nobody\"]"),
-            // 8: an unknown API major version.
-            "rollouts/r7/plan.json": plan("r7", replacing: "rolloutctl/v1", with: "rolloutctl/v2"),
-            // 9: an approval whose phase disagrees with its folder.
-            "rollouts/r8/plan.json": F.plan(name: "r8"),
-            "rollouts/r8/approvals/canary-10/sre.json":
-                F.approval(rollout: "r8", phase: "production", role: "sre", approver: "dana@example.com", plan: anyBlob),
-            // 10: an approver that is not an email address.
-            "rollouts/r9/plan.json": F.plan(name: "r9"),
-            "rollouts/r9/approvals/canary-10/sre.json":
-                F.approval(rollout: "r9", phase: "canary-10", role: "sre", approver: "dana", plan: anyBlob),
-            "rollouts/ok/plan.json": F.plan(name: "ok"),
-        ], "Ten broken files")
+                """,
+                // 2: a JSON syntax error.
+                "rollouts/r1/plan.json": plan("r1", replacing: "\"flag\": \"r1\",", with: "\"flag\": \"r1\""),
+                // 3: an unknown field.
+                "rollouts/r2/plan.json": plan(
+                    "r2", replacing: "\"description\": \"test rollout\",",
+                    with: "\"description\": \"test rollout\", \"owner\": \"x\","),
+                // 4: coverage out of range.
+                "rollouts/r3/plan.json": plan("r3", replacing: "\"coverage\": 10,", with: "\"coverage\": 150,"),
+                // 5: a bad bake duration.
+                "rollouts/r4/plan.json": plan("r4", replacing: "\"bake\": \"24h\"", with: "\"bake\": \"soon\""),
+                // 6: name differs from its folder.
+                "rollouts/r5/plan.json": plan("r5", replacing: "\"name\": \"r5\"", with: "\"name\": \"r-five\""),
+                // 7: a role that approvers.json does not define.
+                "rollouts/r6/plan.json": plan(
+                    "r6", replacing: "[\"product-owner\"]", with: "[\"product-owner\", \"nobody\"]"),
+                // 8: an unknown API major version.
+                "rollouts/r7/plan.json": plan("r7", replacing: "rolloutctl/v1", with: "rolloutctl/v2"),
+                // 9: an approval whose phase disagrees with its folder.
+                "rollouts/r8/plan.json": F.plan(name: "r8"),
+                "rollouts/r8/approvals/canary-10/sre.json":
+                    F.approval(
+                        rollout: "r8", phase: "production", role: "sre", approver: "dana@example.com", plan: anyBlob),
+                // 10: an approver that is not an email address.
+                "rollouts/r9/plan.json": F.plan(name: "r9"),
+                "rollouts/r9/approvals/canary-10/sre.json":
+                    F.approval(rollout: "r9", phase: "canary-10", role: "sre", approver: "dana", plan: anyBlob),
+                "rollouts/ok/plan.json": F.plan(name: "ok"),
+            ], "Ten broken files")
         return fixture
     }
 
@@ -130,9 +141,12 @@ final class LockedData: @unchecked Sendable {
         "rollouts/r3/plan.json:8:69: coverage 150 is outside 0…100",
         "rollouts/r4/plan.json:8:81: bake \"soon\" is not a duration; write e.g. \"90s\", \"30m\", \"24h\" or \"2d\"",
         "rollouts/r5/plan.json:3:11: name \"r-five\" must equal its folder name \"r5\"",
-        "rollouts/r6/plan.json:11:38: role \"nobody\" is not defined in policies/approvers.json (roles: engineering-lead, product-owner, qa-lead, sre)",
-        "rollouts/r7/plan.json:2:17: unknown apiVersion major \"rolloutctl/v2\": this rolloutctl reads \"rolloutctl/v1\"",
-        "rollouts/r8/approvals/canary-10/sre.json:4:12: \"phase\" is \"production\" but the file is under approvals/canary-10/",
+        "rollouts/r6/plan.json:11:38: role \"nobody\" is not defined in policies/approvers.json (roles: "
+            + "engineering-lead, product-owner, qa-lead, sre)",
+        "rollouts/r7/plan.json:2:17: unknown apiVersion major \"rolloutctl/v2\": this rolloutctl reads "
+            + "\"rolloutctl/v1\"",
+        "rollouts/r8/approvals/canary-10/sre.json:4:12: \"phase\" is \"production\" but the file is under "
+            + "approvals/canary-10/",
         "rollouts/r9/approvals/canary-10/sre.json:6:15: approver \"dana\" is not an email address",
     ]
 
@@ -161,7 +175,8 @@ final class LockedData: @unchecked Sendable {
         let head = try fixture.head()
         let digest = try policyDigest(fixture)
         #expect(lines[10] == "Policy digest at main: \(digest)")
-        #expect(lines.last == "Invalid: 10 errors in 10 files (10 rollouts, 2 approval files; main @ \(head.prefix(12))).")
+        #expect(
+            lines.last == "Invalid: 10 errors in 10 files (10 rollouts, 2 approval files; main @ \(head.prefix(12))).")
         #expect(result.stderr.isEmpty, "\(result.stderr)")
         #expect(!result.stdout.contains("\u{1B}["), "no colour when not a terminal")
     }
@@ -171,7 +186,10 @@ final class LockedData: @unchecked Sendable {
         let result = try CLI.run(["validate", "--json", "--repo", fixture.path])
         #expect(result.status == 1)
         let document = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
-        #expect(Set(document.keys) == ["formatVersion", "ref", "revision", "valid", "errors", "warnings", "policyDigest", "policy", "summary"])
+        #expect(
+            Set(document.keys) == [
+                "formatVersion", "ref", "revision", "valid", "errors", "warnings", "policyDigest", "policy", "summary",
+            ])
         #expect(document["formatVersion"] as? String == "1.0")
         #expect(document["ref"] as? String == "main")
         #expect(document["revision"] as? String == (try fixture.head()))
@@ -191,18 +209,25 @@ final class LockedData: @unchecked Sendable {
 
     @Test func validateAValidRepository() throws {
         let fixture = try GitFixture()
-        try fixture.commitFiles([
-            "policies/approvers.json": F.policy(identity: "author"),
-            "rollouts/exp-001/plan.json": F.plan(name: "exp-001"),
-        ], "Valid")
+        try fixture.commitFiles(
+            [
+                "policies/approvers.json": F.policy(identity: "author"),
+                "rollouts/exp-001/plan.json": F.plan(name: "exp-001"),
+            ], "Valid")
         let planBlob = try fixture.blobID(of: "rollouts/exp-001/plan.json")
-        try fixture.commitFiles(["rollouts/exp-001/approvals/canary-10/sre.json":
-            F.approval(rollout: "exp-001", phase: "canary-10", role: "sre", approver: "dana@example.com", plan: planBlob)],
+        try fixture.commitFiles(
+            [
+                "rollouts/exp-001/approvals/canary-10/sre.json":
+                    F.approval(
+                        rollout: "exp-001", phase: "canary-10", role: "sre", approver: "dana@example.com",
+                        plan: planBlob)
+            ],
             "Approve", author: F.dana)
         let result = try CLI.run(["validate", "--repo", fixture.path])
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
-        #expect(result.stdout == "Policy digest at main: \(try policyDigest(fixture))\n"
-            + "Valid: 1 rollout, 1 approval file, policies checked (main @ \(try fixture.head().prefix(12))).\n")
+        #expect(
+            result.stdout == "Policy digest at main: \(try policyDigest(fixture))\n"
+                + "Valid: 1 rollout, 1 approval file, policies checked (main @ \(try fixture.head().prefix(12))).\n")
         // From inside the repository, with --ref, and as JSON.
         let json = try CLI.run(["validate", "--json", "--ref", "HEAD~1"], in: fixture.path)
         #expect(json.status == 0)
@@ -245,16 +270,18 @@ final class LockedData: @unchecked Sendable {
         let robin = try SSHTestKey(comment: "robin")
         let fixture = try GitFixture()
         // In signature mode plan changes are signed too (an unsigned one hides its maker).
-        try fixture.signedCommitFiles([
-            "policies/approvers.json": F.policy(identity: "ssh-signature"),
-            "policies/allowed_signers": key.allowedSignersLine("dana@example.com") + "\n"
-                + robin.allowedSignersLine("robin@example.com") + "\n",
-            "rollouts/exp-001/plan.json": F.plan(name: "exp-001"),
-        ], "Plan", key: robin, author: F.robin)
+        try fixture.signedCommitFiles(
+            [
+                "policies/approvers.json": F.policy(identity: "ssh-signature"),
+                "policies/allowed_signers": key.allowedSignersLine("dana@example.com") + "\n"
+                    + robin.allowedSignersLine("robin@example.com") + "\n",
+                "rollouts/exp-001/plan.json": F.plan(name: "exp-001"),
+            ], "Plan", key: robin, author: F.robin)
         try fixture.git("config", "user.email", "dana@example.com")
 
-        let result = try CLI.run(["approve", "exp-001", "canary-10", "--role", "sre", "--comment", "dashboards ready"],
-                                 in: fixture.path)
+        let result = try CLI.run(
+            ["approve", "exp-001", "canary-10", "--role", "sre", "--comment", "dashboards ready"],
+            in: fixture.path)
         #expect(result.status == 0, "\(result.stderr)")
         let relative = "rollouts/exp-001/approvals/canary-10/sre-dana.json"
         #expect(result.stdout.contains("Wrote \(relative)"), "\(result.stdout)")
@@ -267,19 +294,22 @@ final class LockedData: @unchecked Sendable {
         let record = try #require(try JSONSerialization.jsonObject(with: data) as? [String: String])
         let planBlob = try runProgram("git", ["-C", fixture.path, "hash-object", "rollouts/exp-001/plan.json"])
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(record == [
-            "apiVersion": "rolloutctl/v1", "rollout": "exp-001", "phase": "canary-10", "role": "sre",
-            "approver": "dana@example.com", "plan": planBlob, "comment": "dashboards ready",
-        ])
+        #expect(
+            record == [
+                "apiVersion": "rolloutctl/v1", "rollout": "exp-001", "phase": "canary-10", "role": "sre",
+                "approver": "dana@example.com", "plan": planBlob, "comment": "dashboards ready",
+            ])
         // The approval is not read until committed on main.
-        var loaded = try RepositoryReader.load(repository: try GitRepository(path: fixture.path), ref: nil, cacheFile: nil)
+        var loaded = try RepositoryReader.load(
+            repository: try GitRepository(path: fixture.path), ref: nil, cacheFile: nil)
         #expect(loaded.approvals["exp-001"] == [])
 
         // Follow the printed steps: branch, signed commit, merge commit.
         try fixture.git("switch", "-q", "-c", "approve/exp-001-canary-10-sre")
         try fixture.signedCommit("Approve exp-001 canary-10 as sre", key: key, author: F.dana)
         try fixture.git("switch", "-q", "main")
-        try fixture.git("merge", "-q", "--no-ff", "-m", "Merge approval", "approve/exp-001-canary-10-sre", author: F.service)
+        try fixture.git(
+            "merge", "-q", "--no-ff", "-m", "Merge approval", "approve/exp-001-canary-10-sre", author: F.service)
         loaded = try RepositoryReader.load(repository: try GitRepository(path: fixture.path), ref: nil, cacheFile: nil)
         let status = try #require(loaded.approvals["exp-001"]?.first)
         #expect(status.path == relative)
@@ -294,21 +324,27 @@ final class LockedData: @unchecked Sendable {
         try fixture.commitFiles(["policies/approvers.json": F.policy(identity: "author")], "Policy")
         var roles = F.defaultRoles
         roles["qa-lead"] = ["quinn@example.com", "robin@example.com"]
-        try fixture.commitFiles(["policies/approvers.json": F.policy(identity: "author", roles: roles)],
-                                "Robin joins QA", author: F.robin)
-        #expect(try RepositoryReader.load(repository: GitRepository(path: fixture.path), ref: nil, cacheFile: nil)
-            .policy.pending?.missing == ["sre"])
+        try fixture.commitFiles(
+            ["policies/approvers.json": F.policy(identity: "author", roles: roles)],
+            "Robin joins QA", author: F.robin)
+        #expect(
+            try RepositoryReader.load(repository: GitRepository(path: fixture.path), ref: nil, cacheFile: nil)
+                .policy.pending?.missing == ["sre"])
 
-        let result = try CLI.run(["approve", "--policy", "--role", "sre", "--approver", "dana@example.com"],
-                                 in: fixture.path)
+        let result = try CLI.run(
+            ["approve", "--policy", "--role", "sre", "--approver", "dana@example.com"],
+            in: fixture.path)
         #expect(result.status == 0, "\(result.stderr)")
         let digest = try policyDigest(fixture)
         let relative = "policies/approvals/sre-dana-\(digest.prefix(8)).json"
         #expect(result.stdout.contains("Wrote \(relative)"), "\(result.stdout)")
         let data = try Data(contentsOf: URL(fileURLWithPath: fixture.path + "/" + relative))
         let record = try #require(try JSONSerialization.jsonObject(with: data) as? [String: String])
-        #expect(record == ["apiVersion": "rolloutctl/v1", "policy": digest, "role": "sre",
-                           "approver": "dana@example.com"])
+        #expect(
+            record == [
+                "apiVersion": "rolloutctl/v1", "policy": digest, "role": "sre",
+                "approver": "dana@example.com",
+            ])
 
         try fixture.git("switch", "-q", "-c", "approve-policy")
         try fixture.commit("Approve policy", author: F.dana)
@@ -319,38 +355,47 @@ final class LockedData: @unchecked Sendable {
         #expect(loaded.policy.inForce?.digest == digest)
 
         // Nothing left to approve: HEAD's policy is the one in force.
-        let again = try CLI.run(["approve", "--policy", "--role", "sre", "--approver", "dana@example.com"],
-                                in: fixture.path)
+        let again = try CLI.run(
+            ["approve", "--policy", "--role", "sre", "--approver", "dana@example.com"],
+            in: fixture.path)
         #expect(again.status == 1)
         #expect(again.stderr.contains("there is no change to approve"), "\(again.stderr)")
     }
 
     @Test func approveWithAnExplicitApproverAndItsErrors() throws {
         let fixture = try GitFixture()
-        try fixture.commitFiles([
-            "policies/approvers.json": F.policy(identity: "author"),
-            "rollouts/exp-001/plan.json": F.plan(name: "exp-001"),
-        ], "Plan")
-        let ok = try CLI.run(["approve", "exp-001", "production", "--role", "product-owner", "--approver", "pat@example.com",
-                              "--repo", fixture.path])
+        try fixture.commitFiles(
+            [
+                "policies/approvers.json": F.policy(identity: "author"),
+                "rollouts/exp-001/plan.json": F.plan(name: "exp-001"),
+            ], "Plan")
+        let ok = try CLI.run([
+            "approve", "exp-001", "production", "--role", "product-owner", "--approver", "pat@example.com",
+            "--repo", fixture.path,
+        ])
         #expect(ok.status == 0, "\(ok.stderr)")
         #expect(ok.stdout.contains("Wrote rollouts/exp-001/approvals/production/product-owner-pat.json"))
         #expect(!ok.stdout.contains("git commit -S"))
         #expect(!ok.stdout.contains("warning"))
 
         // Not a member: written, with a warning.
-        let outsider = try CLI.run(["approve", "exp-001", "production", "--role", "product-owner", "--approver",
-                                    "mallory@example.com", "--repo", fixture.path])
+        let outsider = try CLI.run([
+            "approve", "exp-001", "production", "--role", "product-owner", "--approver",
+            "mallory@example.com", "--repo", fixture.path,
+        ])
         #expect(outsider.status == 0)
         #expect(outsider.stdout.contains("warning: mallory@example.com is not a member of role \"product-owner\""))
 
         // An uncommitted plan edit: bound to the work tree's plan, with a warning.
         try fixture.write("rollouts/exp-001/plan.json", F.plan(name: "exp-001", description: "edited"))
-        let edited = try CLI.run(["approve", "exp-001", "canary-10", "--role", "sre", "--approver", "dana@example.com",
-                                  "--repo", fixture.path])
+        let edited = try CLI.run([
+            "approve", "exp-001", "canary-10", "--role", "sre", "--approver", "dana@example.com",
+            "--repo", fixture.path,
+        ])
         #expect(edited.status == 0)
         #expect(edited.stdout.contains("differs from main"), "\(edited.stdout)")
-        let written = try Data(contentsOf: URL(fileURLWithPath: fixture.path + "/rollouts/exp-001/approvals/canary-10/sre-dana.json"))
+        let written = try Data(
+            contentsOf: URL(fileURLWithPath: fixture.path + "/rollouts/exp-001/approvals/canary-10/sre-dana.json"))
         #expect(String(decoding: written, as: UTF8.self).contains(try fixture.blobID(of: "rollouts/exp-001/plan.json")))
 
         for (arguments, fragment) in [

@@ -1,7 +1,7 @@
 import Foundation
-import Testing
 import RolloutCore
 import RolloutTestSupport
+import Testing
 
 /// `--flags ENV=URL` through the built binary: staging in a flagd file, the rest in Unleash.
 @Suite(.serialized) struct FlagsOptionTests {
@@ -24,9 +24,11 @@ import RolloutTestSupport
             let flagdPath = w.stateDirectory.file("staging.flagd.json")
             try Data(Self.flagd.utf8).write(to: URL(fileURLWithPath: flagdPath))
             try await w.seed()
-            let common = ["--repo", w.repo.path, "--state", w.statePath, "--metrics", "file:" + w.metricsPath,
-                          "--now", "2027-01-01T00:00:00Z",
-                          "--flags", "staging=flagd:" + flagdPath, "--flags", unleash.flagsURL]
+            let common = [
+                "--repo", w.repo.path, "--state", w.statePath, "--metrics", "file:" + w.metricsPath,
+                "--now", "2027-01-01T00:00:00Z",
+                "--flags", "staging=flagd:" + flagdPath, "--flags", unleash.flagsURL,
+            ]
             let token = ["ADMIN_TOKEN": unleash.adminToken]
 
             let plan = try await rolloutctl(["plan", "--json"] + common, environment: token)

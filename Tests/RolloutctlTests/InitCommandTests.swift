@@ -8,12 +8,17 @@ import Testing
 @Suite(.serialized) struct InitCommandTests {
     @Test func reconcileWithoutAStateExits1WithTheMessageThenInitMakesItWork() async throws {
         try await CLIWorld.with { w in
-            try w.repo.commitFiles(["policies/approvers.json": CLIWorld.approvers,
-                                    "rollouts/exp-001-autosave/plan.json": CLIWorld.plan()], "Add", author: CLIWorld.robin)
+            try w.repo.commitFiles(
+                [
+                    "policies/approvers.json": CLIWorld.approvers,
+                    "rollouts/exp-001-autosave/plan.json": CLIWorld.plan(),
+                ], "Add", author: CLIWorld.robin)
             let refused = try await w.reconcile()
             #expect(refused.status == 1)
-            #expect(refused.stderr.contains("no state at \(w.statePath): run `rolloutctl init` for a new installation, "
-                + "or restore the state"), "\(refused.stderr)")
+            #expect(
+                refused.stderr.contains(
+                    "no state at \(w.statePath): run `rolloutctl init` for a new installation, "
+                        + "or restore the state"), "\(refused.stderr)")
             #expect(!FileManager.default.fileExists(atPath: w.statePath))
             #expect(w.service.patchRequests.isEmpty)
             // plan works without a state and creates none.
@@ -35,10 +40,13 @@ import Testing
 
     @Test func theDefaultStateLivesInsideTheRepositoryWhateverTheWorkingDirectory() async throws {
         let repo = try GitFixture()
-        try repo.commitFiles(["rollouts/demo/plan.json": """
-            { "apiVersion": "rolloutctl/v1", "name": "demo", "flag": "demo_flag",
-              "phases": [ { "name": "staging", "environment": "staging", "coverage": 100 } ] }
-            """], "Add demo")
+        try repo.commitFiles(
+            [
+                "rollouts/demo/plan.json": """
+                { "apiVersion": "rolloutctl/v1", "name": "demo", "flag": "demo_flag",
+                  "phases": [ { "name": "staging", "environment": "staging", "coverage": 100 } ] }
+                """
+            ], "Add demo")
         let elsewhere = try TemporaryDirectory(prefix: "rolloutctl-cwd")
         let initialised = try await rolloutctl(["init", "--repo", repo.path], in: elsewhere.path)
         #expect(initialised.status == 0, "\(initialised.all)")
@@ -61,10 +69,17 @@ import Testing
 
     @Test func initOnAnExposedInstallationRefusesWithoutAdopt() async throws {
         try await CLIWorld.with { w in
-            w.service.setFlag(CLIWorld.flag, environments: ["staging": .init(enabled: true, coverage: 100),
-                                                            "production": .init(enabled: true, coverage: 10)])
-            try w.repo.commitFiles(["policies/approvers.json": CLIWorld.approvers,
-                                    "rollouts/exp-001-autosave/plan.json": CLIWorld.plan()], "Add", author: CLIWorld.robin)
+            w.service.setFlag(
+                CLIWorld.flag,
+                environments: [
+                    "staging": .init(enabled: true, coverage: 100),
+                    "production": .init(enabled: true, coverage: 10),
+                ])
+            try w.repo.commitFiles(
+                [
+                    "policies/approvers.json": CLIWorld.approvers,
+                    "rollouts/exp-001-autosave/plan.json": CLIWorld.plan(),
+                ], "Add", author: CLIWorld.robin)
             let refused = try await w.initialise()
             #expect(refused.status == 1)
             #expect(refused.stderr.contains("--adopt"), "\(refused.stderr)")
@@ -98,26 +113,32 @@ import Testing
         try await hook.start()
         defer { Task { await hook.stop() } }
         try await CLIWorld.with { w in
-            try await w.seed(plan: """
-                { "apiVersion": "rolloutctl/v1", "name": "exp-001-autosave", "flag": "\(CLIWorld.flag)",
-                  "phases": [ { "name": "staging", "environment": "staging", "coverage": 100 },
-                              { "name": "canary-10", "environment": "production", "coverage": 10 } ],
-                  "health": { "checks": [ { "name": "error-rate", "query": "q", "max": 0.02, "onBreach": "rollback" } ] },
-                  "rollback": { "automatic": true, "notify": ["platform-team"] } }
-                """)
+            try await w.seed(
+                plan: """
+                    { "apiVersion": "rolloutctl/v1", "name": "exp-001-autosave", "flag": "\(CLIWorld.flag)",
+                      "phases": [ { "name": "staging", "environment": "staging", "coverage": 100 },
+                                  { "name": "canary-10", "environment": "production", "coverage": 10 } ],
+                      "health": { "checks": [ { "name": "error-rate", "query": "q", "max": 0.02, "onBreach": "rollback" } ] },
+                      "rollback": { "automatic": true, "notify": ["platform-team"] } }
+                    """)
             let notify = ["--notify-url", "platform-team=\(hook.baseURL)/hook"]
             try w.setMetrics(["error-rate": 0.004])
             #expect(try await w.reconcile(notify).status == 0)
             #expect(try await w.reconcile(notify, now: "2027-01-01T01:00:00Z").status == 0)
-            #expect(w.environments() == ["staging": .init(enabled: true, coverage: 100),
-                                         "production": .init(enabled: true, coverage: 10)])
+            #expect(
+                w.environments() == [
+                    "staging": .init(enabled: true, coverage: 100),
+                    "production": .init(enabled: true, coverage: 10),
+                ])
 
             // The breach; the first PATCH (production) lands but its answer is held back, and the run is killed.
             try w.setMetrics(["error-rate": 0.05])
             w.service.inject(.delay(.seconds(8)), times: 1, on: "PATCH")
             let applied = w.service.appliedPatches.count
-            let killed = try RunningProcess(Binary.path, ["reconcile"] + w.runArguments(now: "2027-01-01T02:00:00Z")
-                + notify, environment: ["ADMIN_TOKEN": CLIWorld.token])
+            let killed = try RunningProcess(
+                Binary.path,
+                ["reconcile"] + w.runArguments(now: "2027-01-01T02:00:00Z")
+                    + notify, environment: ["ADMIN_TOKEN": CLIWorld.token])
             let deadline = Date().addingTimeInterval(20)
             while w.service.appliedPatches.count == applied && Date() < deadline {
                 try await Task.sleep(for: .milliseconds(10))
@@ -129,8 +150,9 @@ import Testing
             #expect(w.environments()["staging"] == .init(enabled: true, coverage: 100))
             #expect(hook.requests.isEmpty)
             let status = try await rolloutctl(["status", "--state", w.statePath, "--json"])
-            #expect((try parseJSON(status.stdout)["rollouts"] as? [[String: Any]])?.first?["status"] as? String
-                == "rolled-back")
+            #expect(
+                (try parseJSON(status.stdout)["rollouts"] as? [[String: Any]])?.first?["status"] as? String
+                    == "rolled-back")
 
             // Healthy again: the next run finishes the rollback and delivers the notification once.
             try w.setMetrics(["error-rate": 0.004])

@@ -1,13 +1,15 @@
 import Foundation
-import Testing
 import RolloutTestSupport
+import Testing
 
 /// `reconcile --interval` as a long-lived service: it reconciles on every tick and, on SIGTERM,
 /// finishes the step in flight and exits 0.
 @Suite struct IntervalServiceTests {
     static var binary: String {
         var url = URL(fileURLWithPath: #filePath)
-        while url.path != "/" && !FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
+        while url.path != "/"
+            && !FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path)
+        {
             url.deleteLastPathComponent()
         }
         return url.appendingPathComponent(".build/debug/rolloutctl").path
@@ -15,21 +17,30 @@ import RolloutTestSupport
 
     @Test func reconcilesEveryTickAndStopsGracefullyOnSIGTERM() async throws {
         let repo = try GitFixture()
-        try repo.commitFiles([
-            "rollouts/demo/plan.json": """
-            { "apiVersion": "rolloutctl/v1", "name": "demo", "flag": "demo_flag",
-              "phases": [ { "name": "staging", "environment": "staging", "coverage": 100 } ] }
-            """,
-        ], "Add demo")
+        try repo.commitFiles(
+            [
+                "rollouts/demo/plan.json": """
+                { "apiVersion": "rolloutctl/v1", "name": "demo", "flag": "demo_flag",
+                  "phases": [ { "name": "staging", "environment": "staging", "coverage": 100 } ] }
+                """
+            ], "Add demo")
         let state = try TemporaryDirectory(prefix: "rolloutctl-interval")
-        let initialised = try await RunningProcess(Self.binary, ["init", "--repo", repo.path, "--state", state.file("state.sqlite"),
-                                                              "--flags", "file:" + state.file("flags.json")]).wait()
+        let initialised = try await RunningProcess(
+            Self.binary,
+            [
+                "init", "--repo", repo.path, "--state", state.file("state.sqlite"),
+                "--flags", "file:" + state.file("flags.json"),
+            ]
+        ).wait()
         #expect(initialised.status == 0, "\(initialised.all)")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["reconcile", "--repo", repo.path, "--interval", "1s", "--no-color",
-                             "--state", state.file("state.sqlite"), "--flags", "file:" + state.file("flags.json")]
-        let stdout = Pipe(), stderr = Pipe()
+        process.arguments = [
+            "reconcile", "--repo", repo.path, "--interval", "1s", "--no-color",
+            "--state", state.file("state.sqlite"), "--flags", "file:" + state.file("flags.json"),
+        ]
+        let stdout = Pipe()
+        let stderr = Pipe()
         process.standardOutput = stdout
         process.standardError = stderr
         try process.run()

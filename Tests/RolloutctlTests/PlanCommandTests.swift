@@ -23,8 +23,10 @@ import Testing
             #expect(rollout["name"] as? String == "exp-001-autosave")
             #expect(rollout["flag"] as? String == "portal_form_autosave")
             #expect(rollout["planBlob"] as? String == (try w.repo.blobID(of: "rollouts/exp-001-autosave/plan.json")))
-            let statuses = ["progressing", "holding", "blocked", "completed", "rolled-back", "paused", "aborted",
-                            "orphaned", "invalid"]
+            let statuses = [
+                "progressing", "holding", "blocked", "completed", "rolled-back", "paused", "aborted",
+                "orphaned", "invalid",
+            ]
             #expect(statuses.contains(rollout["status"] as? String ?? ""))
             #expect(rollout["status"] as? String == "progressing")
             // As in SPEC §6: currentPhase is the phase in force now (none yet, so null), nextPhase
@@ -64,10 +66,12 @@ import Testing
         try await CLIWorld.with { w in
             // Staging at 50%, so that a change behind rolloutctl's back can be above it (drift, SPEC §5.6;
             // below it would be an override).
-            try await w.seed(plan: CLIWorld.plan().replacingOccurrences(of: "\"coverage\": 100 },", with: "\"coverage\": 50 },"))
+            try await w.seed(
+                plan: CLIWorld.plan().replacingOccurrences(of: "\"coverage\": 100 },", with: "\"coverage\": 50 },"))
             #expect(try await w.reconcile().status == 0)
             #expect(w.environments()["staging"] == FlagEnvironmentState(enabled: true, coverage: 50))
-            w.service.changeConcurrently(CLIWorld.flag, environment: "staging", to: FlagEnvironmentState(enabled: true, coverage: 60))
+            w.service.changeConcurrently(
+                CLIWorld.flag, environment: "staging", to: FlagEnvironmentState(enabled: true, coverage: 60))
             let result = try await w.plan(["--json"], now: "2027-01-01T05:00:00Z")
             #expect(result.status == 0, "\(result.stderr)")
             let document = try parseJSON(result.stdout)
@@ -77,7 +81,8 @@ import Testing
             #expect(rollout["nextPhase"] as? String == "canary-10")
             let blockers = try #require(rollout["blockers"] as? [[String: Any]])
             #expect(Set(blockers.compactMap { $0["role"] as? String }) == ["engineering-lead", "qa-lead", "sre"])
-            #expect(blockers.allSatisfy { $0["kind"] as? String == "approval" && $0["phase"] as? String == "canary-10" })
+            #expect(
+                blockers.allSatisfy { $0["kind"] as? String == "approval" && $0["phase"] as? String == "canary-10" })
             #expect(blockers.allSatisfy { ($0["detail"] as? String)?.isEmpty == false })
             let change = try #require((rollout["changes"] as? [[String: Any]])?.first)
             #expect(change["reason"] as? String == "drift")
@@ -95,7 +100,9 @@ import Testing
             // 2: changes pending (staging); without the flag, 0.
             var result = try await w.plan(["--detailed-exitcode"])
             #expect(result.status == 2, "\(result.all)")
-            #expect(result.stdout.contains("~ portal_form_autosave[staging]: enabled, coverage 0 → 100 (advance to staging)"))
+            #expect(
+                result.stdout.contains(
+                    "~ portal_form_autosave[staging]: enabled, coverage 0 → 100 (advance to staging)"))
             #expect(result.stdout.contains("Plan: 1 to change, 0 blocked, 0 unchanged."))
             result = try await w.plan([])
             #expect(result.status == 0)
@@ -174,8 +181,14 @@ import Testing
             let cases: [([String], String)] = [
                 (["plan"] + w.runArguments() + ["--notify-url", "nonsense"], "--notify-url takes NAME=URL"),
                 (["reconcile"] + w.runArguments() + ["--notify-url", "=http://x"], "--notify-url takes NAME=URL"),
-                (["plan", "--repo", w.repo.path, "--flags", "ftp://x", "--metrics", "http://127.0.0.1:1"], "--flags takes"),
-                (["plan", "--repo", w.repo.path, "--flags", w.service.baseURL, "--metrics", "prom:x"], "--metrics takes"),
+                (
+                    ["plan", "--repo", w.repo.path, "--flags", "ftp://x", "--metrics", "http://127.0.0.1:1"],
+                    "--flags takes"
+                ),
+                (
+                    ["plan", "--repo", w.repo.path, "--flags", w.service.baseURL, "--metrics", "prom:x"],
+                    "--metrics takes"
+                ),
                 (["reconcile"] + w.runArguments(now: nil) + ["--interval", "soon"], "--interval takes"),
                 (["reconcile"] + w.runArguments() + ["--interval", "1m"], "--now cannot be combined with --interval"),
                 (["reconcile"] + w.runArguments() + ["--lock-timeout", "a while"], "--lock-timeout takes"),
@@ -202,10 +215,13 @@ import Testing
             #expect(!result.all.contains(escape))
 
             func underTerminal(_ extra: [String], environment: [String: String] = [:]) async throws -> ProcessResult {
-                let command = ([Binary.path, "plan"] + w.runArguments() + extra).map { "'\($0)'" }.joined(separator: " ")
-                return try await RunningProcess("/usr/bin/script", ["-qec", command, "/dev/null"],
-                                                environment: ["ADMIN_TOKEN": CLIWorld.token, "TERM": "xterm"]
-                                                    .merging(environment) { _, new in new }).wait()
+                let command = ([Binary.path, "plan"] + w.runArguments() + extra).map { "'\($0)'" }.joined(
+                    separator: " ")
+                return try await RunningProcess(
+                    "/usr/bin/script", ["-qec", command, "/dev/null"],
+                    environment: ["ADMIN_TOKEN": CLIWorld.token, "TERM": "xterm"]
+                        .merging(environment) { _, new in new }
+                ).wait()
             }
             result = try await underTerminal([])
             #expect(result.status == 0, "\(result.all)")

@@ -1,15 +1,17 @@
 import Foundation
-import Testing
 import RolloutCore
 import RolloutTestSupport
+import Testing
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Replicas on a PostgreSQL state (SPEC §5.11, §10): `rolloutctl` processes against a real PostgreSQL
 /// started by the test, the HTTP flag API on 127.0.0.1 answering every call late, and a webhook.
-@Suite("PostgreSQL replicas", .serialized,
-       .enabled(if: PostgresFixture.isAvailable, "needs PostgreSQL (Debian's postgresql package)"))
+@Suite(
+    "PostgreSQL replicas", .serialized,
+    .enabled(if: PostgresFixture.isAvailable, "needs PostgreSQL (Debian's postgresql package)"))
 struct PostgresReplicaTests {
     /// Ticks each replica runs in the two-replica test (the issue asks for 30; every tick after the
     /// fourth finds nothing to do, which is what shows that no replica undoes the other's changes).
@@ -74,18 +76,23 @@ struct PostgresReplicaTests {
         var environment: [String: String] { ["ADMIN_TOKEN": Self.token, "PGPASSWORD": server.password] }
 
         func initialise(state: String) async throws {
-            let result = try await rolloutctl(["init", "--repo", clones[0], "--flags", service.baseURL,
-                                               "--state", state], environment: environment)
+            let result = try await rolloutctl(
+                [
+                    "init", "--repo", clones[0], "--flags", service.baseURL,
+                    "--state", state,
+                ], environment: environment)
             guard result.status == 0 else { throw FixtureError("rolloutctl init failed: \(result.all)") }
         }
 
         /// One tick of replica `index`: a one-shot reconcile that waits for the lock.
         func tick(_ index: Int, state: String) throws -> RunningProcess {
-            try RunningProcess(Binary.path, [
-                "reconcile", "--repo", clones[index], "--flags", service.baseURL, "--state", state,
-                "--metrics", "file:" + scratch.file("metrics.json"), "--lock-timeout", "60s",
-                "--notify-url", "platform-team=\(webhook.baseURL)/hook",
-            ], environment: environment)
+            try RunningProcess(
+                Binary.path,
+                [
+                    "reconcile", "--repo", clones[index], "--flags", service.baseURL, "--state", state,
+                    "--metrics", "file:" + scratch.file("metrics.json"), "--lock-timeout", "60s",
+                    "--notify-url", "platform-team=\(webhook.baseURL)/hook",
+                ], environment: environment)
         }
 
         /// The applied PATCHes of each flag, as (environment, enabled, coverage), in order.
@@ -98,13 +105,16 @@ struct PostgresReplicaTests {
         static let fullFlow = ["staging:100", "production:10", "production:50", "production:100"]
 
         func completed(_ flag: String) -> Bool {
-            service.flag(flag)?.environments == ["staging": FlagEnvironmentState(enabled: true, coverage: 100),
-                                                 "production": FlagEnvironmentState(enabled: true, coverage: 100)]
+            service.flag(flag)?.environments == [
+                "staging": FlagEnvironmentState(enabled: true, coverage: 100),
+                "production": FlagEnvironmentState(enabled: true, coverage: 100),
+            ]
         }
 
         /// The audit log's content, without what differs between runs (ids, times).
         func audit(database: String) throws -> [String] {
-            let (status, output) = try server.sql("""
+            let (status, output) = try server.sql(
+                """
                 SELECT rollout, coalesce(phase, ''), coalesce(environment, ''), coalesce(fromState, ''),
                   coalesce(toState, ''), reason, kind, coalesce(result, ''), coalesce(detail, ''), approvals
                 FROM audit ORDER BY rollout, id
@@ -114,8 +124,10 @@ struct PostgresReplicaTests {
         }
     }
 
-    static func withFleet(count: Int, replicas: Int, delay: Duration,
-                          _ body: (Fleet) async throws -> Void) async throws {
+    static func withFleet(
+        count: Int, replicas: Int, delay: Duration,
+        _ body: (Fleet) async throws -> Void
+    ) async throws {
         let server = try await PostgresFixture.start()
         let fleet = try await Fleet(server: server, count: count, replicas: replicas, delay: delay)
         do {
@@ -138,13 +150,18 @@ struct PostgresReplicaTests {
             for name in fleet.names { reference.setFlag("flag_\(name)", environments: [:]) }
             try await reference.start()
             let singleEnvironment = fleet.environment
-            var result = try await rolloutctl(["init", "--repo", fleet.clones[0], "--flags", reference.baseURL,
-                                               "--state", singleURL], environment: singleEnvironment)
+            var result = try await rolloutctl(
+                [
+                    "init", "--repo", fleet.clones[0], "--flags", reference.baseURL,
+                    "--state", singleURL,
+                ], environment: singleEnvironment)
             #expect(result.status == 0, "\(result.all)")
             for _ in 0..<5 {
-                result = try await rolloutctl([
-                    "reconcile", "--repo", fleet.clones[0], "--flags", reference.baseURL, "--state", singleURL,
-                    "--metrics", "file:" + fleet.scratch.file("metrics.json")], environment: singleEnvironment)
+                result = try await rolloutctl(
+                    [
+                        "reconcile", "--repo", fleet.clones[0], "--flags", reference.baseURL, "--state", singleURL,
+                        "--metrics", "file:" + fleet.scratch.file("metrics.json"),
+                    ], environment: singleEnvironment)
                 #expect(result.status == 0, "\(result.all)")
             }
             await reference.stop()
@@ -213,7 +230,8 @@ struct PostgresReplicaTests {
 
             // Someone lowers up to three flags by hand: each rollout becomes overridden and notifies once. (Ones whose
             // staging step is committed in the state: an open intent would be decided again against the lowered flag.)
-            let (_, committed) = try fleet.server.sql("""
+            let (_, committed) = try fleet.server.sql(
+                """
                 SELECT flag FROM rollout WHERE phase = 'staging' AND name NOT IN (SELECT rollout FROM openIntent)
                 ORDER BY name LIMIT 3
                 """, database: database)
@@ -258,8 +276,9 @@ struct PostgresReplicaTests {
             #expect(Set(keys).count == keys.count)
             let (_, recovered) = try fleet.server.sql(
                 "SELECT count(*) FROM audit WHERE result LIKE 'interrupted-%'", database: database)
-            #expect((Int(recovered.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) > 0,
-                    "no interrupted change was recovered: the kill did not land mid-apply")
+            #expect(
+                (Int(recovered.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) > 0,
+                "no interrupted change was recovered: the kill did not land mid-apply")
         }
     }
 
@@ -273,10 +292,16 @@ struct PostgresReplicaTests {
 
             let wrong = "not-the-password-\(UUID().uuidString.prefix(6))"
             let run = ["--repo", fleet.clones[0], "--flags", fleet.service.baseURL, "--state", url]
-            for arguments in [["status", "--state", url], ["history", "--state", url], ["reconcile"] + run,
-                              ["plan"] + run, ["init"] + run] {
-                let result = try await rolloutctl(arguments, environment: ["PGPASSWORD": wrong,
-                                                                            "ADMIN_TOKEN": Fleet.token])
+            for arguments in [
+                ["status", "--state", url], ["history", "--state", url], ["reconcile"] + run,
+                ["plan"] + run, ["init"] + run,
+            ] {
+                let result = try await rolloutctl(
+                    arguments,
+                    environment: [
+                        "PGPASSWORD": wrong,
+                        "ADMIN_TOKEN": Fleet.token,
+                    ])
                 #expect(result.status == 1, "\(arguments[0]): \(result.all)")
                 #expect(result.stderr.contains("password authentication failed"), "\(arguments[0]): \(result.all)")
                 #expect(result.stderr.contains(url), "\(arguments[0]): \(result.all)")
@@ -296,28 +321,36 @@ struct PostgresReplicaTests {
             let url = try fleet.server.createDatabase(database)
             try await fleet.initialise(state: url)
             // Another session holds the installation's lock (the key a reconcile takes) for three seconds.
-            let psql = fleet.server.psqlInvocation("""
+            let psql = fleet.server.psqlInvocation(
+                """
                 SELECT pg_advisory_lock(\(0x726F_6C6C), hashtext(repositoryRoot)) FROM installation;
                 SELECT pg_sleep(3);
                 """, database: database)
             let holder = try RunningProcess(psql.path, psql.arguments, environment: psql.environment)
             try await Self.waitUntil {
-                let (_, held) = (try? fleet.server.sql(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted", database: database))
+                let (_, held) =
+                    (try? fleet.server.sql(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted", database: database))
                     ?? (1, "")
                 return held.trimmingCharacters(in: .whitespacesAndNewlines) == "1"
             }
             fleet.service.server.clearRequests()  // init's reads
-            var result = try await rolloutctl(["reconcile", "--repo", fleet.clones[0], "--flags", fleet.service.baseURL,
-                                               "--state", url], environment: fleet.environment)
+            var result = try await rolloutctl(
+                [
+                    "reconcile", "--repo", fleet.clones[0], "--flags", fleet.service.baseURL,
+                    "--state", url,
+                ], environment: fleet.environment)
             #expect(result.status == 0, "\(result.all)")
             #expect(result.stderr.contains("another reconcile holds the lock of \(url)"), "\(result.all)")
             #expect(fleet.service.requests.isEmpty)
 
-            result = try await rolloutctl(["reconcile", "--repo", fleet.clones[0], "--flags", fleet.service.baseURL,
-                                           "--state", url, "--lock-timeout", "30s",
-                                           "--metrics", "file:" + fleet.scratch.file("metrics.json")],
-                                          environment: fleet.environment)
+            result = try await rolloutctl(
+                [
+                    "reconcile", "--repo", fleet.clones[0], "--flags", fleet.service.baseURL,
+                    "--state", url, "--lock-timeout", "30s",
+                    "--metrics", "file:" + fleet.scratch.file("metrics.json"),
+                ],
+                environment: fleet.environment)
             #expect(result.status == 0, "\(result.all)")
             #expect(result.stdout.contains("Reconcile: 3 changed"), "\(result.all)")
             #expect(result.seconds > 1, "it did not wait for the lock")

@@ -8,7 +8,8 @@ import Testing
     /// Holds `<state>.lock` from another process (`flock`) for `seconds`; returns once it is held.
     private func holdLock(_ w: CLIWorld, seconds: Int) async throws -> RunningProcess {
         try FileManager.default.createDirectory(atPath: w.stateDirectory.path, withIntermediateDirectories: true)
-        let holder = try RunningProcess("/usr/bin/flock", [w.statePath + ".lock", "-c", "echo locked; sleep \(seconds)"])
+        let holder = try RunningProcess(
+            "/usr/bin/flock", [w.statePath + ".lock", "-c", "echo locked; sleep \(seconds)"])
         let deadline = Date().addingTimeInterval(10)
         while !holder.stdoutSoFar.contains("locked") {
             guard Date() < deadline else { throw FixtureError("flock did not take the lock") }
@@ -61,10 +62,12 @@ import Testing
             try await w.seed()
             // The first reader is slow, so the two runs overlap.
             w.service.inject(.delay(.seconds(2)), times: 1, on: "GET")
-            let first = try RunningProcess(Binary.path, ["reconcile"] + w.runArguments(),
-                                           environment: ["ADMIN_TOKEN": CLIWorld.token])
-            let second = try RunningProcess(Binary.path, ["reconcile"] + w.runArguments(),
-                                            environment: ["ADMIN_TOKEN": CLIWorld.token])
+            let first = try RunningProcess(
+                Binary.path, ["reconcile"] + w.runArguments(),
+                environment: ["ADMIN_TOKEN": CLIWorld.token])
+            let second = try RunningProcess(
+                Binary.path, ["reconcile"] + w.runArguments(),
+                environment: ["ADMIN_TOKEN": CLIWorld.token])
             let results = [await first.wait(), await second.wait()]
             #expect(results.allSatisfy { $0.status == 0 }, "\(results.map(\.all))")
             #expect(results.filter { $0.stderr.contains("another reconcile holds the lock") }.count == 1)
@@ -93,7 +96,9 @@ import Testing
 
             result = try await rolloutctl(["status", "--state", w.statePath])
             #expect(result.status == 0, "\(result.all)")
-            #expect(result.stdout.contains("exp-001-autosave (portal_form_autosave): progressing at staging since 2027-01-01T00:00:00Z"))
+            #expect(
+                result.stdout.contains(
+                    "exp-001-autosave (portal_form_autosave): progressing at staging since 2027-01-01T00:00:00Z"))
             result = try await rolloutctl(["status", "--state", w.statePath, "--json"])
             #expect(result.status == 0)
             let status = try parseJSON(result.stdout)
@@ -109,8 +114,14 @@ import Testing
             result = try await rolloutctl(["history", "--state", w.statePath])
             #expect(result.status == 0, "\(result.all)")
             let lines = result.stdout.split(separator: "\n").map(String.init)
-            #expect(lines.contains { $0.contains("exp-001-autosave[staging] intent advance: absent → enabled 100% (staging)") })
-            #expect(lines.contains { $0.contains("exp-001-autosave[staging] result advance") && $0.contains("= applied for #1") })
+            #expect(
+                lines.contains {
+                    $0.contains("exp-001-autosave[staging] intent advance: absent → enabled 100% (staging)")
+                })
+            #expect(
+                lines.contains {
+                    $0.contains("exp-001-autosave[staging] result advance") && $0.contains("= applied for #1")
+                })
             #expect(lines.last == "2 entries shown.")
 
             result = try await rolloutctl(["history", "--state", w.statePath, "--json", "--limit", "1"])
@@ -139,8 +150,9 @@ import Testing
             #expect(!result.all.contains(token))
 
             // A token in a variable named by --token-env.
-            result = try await w.reconcile(["--token-env", "FLAGS_TOKEN", "--json"], now: "2027-01-01T01:00:00Z",
-                                           environment: ["LOG_LEVEL": "trace", "FLAGS_TOKEN": token, "ADMIN_TOKEN": "unused"])
+            result = try await w.reconcile(
+                ["--token-env", "FLAGS_TOKEN", "--json"], now: "2027-01-01T01:00:00Z",
+                environment: ["LOG_LEVEL": "trace", "FLAGS_TOKEN": token, "ADMIN_TOKEN": "unused"])
             #expect(result.status == 0, "\(result.all)")
             #expect(!result.all.contains(token))
 
@@ -218,7 +230,9 @@ import Testing
             #expect(result.seconds < 20)
             if failure == "500" { #expect(hook.requests.count == 1) }
             let status = try await rolloutctl(["status", "--state", w.statePath, "--json"])
-            #expect((try parseJSON(status.stdout)["rollouts"] as? [[String: Any]])?.first?["status"] as? String == "rolled-back")
+            #expect(
+                (try parseJSON(status.stdout)["rollouts"] as? [[String: Any]])?.first?["status"] as? String
+                    == "rolled-back")
         }
     }
 }

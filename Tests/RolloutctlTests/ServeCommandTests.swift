@@ -21,13 +21,14 @@ import Testing
     /// EXP-001 (the project's plan) and a second rollout whose description is hostile markup.
     static func seed(_ w: CLIWorld) throws {
         w.service.setFlag("checkout_banner", environments: [:])
-        try w.repo.commitFiles([
-            "policies/approvers.json": CLIWorld.approvers,
-            "rollouts/exp-001-autosave/plan.json": try projectPlan,
-            "rollouts/checkout-banner/plan.json": RolloutFixtures.plan(
-                name: "checkout-banner", flag: "checkout_banner", description: hostileDescription
-            ).replacingOccurrences(of: #""query": "q""#, with: Self.errorRateQuery),
-        ], "Add rollouts", author: CLIWorld.robin)
+        try w.repo.commitFiles(
+            [
+                "policies/approvers.json": CLIWorld.approvers,
+                "rollouts/exp-001-autosave/plan.json": try projectPlan,
+                "rollouts/checkout-banner/plan.json": RolloutFixtures.plan(
+                    name: "checkout-banner", flag: "checkout_banner", description: hostileDescription
+                ).replacingOccurrences(of: #""query": "q""#, with: Self.errorRateQuery),
+            ], "Add rollouts", author: CLIWorld.robin)
     }
 
     /// Every flag's 5xx share over the backfilled telemetry (0.005), so the second rollout's check passes.
@@ -35,29 +36,37 @@ import Testing
         #""query": "sum(rate(http_requests_total{code=\"500\"}[1h])) / sum(rate(http_requests_total[1h]))""#
 
     /// An approval merged into main with `--no-ff`, authored by the approver (the policy's identity is `author`).
-    static func approve(_ w: CLIWorld, rollout: String, phase: String, role: String,
-                        by person: GitFixture.Person) throws {
+    static func approve(
+        _ w: CLIWorld, rollout: String, phase: String, role: String,
+        by person: GitFixture.Person
+    ) throws {
         let planBlob = try w.repo.git("rev-parse", "main:rollouts/\(rollout)/plan.json")
         let branch = "approve-\(rollout)-\(phase)-\(role)"
         try w.repo.git("switch", "-q", "-c", branch, "main")
-        try w.repo.commitFiles([
-            "rollouts/\(rollout)/approvals/\(phase)/\(role).json":
-                RolloutFixtures.approval(rollout: rollout, phase: phase, role: role, approver: person.email,
-                                         plan: planBlob),
-        ], "Approve \(phase) as \(role)", author: person)
+        try w.repo.commitFiles(
+            [
+                "rollouts/\(rollout)/approvals/\(phase)/\(role).json":
+                    RolloutFixtures.approval(
+                        rollout: rollout, phase: phase, role: role, approver: person.email,
+                        plan: planBlob)
+            ], "Approve \(phase) as \(role)", author: person)
         try w.repo.git("switch", "-q", "main")
         try w.repo.git("merge", "-q", "--no-ff", "-m", "Merge \(branch)", branch, author: CLIWorld.robin)
     }
 
     func reconcile(_ w: CLIWorld, metrics: String, now: String) async throws {
-        let result = try await rolloutctl(["reconcile", "--repo", w.repo.path, "--flags", w.service.baseURL,
-                                           "--state", w.statePath, "--metrics", metrics, "--now", now],
-                                          environment: ["ADMIN_TOKEN": CLIWorld.token])
+        let result = try await rolloutctl(
+            [
+                "reconcile", "--repo", w.repo.path, "--flags", w.service.baseURL,
+                "--state", w.statePath, "--metrics", metrics, "--now", now,
+            ],
+            environment: ["ADMIN_TOKEN": CLIWorld.token])
         #expect(result.status == 0, "\(result.all)")
     }
 
-    @Test(.enabled(if: Chromium.path != nil, "Debian's chromium is not installed"),
-          .enabled(if: PrometheusFixture.isAvailable, "prometheus/promtool are not installed"))
+    @Test(
+        .enabled(if: Chromium.path != nil, "Debian's chromium is not installed"),
+        .enabled(if: PrometheusFixture.isAvailable, "prometheus/promtool are not installed"))
     func aRealBrowserReadsTheStatusPages() async throws {
         // Healthy, then ten hours of a worse (still passing) stretch so the charts move, then healthy again.
         var worse = TelemetrySegment.healthy(start: Self.base.addingTimeInterval(-12 * 3600), hours: 10)
@@ -77,17 +86,22 @@ import Testing
             let initialised = try await w.initialise()
             #expect(initialised.status == 0, "\(initialised.all)")
             try await reconcile(w, metrics: metrics, now: Self.at(hours: 0))  // both enter staging
-            for (role, person) in [("engineering-lead", RolloutFixtures.erin), ("qa-lead", RolloutFixtures.quinn),
-                                   ("sre", RolloutFixtures.dana)] {
+            for (role, person) in [
+                ("engineering-lead", RolloutFixtures.erin), ("qa-lead", RolloutFixtures.quinn),
+                ("sre", RolloutFixtures.dana),
+            ] {
                 try Self.approve(w, rollout: "exp-001-autosave", phase: "canary-10", role: role, by: person)
             }
-            try Self.approve(w, rollout: "checkout-banner", phase: "canary-10", role: "engineering-lead",
-                             by: RolloutFixtures.erin)
+            try Self.approve(
+                w, rollout: "checkout-banner", phase: "canary-10", role: "engineering-lead",
+                by: RolloutFixtures.erin)
             try await reconcile(w, metrics: metrics, now: Self.at(hours: 1))  // EXP-001 enters canary-10
 
-            let serve = try await ServeProcess.start(["--repo", w.repo.path, "--flags", w.service.baseURL,
-                                                      "--state", w.statePath, "--metrics", metrics,
-                                                      "--now", Self.at(hours: 6)])
+            let serve = try await ServeProcess.start([
+                "--repo", w.repo.path, "--flags", w.service.baseURL,
+                "--state", w.statePath, "--metrics", metrics,
+                "--now", Self.at(hours: 6),
+            ])
             defer { Task { _ = await serve.stop() } }
 
             // The overview: statuses, missing approvers by role, bake left, projected start.
@@ -105,15 +119,19 @@ import Testing
 
             // EXP-001's page: health values, one SVG chart with points per panel, approve commands.
             let page = try await Chromium.dumpDOM(serve.baseURL + "/rollouts/exp-001-autosave", profile: profile.path)
-            for check in ["error-rate", "latency-p95-delta", "submission-success", "form-submitted-drop",
-                          "form-abandoned-rise"] {
+            for check in [
+                "error-rate", "latency-p95-delta", "submission-success", "form-submitted-drop",
+                "form-abandoned-rise",
+            ] {
                 #expect(page.contains(#"data-check="\#(check)""#), "\(check)")
             }
             #expect(page.contains(#"<td class="value">0.005</td>"#))  // error-rate: 5 of 1000 requests
-            #expect(page.contains(#"<td class="value">0.98</td>"#))   // submission-success
+            #expect(page.contains(#"<td class="value">0.98</td>"#))  // submission-success
             #expect(occurrences(of: #"<svg class="chart""#, in: page) == 4)
-            for title in ["Event counts", "Abandonment rate, treatment vs before (control)",
-                          "Draft recovery usage rate", "Error rate by flag status"] {
+            for title in [
+                "Event counts", "Abandonment rate, treatment vs before (control)",
+                "Draft recovery usage rate", "Error rate by flag status",
+            ] {
                 #expect(page.contains(#"data-title="\#(title)""#), "\(title)")
             }
             let counts = page.components(separatedBy: #"data-points=""#).dropFirst()
@@ -136,8 +154,9 @@ import Testing
             let shots = [("serve-overview.png", "/", 900), ("serve-exp-001.png", "/rollouts/exp-001-autosave", 1900)]
             for (name, path, height) in shots {
                 let file = directory + "/" + name
-                try await Chromium.screenshot(serve.baseURL + path, to: file, width: 1280, height: height,
-                                              profile: profile.path)
+                try await Chromium.screenshot(
+                    serve.baseURL + path, to: file, width: 1280, height: height,
+                    profile: profile.path)
                 let png = try Data(contentsOf: URL(fileURLWithPath: file))
                 #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "\(name) is not a PNG")
                 #expect(png.count > 10_000)
@@ -157,9 +176,11 @@ import Testing
     func aRealPrometheusScrapesMetrics() async throws {
         try await CLIWorld.with { w in
             try await w.seed()
-            let serve = try await ServeProcess.start(["--repo", w.repo.path, "--flags", w.service.baseURL,
-                                                      "--state", w.statePath, "--metrics", "file:" + w.metricsPath,
-                                                      "--reconcile-interval", "1s", "--max-age", "0s"])
+            let serve = try await ServeProcess.start([
+                "--repo", w.repo.path, "--flags", w.service.baseURL,
+                "--state", w.statePath, "--metrics", "file:" + w.metricsPath,
+                "--reconcile-interval", "1s", "--max-age", "0s",
+            ])
             let prometheus = try await PrometheusFixture.start(
                 segments: [.healthy(start: Self.base, hours: 0.2)],
                 scrapeTargets: ["127.0.0.1:\(serve.port)"])
@@ -168,8 +189,9 @@ import Testing
             func value(_ promql: String) async throws -> Double? {
                 let (status, body) = try await prometheus.query(promql, at: Date())
                 guard status == 200, let object = try JSONSerialization.jsonObject(with: body) as? [String: Any],
-                      let data = object["data"] as? [String: Any], let result = data["result"] as? [[String: Any]],
-                      let sample = result.first?["value"] as? [Any], let text = sample.last as? String else {
+                    let data = object["data"] as? [String: Any], let result = data["result"] as? [[String: Any]],
+                    let sample = result.first?["value"] as? [Any], let text = sample.last as? String
+                else {
                     return nil
                 }
                 return Double(text)
@@ -187,10 +209,12 @@ import Testing
             #expect((runs ?? 0) >= 2, "rolloutctl_reconcile_runs_total never reached 2 in Prometheus")
             #expect(coverage == 100, "staging's actual coverage as Prometheus scraped it")
             #expect(try await value(#"rolloutctl_reconcile_duration_seconds_count{job="rolloutctl"}"#) ?? 0 >= 1)
-            #expect(try await value(
-                #"rolloutctl_rollout_info{rollout="exp-001-autosave",status="blocked",phase="staging"}"#) == 1)
-            #expect(try await value(
-                #"rolloutctl_approvals_missing{rollout="exp-001-autosave",phase="canary-10"}"#) == 3)
+            #expect(
+                try await value(
+                    #"rolloutctl_rollout_info{rollout="exp-001-autosave",status="blocked",phase="staging"}"#) == 1)
+            #expect(
+                try await value(
+                    #"rolloutctl_approvals_missing{rollout="exp-001-autosave",phase="canary-10"}"#) == 3)
             let lastRun = try await value("rolloutctl_last_reconcile_timestamp_seconds") ?? 0
             #expect(lastRun > Date().timeIntervalSince1970 - 60)
 
@@ -199,8 +223,13 @@ import Testing
             #expect(exposition.type.hasPrefix("text/plain"))
             let file = w.stateDirectory.file("metrics.txt")
             try exposition.body.write(toFile: file, atomically: true, encoding: .utf8)
-            let check = try await RunningProcess("/bin/sh", ["-c", "\"$0\" check metrics < \"$1\"",
-                                                             PrometheusFixture.promtoolPath!, file]).wait()
+            let check = try await RunningProcess(
+                "/bin/sh",
+                [
+                    "-c", "\"$0\" check metrics < \"$1\"",
+                    PrometheusFixture.promtoolPath!, file,
+                ]
+            ).wait()
             #expect(check.status == 0, "promtool check metrics: \(check.all)")
 
             // SIGTERM: the reconcile in flight finishes, the server stops, exit 0.

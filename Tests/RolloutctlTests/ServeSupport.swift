@@ -1,8 +1,9 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import RolloutTestSupport
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 /// `rolloutctl serve` as a process on 127.0.0.1 (port 0: the kernel picks one, read from its first line).
 final class ServeProcess: @unchecked Sendable {
@@ -16,9 +17,11 @@ final class ServeProcess: @unchecked Sendable {
     }
 
     static func start(_ arguments: [String], environment: [String: String] = ["ADMIN_TOKEN": CLIWorld.token])
-        async throws -> ServeProcess {
-        let running = try RunningProcess(Binary.path, ["serve", "--listen", "127.0.0.1:0"] + arguments,
-                                         environment: environment)
+        async throws -> ServeProcess
+    {
+        let running = try RunningProcess(
+            Binary.path, ["serve", "--listen", "127.0.0.1:0"] + arguments,
+            environment: environment)
         let deadline = Date().addingTimeInterval(60)
         let marker = "listening on http://127.0.0.1:"
         while Date() < deadline {
@@ -49,8 +52,10 @@ final class ServeProcess: @unchecked Sendable {
         request.timeoutInterval = 60
         let (data, response) = try await URLSession.shared.data(for: request)
         let http = response as! HTTPURLResponse
-        return (http.statusCode, String(decoding: data, as: UTF8.self),
-                http.value(forHTTPHeaderField: "Content-Type") ?? "")
+        return (
+            http.statusCode, String(decoding: data, as: UTF8.self),
+            http.value(forHTTPHeaderField: "Content-Type") ?? ""
+        )
     }
 }
 
@@ -65,14 +70,18 @@ enum Chromium {
     }
 
     static func arguments(profile: String) -> [String] {
-        ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-         "--hide-scrollbars", "--user-data-dir=\(profile)"]
+        [
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+            "--hide-scrollbars", "--user-data-dir=\(profile)",
+        ]
     }
 
     /// The DOM after the page loaded (`--dump-dom`).
     static func dumpDOM(_ url: String, profile: String) async throws -> String {
-        let result = try await RunningProcess(path!, arguments(profile: profile) + ["--dump-dom", url],
-                                              environment: ["HOME": profile]).wait()
+        let result = try await RunningProcess(
+            path!, arguments(profile: profile) + ["--dump-dom", url],
+            environment: ["HOME": profile]
+        ).wait()
         guard result.status == 0 else {
             throw FixtureError("chromium --dump-dom exited \(result.status): \(result.stderr)")
         }
@@ -81,8 +90,11 @@ enum Chromium {
 
     /// A PNG of the page at `width`×`height` (`--screenshot`).
     static func screenshot(_ url: String, to file: String, width: Int, height: Int, profile: String) async throws {
-        let result = try await RunningProcess(path!, arguments(profile: profile)
-            + ["--screenshot=\(file)", "--window-size=\(width),\(height)", url], environment: ["HOME": profile]).wait()
+        let result = try await RunningProcess(
+            path!,
+            arguments(profile: profile)
+                + ["--screenshot=\(file)", "--window-size=\(width),\(height)", url], environment: ["HOME": profile]
+        ).wait()
         guard result.status == 0 else {
             throw FixtureError("chromium --screenshot exited \(result.status): \(result.stderr)")
         }

@@ -16,10 +16,12 @@ import Testing
             let rollout = try #require((try parseJSON(result.stdout)["rollouts"] as? [[String: Any]])?.first)
             let timeline = try #require(rollout["timeline"] as? [[String: Any]])
             #expect(timeline.map { $0["phase"] as? String } == ["canary-10", "canary-50", "production"])
-            #expect(timeline.map { $0["earliestStart"] as? String }
-                == ["2027-01-01T05:00:00Z", "2027-01-02T05:00:00Z", "2027-01-03T05:00:00Z"])
-            #expect(timeline[0]["waitingFor"] as? [String]
-                == ["approval:engineering-lead", "approval:qa-lead", "approval:sre"])
+            #expect(
+                timeline.map { $0["earliestStart"] as? String }
+                    == ["2027-01-01T05:00:00Z", "2027-01-02T05:00:00Z", "2027-01-03T05:00:00Z"])
+            #expect(
+                timeline[0]["waitingFor"] as? [String]
+                    == ["approval:engineering-lead", "approval:qa-lead", "approval:sre"])
             #expect(timeline[1]["waitingFor"] as? [String] == ["bake"])
             #expect(timeline[2]["waitingFor"] as? [String] == ["bake", "approval:product-owner"])
 
@@ -55,8 +57,10 @@ import Testing
             try await w.seed(plan: plan)
             let notify = ["--notify-url", "platform-team=\(hook.baseURL)/hook"]
             func metrics(drop: Double) throws {
-                try w.setMetrics(["error-rate": 0.004, "latency-p95-delta": 0.05, "submission-success": 0.98,
-                                  "form-submitted-drop": drop])
+                try w.setMetrics([
+                    "error-rate": 0.004, "latency-p95-delta": 0.05, "submission-success": 0.98,
+                    "form-submitted-drop": drop,
+                ])
             }
             try metrics(drop: 1.0)
             #expect(try await w.reconcile(notify).status == 0)  // staging

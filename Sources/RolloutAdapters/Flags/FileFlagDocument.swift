@@ -23,11 +23,13 @@ struct FileFlagDocument: Codable, Equatable {
         var document = FileFlagDocument()
         for member in try FlagJSON.members(flagsValue, "\"flags\"") {
             let fields = try FlagJSON.members(member.value, "flag \(member.key)")
-            guard let versionValue = FlagJSON.field("version", of: fields), case .number(let number) = versionValue.kind,
-                  number >= 0, number <= 9_007_199_254_740_992, number == number.rounded()
+            guard let versionValue = FlagJSON.field("version", of: fields),
+                case .number(let number) = versionValue.kind,
+                number >= 0, number <= 9_007_199_254_740_992, number == number.rounded()
             else {
-                throw InvalidFlagAnswer("flag \(member.key): \"version\" is not a whole number from 0 to 2^53",
-                                        at: FlagJSON.field("version", of: fields)?.position ?? member.value.position)
+                throw InvalidFlagAnswer(
+                    "flag \(member.key): \"version\" is not a whole number from 0 to 2^53",
+                    at: FlagJSON.field("version", of: fields)?.position ?? member.value.position)
             }
             guard let environments = FlagJSON.field("environments", of: fields) else {
                 throw InvalidFlagAnswer("flag \(member.key) has no \"environments\"", at: member.value.position)

@@ -107,10 +107,12 @@ public final class FileFlagStore: FlagStore, @unchecked Sendable {
     }
 
     public func flush() async throws {
-        guard let pending = stageLock.withLock({ () -> (document: Document, base: [String: Int])? in
-            defer { staged = nil }  // written or refused: the next run starts from the file
-            return staged
-        }), !pending.base.isEmpty else { return }
+        guard
+            let pending = stageLock.withLock({ () -> (document: Document, base: [String: Int])? in
+                defer { staged = nil }  // written or refused: the next run starts from the file
+                return staged
+            }), !pending.base.isEmpty
+        else { return }
         let lock = try FileLock.acquireBlocking(path: lockPath)
         defer { lock.release() }
         var document = try load()

@@ -41,19 +41,22 @@ enum FlagJSON {
 
     /// `{"production": {"enabled": true, "coverage": 10}, …}`: each coverage a number in [0, 100].
     static func environments(_ value: JSONValue, of flag: String) throws(InvalidFlagAnswer)
-        -> [String: FlagEnvironmentState] {
+        -> [String: FlagEnvironmentState]
+    {
         var states: [String: FlagEnvironmentState] = [:]
         for environment in try members(value, "environments of \(flag)") {
             let fields = try members(environment.value, "environment \(environment.key) of \(flag)")
             guard case .bool(let enabled)? = field("enabled", of: fields)?.kind else {
-                throw InvalidFlagAnswer("environment \(environment.key) of \(flag) has no boolean \"enabled\"",
-                                        at: environment.value.position)
+                throw InvalidFlagAnswer(
+                    "environment \(environment.key) of \(flag) has no boolean \"enabled\"",
+                    at: environment.value.position)
             }
             guard let coverageValue = field("coverage", of: fields), case .number(let coverage) = coverageValue.kind,
-                  (0...100).contains(coverage)
+                (0...100).contains(coverage)
             else {
-                throw InvalidFlagAnswer("coverage of environment \(environment.key) of \(flag) is not a number "
-                    + "in [0, 100]", at: field("coverage", of: fields)?.position ?? environment.value.position)
+                throw InvalidFlagAnswer(
+                    "coverage of environment \(environment.key) of \(flag) is not a number "
+                        + "in [0, 100]", at: field("coverage", of: fields)?.position ?? environment.value.position)
             }
             states[environment.key] = FlagEnvironmentState(enabled: enabled, coverage: coverage)
         }
@@ -87,7 +90,8 @@ enum FlagAPIAnswer {
             case .number(let number):
                 // An integer as sent (exact beyond 2^53), any other number as the core writes it.
                 let text = String(decoding: body[value.byteRange], as: UTF8.self)
-                version = text.allSatisfy(\.isNumber) || (text.hasPrefix("-") && text.dropFirst().allSatisfy(\.isNumber))
+                version =
+                    text.allSatisfy(\.isNumber) || (text.hasPrefix("-") && text.dropFirst().allSatisfy(\.isNumber))
                     ? text : JSONOutput.number(number).render()
             default:
                 throw Invalid("\"version\" is \(value.typeName), not a number or a string", at: value.position)

@@ -29,13 +29,15 @@ struct FlagServiceCall {
                     guard failure.isRetryable else {
                         throw FlagStoreError.unavailable(scrub(failure.reason))
                     }
-                    logger.warning("\(service) request failed",
-                                   metadata: context.merging(["reason": "\(scrub(failure.reason))"]) { $1 })
+                    logger.warning(
+                        "\(service) request failed",
+                        metadata: context.merging(["reason": "\(scrub(failure.reason))"]) { $1 })
                     return .retryable(reason: failure.reason)
                 }
                 if answer.isTransient {
-                    logger.warning("\(service) answered a transient error",
-                                   metadata: context.merging(["status": "\(answer.status)"]) { $1 })
+                    logger.warning(
+                        "\(service) answered a transient error",
+                        metadata: context.merging(["status": "\(answer.status)"]) { $1 })
                     return .retryable(reason: "HTTP \(answer.status)", retryAfter: HTTPTransport.retryAfter(answer))
                 }
                 return .success(answer)

@@ -41,8 +41,9 @@ public final class FlagdFlagStore: FlagStore, @unchecked Sendable {
         let (bytes, root) = try load()
         let found = try Self.find(flag, in: root, path: path)
         let state = try Self.interpret(found, flag: flag, path: path)
-        return FlagSnapshot(key: flag, version: Self.version(bytes[found.value.byteRange]),
-                            environments: [environment: state.current])
+        return FlagSnapshot(
+            key: flag, version: Self.version(bytes[found.value.byteRange]),
+            environments: [environment: state.current])
     }
 
     public func apply(flag: String, patch: FlagPatch, ifMatch version: String) async throws -> FlagSnapshot {
@@ -64,18 +65,22 @@ public final class FlagdFlagStore: FlagStore, @unchecked Sendable {
     /// The file with one flag set to `enabled` at `coverage` (its coverage in force when nil), every
     /// other byte as it was: `defaultVariant` the false variant, and rolloutctl's split as the
     /// targeting (none at 0). Returns the flag as it reads back and its new version.
-    static func edit(_ bytes: [UInt8], flag: String, enabled: Bool, coverage requested: Double?,
-                     path: String) throws -> (bytes: [UInt8], written: Shape, version: String) {
+    static func edit(
+        _ bytes: [UInt8], flag: String, enabled: Bool, coverage requested: Double?,
+        path: String
+    ) throws -> (bytes: [UInt8], written: Shape, version: String) {
         var bytes = bytes
         var found = try find(flag, in: try parse(bytes, path: path), path: path)
         let shape = try interpret(found, flag: flag, path: path)
         let coverage = enabled ? min(100, max(0, requested ?? shape.current.coverage)) : 0
-        let targeting: String? = coverage > 0
+        let targeting: String? =
+            coverage > 0
             ? Self.targeting(trueVariant: shape.trueVariant, falseVariant: shape.falseVariant, coverage: coverage)
             : nil
         // Two splices, the file parsed again between them so each works on true offsets.
-        bytes = JSONSplice.set(member: "defaultVariant", to: JSONOutput.quote(shape.falseVariant),
-                               in: found.value, of: bytes)
+        bytes = JSONSplice.set(
+            member: "defaultVariant", to: JSONOutput.quote(shape.falseVariant),
+            in: found.value, of: bytes)
         found = try find(flag, in: try parse(bytes, path: path), path: path)
         bytes = JSONSplice.set(member: "targeting", to: targeting, in: found.value, of: bytes)
         found = try find(flag, in: try parse(bytes, path: path), path: path)
@@ -105,12 +110,14 @@ public final class FlagdFlagStore: FlagStore, @unchecked Sendable {
     /// The flag's member in `flags` (the object form; flagd's array form is not written by rolloutctl).
     static func find(_ flag: String, in root: JSONValue, path: String) throws -> JSONValue.Member {
         guard case .object(let top) = root.kind,
-              let flags = top.first(where: { $0.key == "flags" })?.value else {
+            let flags = top.first(where: { $0.key == "flags" })?.value
+        else {
             throw FlagStoreError.notManaged("\(path): not a flagd flag-definition file (no \"flags\" object)")
         }
         guard case .object(let members) = flags.kind else {
-            throw FlagStoreError.notManaged("\(path):\(flags.position.line):\(flags.position.column): "
-                + "\"flags\" is \(flags.typeName); rolloutctl edits the object form only")
+            throw FlagStoreError.notManaged(
+                "\(path):\(flags.position.line):\(flags.position.column): "
+                    + "\"flags\" is \(flags.typeName); rolloutctl edits the object form only")
         }
         guard let member = members.first(where: { $0.key == flag }) else {
             throw FlagStoreError.notFound(flag: flag)
@@ -128,8 +135,9 @@ public final class FlagdFlagStore: FlagStore, @unchecked Sendable {
     static func interpret(_ member: JSONValue.Member, flag: String, path: String) throws -> Shape {
         let value = member.value
         func problem(_ at: SourcePosition, _ message: String) -> FlagStoreError {
-            .notManaged("\(path):\(at.line):\(at.column): flag \(flag): \(message); "
-                + "rolloutctl owns only a targeting it wrote, and leaves this one untouched")
+            .notManaged(
+                "\(path):\(at.line):\(at.column): flag \(flag): \(message); "
+                    + "rolloutctl owns only a targeting it wrote, and leaves this one untouched")
         }
         guard case .object(let fields) = value.kind else {
             throw problem(value.position, "the flag is \(value.typeName), not an object")
@@ -145,13 +153,16 @@ public final class FlagdFlagStore: FlagStore, @unchecked Sendable {
             case .bool(true) where trueVariant == nil: trueVariant = variant.key
             case .bool(false) where falseVariant == nil: falseVariant = variant.key
             default:
-                throw problem(variant.keyPosition, "variant \"\(variant.key)\" is not the one true or the one false "
-                    + "variant a boolean rollout needs")
+                throw problem(
+                    variant.keyPosition,
+                    "variant \"\(variant.key)\" is not the one true or the one false "
+                        + "variant a boolean rollout needs")
             }
         }
         guard let trueVariant, let falseVariant else {
-            throw problem(variants.position,
-                          "a rollout needs one variant whose value is true and one whose value is false")
+            throw problem(
+                variants.position,
+                "a rollout needs one variant whose value is true and one whose value is false")
         }
         var disabledByState = false
         if let state = field("state") {
@@ -181,18 +192,24 @@ public final class FlagdFlagStore: FlagStore, @unchecked Sendable {
             case trueVariant?: current = FlagEnvironmentState(enabled: true, coverage: 100)
             case falseVariant?: current = .disabled
             default:
-                throw problem(value.position,
-                              "\"defaultVariant\" is neither \"\(trueVariant)\" nor \"\(falseVariant)\"")
+                throw problem(
+                    value.position,
+                    "\"defaultVariant\" is neither \"\(trueVariant)\" nor \"\(falseVariant)\"")
             }
         } else {
-            guard let targeting, let weights = fractionalWeights(targeting, trueVariant: trueVariant,
-                                                                 falseVariant: falseVariant) else {
-                throw problem(targeting?.position ?? value.position,
-                              "its targeting is not the fractional split rolloutctl writes")
+            guard let targeting,
+                let weights = fractionalWeights(
+                    targeting, trueVariant: trueVariant,
+                    falseVariant: falseVariant)
+            else {
+                throw problem(
+                    targeting?.position ?? value.position,
+                    "its targeting is not the fractional split rolloutctl writes")
             }
             guard defaultVariant == falseVariant else {
-                throw problem(value.position,
-                              "with rolloutctl's targeting, \"defaultVariant\" must be \"\(falseVariant)\"")
+                throw problem(
+                    value.position,
+                    "with rolloutctl's targeting, \"defaultVariant\" must be \"\(falseVariant)\"")
             }
             let coverage = Double(weights.true) * 100 / Double(weights.true + weights.false)
             current = weights.true > 0 ? FlagEnvironmentState(enabled: true, coverage: coverage) : .disabled
@@ -202,14 +219,16 @@ public final class FlagdFlagStore: FlagStore, @unchecked Sendable {
     }
 
     /// The weights of rolloutctl's split, or nil for any other targeting.
-    static func fractionalWeights(_ targeting: JSONValue, trueVariant: String,
-                                  falseVariant: String) -> (true: Int, false: Int)? {
+    static func fractionalWeights(
+        _ targeting: JSONValue, trueVariant: String,
+        falseVariant: String
+    ) -> (true: Int, false: Int)? {
         guard case .object(let top) = targeting.kind, top.count == 1, top[0].key == "fractional",
-              case .array(let arguments) = top[0].value.kind, arguments.count == 3,
-              isBucketing(arguments[0]),
-              let first = weight(arguments[1], variant: trueVariant),
-              let second = weight(arguments[2], variant: falseVariant),
-              first + second > 0, first + second <= Int(Int32.max)
+            case .array(let arguments) = top[0].value.kind, arguments.count == 3,
+            isBucketing(arguments[0]),
+            let first = weight(arguments[1], variant: trueVariant),
+            let second = weight(arguments[2], variant: falseVariant),
+            first + second > 0, first + second <= Int(Int32.max)
         else { return nil }
         return (first, second)
     }
@@ -218,18 +237,21 @@ public final class FlagdFlagStore: FlagStore, @unchecked Sendable {
     private static func isBucketing(_ value: JSONValue) -> Bool {
         func variable(_ value: JSONValue, _ name: String) -> Bool {
             guard case .object(let members) = value.kind, members.count == 1, members[0].key == "var",
-                  case .string(name) = members[0].value.kind else { return false }
+                case .string(name) = members[0].value.kind
+            else { return false }
             return true
         }
         guard case .object(let members) = value.kind, members.count == 1, members[0].key == "cat",
-              case .array(let parts) = members[0].value.kind, parts.count == 2 else { return false }
+            case .array(let parts) = members[0].value.kind, parts.count == 2
+        else { return false }
         return variable(parts[0], "$flagd.flagKey") && variable(parts[1], "targetingKey")
     }
 
     private static func weight(_ value: JSONValue, variant: String) -> Int? {
         guard case .array(let pair) = value.kind, pair.count == 2, case .string(variant) = pair[0].kind,
-              case .number(let number) = pair[1].kind, number >= 0, number == number.rounded(),
-              number <= Double(Int32.max) else { return nil }
+            case .number(let number) = pair[1].kind, number >= 0, number == number.rounded(),
+            number <= Double(Int32.max)
+        else { return nil }
         return Int(number)
     }
 

@@ -40,8 +40,9 @@ public final class HTTPFlagStore: FlagStore {
         self.retry = retry
         self.logger = logger
         let scrubbed = self.token
-        self.service = FlagServiceCall(service: "flag service", client: client, retry: retry, logger: logger,
-                                       scrub: { redacting(scrubbed, in: $0) })
+        self.service = FlagServiceCall(
+            service: "flag service", client: client, retry: retry, logger: logger,
+            scrub: { redacting(scrubbed, in: $0) })
     }
 
     // MARK: FlagStore
@@ -87,7 +88,6 @@ public final class HTTPFlagStore: FlagStore {
     }
 
     // MARK: Requests
-
 
     private func failure(for answer: HTTPAnswer, flag: String) -> FlagStoreError {
         switch answer.status {

@@ -75,8 +75,9 @@ public final class RoutingFlagStore: FlagStore, @unchecked Sendable {
         var updated: [Int: FlagSnapshot] = [:]
         for environment in targets {
             guard let index = part(for: environment) else {
-                throw FlagStoreError.notManaged("no --flags serves environment \(environment) "
-                    + "(give --flags \(environment)=URL, or a plain --flags URL for the rest)")
+                throw FlagStoreError.notManaged(
+                    "no --flags serves environment \(environment) "
+                        + "(give --flags \(environment)=URL, or a plain --flags URL for the rest)")
             }
             var single = patch
             single.environment = environment
@@ -86,8 +87,10 @@ public final class RoutingFlagStore: FlagStore, @unchecked Sendable {
         }
         let pieces = lock.withLock { () -> [FlagSnapshot] in
             (0..<parts.count).map { index in
-                updated[index] ?? FlagSnapshot(key: flag, version: versions[index],
-                                               environments: lastParts[flag]?[index] ?? [:])
+                updated[index]
+                    ?? FlagSnapshot(
+                        key: flag, version: versions[index],
+                        environments: lastParts[flag]?[index] ?? [:])
             }
         }
         var merged = merge(flag: flag, pieces)
@@ -111,9 +114,11 @@ public final class RoutingFlagStore: FlagStore, @unchecked Sendable {
     public func planProblems(_ plan: Plan, path: String) -> [Diagnostic] {
         var problems: [Diagnostic] = []
         for phase in plan.phases where part(for: phase.environment) == nil {
-            problems.append(Diagnostic(path: path, line: phase.position.line, column: phase.position.column,
-                message: "no --flags serves environment \(phase.environment) of phase \(phase.name) "
-                    + "(give --flags \(phase.environment)=URL, or a plain --flags URL for the rest)"))
+            problems.append(
+                Diagnostic(
+                    path: path, line: phase.position.line, column: phase.position.column,
+                    message: "no --flags serves environment \(phase.environment) of phase \(phase.name) "
+                        + "(give --flags \(phase.environment)=URL, or a plain --flags URL for the rest)"))
         }
         for (index, store) in parts.enumerated() {
             var own = plan
@@ -133,12 +138,14 @@ public final class RoutingFlagStore: FlagStore, @unchecked Sendable {
             warnings += piece.warnings
         }
         lock.withLock {
-            lastParts[flag] = Dictionary(uniqueKeysWithValues: pieces.enumerated().map {
-                ($0.offset, $0.element.environments)
-            })
+            lastParts[flag] = Dictionary(
+                uniqueKeysWithValues: pieces.enumerated().map {
+                    ($0.offset, $0.element.environments)
+                })
         }
-        return FlagSnapshot(key: flag, version: Self.encode(pieces.map(\.version)), environments: environments,
-                            warnings: warnings)
+        return FlagSnapshot(
+            key: flag, version: Self.encode(pieces.map(\.version)), environments: environments,
+            warnings: warnings)
     }
 
     /// The stores' versions as one string: a JSON array, so any version text survives.
@@ -148,7 +155,8 @@ public final class RoutingFlagStore: FlagStore, @unchecked Sendable {
 
     static func decode(_ version: String, count: Int, flag: String) throws -> [String] {
         guard let value = try? JSONParser.parse(Array(version.utf8)), case .array(let elements) = value.kind,
-              elements.count == count else {
+            elements.count == count
+        else {
             throw FlagStoreError.versionConflict(flag: flag)
         }
         return elements.map { element in

@@ -44,14 +44,16 @@ enum UnleashAnswer {
         func ours(flag: String) throws -> Strategy? {
             let owned = strategies.filter(\.isOurs)
             guard owned.count <= 1 else {
-                throw FlagStoreError.notManaged("flag \(flag)[\(name)] has \(owned.count) strategies titled "
-                    + "\"\(UnleashAnswer.strategyTitle)\"; remove all but one in Unleash")
+                throw FlagStoreError.notManaged(
+                    "flag \(flag)[\(name)] has \(owned.count) strategies titled "
+                        + "\"\(UnleashAnswer.strategyTitle)\"; remove all but one in Unleash")
             }
             guard let strategy = owned.first else { return nil }
             guard strategy.name == "flexibleRollout", strategy.rollout != nil else {
-                throw FlagStoreError.notManaged("flag \(flag)[\(name)]: the strategy titled "
-                    + "\"\(UnleashAnswer.strategyTitle)\" is not a flexibleRollout with a rollout of 0-100; "
-                    + "rolloutctl leaves it untouched")
+                throw FlagStoreError.notManaged(
+                    "flag \(flag)[\(name)]: the strategy titled "
+                        + "\"\(UnleashAnswer.strategyTitle)\" is not a flexibleRollout with a rollout of 0-100; "
+                        + "rolloutctl leaves it untouched")
             }
             return strategy
         }
@@ -71,7 +73,8 @@ enum UnleashAnswer {
             var names: Set<String> = []
             for item in list {
                 guard case .string(let name)? = item["name"]?.kind,
-                      case .bool(let enabled)? = item["enabled"]?.kind else {
+                    case .bool(let enabled)? = item["enabled"]?.kind
+                else {
                     throw invalid("an environment without name or enabled")
                 }
                 // Which of two same-named environments would be in force is the service's business:
@@ -101,11 +104,12 @@ enum UnleashAnswer {
                         if case .string(let text)? = strategy["title"]?.kind { title = text }
                         var disabled = false
                         if case .bool(true)? = strategy["disabled"]?.kind { disabled = true }
-                        strategies.append(Strategy(
-                            id: id, name: strategyName, title: title, disabled: disabled, parameters: parameters,
-                            constraintCount: strategy["constraints"]?.count ?? 0,
-                            segmentCount: strategy["segments"]?.count ?? 0,
-                            raw: String(decoding: bytes[strategy.byteRange], as: UTF8.self)))
+                        strategies.append(
+                            Strategy(
+                                id: id, name: strategyName, title: title, disabled: disabled, parameters: parameters,
+                                constraintCount: strategy["constraints"]?.count ?? 0,
+                                segmentCount: strategy["segments"]?.count ?? 0,
+                                raw: String(decoding: bytes[strategy.byteRange], as: UTF8.self)))
                     }
                 }
                 environments.append(Environment(name: name, enabled: enabled, strategies: strategies))
@@ -128,9 +132,12 @@ enum UnleashAnswer {
                 let others = environment.strategies.filter { !$0.isOurs && !$0.disabled }
                 for other in others {
                     let label = other.title.map { "\"\($0)\" (\(other.name))" } ?? other.name
-                    warnings.append(FlagWarning(environment: environment.name, message: "Unleash strategy \(label) "
-                        + "is enabled too: it widens exposure beyond rolloutctl's coverage, "
-                        + "and rolloutctl does not own it"))
+                    warnings.append(
+                        FlagWarning(
+                            environment: environment.name,
+                            message: "Unleash strategy \(label) "
+                                + "is enabled too: it widens exposure beyond rolloutctl's coverage, "
+                                + "and rolloutctl does not own it"))
                 }
                 if !environment.enabled {
                     states[environment.name] = .disabled

@@ -43,8 +43,10 @@ public final class UnleashFlagStore: FlagStore {
     typealias Environment = UnleashAnswer.Environment
     typealias Feature = UnleashAnswer.Feature
 
-    public init(apiURL: String, project: String, token: String?, client: HTTPClient, retry: RetryPolicy = .default,
-                logger: Logger) {
+    public init(
+        apiURL: String, project: String, token: String?, client: HTTPClient, retry: RetryPolicy = .default,
+        logger: Logger
+    ) {
         self.apiURL = apiURL
         self.project = project
         self.token = (token?.isEmpty ?? true) ? nil : token
@@ -52,15 +54,17 @@ public final class UnleashFlagStore: FlagStore {
         self.retry = retry
         self.logger = logger
         let scrubbed = self.token
-        self.service = FlagServiceCall(service: "Unleash", client: client, retry: retry, logger: logger,
-                                       scrub: { redacting(scrubbed, in: $0) })
+        self.service = FlagServiceCall(
+            service: "Unleash", client: client, retry: retry, logger: logger,
+            scrub: { redacting(scrubbed, in: $0) })
     }
 
     /// Parses `unleash+https://HOST/api?project=P` (or `unleash+http`); the project defaults to `default`.
     public static func parse(_ spec: String) -> (apiURL: String, project: String)? {
         guard spec.hasPrefix("unleash+http://") || spec.hasPrefix("unleash+https://"),
-              var components = URLComponents(string: String(spec.dropFirst("unleash+".count))),
-              let host = components.host, !host.isEmpty else { return nil }
+            var components = URLComponents(string: String(spec.dropFirst("unleash+".count))),
+            let host = components.host, !host.isEmpty
+        else { return nil }
         let project = components.queryItems?.first { $0.name == "project" }?.value ?? "default"
         guard !project.isEmpty else { return nil }
         components.query = nil
@@ -74,9 +78,10 @@ public final class UnleashFlagStore: FlagStore {
     /// Unleash takes whole percents only: a fractional coverage is an error at the phase's coverage.
     public func planProblems(_ plan: Plan, path: String) -> [Diagnostic] {
         plan.phases.filter { $0.coverage != $0.coverage.rounded() }.map { phase in
-            Diagnostic(path: path, line: phase.coveragePosition.line, column: phase.coveragePosition.column,
-                       message: "coverage \(formatNumber(phase.coverage)) of phase \(phase.name): environment "
-                           + "\(phase.environment) is an Unleash environment, which takes whole percents only")
+            Diagnostic(
+                path: path, line: phase.coveragePosition.line, column: phase.coveragePosition.column,
+                message: "coverage \(formatNumber(phase.coverage)) of phase \(phase.name): environment "
+                    + "\(phase.environment) is an Unleash environment, which takes whole percents only")
         }
     }
 
@@ -90,17 +95,20 @@ public final class UnleashFlagStore: FlagStore {
         let targets = patch.environment.map { [$0] } ?? feature.environments.map(\.name)
         for name in targets {
             guard let environment = feature.environments.first(where: { $0.name == name }) else {
-                throw FlagStoreError.notManaged("flag \(flag) has no environment \(name) in Unleash project "
-                    + "\(project); add the environment to the project (rolloutctl never creates it)")
+                throw FlagStoreError.notManaged(
+                    "flag \(flag) has no environment \(name) in Unleash project "
+                        + "\(project); add the environment to the project (rolloutctl never creates it)")
             }
             try await apply(flag: flag, environment: environment, patch: patch)
         }
         feature = try await fetch(flag)
         let updated = try feature.snapshot(flag: flag)
-        logger.info("flag updated", metadata: [
-            "flag": "\(flag)", "environment": "\(patch.environment ?? "*")", "enabled": "\(patch.enabled)",
-            "coverage": "\(patch.coverage.map(formatNumber) ?? "-")", "service": "unleash",
-        ])
+        logger.info(
+            "flag updated",
+            metadata: [
+                "flag": "\(flag)", "environment": "\(patch.environment ?? "*")", "enabled": "\(patch.enabled)",
+                "coverage": "\(patch.coverage.map(formatNumber) ?? "-")", "service": "unleash",
+            ])
         return updated
     }
 
@@ -112,8 +120,9 @@ public final class UnleashFlagStore: FlagStore {
         }
         let coverage = patch.coverage ?? ours?.rollout ?? 100
         guard coverage == coverage.rounded(), (0...100).contains(coverage) else {
-            throw FlagStoreError.notManaged("coverage \(formatNumber(coverage)) for \(flag)[\(environment.name)]: "
-                + "Unleash takes whole percents only")
+            throw FlagStoreError.notManaged(
+                "coverage \(formatNumber(coverage)) for \(flag)[\(environment.name)]: "
+                    + "Unleash takes whole percents only")
         }
         let rollout = Int(coverage)
         if let ours {
@@ -157,8 +166,9 @@ public final class UnleashFlagStore: FlagStore {
 
     private func replaceStrategy(_ id: String, flag: String, environment: String, rollout: Int) async throws {
         let url = environmentURL(flag, environment) + "/strategies/" + HTTPTransport.percentEncode(id)
-        let answer = try await service.send(request(url, "PUT", body: Self.strategyBody(flag: flag, rollout: rollout)),
-                                    flag: flag, operation: "PUT strategy")
+        let answer = try await service.send(
+            request(url, "PUT", body: Self.strategyBody(flag: flag, rollout: rollout)),
+            flag: flag, operation: "PUT strategy")
         guard (200...299).contains(answer.status) else { throw failure(answer, flag: flag) }
     }
 
@@ -173,8 +183,9 @@ public final class UnleashFlagStore: FlagStore {
         do {
             answer = try await retry.run { attempt, timeout -> AttemptOutcome<HTTPAnswer?> in
                 if attempt > 1,
-                   let landed = try await self.fetch(flag).environments.first(where: { $0.name == environment }),
-                   try landed.ours(flag: flag) != nil {
+                    let landed = try await self.fetch(flag).environments.first(where: { $0.name == environment }),
+                    try landed.ours(flag: flag) != nil
+                {
                     return .success(nil)
                 }
                 do {
@@ -207,8 +218,6 @@ public final class UnleashFlagStore: FlagStore {
         return request
     }
 
-
-
     private func failure(_ answer: HTTPAnswer, flag: String) -> FlagStoreError {
         switch answer.status {
         case 401, 403:
@@ -223,7 +232,6 @@ public final class UnleashFlagStore: FlagStore {
 
     private func scrub(_ text: String) -> String { redacting(token, in: text) }
 
-
     /// The strategy rolloutctl writes (create and replace take the same body).
     static func strategyBody(flag: String, rollout: Int) -> String {
         JSONOutput.object([
@@ -231,11 +239,14 @@ public final class UnleashFlagStore: FlagStore {
             ("title", .string(strategyTitle)),
             ("disabled", .bool(false)),
             ("constraints", .array([])),
-            ("parameters", .object([
-                ("rollout", .string(String(rollout))),
-                ("stickiness", .string("default")),
-                ("groupId", .string(flag)),
-            ])),
+            (
+                "parameters",
+                .object([
+                    ("rollout", .string(String(rollout))),
+                    ("stickiness", .string("default")),
+                    ("groupId", .string(flag)),
+                ])
+            ),
         ]).render(pretty: false)
     }
 }

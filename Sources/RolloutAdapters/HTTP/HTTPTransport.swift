@@ -160,7 +160,7 @@ enum HTTPTransport {
     /// Parses `Retry-After` given in seconds (the HTTP-date form is ignored).
     static func retryAfter(_ answer: HTTPAnswer) -> Duration? {
         guard let value = answer.header("Retry-After")?.trimmingCharacters(in: .whitespaces),
-              let seconds = Double(value), seconds.isFinite, seconds >= 0
+            let seconds = Double(value), seconds.isFinite, seconds >= 0
         else { return nil }
         // A server's number: capped at a day before the conversion (1e300 would trap in Int64()).
         return .milliseconds(Int64(min(seconds, 86_400) * 1000))
@@ -175,7 +175,8 @@ enum HTTPTransport {
 
     /// Percent-encodes everything but RFC 3986's unreserved characters.
     static func percentEncode(_ text: String) -> String {
-        let unreserved = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")
+        let unreserved = CharacterSet(
+            charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")
         return text.addingPercentEncoding(withAllowedCharacters: unreserved) ?? text
     }
 

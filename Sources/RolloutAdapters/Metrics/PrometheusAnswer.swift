@@ -31,7 +31,9 @@ enum PrometheusAnswer {
         /// `unexpected type at data.resultType`.
         static func read(_ body: [UInt8]) -> Result<Envelope, Malformed> {
             guard let root = try? JSONParser.parse(body) else { return .failure(Malformed("not JSON")) }
-            guard case .object(let members) = root.kind else { return .failure(Malformed("unexpected type at top level")) }
+            guard case .object(let members) = root.kind else {
+                return .failure(Malformed("unexpected type at top level"))
+            }
             func field(_ name: String, in members: [JSONValue.Member]) -> JSONValue? {
                 members.first { $0.key == name }?.value
             }
@@ -42,8 +44,12 @@ enum PrometheusAnswer {
                 default: return .failure(Malformed("unexpected type at \(name)"))
                 }
             }
-            guard let statusValue = field("status", in: members) else { return .failure(Malformed("missing field status")) }
-            guard case .string(let status) = statusValue.kind else { return .failure(Malformed("unexpected type at status")) }
+            guard let statusValue = field("status", in: members) else {
+                return .failure(Malformed("missing field status"))
+            }
+            guard case .string(let status) = statusValue.kind else {
+                return .failure(Malformed("unexpected type at status"))
+            }
             var envelope = Envelope(status: status)
             switch (optionalText("errorType"), optionalText("error")) {
             case (.success(let type), .success(let message)):
@@ -56,7 +62,9 @@ enum PrometheusAnswer {
             case nil, .null?:
                 break
             case .object(let data)?:
-                guard let typeValue = field("resultType", in: data) else { return .failure(Malformed("missing field resultType")) }
+                guard let typeValue = field("resultType", in: data) else {
+                    return .failure(Malformed("missing field resultType"))
+                }
                 guard case .string(let type) = typeValue.kind else {
                     return .failure(Malformed("unexpected type at data.resultType"))
                 }
@@ -157,8 +165,8 @@ enum PrometheusAnswer {
         var series: [RangeSeries] = []
         for item in items {
             guard case .object(let fields) = item.kind,
-                  case .object(let metric)? = fields.first(where: { $0.key == "metric" })?.value.kind,
-                  case .array(let values)? = fields.first(where: { $0.key == "values" })?.value.kind
+                case .object(let metric)? = fields.first(where: { $0.key == "metric" })?.value.kind,
+                case .array(let values)? = fields.first(where: { $0.key == "values" })?.value.kind
             else { return .failure(RangeQueryFailure(reason: "malformed answer from prometheus")) }
             var labels: [String: String] = [:]
             for label in metric {
@@ -169,7 +177,7 @@ enum PrometheusAnswer {
             }
             let points = values.compactMap { pair -> RangePoint? in
                 guard case .array(let parts) = pair.kind, parts.count == 2, case .number(let time) = parts[0].kind,
-                      case .string(let text) = parts[1].kind, let value = Double(text), value.isFinite
+                    case .string(let text) = parts[1].kind, let value = Double(text), value.isFinite
                 else { return nil }
                 return RangePoint(time: Date(timeIntervalSince1970: time), value: value)
             }

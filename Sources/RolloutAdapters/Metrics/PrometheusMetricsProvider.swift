@@ -79,7 +79,8 @@ public final class PrometheusMetricsProvider: MetricsProvider {
                 } catch let failure as TransportFailure {
                     let reason = Self.describe(failure)
                     guard failure.isRetryable else { throw PrometheusFailure(reason: reason) }
-                    logger.debug("prometheus query failed", metadata: ["check": "\(query.check)", "reason": "\(reason)"])
+                    logger.debug(
+                        "prometheus query failed", metadata: ["check": "\(query.check)", "reason": "\(reason)"])
                     return .retryable(reason: reason)
                 }
             }
@@ -112,7 +113,8 @@ public final class PrometheusMetricsProvider: MetricsProvider {
     private static func httpErrorReason(_ answer: HTTPAnswer) -> String {
         var reason = "prometheus answered HTTP \(answer.status)"
         if case .success(let envelope) = PrometheusAnswer.Envelope.read(Array(answer.body.readableBytesView)),
-           envelope.status == "error" {
+            envelope.status == "error"
+        {
             reason += " (" + PrometheusAnswer.errorText(envelope) + ")"
         }
         return reason

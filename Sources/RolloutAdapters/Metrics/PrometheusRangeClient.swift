@@ -31,8 +31,10 @@ public struct PrometheusRangeClient: Sendable {
     }
 
     /// The series of `query` over `start…end`, or the reason there are none to draw.
-    public func queryRange(_ query: String, start: Date, end: Date,
-                           step: Int) async -> Result<[RangeSeries], RangeQueryFailure> {
+    public func queryRange(
+        _ query: String, start: Date, end: Date,
+        step: Int
+    ) async -> Result<[RangeSeries], RangeQueryFailure> {
         var request = HTTPClientRequest(url: url(query: query, start: start, end: end, step: step))
         request.method = .GET
         request.headers.add(name: "Accept", value: "application/json")

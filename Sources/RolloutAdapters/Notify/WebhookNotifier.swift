@@ -24,7 +24,8 @@ public struct WebhookNotifier: Notifier {
     public static func urls(arguments: [String], environment: [String: String]) throws -> [String: String] {
         var urls: [String: String] = [:]
         for (key, value) in environment where key.hasPrefix("ROLLOUTCTL_NOTIFY_URL_") {
-            let name = key.dropFirst("ROLLOUTCTL_NOTIFY_URL_".count).lowercased().replacingOccurrences(of: "_", with: "-")
+            let name = key.dropFirst("ROLLOUTCTL_NOTIFY_URL_".count).lowercased().replacingOccurrences(
+                of: "_", with: "-")
             urls[name] = value
         }
         for argument in arguments {

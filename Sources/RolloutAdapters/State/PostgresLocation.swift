@@ -46,8 +46,9 @@ public struct PostgresLocation: Equatable, Sendable {
         if let query = components.query, !query.isEmpty {
             throw Invalid(description: "\(usage); URL parameters are not supported (got ?\(query))")
         }
-        self.init(user: user.removingPercentEncoding ?? user, host: host, port: components.port ?? 5432,
-                  database: database.removingPercentEncoding ?? database)
+        self.init(
+            user: user.removingPercentEncoding ?? user, host: host, port: components.port ?? 5432,
+            database: database.removingPercentEncoding ?? database)
     }
 
     /// The URL as shown in messages: never with a password.

@@ -21,16 +21,18 @@ public struct SessionGuardedFlagStore: FlagStore {
         let location = store.path
         checkOpen = {
             guard store.isOpen else {
-                throw StateLockLost(description: "the connection holding the lock on \(location) was lost; "
-                    + "stopping before the next flag call, the next run finishes what this one started")
+                throw StateLockLost(
+                    description: "the connection holding the lock on \(location) was lost; "
+                        + "stopping before the next flag call, the next run finishes what this one started")
             }
         }
         checkSession = {
             do {
                 try store.checkSession()
             } catch {
-                throw StateLockLost(description: "the connection holding the lock on \(location) was lost "
-                    + "(\(error)); stopping before the next flag call, the next run finishes what this one started")
+                throw StateLockLost(
+                    description: "the connection holding the lock on \(location) was lost "
+                        + "(\(error)); stopping before the next flag call, the next run finishes what this one started")
             }
         }
     }

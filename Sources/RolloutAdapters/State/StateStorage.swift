@@ -11,14 +11,16 @@ public protocol StateStorage: AnyObject, Sendable {
 
     func breachingNotifyChecks(rollout: String) throws -> Set<String>
     /// Replaces the breaching set of a rollout and appends the audit entries of the new episodes, in one transaction.
-    func saveBreachingNotifyChecks(rollout: String, checks: Set<String>, audit entries: [AuditEntry],
-                                   outbox: [OutboxMessage]) throws
+    func saveBreachingNotifyChecks(
+        rollout: String, checks: Set<String>, audit entries: [AuditEntry],
+        outbox: [OutboxMessage]) throws
 
     func rollout(_ name: String) throws -> StoredRollout?
     func allRollouts() throws -> [StoredRollout]
     /// Writes a rollout's record, the audit entries that explain it and its notifications, in one transaction.
-    func save(rollout name: String, flag: String?, record: RolloutRecord, now: Date, enteredPhase: Bool,
-              audit entries: [AuditEntry], outbox: [OutboxMessage]) throws
+    func save(
+        rollout name: String, flag: String?, record: RolloutRecord, now: Date, enteredPhase: Bool,
+        audit entries: [AuditEntry], outbox: [OutboxMessage]) throws
     /// Phase entry times of a rollout, oldest first.
     func phaseEntries(rollout: String) throws -> [(phase: String, enteredAt: Date)]
 
@@ -53,10 +55,13 @@ extension StateStorage {
         try saveBreachingNotifyChecks(rollout: rollout, checks: checks, audit: entries, outbox: [])
     }
 
-    public func save(rollout name: String, flag: String?, record: RolloutRecord, now: Date, enteredPhase: Bool,
-                     audit entries: [AuditEntry] = []) throws {
-        try save(rollout: name, flag: flag, record: record, now: now, enteredPhase: enteredPhase, audit: entries,
-                 outbox: [])
+    public func save(
+        rollout name: String, flag: String?, record: RolloutRecord, now: Date, enteredPhase: Bool,
+        audit entries: [AuditEntry] = []
+    ) throws {
+        try save(
+            rollout: name, flag: flag, record: record, now: now, enteredPhase: enteredPhase, audit: entries,
+            outbox: [])
     }
 
     public func history() throws -> [AuditEntry] { try history(rollout: nil, limit: nil) }

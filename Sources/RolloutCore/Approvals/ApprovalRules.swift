@@ -15,8 +15,10 @@ public struct ApprovalStatus: Equatable, Sendable {
     /// In signature mode, the fingerprint of the key that signed the approval commit.
     public var key: String?
 
-    public init(path: String, phase: String, role: String?, approver: String?, commit: String?, counted: Bool,
-                reason: String?, key: String? = nil) {
+    public init(
+        path: String, phase: String, role: String?, approver: String?, commit: String?, counted: Bool,
+        reason: String?, key: String? = nil
+    ) {
         self.path = path
         self.phase = phase
         self.role = role
@@ -52,9 +54,10 @@ public enum ApprovalRules {
     ) -> [ApprovalStatus] {
         guard let plan = rollout.plan else {
             return rollout.approvals.map {
-                ApprovalStatus(path: $0.path, phase: $0.pathPhase, role: $0.record?.role, approver: $0.record?.approver,
-                               commit: evidence[$0.path]?.approvalCommit?.id, counted: false,
-                               reason: "the plan is invalid")
+                ApprovalStatus(
+                    path: $0.path, phase: $0.pathPhase, role: $0.record?.role, approver: $0.record?.approver,
+                    commit: evidence[$0.path]?.approvalCommit?.id, counted: false,
+                    reason: "the plan is invalid")
             }
         }
         let unverifiedMaker = authority.policy.flatMap {
@@ -62,9 +65,10 @@ public enum ApprovalRules {
         }
         var statuses: [ApprovalStatus] = []
         for file in rollout.approvals {
-            var status = ApprovalStatus(path: file.path, phase: file.pathPhase, role: file.record?.role,
-                                        approver: file.record?.approver,
-                                        commit: evidence[file.path]?.approvalCommit?.id, counted: false, reason: nil)
+            var status = ApprovalStatus(
+                path: file.path, phase: file.pathPhase, role: file.record?.role,
+                approver: file.record?.approver,
+                commit: evidence[file.path]?.approvalCommit?.id, counted: false, reason: nil)
             (status.reason, status.key) = firstFailure(
                 file: file, plan: plan, planBlob: rollout.planBlob, authority: authority,
                 evidence: evidence[file.path], planHistory: planHistory, unverifiedMaker: unverifiedMaker)
@@ -72,8 +76,10 @@ public enum ApprovalRules {
             statuses.append(status)
         }
         for (index, phase) in plan.phases.enumerated() {
-            assignRoles(slots: requiredRoles(plan: plan, phaseIndex: index, policy: authority.policy),
-                        what: "phase \"\(phase.name)\"", statuses: &statuses) { $0.phase == phase.name }
+            assignRoles(
+                slots: requiredRoles(plan: plan, phaseIndex: index, policy: authority.policy),
+                what: "phase \"\(phase.name)\"", statuses: &statuses
+            ) { $0.phase == phase.name }
         }
         let order = Dictionary(uniqueKeysWithValues: plan.phases.enumerated().map { ($0.element.name, $0.offset) })
         return statuses.sorted { (order[$0.phase] ?? .max, $0.path) < (order[$1.phase] ?? .max, $1.path) }
@@ -84,7 +90,9 @@ public enum ApprovalRules {
     /// person; a role listed twice in one list needs two.
     public static func requiredRoles(plan: Plan, phaseIndex: Int, policy: ApproversPolicy?) -> [String] {
         let phase = plan.phases[phaseIndex]
-        guard let floor = policy?.environmentApprovals[phase.environment], !floor.isEmpty else { return phase.approvals }
+        guard let floor = policy?.environmentApprovals[phase.environment], !floor.isEmpty else {
+            return phase.approvals
+        }
         let before = phaseIndex > 0 ? plan.desiredState(atPhase: phaseIndex - 1)[phase.environment] : nil
         let after = plan.desiredState(atPhase: phaseIndex)[phase.environment]
         func exposure(_ state: FlagEnvironmentState?) -> Double {
@@ -117,14 +125,18 @@ public enum ApprovalRules {
         planHistory: ContentHistory?, unverifiedMaker: String?
     ) -> (String?, key: String?) {
         guard let record = file.record else {
-            return (file.diagnostics.first.map { "invalid approval file: \($0.message)" } ?? "invalid approval file", nil)
+            return (
+                file.diagnostics.first.map { "invalid approval file: \($0.message)" } ?? "invalid approval file", nil
+            )
         }
         guard let phaseIndex = plan.phaseIndex(named: file.pathPhase) else {
             return ("the plan has no phase \"\(file.pathPhase)\"", nil)
         }
         guard record.plan == planBlob?.lowercased() else {
-            return ("stale: approves plan blob \(record.plan.prefix(12)), but plan.json is now "
-                + "\(planBlob?.prefix(12) ?? "missing"); approve the current plan again", nil)
+            return (
+                "stale: approves plan blob \(record.plan.prefix(12)), but plan.json is now "
+                    + "\(planBlob?.prefix(12) ?? "missing"); approve the current plan again", nil
+            )
         }
         guard let policy = authority.policy else {
             return ("\(RepositoryLayout.approvers) in force is missing or invalid", nil)
@@ -160,34 +172,46 @@ public enum ApprovalRules {
             return ("no approval commit found on the protected branch's first-parent history", nil)
         }
         if let since, evidence.mergeIndex < since.index {
-            return ("merged before \(sinceWhat): merged at \(evidence.mergePoint.prefix(12)), but the content changed "
-                + "at \(since.commit.prefix(12)); approve it again in a new pull request", nil)
+            return (
+                "merged before \(sinceWhat): merged at \(evidence.mergePoint.prefix(12)), but the content changed "
+                    + "at \(since.commit.prefix(12)); approve it again in a new pull request", nil
+            )
         }
         guard let commit = evidence.approvalCommit else {
-            return ("approval commit not found on the merged side of merge \(evidence.mergePoint.prefix(12)): "
-                + "exactly one commit of the pull request must add this file", nil)
+            return (
+                "approval commit not found on the merged side of merge \(evidence.mergePoint.prefix(12)): "
+                    + "exactly one commit of the pull request must add this file", nil
+            )
         }
-        let (identity, key) = identityFailure(approver: approver, policy: policy, signers: authority.signers,
-                                              commit: commit, viaMerge: evidence.viaMerge)
+        let (identity, key) = identityFailure(
+            approver: approver, policy: policy, signers: authority.signers,
+            commit: commit, viaMerge: evidence.viaMerge)
         if let identity { return (identity, key?.signingKey.fingerprint) }
         guard policy.roles[role] != nil else {
-            return ("role \"\(role)\" is not defined in the \(RepositoryLayout.approvers) in force",
-                    key?.signingKey.fingerprint)
+            return (
+                "role \"\(role)\" is not defined in the \(RepositoryLayout.approvers) in force",
+                key?.signingKey.fingerprint
+            )
         }
         guard policy.isMember(approver, of: role) else {
-            return ("\(approver) is not a member of role \"\(role)\" in the policy in force", key?.signingKey.fingerprint)
+            return (
+                "\(approver) is not a member of role \"\(role)\" in the policy in force", key?.signingKey.fingerprint
+            )
         }
         return (nil, key?.signingKey.fingerprint)
     }
 
     /// Rule 7 in signature mode: a change made while signature mode was in force must carry a valid
     /// signature by a listed key, or its maker cannot be known, and no approval of it counts.
-    static func unverifiedMakerReason(_ makers: [MakerCommit], _ policy: ApproversPolicy,
-                                      _ authority: ApprovalAuthority, change: String) -> String? {
+    static func unverifiedMakerReason(
+        _ makers: [MakerCommit], _ policy: ApproversPolicy,
+        _ authority: ApprovalAuthority, change: String
+    ) -> String? {
         guard policy.forbidSelfApproval, policy.identity == .sshSignature else { return nil }
         for maker in makers where maker.madeInSignatureMode {
             guard let key = signingKey(maker.commit), isListed(key, commit: maker.commit, authority.signers) else {
-                let why = maker.commit.signature == nil
+                let why =
+                    maker.commit.signature == nil
                     ? "is not signed" : "is not signed by a key \(RepositoryLayout.allowedSigners) lists"
                 return "\(change) \(maker.commit.id.prefix(12)) \(why): its maker cannot be verified"
             }
@@ -206,7 +230,8 @@ public enum ApprovalRules {
             guard let signer = signingKey(commit) else { continue }
             if signer.signingKey.fingerprint == key { return "signed \(short), which changed" }
             if let signers = authority.signers,
-               signers.check(principal: person, key: signer, namespace: "git", at: commit.committerTime) == .allowed {
+                signers.check(principal: person, key: signer, namespace: "git", at: commit.committerTime) == .allowed
+            {
                 return "signed \(short), which changed"
             }
         }
@@ -215,7 +240,7 @@ public enum ApprovalRules {
 
     private static func signingKey(_ commit: CommitIdentity) -> SSHPublicKey? {
         guard let signature = commit.signature, let data = commit.signedData,
-              case .valid(let key) = SSHSignatureVerifier.verify(armored: signature, message: data, namespace: "git")
+            case .valid(let key) = SSHSignatureVerifier.verify(armored: signature, message: data, namespace: "git")
         else { return nil }
         return key
     }
@@ -225,7 +250,9 @@ public enum ApprovalRules {
     private static func isListed(_ key: SSHPublicKey, commit: CommitIdentity, _ signers: AllowedSigners?) -> Bool {
         guard let signers else { return false }
         let names = [commit.authorEmail, commit.committerEmail] + signers.entries.flatMap(\.principals)
-        return names.contains { signers.check(principal: $0, key: key, namespace: "git", at: commit.committerTime) == .allowed }
+        return names.contains {
+            signers.check(principal: $0, key: key, namespace: "git", at: commit.committerTime) == .allowed
+        }
     }
 
     private static func identityFailure(
@@ -236,16 +263,24 @@ public enum ApprovalRules {
         switch policy.identity {
         case .author:
             guard identity.authorEmail.caseInsensitiveEquals(approver) else {
-                return ("approval commit \(commit) was authored by \(identity.authorEmail), not by the approver \(approver)", nil)
+                return (
+                    "approval commit \(commit) was authored by \(identity.authorEmail), not by the approver "
+                        + "\(approver)",
+                    nil
+                )
             }
             return (nil, nil)
         case .sshSignature:
-            let squashNote = viaMerge ? "" :
-                " (a squash or rebase by a hosting service replaces the approver's signed commit; merge with a merge "
-                + "commit, or sign the squash commit)"
+            let squashNote =
+                viaMerge
+                ? ""
+                : " (a squash or rebase by a hosting service replaces the approver's signed commit; merge with a merge "
+                    + "commit, or sign the squash commit)"
             guard let signature = identity.signature, let signedData = identity.signedData else {
-                return ("approval commit \(commit) is not signed; the policy requires an SSH signature by "
-                    + "\(approver)\(squashNote)", nil)
+                return (
+                    "approval commit \(commit) is not signed; the policy requires an SSH signature by "
+                        + "\(approver)\(squashNote)", nil
+                )
             }
             switch SSHSignatureVerifier.verify(armored: signature, message: signedData, namespace: "git") {
             case .invalid(let why):
@@ -254,8 +289,10 @@ public enum ApprovalRules {
                 return ("approval commit \(commit) has an unsupported signature: \(why)", nil)
             case .valid(let key):
                 guard let signers else {
-                    return ("approval commit \(commit) is signed, but \(RepositoryLayout.allowedSigners) "
-                        + "is missing or invalid", key)
+                    return (
+                        "approval commit \(commit) is signed, but \(RepositoryLayout.allowedSigners) "
+                            + "is missing or invalid", key
+                    )
                 }
                 switch signers.check(principal: approver, key: key, namespace: "git", at: identity.committerTime) {
                 case .allowed:
@@ -270,8 +307,10 @@ public enum ApprovalRules {
     /// One person fills at most one role of one phase (and, in signature mode, one key does too),
     /// and a role listed twice needs two different people: a maximum matching of approvals to role
     /// slots. Approvals that get no slot stop counting, with the reason.
-    static func assignRoles(slots: [String], what: String, statuses: inout [ApprovalStatus],
-                            where belongs: (ApprovalStatus) -> Bool) {
+    static func assignRoles(
+        slots: [String], what: String, statuses: inout [ApprovalStatus],
+        where belongs: (ApprovalStatus) -> Bool
+    ) {
         let candidates = statuses.indices.filter { statuses[$0].counted && belongs(statuses[$0]) }
         guard !candidates.isEmpty else { return }
         // Identities: approvals that share an approver or a signing key are one identity.
@@ -281,7 +320,8 @@ public enum ApprovalRules {
             while let p = parent[x], p != x { x = p }
             return x
         }
-        var byName: [String: Int] = [:], byKey: [String: Int] = [:]
+        var byName: [String: Int] = [:]
+        var byKey: [String: Int] = [:]
         for candidate in candidates {
             let name = statuses[candidate].approver?.lowercased() ?? ""
             if let other = byName[name] { parent[find(candidate)] = find(other) } else { byName[name] = candidate }
@@ -325,13 +365,16 @@ public enum ApprovalRules {
             }
             let samePerson = statuses[winner].approver?.lowercased() == person.lowercased()
             if !samePerson, let key = statuses[candidate].key, key == statuses[winner].key {
-                statuses[candidate].reason = "key \(key) already fills role \(otherRole) of \(what) "
+                statuses[candidate].reason =
+                    "key \(key) already fills role \(otherRole) of \(what) "
                     + "(approved by \(statuses[winner].approver ?? "?")); one key fills at most one role"
             } else if otherRole == role {
-                statuses[candidate].reason = "\(person) already approved role \"\(role)\" for \(what); a role listed "
+                statuses[candidate].reason =
+                    "\(person) already approved role \"\(role)\" for \(what); a role listed "
                     + "twice needs two different approvers"
             } else {
-                statuses[candidate].reason = "\(person) already fills role \"\(otherRole)\" for \(what); one person "
+                statuses[candidate].reason =
+                    "\(person) already fills role \"\(otherRole)\" for \(what); one person "
                     + "fills at most one role"
             }
         }

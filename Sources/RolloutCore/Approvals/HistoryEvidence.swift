@@ -13,8 +13,10 @@ public struct CommitIdentity: Equatable, Sendable {
     public var signature: String?
     public var signedData: [UInt8]?
 
-    public init(id: String, authorEmail: String, committerEmail: String, committerTime: Date,
-                signature: String? = nil, signedData: [UInt8]? = nil) {
+    public init(
+        id: String, authorEmail: String, committerEmail: String, committerTime: Date,
+        signature: String? = nil, signedData: [UInt8]? = nil
+    ) {
         self.id = id
         self.authorEmail = authorEmail
         self.committerEmail = committerEmail

@@ -29,15 +29,18 @@ public enum PolicyRules {
             ApprovalRules.unverifiedMakerReason(makers, $0, authority, change: "policy change")
         }
         var statuses: [ApprovalStatus] = approvals.map { file in
-            var status = ApprovalStatus(path: file.path, phase: "", role: file.record?.role,
-                                        approver: file.record?.approver,
-                                        commit: evidence[file.path]?.approvalCommit?.id, counted: false, reason: nil)
-            (status.reason, status.key) = failure(file: file, evidence: evidence[file.path], proposal: proposal,
-                                                  makers: makers, authority: authority, unverifiedMaker: unverifiedMaker)
+            var status = ApprovalStatus(
+                path: file.path, phase: "", role: file.record?.role,
+                approver: file.record?.approver,
+                commit: evidence[file.path]?.approvalCommit?.id, counted: false, reason: nil)
+            (status.reason, status.key) = failure(
+                file: file, evidence: evidence[file.path], proposal: proposal,
+                makers: makers, authority: authority, unverifiedMaker: unverifiedMaker)
             status.counted = status.reason == nil
             return status
         }
-        ApprovalRules.assignRoles(slots: policy?.policyApprovals ?? [], what: "the policy change", statuses: &statuses) {
+        ApprovalRules.assignRoles(slots: policy?.policyApprovals ?? [], what: "the policy change", statuses: &statuses)
+        {
             _ in true
         }
         return statuses.sorted { $0.path < $1.path }
@@ -59,11 +62,16 @@ public enum PolicyRules {
         authority: ApprovalAuthority, unverifiedMaker: String?
     ) -> (String?, key: String?) {
         guard let record = file.record else {
-            return (file.diagnostics.first.map { "invalid policy approval: \($0.message)" } ?? "invalid policy approval", nil)
+            return (
+                file.diagnostics.first.map { "invalid policy approval: \($0.message)" } ?? "invalid policy approval",
+                nil
+            )
         }
         guard record.policy == proposal.digest else {
-            return ("approves policy digest \(record.policy.prefix(12)), but the proposed policy is "
-                + "\(proposal.digest.prefix(12)); approve the current proposal again", nil)
+            return (
+                "approves policy digest \(record.policy.prefix(12)), but the proposed policy is "
+                    + "\(proposal.digest.prefix(12)); approve the current proposal again", nil
+            )
         }
         guard let policy = authority.policy else {
             return ("\(RepositoryLayout.approvers) in force is missing or invalid", nil)
@@ -79,7 +87,9 @@ public enum PolicyRules {
         if policy.forbidSelfApproval {
             if let unverifiedMaker { return (unverifiedMaker, key) }
             if let how = ApprovalRules.madeBy(record.approver, key: key, makers: makers, authority: authority) {
-                return ("self-approval: \(record.approver) \(how) the policy, and the policy forbids self-approval", key)
+                return (
+                    "self-approval: \(record.approver) \(how) the policy, and the policy forbids self-approval", key
+                )
             }
         }
         return (nil, key)
@@ -103,10 +113,15 @@ public enum PolicyWarnings {
             if !signs { stuck.append(role) }
         }
         guard !stuck.isEmpty else { return [] }
-        return [Diagnostic(path: RepositoryLayout.approvers, message:
-            "this policy can never be amended: in signature mode no member of policyApprovals role"
-            + (stuck.count == 1 ? " " : "s ") + stuck.map { "\"\($0)\"" }.joined(separator: ", ")
-            + " has a key in \(RepositoryLayout.allowedSigners); add one, or an operator makes a commit's policy "
-            + "the root of trust with `rolloutctl init --policy-root COMMIT --adopt`")]
+        return [
+            Diagnostic(
+                path: RepositoryLayout.approvers,
+                message:
+                    "this policy can never be amended: in signature mode no member of policyApprovals role"
+                    + (stuck.count == 1 ? " " : "s ") + stuck.map { "\"\($0)\"" }.joined(separator: ", ")
+                    + " has a key in \(RepositoryLayout.allowedSigners); add one, or an operator makes a "
+                    + "commit's policy "
+                    + "the root of trust with `rolloutctl init --policy-root COMMIT --adopt`")
+        ]
     }
 }

@@ -132,9 +132,15 @@ public struct JSONParser {
         case UInt8(ascii: "{"): return try parseObject()
         case UInt8(ascii: "["): return try parseArray()
         case UInt8(ascii: "\""): return JSONValue(kind: .string(try parseString()), position: start)
-        case UInt8(ascii: "t"): try expectLiteral("true"); return JSONValue(kind: .bool(true), position: start)
-        case UInt8(ascii: "f"): try expectLiteral("false"); return JSONValue(kind: .bool(false), position: start)
-        case UInt8(ascii: "n"): try expectLiteral("null"); return JSONValue(kind: .null, position: start)
+        case UInt8(ascii: "t"):
+            try expectLiteral("true")
+            return JSONValue(kind: .bool(true), position: start)
+        case UInt8(ascii: "f"):
+            try expectLiteral("false")
+            return JSONValue(kind: .bool(false), position: start)
+        case UInt8(ascii: "n"):
+            try expectLiteral("null")
+            return JSONValue(kind: .null, position: start)
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try parseNumber()
         default: throw error("unexpected \(describeCurrent()), expected a value")
         }
@@ -176,8 +182,9 @@ public struct JSONParser {
             let keyOffset = index
             let key = try parseString()
             if let first = seen[key] {
-                throw error("duplicate key \"\(key)\" (first at line \(first.line), column \(first.column))",
-                            at: keyPosition)
+                throw error(
+                    "duplicate key \"\(key)\" (first at line \(first.line), column \(first.column))",
+                    at: keyPosition)
             }
             seen[key] = keyPosition
             skipWhitespace()
@@ -237,7 +244,9 @@ public struct JSONParser {
         var escaped = false
         var runStart = index
         func flush(_ from: Int, _ to: Int, into scalars: inout String.UnicodeScalarView) {
-            if to > from { scalars.append(contentsOf: String(decoding: bytes[from..<to], as: UTF8.self).unicodeScalars) }
+            if to > from {
+                scalars.append(contentsOf: String(decoding: bytes[from..<to], as: UTF8.self).unicodeScalars)
+            }
         }
         while true {
             guard index < bytes.count else { throw error("unterminated string", at: start) }
@@ -253,7 +262,8 @@ public struct JSONParser {
                 return String(scalars)
             }
             if byte < 0x20 {
-                throw error("control character in string (escape it as \\u00\(byte < 16 ? "0" : "")\(String(byte, radix: 16)))")
+                throw error(
+                    "control character in string (escape it as \\u00\(byte < 16 ? "0" : "")\(String(byte, radix: 16)))")
             }
             if byte == UInt8(ascii: "\\") {
                 escaped = true
@@ -276,10 +286,12 @@ public struct JSONParser {
                     var code = try parseHex4(at: escapePosition)
                     if (0xD800...0xDBFF).contains(code) {
                         guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"),
-                              bytes[index + 1] == UInt8(ascii: "u") else {
+                            bytes[index + 1] == UInt8(ascii: "u")
+                        else {
                             throw error("unpaired surrogate in \\u escape", at: escapePosition)
                         }
-                        advance(); advance()
+                        advance()
+                        advance()
                         let low = try parseHex4(at: escapePosition)
                         guard (0xDC00...0xDFFF).contains(low) else {
                             throw error("invalid surrogate pair in \\u escape", at: escapePosition)
@@ -326,7 +338,9 @@ public struct JSONParser {
     private mutating func parseNumber() throws(JSONSyntaxError) -> JSONValue {
         let start = position
         let from = index
-        func isDigit(_ i: Int) -> Bool { i < bytes.count && bytes[i] >= UInt8(ascii: "0") && bytes[i] <= UInt8(ascii: "9") }
+        func isDigit(_ i: Int) -> Bool {
+            i < bytes.count && bytes[i] >= UInt8(ascii: "0") && bytes[i] <= UInt8(ascii: "9")
+        }
         if bytes[index] == UInt8(ascii: "-") { advance() }
         guard isDigit(index) else { throw error("invalid number", at: start) }
         if bytes[index] == UInt8(ascii: "0") {

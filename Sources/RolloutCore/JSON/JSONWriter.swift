@@ -21,7 +21,9 @@ public indirect enum JSONOutput: Equatable, Sendable {
         switch self {
         case .object(let members):
             if members.isEmpty { return "{}" }
-            let body = members.map { "\(pad)\(Self.quote($0.0)):\(pretty ? " " : "")\($0.1.render(indent: indent + 1, pretty: pretty))" }
+            let body = members.map {
+                "\(pad)\(Self.quote($0.0)):\(pretty ? " " : "")\($0.1.render(indent: indent + 1, pretty: pretty))"
+            }
             return "{" + newline + body.joined(separator: "," + newline) + newline + close + "}"
         case .array(let elements):
             if elements.isEmpty { return "[]" }

@@ -22,7 +22,8 @@ public enum Names {
         guard let (text, position) = reader.string("apiVersion") else { return }
         let prefix = "rolloutctl/v"
         guard text.hasPrefix(prefix) else {
-            reader.sink.report("apiVersion \"\(text)\" is not a rolloutctl API version; use \"\(apiVersion)\"", at: position)
+            reader.sink.report(
+                "apiVersion \"\(text)\" is not a rolloutctl API version; use \"\(apiVersion)\"", at: position)
             return
         }
         let major = text.dropFirst(prefix.count).prefix(while: { $0.isNumber })
@@ -31,7 +32,8 @@ public enum Names {
             return
         }
         if number != 1 {
-            reader.sink.report("unknown apiVersion major \"\(text)\": this rolloutctl reads \"\(apiVersion)\"", at: position)
+            reader.sink.report(
+                "unknown apiVersion major \"\(text)\": this rolloutctl reads \"\(apiVersion)\"", at: position)
         }
     }
 }

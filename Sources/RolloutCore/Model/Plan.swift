@@ -16,8 +16,10 @@ public struct Plan: Equatable, Sendable {
         /// Where `coverage` is written (a flag store's plan problems point there).
         public var coveragePosition: SourcePosition
 
-        public init(name: String, environment: String, coverage: Double, bake: RolloutDuration? = nil,
-                    approvals: [String] = [], position: SourcePosition = .start) {
+        public init(
+            name: String, environment: String, coverage: Double, bake: RolloutDuration? = nil,
+            approvals: [String] = [], position: SourcePosition = .start
+        ) {
             self.name = name
             self.environment = environment
             self.coverage = coverage
@@ -113,8 +115,10 @@ public struct HealthCheck: Equatable, Sendable {
     public var onBreach: Action
     public var onNoData: NoDataAction
 
-    public init(name: String, query: String, min: Double? = nil, max: Double? = nil,
-                onBreach: Action, onNoData: NoDataAction = .hold) {
+    public init(
+        name: String, query: String, min: Double? = nil, max: Double? = nil,
+        onBreach: Action, onNoData: NoDataAction = .hold
+    ) {
         self.name = name
         self.query = query
         self.min = min
@@ -126,9 +130,9 @@ public struct HealthCheck: Equatable, Sendable {
     /// The threshold as people read it: `max 0.02`, `min 0.95`, `0.9 ≤ x ≤ 1`.
     public var thresholdDescription: String {
         switch (min, max) {
-        case let (lo?, hi?): return "\(formatNumber(lo)) ≤ x ≤ \(formatNumber(hi))"
-        case let (lo?, nil): return "min \(formatNumber(lo))"
-        case let (nil, hi?): return "max \(formatNumber(hi))"
+        case (let lo?, let hi?): return "\(formatNumber(lo)) ≤ x ≤ \(formatNumber(hi))"
+        case (let lo?, nil): return "min \(formatNumber(lo))"
+        case (nil, let hi?): return "max \(formatNumber(hi))"
         case (nil, nil): return "no threshold"
         }
     }
@@ -142,8 +146,10 @@ public struct HealthCheck: Equatable, Sendable {
 }
 
 extension Plan {
-    static let fields = ["apiVersion", "name", "flag", "description", "state", "phases", "health", "rollback",
-                         "dashboard"]
+    static let fields = [
+        "apiVersion", "name", "flag", "description", "state", "phases", "health", "rollback",
+        "dashboard",
+    ]
     static let phaseFields = ["name", "environment", "coverage", "bake", "approvals"]
 
     /// Decodes and checks everything that needs no other file. Returns nil when the plan has no
@@ -172,7 +178,8 @@ extension Plan {
             for element in elements {
                 if let phase = decodePhase(element, sink: sink) {
                     if let first = seen[phase.name] {
-                        sink.report("duplicate phase \"\(phase.name)\" (first at line \(first.line))", at: phase.position)
+                        sink.report(
+                            "duplicate phase \"\(phase.name)\" (first at line \(first.line))", at: phase.position)
                     } else {
                         seen[phase.name] = phase.position
                     }
@@ -182,7 +189,9 @@ extension Plan {
         }
 
         var health = Health(checks: [], use: nil, usePosition: nil)
-        if let field = root["health"], let reader = ObjectReader(field, sink: sink, name: "\"health\"", allowed: ["checks", "use"]) {
+        if let field = root["health"],
+            let reader = ObjectReader(field, sink: sink, name: "\"health\"", allowed: ["checks", "use"])
+        {
             if let elements = reader.array("checks", required: false) {
                 health.checks = decodeChecks(elements, sink: sink)
             }
@@ -196,14 +205,17 @@ extension Plan {
         }
 
         var rollback = Rollback()
-        if let field = root["rollback"], let reader = ObjectReader(field, sink: sink, name: "\"rollback\"", allowed: ["automatic", "notify"]) {
+        if let field = root["rollback"],
+            let reader = ObjectReader(field, sink: sink, name: "\"rollback\"", allowed: ["automatic", "notify"])
+        {
             rollback.automatic = reader.bool("automatic") ?? true
             rollback.notify = reader.strings("notify", required: false)?.map(\.0) ?? []
         }
 
         var panels: [DashboardPanel] = []
         if let field = root["dashboard"],
-           let reader = ObjectReader(field, sink: sink, name: "\"dashboard\"", allowed: ["panels"]) {
+            let reader = ObjectReader(field, sink: sink, name: "\"dashboard\"", allowed: ["panels"])
+        {
             panels = (reader.array("panels", required: false) ?? []).compactMap { decodePanel($0, sink: sink) }
         }
 
@@ -212,14 +224,18 @@ extension Plan {
         guard let (nameText, namePosition) = name, let (flagText, _) = flag else {
             return nil
         }
-        return Plan(apiVersion: root.string("apiVersion")?.0 ?? Names.apiVersion, name: nameText,
-                    namePosition: namePosition, flag: flagText, description: description, state: state,
-                    phases: phases, health: health, rollback: rollback, panels: panels)
+        return Plan(
+            apiVersion: root.string("apiVersion")?.0 ?? Names.apiVersion, name: nameText,
+            namePosition: namePosition, flag: flagText, description: description, state: state,
+            phases: phases, health: health, rollback: rollback, panels: panels)
     }
 
     private static func decodePanel(_ value: JSONValue, sink: DiagnosticSink) -> DashboardPanel? {
-        guard let reader = ObjectReader(value, sink: sink, name: "a dashboard panel",
-                                        allowed: ["title", "query", "unit"]) else { return nil }
+        guard
+            let reader = ObjectReader(
+                value, sink: sink, name: "a dashboard panel",
+                allowed: ["title", "query", "unit"])
+        else { return nil }
         let title = reader.string("title")
         if let (text, position) = title, text.isEmpty {
             sink.report("a dashboard panel needs a non-empty title", at: position)
@@ -236,7 +252,8 @@ extension Plan {
     private static func decodePhase(_ value: JSONValue, sink: DiagnosticSink) -> Phase? {
         let label: String
         if case .object(let members) = value.kind, let nameMember = members.first(where: { $0.key == "name" }),
-           case .string(let text) = nameMember.value.kind {
+            case .string(let text) = nameMember.value.kind
+        {
             label = "phase \"\(text)\""
         } else {
             label = "a phase"
@@ -258,10 +275,12 @@ extension Plan {
         if let (text, position) = reader.string("bake", required: false) {
             bake = RolloutDuration(parsing: text)
             if bake == nil {
-                sink.report(RolloutDuration.isOverLimit(text)
-                    ? "bake \"\(Diagnostic.shortened(text))\" is longer than the limit of "
-                        + RolloutDuration.maxDescription
-                    : "bake \"\(text)\" is not a duration; write e.g. \"90s\", \"30m\", \"24h\" or \"2d\"", at: position)
+                sink.report(
+                    RolloutDuration.isOverLimit(text)
+                        ? "bake \"\(Diagnostic.shortened(text))\" is longer than the limit of "
+                            + RolloutDuration.maxDescription
+                        : "bake \"\(text)\" is not a duration; write e.g. \"90s\", \"30m\", \"24h\" or \"2d\"",
+                    at: position)
             }
         }
         let approvals = reader.strings("approvals", required: false) ?? []
@@ -269,11 +288,13 @@ extension Plan {
             sink.report("role name \"\(role)\" does not match \(Names.patternDescription)", at: position)
         }
         guard let (nameText, _) = name, let (environmentText, _) = environment,
-              let (number, coveragePosition) = coverage else {
+            let (number, coveragePosition) = coverage
+        else {
             return nil
         }
-        var phase = Phase(name: nameText, environment: environmentText, coverage: number, bake: bake,
-                          approvals: approvals.map(\.0), position: value.position)
+        var phase = Phase(
+            name: nameText, environment: environmentText, coverage: number, bake: bake,
+            approvals: approvals.map(\.0), position: value.position)
         phase.approvalPositions = approvals.map(\.1)
         phase.coveragePosition = coveragePosition
         return phase
@@ -284,8 +305,11 @@ extension Plan {
         var checks: [HealthCheck] = []
         var seen: Set<String> = []
         for element in elements {
-            guard let reader = ObjectReader(element, sink: sink, name: "a health check",
-                                            allowed: ["name", "query", "min", "max", "onBreach", "onNoData"]) else { continue }
+            guard
+                let reader = ObjectReader(
+                    element, sink: sink, name: "a health check",
+                    allowed: ["name", "query", "min", "max", "onBreach", "onNoData"])
+            else { continue }
             let name = reader.string("name")
             if let (text, position) = name {
                 if text.isEmpty { sink.report("a health check needs a non-empty name", at: position) }
@@ -305,15 +329,18 @@ extension Plan {
             // A notify check never gates (SPEC §3): a no-data action that would gate contradicts it, so it is
             // refused rather than silently read one way or the other.
             if let (breach, _) = onBreach, breach == "notify", let (noData, position) = onNoData, noData != "ignore" {
-                sink.report("a \"notify\" check never gates: \"onNoData\" must be \"ignore\" (its default) "
-                    + "or be left out; use \"onBreach\": \"hold\" for a check that gates", at: position)
+                sink.report(
+                    "a \"notify\" check never gates: \"onNoData\" must be \"ignore\" (its default) "
+                        + "or be left out; use \"onBreach\": \"hold\" for a check that gates", at: position)
             }
             guard let (nameText, _) = name, let (queryText, _) = query, let (breach, _) = onBreach else { continue }
             let action = HealthCheck.Action(rawValue: breach) ?? .hold
             let defaultNoData: HealthCheck.NoDataAction = action == .notify ? .ignore : .hold
-            checks.append(HealthCheck(name: nameText, query: queryText, min: min?.0, max: max?.0, onBreach: action,
-                                      onNoData: onNoData.flatMap { HealthCheck.NoDataAction(rawValue: $0.0) }
-                                          ?? defaultNoData))
+            checks.append(
+                HealthCheck(
+                    name: nameText, query: queryText, min: min?.0, max: max?.0, onBreach: action,
+                    onNoData: onNoData.flatMap { HealthCheck.NoDataAction(rawValue: $0.0) }
+                        ?? defaultNoData))
         }
         return checks
     }

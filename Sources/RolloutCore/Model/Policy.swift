@@ -20,7 +20,9 @@ public struct ApprovalRecord: Equatable, Sendable {
     static let fields = ["apiVersion", "rollout", "phase", "role", "approver", "plan", "comment"]
 
     /// Decodes an approval file and checks that its `rollout`/`phase` agree with its path.
-    public static func decode(_ json: JSONValue, sink: DiagnosticSink, pathRollout: String, pathPhase: String) -> ApprovalRecord? {
+    public static func decode(_ json: JSONValue, sink: DiagnosticSink, pathRollout: String, pathPhase: String)
+        -> ApprovalRecord?
+    {
         guard let root = ObjectReader(json, sink: sink, name: "the approval", allowed: fields) else { return nil }
         let before = sink.diagnostics.count
         Names.checkAPIVersion(root)
@@ -39,12 +41,17 @@ public struct ApprovalRecord: Equatable, Sendable {
         }
         let plan = root.string("plan")
         if let (text, position) = plan, !isObjectID(text) {
-            sink.report("\"plan\" must be the git blob id of plan.json (40 hex digits, `git hash-object plan.json`)", at: position)
+            sink.report(
+                "\"plan\" must be the git blob id of plan.json (40 hex digits, `git hash-object plan.json`)",
+                at: position)
         }
         let comment = root.string("comment", required: false)?.0
-        guard sink.diagnostics.count == before, let rollout, let phase, let role, let approver, let plan else { return nil }
-        return ApprovalRecord(rollout: rollout.0, phase: phase.0, role: role.0, approver: approver.0,
-                              plan: plan.0.lowercased(), comment: comment)
+        guard sink.diagnostics.count == before, let rollout, let phase, let role, let approver, let plan else {
+            return nil
+        }
+        return ApprovalRecord(
+            rollout: rollout.0, phase: phase.0, role: role.0, approver: approver.0,
+            plan: plan.0.lowercased(), comment: comment)
     }
 
     static func isObjectID(_ text: String) -> Bool {
@@ -69,9 +76,11 @@ public struct ApproversPolicy: Equatable, Sendable {
     /// Role → member emails.
     public var roles: [String: [String]]
 
-    public init(protectedBranch: String = RepositoryLayout.defaultProtectedBranch, identity: Identity = .author,
-                forbidSelfApproval: Bool = false, policyApprovals: [String] = [],
-                environmentApprovals: [String: [String]] = [:], roles: [String: [String]]) {
+    public init(
+        protectedBranch: String = RepositoryLayout.defaultProtectedBranch, identity: Identity = .author,
+        forbidSelfApproval: Bool = false, policyApprovals: [String] = [],
+        environmentApprovals: [String: [String]] = [:], roles: [String: [String]]
+    ) {
         self.protectedBranch = protectedBranch
         self.identity = identity
         self.forbidSelfApproval = forbidSelfApproval
@@ -84,29 +93,38 @@ public struct ApproversPolicy: Equatable, Sendable {
         roles[role]?.contains { $0.caseInsensitiveEquals(email) } ?? false
     }
 
-    static let fields = ["apiVersion", "protectedBranch", "identity", "forbidSelfApproval", "policyApprovals",
-                         "environments", "roles"]
+    static let fields = [
+        "apiVersion", "protectedBranch", "identity", "forbidSelfApproval", "policyApprovals",
+        "environments", "roles",
+    ]
 
     public static func decode(_ json: JSONValue, sink: DiagnosticSink) -> ApproversPolicy? {
-        guard let root = ObjectReader(json, sink: sink, name: "the approvers policy", allowed: fields) else { return nil }
+        guard let root = ObjectReader(json, sink: sink, name: "the approvers policy", allowed: fields) else {
+            return nil
+        }
         let before = sink.diagnostics.count
         Names.checkAPIVersion(root)
         let branch = root.string("protectedBranch", required: false)
         if let (text, position) = branch, text.isEmpty || text.contains(" ") || text.hasPrefix("-") {
             sink.report("protectedBranch \"\(text)\" is not a branch name", at: position)
         }
-        let identity = root.choice("identity", ["author", "ssh-signature"]).flatMap { Identity(rawValue: $0.0) } ?? .author
+        let identity =
+            root.choice("identity", ["author", "ssh-signature"]).flatMap { Identity(rawValue: $0.0) } ?? .author
         let forbid = root.bool("forbidSelfApproval") ?? false
         var roles: [String: [String]] = [:]
         if let field = root["roles"] {
             if case .object(let members) = field.kind {
                 for member in members {
                     if !Names.isValid(member.key) {
-                        sink.report("role name \"\(member.key)\" does not match \(Names.patternDescription)", at: member.keyPosition)
+                        sink.report(
+                            "role name \"\(member.key)\" does not match \(Names.patternDescription)",
+                            at: member.keyPosition)
                     }
                     guard case .array(let emails) = member.value.kind else {
-                        sink.report("role \"\(member.key)\" must list member emails in an array, found \(member.value.typeName)",
-                                    at: member.value)
+                        sink.report(
+                            "role \"\(member.key)\" must list member emails in an array, found "
+                                + "\(member.value.typeName)",
+                            at: member.value)
                         continue
                     }
                     var list: [String] = []
@@ -133,12 +151,15 @@ public struct ApproversPolicy: Equatable, Sendable {
         }
         var policyApprovals: [String] = []
         if root["policyApprovals"] == nil {
-            sink.report("the approvers policy is missing the required field \"policyApprovals\": the roles that must "
-                + "approve a change of policies/ (SPEC §4.3), for example [\"engineering-lead\", \"sre\"]", at: json)
+            sink.report(
+                "the approvers policy is missing the required field \"policyApprovals\": the roles that must "
+                    + "approve a change of policies/ (SPEC §4.3), for example [\"engineering-lead\", \"sre\"]", at: json
+            )
         } else if let list = root.strings("policyApprovals") {
             if list.isEmpty, let field = root["policyApprovals"] {
-                sink.report("\"policyApprovals\" must name at least one role: an empty list would let any change of "
-                    + "\(RepositoryLayout.policiesPrefix) come into force unapproved", at: field)
+                sink.report(
+                    "\"policyApprovals\" must name at least one role: an empty list would let any change of "
+                        + "\(RepositoryLayout.policiesPrefix) come into force unapproved", at: field)
             }
             policyApprovals = knownRoles(list, "policyApprovals")
         }
@@ -146,21 +167,26 @@ public struct ApproversPolicy: Equatable, Sendable {
         if let field = root["environments"] {
             if case .object(let members) = field.kind {
                 for member in members {
-                    guard let rule = ObjectReader(member.value, sink: sink, name: "environment \"\(member.key)\"",
-                                                  allowed: ["approvals"]) else { continue }
+                    guard
+                        let rule = ObjectReader(
+                            member.value, sink: sink, name: "environment \"\(member.key)\"",
+                            allowed: ["approvals"])
+                    else { continue }
                     if let list = rule.strings("approvals") {
                         environments[member.key] = knownRoles(list, "environments.\(member.key).approvals")
                     }
                 }
             } else {
-                sink.report("\"environments\" must be an object of environment → {\"approvals\": [roles]}, "
-                    + "found \(field.typeName)", at: field)
+                sink.report(
+                    "\"environments\" must be an object of environment → {\"approvals\": [roles]}, "
+                        + "found \(field.typeName)", at: field)
             }
         }
         guard sink.diagnostics.count == before else { return nil }
-        return ApproversPolicy(protectedBranch: RepositoryLayout.protectedBranch(branch?.0), identity: identity,
-                               forbidSelfApproval: forbid, policyApprovals: policyApprovals,
-                               environmentApprovals: environments, roles: roles)
+        return ApproversPolicy(
+            protectedBranch: RepositoryLayout.protectedBranch(branch?.0), identity: identity,
+            forbidSelfApproval: forbid, policyApprovals: policyApprovals,
+            environmentApprovals: environments, roles: roles)
     }
 }
 
@@ -182,13 +208,16 @@ public struct PolicyApprovalRecord: Equatable, Sendable {
     static let fields = ["apiVersion", "policy", "role", "approver", "comment"]
 
     public static func decode(_ json: JSONValue, sink: DiagnosticSink) -> PolicyApprovalRecord? {
-        guard let root = ObjectReader(json, sink: sink, name: "the policy approval", allowed: fields) else { return nil }
+        guard let root = ObjectReader(json, sink: sink, name: "the policy approval", allowed: fields) else {
+            return nil
+        }
         let before = sink.diagnostics.count
         Names.checkAPIVersion(root)
         let policy = root.string("policy")
         if let (text, position) = policy, !(text.utf8.count == 64 && text.allSatisfy(\.isHexDigit)) {
-            sink.report("\"policy\" must be the policy digest (64 hex digits, as `rolloutctl validate` prints it)",
-                        at: position)
+            sink.report(
+                "\"policy\" must be the policy digest (64 hex digits, as `rolloutctl validate` prints it)",
+                at: position)
         }
         let role = root.string("role")
         let approver = root.string("approver")
@@ -206,7 +235,9 @@ public struct HealthSet: Equatable, Sendable {
     public var checks: [HealthCheck]
 
     public static func decode(_ json: JSONValue, sink: DiagnosticSink) -> HealthSet? {
-        guard let root = ObjectReader(json, sink: sink, name: "the health set", allowed: ["apiVersion", "description", "checks"])
+        guard
+            let root = ObjectReader(
+                json, sink: sink, name: "the health set", allowed: ["apiVersion", "description", "checks"])
         else { return nil }
         let before = sink.diagnostics.count
         Names.checkAPIVersion(root)

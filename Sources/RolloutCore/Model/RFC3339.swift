@@ -45,9 +45,9 @@ public enum RFC3339 {
             index < b.count && b[index] == expected.asciiValue
         }
         guard let year = number(0..<4), byte(4, "-"), let month = number(5..<7), byte(7, "-"),
-              let day = number(8..<10), byte(10, "T"), let hour = number(11..<13), byte(13, ":"),
-              let minute = number(14..<16), byte(16, ":"), let second = number(17..<19),
-              (1970...9999).contains(year), (1...12).contains(month), hour <= 23, minute <= 59, second <= 59
+            let day = number(8..<10), byte(10, "T"), let hour = number(11..<13), byte(13, ":"),
+            let minute = number(14..<16), byte(16, ":"), let second = number(17..<19),
+            (1970...9999).contains(year), (1...12).contains(month), hour <= 23, minute <= 59, second <= 59
         else { return false }
         let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
         let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
@@ -61,8 +61,8 @@ public enum RFC3339 {
         }
         if byte(index, "Z") { return index + 1 == b.count }
         guard byte(index, "+") || byte(index, "-"), b.count == index + 6,
-              let offsetHours = number((index + 1)..<(index + 3)), byte(index + 3, ":"),
-              let offsetMinutes = number((index + 4)..<(index + 6))
+            let offsetHours = number((index + 1)..<(index + 3)), byte(index + 3, ":"),
+            let offsetMinutes = number((index + 4)..<(index + 6))
         else { return false }
         return offsetHours <= 23 && offsetMinutes <= 59
     }

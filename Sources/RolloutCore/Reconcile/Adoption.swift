@@ -5,8 +5,10 @@ import Foundation
 public enum Adoption {
     /// True when a state made from nothing could be wrong about the rollout: its flag is exposed
     /// in an environment of the plan, or phases past 0 have counted approvals.
-    public static func needsAdopt(plan: Plan, approvals: [ApprovalStatus],
-                                  actual: [String: FlagEnvironmentState]) -> Bool {
+    public static func needsAdopt(
+        plan: Plan, approvals: [ApprovalStatus],
+        actual: [String: FlagEnvironmentState]
+    ) -> Bool {
         let exposed = plan.environments.contains { PhaseMachine.exposure(actual[$0] ?? .disabled) > 0 }
         let approvedPastStart = approvals.contains { status in
             status.counted && (plan.phaseIndex(named: status.phase) ?? 0) > 0
@@ -19,8 +21,10 @@ public enum Adoption {
     /// `overridden` at the first phase whose desired state covers what is exposed (so a rollout
     /// rolled back before the state was lost stays at 0 until its plan changes). Nil when the
     /// rollout needs no adoption: it starts as new.
-    public static func record(plan: Plan, planBlob: String, approvals: [ApprovalStatus],
-                              actual: [String: FlagEnvironmentState], now: Date) -> RolloutRecord? {
+    public static func record(
+        plan: Plan, planBlob: String, approvals: [ApprovalStatus],
+        actual: [String: FlagEnvironmentState], now: Date
+    ) -> RolloutRecord? {
         guard needsAdopt(plan: plan, approvals: approvals, actual: actual) else { return nil }
         for k in stride(from: plan.phases.count - 1, through: 0, by: -1) {
             let desired = plan.desiredState(atPhase: k)
@@ -29,16 +33,18 @@ public enum Adoption {
                 return PhaseMachine.exposure(actual[environment] ?? .disabled) == 0
             }
             if exact {
-                return RolloutRecord(phase: plan.phases[k].name, enteredAt: now, status: .progressing, planBlob: planBlob)
+                return RolloutRecord(
+                    phase: plan.phases[k].name, enteredAt: now, status: .progressing, planBlob: planBlob)
             }
         }
-        let covering = plan.phases.indices.first { k in
-            let desired = plan.desiredState(atPhase: k)
-            return plan.environments.allSatisfy { environment in
-                PhaseMachine.exposure(actual[environment] ?? .disabled)
-                    <= PhaseMachine.exposure(desired[environment] ?? .disabled)
-            }
-        } ?? plan.phases.count - 1
+        let covering =
+            plan.phases.indices.first { k in
+                let desired = plan.desiredState(atPhase: k)
+                return plan.environments.allSatisfy { environment in
+                    PhaseMachine.exposure(actual[environment] ?? .disabled)
+                        <= PhaseMachine.exposure(desired[environment] ?? .disabled)
+                }
+            } ?? plan.phases.count - 1
         return RolloutRecord(phase: plan.phases[covering].name, enteredAt: now, status: .overridden, planBlob: planBlob)
     }
 }

@@ -22,8 +22,10 @@ public struct Blocker: Equatable, Sendable {
     public var remainingSeconds: Int?
     public var check: String?
 
-    public init(kind: Kind, detail: String, role: String? = nil, phase: String? = nil,
-                remainingSeconds: Int? = nil, check: String? = nil) {
+    public init(
+        kind: Kind, detail: String, role: String? = nil, phase: String? = nil,
+        remainingSeconds: Int? = nil, check: String? = nil
+    ) {
         self.kind = kind
         self.detail = detail
         self.role = role
@@ -55,7 +57,8 @@ public struct Change: Equatable, Sendable {
 /// The result of one health check for the current phase.
 public struct HealthResult: Equatable, Sendable {
     public enum Verdict: String, Equatable, Sendable {
-        case pass, breach, noData = "no-data"
+        case pass, breach
+        case noData = "no-data"
     }
 
     public var check: HealthCheck

@@ -17,8 +17,10 @@ public enum PhaseMachine {
         public var health: [HealthResult]
         public var now: Date
 
-        public init(plan: Plan, planBlob: String, approvals: [ApprovalStatus], missingRoles: [[String]],
-                    record: RolloutRecord?, actual: [String: FlagEnvironmentState], health: [HealthResult], now: Date) {
+        public init(
+            plan: Plan, planBlob: String, approvals: [ApprovalStatus], missingRoles: [[String]],
+            record: RolloutRecord?, actual: [String: FlagEnvironmentState], health: [HealthResult], now: Date
+        ) {
             self.plan = plan
             self.planBlob = planBlob
             self.approvals = approvals
@@ -32,8 +34,10 @@ public enum PhaseMachine {
 
     /// The phase in force before this run: the recorded one, or, when the state is lost, the
     /// furthest phase whose desired state the flag already matches (its bake restarts now).
-    public static func currentPhase(plan: Plan, planBlob: String, record: RolloutRecord?,
-                                    actual: [String: FlagEnvironmentState], now: Date) -> (index: Int?, enteredAt: Date?) {
+    public static func currentPhase(
+        plan: Plan, planBlob: String, record: RolloutRecord?,
+        actual: [String: FlagEnvironmentState], now: Date
+    ) -> (index: Int?, enteredAt: Date?) {
         if let record {
             if record.status == .rolledBack, record.planBlob != planBlob {
                 return (nil, nil)  // the plan changed after a rollback: start again
@@ -69,13 +73,15 @@ public enum PhaseMachine {
 
     private static func decideChanges(_ input: Input) -> Decision {
         let plan = input.plan
-        let (current, enteredAt) = currentPhase(plan: plan, planBlob: input.planBlob, record: input.record,
-                                                actual: input.actual, now: input.now)
+        let (current, enteredAt) = currentPhase(
+            plan: plan, planBlob: input.planBlob, record: input.record,
+            actual: input.actual, now: input.now)
         let currentName = current.map { plan.phases[$0].name }
         var decision = Decision(
             status: .progressing, currentPhase: currentName, nextPhase: nextName(plan, after: current),
             blockers: [], changes: [], health: input.health,
-            record: RolloutRecord(phase: currentName, enteredAt: enteredAt, status: .progressing, planBlob: input.planBlob),
+            record: RolloutRecord(
+                phase: currentName, enteredAt: enteredAt, status: .progressing, planBlob: input.planBlob),
             advancedTo: nil, notification: nil)
         let sameBlob = input.record?.planBlob == input.planBlob
 
@@ -87,7 +93,9 @@ public enum PhaseMachine {
             decision.status = .aborted
             decision.nextPhase = nil
             decision.record.status = .aborted
-            decision.blockers = [Blocker(kind: .state, detail: "the plan is aborted: every environment it reached is disabled")]
+            decision.blockers = [
+                Blocker(kind: .state, detail: "the plan is aborted: every environment it reached is disabled")
+            ]
             return decision
         }
 
@@ -102,8 +110,11 @@ public enum PhaseMachine {
             decision.currentPhase = record.phase
             decision.nextPhase = nil
             decision.record = record
-            decision.blockers = [Blocker(kind: .state,
-                detail: "rolled back; it stays so until plan.json changes (then every phase needs fresh approvals)")]
+            decision.blockers = [
+                Blocker(
+                    kind: .state,
+                    detail: "rolled back; it stays so until plan.json changes (then every phase needs fresh approvals)")
+            ]
             return decision
         }
 
@@ -128,21 +139,31 @@ public enum PhaseMachine {
                 decision.status = .rolledBack
                 decision.nextPhase = nil
                 decision.record.status = .rolledBack
-                decision.blockers = [Blocker(kind: .health, detail: "rollback: \(result.summary)", check: result.check.name)]
+                decision.blockers = [
+                    Blocker(kind: .health, detail: "rollback: \(result.summary)", check: result.check.name)
+                ]
                 let message = "rollback of \(plan.name) (\(plan.flag)): \(result.summary)"
                 decision.notification = message
                 // Committed before the first flag call: a run that stops halfway still leaves it rolled back.
                 decision.commitFirst = StateCommit(
                     record: decision.record,
-                    events: [AuditEvent(reason: RolloutStatus.rolledBack.rawValue, phase: currentName,
-                                        detail: "rollback: \(result.summary)")],
-                    notifications: [NotificationRequest(status: .rolledBack, phase: currentName, message: message,
-                                                        checks: input.health)])
+                    events: [
+                        AuditEvent(
+                            reason: RolloutStatus.rolledBack.rawValue, phase: currentName,
+                            detail: "rollback: \(result.summary)")
+                    ],
+                    notifications: [
+                        NotificationRequest(
+                            status: .rolledBack, phase: currentName, message: message,
+                            checks: input.health)
+                    ])
                 return decision
             case .rollback:
-                healthHold.append(Blocker(kind: .health,
-                    detail: "\(result.summary) (rollback breach; automatic rollback is off, so holding)",
-                    check: result.check.name))
+                healthHold.append(
+                    Blocker(
+                        kind: .health,
+                        detail: "\(result.summary) (rollback breach; automatic rollback is off, so holding)",
+                        check: result.check.name))
             case .hold:
                 healthHold.append(Blocker(kind: .health, detail: "hold: \(result.summary)", check: result.check.name))
             }
@@ -161,18 +182,21 @@ public enum PhaseMachine {
                 decision.status = .overridden
                 decision.currentPhase = record.phase
                 decision.nextPhase = nil
-                decision.record = RolloutRecord(phase: record.phase, enteredAt: record.enteredAt, status: .overridden,
-                                                planBlob: input.planBlob)
+                decision.record = RolloutRecord(
+                    phase: record.phase, enteredAt: record.enteredAt, status: .overridden,
+                    planBlob: input.planBlob)
                 for environment in plan.environments {
                     guard let desired = target[environment], let from = input.actual[environment],
-                          exposure(from) > exposure(desired) else { continue }
+                        exposure(from) > exposure(desired)
+                    else { continue }
                     decision.changes.append(Change(environment: environment, from: from, to: desired, reason: .drift))
                 }
                 let described = below.map {
                     "\($0) is \(FlagEnvironmentState.describe(input.actual[$0])) (\(plan.phases[current].name) wants "
                         + "\(FlagEnvironmentState.describe(target[$0])))"
                 }
-                let detail = "overridden outside rolloutctl"
+                let detail =
+                    "overridden outside rolloutctl"
                     + (described.isEmpty ? "" : ": " + described.joined(separator: ", "))
                     + "; nothing is raised until plan.json changes"
                 decision.blockers = [Blocker(kind: .state, detail: detail)] + healthHold
@@ -181,9 +205,14 @@ public enum PhaseMachine {
                     decision.notification = message
                     decision.commitFirst = StateCommit(
                         record: decision.record,
-                        events: [AuditEvent(reason: RolloutStatus.overridden.rawValue, phase: record.phase, detail: detail)],
-                        notifications: [NotificationRequest(status: .overridden, phase: record.phase, message: message,
-                                                            checks: input.health)])
+                        events: [
+                            AuditEvent(reason: RolloutStatus.overridden.rawValue, phase: record.phase, detail: detail)
+                        ],
+                        notifications: [
+                            NotificationRequest(
+                                status: .overridden, phase: record.phase, message: message,
+                                checks: input.health)
+                        ])
                 }
                 return decision
             }
@@ -195,7 +224,8 @@ public enum PhaseMachine {
                 let phase = plan.phases[index]
                 let missing = index < input.missingRoles.count ? input.missingRoles[index] : []
                 return missing.map { role in
-                    let detail = raising && index == phases.upperBound
+                    let detail =
+                        raising && index == phases.upperBound
                         ? "plan.json changed and raises \(phase.name); it needs an approval from role \(role)"
                         : "\(phase.name) needs an approval from role \(role)"
                             + (raising || index < phases.upperBound ? " for the current plan.json" : "")
@@ -214,7 +244,8 @@ public enum PhaseMachine {
             let raises = target.contains { exposure($0.value) > exposure(input.actual[$0.key] ?? .disabled) }
             let missing = approvalBlockers(0...current, raising: true)
             if raises && !missing.isEmpty {
-                for (environment, desired) in target where exposure(desired) > exposure(input.actual[environment] ?? .disabled) {
+                for (environment, desired) in target
+                where exposure(desired) > exposure(input.actual[environment] ?? .disabled) {
                     target[environment] = input.actual[environment] ?? .disabled
                 }
                 blockers += missing
@@ -236,9 +267,13 @@ public enum PhaseMachine {
                 let elapsed = elapsedSeconds(from: enteredAt, to: input.now)
                 if elapsed < bake.seconds {
                     let left = bake.seconds - elapsed
-                    blockers.append(Blocker(kind: .bake,
-                        detail: "\(plan.phases[current].name) must bake \(bake) before \(phase.name); \(RolloutDuration.format(seconds: left)) left",
-                        phase: phase.name, remainingSeconds: left))
+                    blockers.append(
+                        Blocker(
+                            kind: .bake,
+                            detail:
+                                "\(plan.phases[current].name) must bake \(bake) before \(phase.name); "
+                                + "\(RolloutDuration.format(seconds: left)) left",
+                            phase: phase.name, remainingSeconds: left))
                 }
             }
             blockers += approvalBlockers((gatesReported + 1)...candidate, raising: false)
@@ -250,7 +285,8 @@ public enum PhaseMachine {
                     guard let to = advanced[environment] else { continue }
                     let from = input.actual[environment]
                     guard !matches(from, to) else { continue }
-                    let reason: Change.Reason = target[environment].map { !matches(from, $0) && matches($0, to) } == true
+                    let reason: Change.Reason =
+                        target[environment].map { !matches(from, $0) && matches($0, to) } == true
                         ? .drift : .advance
                     changes.append(Change(environment: environment, from: from, to: to, reason: reason))
                 }
@@ -259,8 +295,9 @@ public enum PhaseMachine {
                 // As in SPEC §6: `currentPhase` is the phase in force now, `nextPhase` the one entered.
                 decision.nextPhase = phase.name
                 decision.advancedTo = phase.name
-                decision.record = RolloutRecord(phase: phase.name, enteredAt: input.now, status: .progressing,
-                                                planBlob: input.planBlob)
+                decision.record = RolloutRecord(
+                    phase: phase.name, enteredAt: input.now, status: .progressing,
+                    planBlob: input.planBlob)
                 if nextName(plan, after: candidate) == nil && changes.isEmpty { decision.status = .completed }
                 return decision
             }
@@ -279,7 +316,8 @@ public enum PhaseMachine {
         decision.blockers = blockers
         if !healthHold.isEmpty {
             decision.status = .holding
-            decision.notification = "hold of \(plan.name) (\(plan.flag)): "
+            decision.notification =
+                "hold of \(plan.name) (\(plan.flag)): "
                 + healthHold.compactMap(\.check).joined(separator: ", ")
         } else if plan.state == .paused {
             decision.status = .paused
@@ -304,10 +342,11 @@ public enum PhaseMachine {
             .map { "\($0.role ?? "?")=\($0.approver ?? "?")@\(($0.commit ?? "").prefix(12))" }
         let healthDetail = decision.health.filter { $0.verdict != .pass }.map(\.summary)
         decision.steps = decision.changes.map { change in
-            FlagStep(change: change, phase: decision.advancedTo ?? decision.currentPhase,
-                     approvals: change.reason == .advance ? allowedBy : [],
-                     detail: change.reason == .rollback && !healthDetail.isEmpty
-                        ? healthDetail.joined(separator: "; ") : nil)
+            FlagStep(
+                change: change, phase: decision.advancedTo ?? decision.currentPhase,
+                approvals: change.reason == .advance ? allowedBy : [],
+                detail: change.reason == .rollback && !healthDetail.isEmpty
+                    ? healthDetail.joined(separator: "; ") : nil)
         }
         // Everything is in the first commit; nothing is left to write after the changes.
         if decision.commitFirst != nil { return }
@@ -317,20 +356,26 @@ public enum PhaseMachine {
         // A change's intent carries its own reason; a status without a change (or a hold, whose
         // values the intents do not carry) needs its own event.
         if decision.status != previous, decision.changes.isEmpty || decision.status == .holding,
-           [.holding, .completed, .rolledBack, .paused, .aborted].contains(decision.status) {
-            events.append(AuditEvent(reason: decision.status.rawValue, phase: decision.currentPhase,
-                                     detail: decision.blockers.map(\.detail).joined(separator: "; ")))
+            [.holding, .completed, .rolledBack, .paused, .aborted].contains(decision.status)
+        {
+            events.append(
+                AuditEvent(
+                    reason: decision.status.rawValue, phase: decision.currentPhase,
+                    detail: decision.blockers.map(\.detail).joined(separator: "; ")))
         }
         if decision.status == .holding, decision.status != previous, let message = decision.notification {
-            notifications.append(NotificationRequest(status: .holding, phase: decision.currentPhase, message: message,
-                                                     checks: decision.health))
+            notifications.append(
+                NotificationRequest(
+                    status: .holding, phase: decision.currentPhase, message: message,
+                    checks: decision.health))
         }
         let enteredPhase = decision.advancedTo != nil || (input.record == nil && decision.record.phase != nil)
         // A run that changes nothing writes nothing: a cron tick over 1,000 steady rollouts
         // would otherwise cost 1,000 fsync'd transactions.
         if input.record != decision.record || !events.isEmpty || enteredPhase {
-            decision.commitAfter = StateCommit(record: decision.record, enteredPhase: enteredPhase, events: events,
-                                               notifications: notifications)
+            decision.commitAfter = StateCommit(
+                record: decision.record, enteredPhase: enteredPhase, events: events,
+                notifications: notifications)
         }
     }
 
@@ -341,13 +386,19 @@ public enum PhaseMachine {
 
     /// Environments the plan has reached: those of the current phase's desired state, and any
     /// plan environment the flag has enabled (after a lost state, that is all we know).
-    private static func reachedEnvironments(plan: Plan, current: Int?, actual: [String: FlagEnvironmentState]) -> [String] {
+    private static func reachedEnvironments(plan: Plan, current: Int?, actual: [String: FlagEnvironmentState])
+        -> [String]
+    {
         let desired = current.map { plan.desiredState(atPhase: $0) } ?? [:]
-        return plan.environments.filter { desired[$0] != nil || (actual[$0].map { $0.enabled || $0.coverage > 0 } ?? false) }
+        return plan.environments.filter {
+            desired[$0] != nil || (actual[$0].map { $0.enabled || $0.coverage > 0 } ?? false)
+        }
     }
 
-    private static func disable(_ environments: [String], actual: [String: FlagEnvironmentState],
-                                reason: Change.Reason) -> [Change] {
+    private static func disable(
+        _ environments: [String], actual: [String: FlagEnvironmentState],
+        reason: Change.Reason
+    ) -> [Change] {
         environments.compactMap { environment in
             let from = actual[environment]
             guard !matches(from, .disabled) else { return nil }

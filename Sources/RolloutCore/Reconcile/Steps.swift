@@ -9,8 +9,10 @@ public struct StateCommit: Equatable, Sendable {
     public var events: [AuditEvent]
     public var notifications: [NotificationRequest]
 
-    public init(record: RolloutRecord, enteredPhase: Bool = false, events: [AuditEvent] = [],
-                notifications: [NotificationRequest] = []) {
+    public init(
+        record: RolloutRecord, enteredPhase: Bool = false, events: [AuditEvent] = [],
+        notifications: [NotificationRequest] = []
+    ) {
         self.record = record
         self.enteredPhase = enteredPhase
         self.events = events
@@ -74,8 +76,10 @@ public struct OpenIntent: Equatable, Sendable {
     public var reason: String
     public var planBlob: String?
 
-    public init(id: Int64, time: Date, phase: String?, environment: String, to: FlagEnvironmentState,
-                reason: String, planBlob: String?) {
+    public init(
+        id: Int64, time: Date, phase: String?, environment: String, to: FlagEnvironmentState,
+        reason: String, planBlob: String?
+    ) {
         self.id = id
         self.time = time
         self.phase = phase
@@ -104,8 +108,10 @@ public enum Recovery {
     /// An advance counts as entered (bake from its intent's time) only when the flag shows the
     /// whole desired state of its phase: half an advance is decided again, never taken for an
     /// override. An applied rollback intent marks the rollout rolled back (the safe reading).
-    public static func resolve(intents: [OpenIntent], plan: Plan, record: RolloutRecord?,
-                               actual: [String: FlagEnvironmentState]) -> Outcome {
+    public static func resolve(
+        intents: [OpenIntent], plan: Plan, record: RolloutRecord?,
+        actual: [String: FlagEnvironmentState]
+    ) -> Outcome {
         var outcome = Outcome(results: [], record: nil, enteredPhase: false)
         var current = record
         for intent in intents {
@@ -113,15 +119,18 @@ public enum Recovery {
             outcome.results.append((intent.id, applied))
             guard applied else { continue }
             if intent.reason == Change.Reason.advance.rawValue, let phase = intent.phase,
-               let index = plan.phaseIndex(named: phase), current?.phase != phase,
-               plan.desiredState(atPhase: index).allSatisfy({ PhaseMachine.matches(actual[$0.key], $0.value) }) {
-                current = RolloutRecord(phase: phase, enteredAt: intent.time, status: .progressing,
-                                        planBlob: intent.planBlob)
+                let index = plan.phaseIndex(named: phase), current?.phase != phase,
+                plan.desiredState(atPhase: index).allSatisfy({ PhaseMachine.matches(actual[$0.key], $0.value) })
+            {
+                current = RolloutRecord(
+                    phase: phase, enteredAt: intent.time, status: .progressing,
+                    planBlob: intent.planBlob)
                 outcome.record = current
                 outcome.enteredPhase = true
             } else if intent.reason == Change.Reason.rollback.rawValue, current?.status != .rolledBack {
-                current = RolloutRecord(phase: current?.phase ?? intent.phase, enteredAt: current?.enteredAt,
-                                        status: .rolledBack, planBlob: intent.planBlob)
+                current = RolloutRecord(
+                    phase: current?.phase ?? intent.phase, enteredAt: current?.enteredAt,
+                    status: .rolledBack, planBlob: intent.planBlob)
                 outcome.record = current
             }
         }

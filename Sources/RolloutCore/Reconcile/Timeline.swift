@@ -33,8 +33,10 @@ public enum Timeline {
         /// The run's blockers: health, state and error blockers are not ended by time.
         public var blockers: [Blocker]
 
-        public init(plan: Plan, currentIndex: Int?, enteredAt: Date?, now: Date, missingRoles: [String: [String]],
-                    status: RolloutStatus, blockers: [Blocker]) {
+        public init(
+            plan: Plan, currentIndex: Int?, enteredAt: Date?, now: Date, missingRoles: [String: [String]],
+            status: RolloutStatus, blockers: [Blocker]
+        ) {
             self.plan = plan
             self.currentIndex = currentIndex
             self.enteredAt = enteredAt

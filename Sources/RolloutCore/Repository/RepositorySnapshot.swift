@@ -138,21 +138,28 @@ public enum RepositoryLoader {
                     diagnostics += sink.diagnostics
                 }
             } else {
-                diagnostics.append(Diagnostic(path: file.path,
-                    message: "unexpected file: policy approvals are "
-                        + "\(RepositoryLayout.policyApprovalsPrefix)<name>.json"))
+                diagnostics.append(
+                    Diagnostic(
+                        path: file.path,
+                        message: "unexpected file: policy approvals are "
+                            + "\(RepositoryLayout.policyApprovalsPrefix)<name>.json"))
             }
             policyDiagnostics += diagnostics
-            policyApprovals.append(PolicyApprovalFile(path: file.path, blobID: file.objectID, record: record,
-                                                      diagnostics: diagnostics))
+            policyApprovals.append(
+                PolicyApprovalFile(
+                    path: file.path, blobID: file.objectID, record: record,
+                    diagnostics: diagnostics))
         }
         if policy == nil, byPath[RepositoryLayout.approvers] == nil,
-           files.contains(where: {
-               $0.path.hasPrefix(RepositoryLayout.rolloutsPrefix)
-                   && $0.path.contains("/\(RepositoryLayout.approvalsFolder)/")
-           }) {
-            policyDiagnostics.append(Diagnostic(path: RepositoryLayout.approvers,
-                message: "is missing: approvals need roles; create it (see SPEC §4)"))
+            files.contains(where: {
+                $0.path.hasPrefix(RepositoryLayout.rolloutsPrefix)
+                    && $0.path.contains("/\(RepositoryLayout.approvalsFolder)/")
+            })
+        {
+            policyDiagnostics.append(
+                Diagnostic(
+                    path: RepositoryLayout.approvers,
+                    message: "is missing: approvals need roles; create it (see SPEC §4)"))
         }
 
         // rollouts/
@@ -160,8 +167,10 @@ public enum RepositoryLoader {
         for file in files where file.path.hasPrefix(RepositoryLayout.rolloutsPrefix) {
             let components = file.path.split(separator: "/", omittingEmptySubsequences: false)
             guard components.count >= 3 else {
-                policyDiagnostics.append(Diagnostic(path: file.path,
-                    message: "unexpected file: \(RepositoryLayout.rolloutsPrefix) holds one folder per rollout"))
+                policyDiagnostics.append(
+                    Diagnostic(
+                        path: file.path,
+                        message: "unexpected file: \(RepositoryLayout.rolloutsPrefix) holds one folder per rollout"))
                 continue
             }
             groups[String(components[1]), default: []].append(file)
@@ -171,23 +180,27 @@ public enum RepositoryLoader {
         var flags: [String: [(index: Int, position: SourcePosition)]] = [:]
         for (name, group) in groups.sorted(by: { $0.key < $1.key }) {
             var flagAt: (flag: String, position: SourcePosition)?
-            rollouts.append(loadRollout(name: name, files: group, policy: policy, healthSets: healthSets,
-                                        policyHasErrors: !policyDiagnostics.isEmpty, json: json, flagAt: &flagAt))
+            rollouts.append(
+                loadRollout(
+                    name: name, files: group, policy: policy, healthSets: healthSets,
+                    policyHasErrors: !policyDiagnostics.isEmpty, json: json, flagAt: &flagAt))
             if let flagAt { flags[flagAt.flag, default: []].append((rollouts.count - 1, flagAt.position)) }
         }
         // Two rollouts may not drive the same flag (SPEC §3): both plans are errors.
         for (flag, users) in flags where users.count > 1 {
             for (index, position) in users {
                 let others = users.filter { $0.index != index }.map { rollouts[$0.index].name }
-                rollouts[index].diagnostics.append(Diagnostic(
-                    path: rollouts[index].planPath, line: position.line, column: position.column,
-                    message: "flag \"\(flag)\" is also driven by \(others.joined(separator: ", ")); "
-                        + "two rollouts may not drive the same flag"))
+                rollouts[index].diagnostics.append(
+                    Diagnostic(
+                        path: rollouts[index].planPath, line: position.line, column: position.column,
+                        message: "flag \"\(flag)\" is also driven by \(others.joined(separator: ", ")); "
+                            + "two rollouts may not drive the same flag"))
                 rollouts[index].plan = nil
             }
         }
-        return RepositorySnapshot(policySet: policySet, policyApprovals: policyApprovals, rollouts: rollouts,
-                                  policyDiagnostics: policyDiagnostics)
+        return RepositorySnapshot(
+            policySet: policySet, policyApprovals: policyApprovals, rollouts: rollouts,
+            policyDiagnostics: policyDiagnostics)
     }
 
     /// The policy's files of a commit (everything under policies/ but policies/approvals/), decoded.
@@ -202,14 +215,16 @@ public enum RepositoryLoader {
         var diagnostics: [Diagnostic] = []
         var policy: ApproversPolicy?
         if let file = policyFiles.first(where: { $0.path == RepositoryLayout.approvers }),
-           let value = json(file, &diagnostics) {
+            let value = json(file, &diagnostics)
+        {
             let sink = DiagnosticSink(path: file.path)
             policy = ApproversPolicy.decode(value, sink: sink)
             diagnostics += sink.diagnostics
         }
         var signers: AllowedSigners?
         if let file = policyFiles.first(where: { $0.path == RepositoryLayout.allowedSigners }),
-           let bytes = text(file, &diagnostics) {
+            let bytes = text(file, &diagnostics)
+        {
             let (parsed, problems) = AllowedSigners.parse(bytes, path: file.path)
             signers = parsed
             diagnostics += problems
@@ -218,9 +233,11 @@ public enum RepositoryLoader {
         for file in policyFiles where file.path.hasPrefix(RepositoryLayout.healthSetsPrefix) {
             let name = String(file.path.dropFirst(RepositoryLayout.healthSetsPrefix.count))
             guard name.hasSuffix(".json"), !name.contains("/"), Names.isValid(String(name.dropLast(5))) else {
-                diagnostics.append(Diagnostic(path: file.path,
-                    message: "unexpected file: health sets are \(RepositoryLayout.healthSetsPrefix)<name>.json "
-                        + "with <name> matching \(Names.patternDescription)"))
+                diagnostics.append(
+                    Diagnostic(
+                        path: file.path,
+                        message: "unexpected file: health sets are \(RepositoryLayout.healthSetsPrefix)<name>.json "
+                            + "with <name> matching \(Names.patternDescription)"))
                 continue
             }
             if let value = json(file, &diagnostics) {
@@ -229,8 +246,9 @@ public enum RepositoryLoader {
                 diagnostics += sink.diagnostics
             }
         }
-        return PolicySet(digest: PolicyDigest.compute(files), approvers: policy, allowedSigners: signers,
-                         healthSets: healthSets, diagnostics: diagnostics)
+        return PolicySet(
+            digest: PolicyDigest.compute(files), approvers: policy, allowedSigners: signers,
+            healthSets: healthSets, diagnostics: diagnostics)
     }
 
     private static func loadRollout(
@@ -241,8 +259,10 @@ public enum RepositoryLoader {
         var diagnostics: [Diagnostic] = []
         let planPath = RepositoryLayout.planPath(rollout: name)
         if !Names.isValid(name) {
-            diagnostics.append(Diagnostic(path: RepositoryLayout.rolloutFolder(name),
-                message: "rollout folder \"\(name)\" does not match \(Names.patternDescription)"))
+            diagnostics.append(
+                Diagnostic(
+                    path: RepositoryLayout.rolloutFolder(name),
+                    message: "rollout folder \"\(name)\" does not match \(Names.patternDescription)"))
         }
         var result = RolloutFiles(name: name, plan: nil, planBlob: nil, checks: [], approvals: [], diagnostics: [])
 
@@ -255,37 +275,51 @@ public enum RepositoryLoader {
                 diagnostics += sink.diagnostics
                 if let decoded = plan {
                     if case .object(let members) = value.kind,
-                       let member = members.first(where: { $0.key == "flag" }) {
+                        let member = members.first(where: { $0.key == "flag" })
+                    {
                         flagAt = (decoded.flag, member.value.position)
                     }
-                    checkPlanAgainstPolicies(decoded, path: planPath, policy: policy, policyHasErrors: policyHasErrors,
-                                             healthSets: healthSets, folder: name, diagnostics: &diagnostics)
-                    result.checks = decoded.health.checks + (decoded.health.use.flatMap { healthSets[$0]?.checks } ?? [])
+                    checkPlanAgainstPolicies(
+                        decoded, path: planPath, policy: policy, policyHasErrors: policyHasErrors,
+                        healthSets: healthSets, folder: name, diagnostics: &diagnostics)
+                    result.checks =
+                        decoded.health.checks + (decoded.health.use.flatMap { healthSets[$0]?.checks } ?? [])
                 }
             }
         } else {
-            diagnostics.append(Diagnostic(path: planPath, message: "is missing: every folder under "
-                + "\(RepositoryLayout.rolloutsPrefix) needs a \(RepositoryLayout.planFile)"))
+            diagnostics.append(
+                Diagnostic(
+                    path: planPath,
+                    message: "is missing: every folder under "
+                        + "\(RepositoryLayout.rolloutsPrefix) needs a \(RepositoryLayout.planFile)"))
         }
 
         for file in files where file.path != planPath {
             let components = file.path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
             // rollouts/<name>/approvals/<phase>/<file>.json
             guard components.count == 5, components[2] == RepositoryLayout.approvalsFolder,
-                  components[4].hasSuffix(".json"),
-                  components[4].count > 5 else {
-                diagnostics.append(Diagnostic(path: file.path,
-                    message: "unexpected file: a rollout folder holds plan.json and approvals/<phase>/<name>.json only"))
+                components[4].hasSuffix(".json"),
+                components[4].count > 5
+            else {
+                diagnostics.append(
+                    Diagnostic(
+                        path: file.path,
+                        message:
+                            "unexpected file: a rollout folder holds plan.json and approvals/<phase>/<name>.json only"))
                 continue
             }
             let phaseName = components[3]
             var fileDiagnostics: [Diagnostic] = []
             if !Names.isValid(phaseName) {
-                fileDiagnostics.append(Diagnostic(path: file.path,
-                    message: "phase folder \"\(phaseName)\" does not match \(Names.patternDescription)"))
+                fileDiagnostics.append(
+                    Diagnostic(
+                        path: file.path,
+                        message: "phase folder \"\(phaseName)\" does not match \(Names.patternDescription)"))
             } else if let plan, plan.phaseIndex(named: phaseName) == nil {
-                fileDiagnostics.append(Diagnostic(path: file.path,
-                    message: "approves phase \"\(phaseName)\", which the plan does not have"))
+                fileDiagnostics.append(
+                    Diagnostic(
+                        path: file.path,
+                        message: "approves phase \"\(phaseName)\", which the plan does not have"))
             }
             var record: ApprovalRecord?
             if let value = json(file, &fileDiagnostics) {
@@ -293,8 +327,10 @@ public enum RepositoryLoader {
                 record = ApprovalRecord.decode(value, sink: sink, pathRollout: name, pathPhase: phaseName)
                 fileDiagnostics += sink.diagnostics
             }
-            result.approvals.append(ApprovalFile(path: file.path, blobID: file.objectID, pathPhase: phaseName,
-                                                 record: record, diagnostics: fileDiagnostics))
+            result.approvals.append(
+                ApprovalFile(
+                    path: file.path, blobID: file.objectID, pathPhase: phaseName,
+                    record: record, diagnostics: fileDiagnostics))
         }
         result.approvals.sort { $0.path < $1.path }
         result.plan = diagnostics.isEmpty ? plan : nil
@@ -317,8 +353,9 @@ public enum RepositoryLoader {
                 if let policy {
                     if policy.roles[role] == nil {
                         let known = policy.roles.keys.sorted().joined(separator: ", ")
-                        report("role \"\(role)\" is not defined in \(RepositoryLayout.approvers) (roles: \(known))",
-                               position)
+                        report(
+                            "role \"\(role)\" is not defined in \(RepositoryLayout.approvers) (roles: \(known))",
+                            position)
                     }
                 } else if !policyHasErrors {
                     report("role \"\(role)\" needs \(RepositoryLayout.approvers), which is missing", position)
@@ -326,14 +363,16 @@ public enum RepositoryLoader {
             }
         }
         if let use = plan.health.use, healthSets[use] == nil {
-            report("health set \"\(use)\" does not exist: expected policies/health/\(use).json",
-                   plan.health.usePosition ?? plan.namePosition)
+            report(
+                "health set \"\(use)\" does not exist: expected policies/health/\(use).json",
+                plan.health.usePosition ?? plan.namePosition)
         }
     }
 
     /// The position of the first byte that is not valid UTF-8, or nil when the text is valid.
     static func firstInvalidUTF8(_ bytes: [UInt8]) -> SourcePosition? {
-        var line = 1, column = 1
+        var line = 1
+        var column = 1
         var index = 0
         while index < bytes.count {
             let byte = bytes[index]
@@ -348,7 +387,9 @@ public enum RepositoryLoader {
             guard index + length <= bytes.count else { return SourcePosition(line: line, column: column) }
             if length > 1 {
                 let sequence = Array(bytes[index..<(index + length)])
-                if String(validating: sequence, as: UTF8.self) == nil { return SourcePosition(line: line, column: column) }
+                if String(validating: sequence, as: UTF8.self) == nil {
+                    return SourcePosition(line: line, column: column)
+                }
             }
             if byte == UInt8(ascii: "\n") {
                 line += 1
@@ -370,10 +411,12 @@ struct FileReader {
     func text(_ file: TreeFile, _ diagnostics: inout [Diagnostic]) -> [UInt8]? {
         switch file.kind {
         case .symlink:
-            diagnostics.append(Diagnostic(path: file.path, message: "is a symbolic link; rolloutctl reads only regular files"))
+            diagnostics.append(
+                Diagnostic(path: file.path, message: "is a symbolic link; rolloutctl reads only regular files"))
             return nil
         case .submodule:
-            diagnostics.append(Diagnostic(path: file.path, message: "is a submodule; rolloutctl reads only regular files"))
+            diagnostics.append(
+                Diagnostic(path: file.path, message: "is a submodule; rolloutctl reads only regular files"))
             return nil
         case .blob:
             break
@@ -390,8 +433,10 @@ struct FileReader {
             return nil
         }
         if let position = RepositoryLoader.firstInvalidUTF8(bytes) {
-            diagnostics.append(Diagnostic(path: file.path, line: position.line, column: position.column,
-                                          message: "is not valid UTF-8 text"))
+            diagnostics.append(
+                Diagnostic(
+                    path: file.path, line: position.line, column: position.column,
+                    message: "is not valid UTF-8 text"))
             return nil
         }
         return bytes
@@ -402,8 +447,10 @@ struct FileReader {
         do {
             return try JSONParser.parse(bytes)
         } catch {
-            diagnostics.append(Diagnostic(path: file.path, line: error.position.line, column: error.position.column,
-                                          message: error.message))
+            diagnostics.append(
+                Diagnostic(
+                    path: file.path, line: error.position.line, column: error.position.column,
+                    message: error.message))
             return nil
         }
     }

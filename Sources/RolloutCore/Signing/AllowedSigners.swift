@@ -89,8 +89,10 @@ public struct AllowedSigners: Sendable {
     public var entries: [Entry]
     public var unreadable: [UnreadableLine]
 
-    public init(path: String = RepositoryLayout.allowedSigners, entries: [Entry] = [],
-                unreadable: [UnreadableLine] = []) {
+    public init(
+        path: String = RepositoryLayout.allowedSigners, entries: [Entry] = [],
+        unreadable: [UnreadableLine] = []
+    ) {
         self.path = path
         self.entries = entries
         self.unreadable = unreadable
@@ -140,10 +142,11 @@ public struct AllowedSigners: Sendable {
             }
             guard matchesKey else { continue }
             keyLines += 1
-            let where_ = "\(path) line \(entry.line)"
+            let location = "\(path) line \(entry.line)"
             switch Self.matchPatternList(principalBytes, entry.principalPatterns) {
             case .negated(let pattern):
-                exclusion = exclusion ?? "\(what) is not allowed for \(principal): excluded by \(pattern) in \(where_)"
+                exclusion =
+                    exclusion ?? "\(what) is not allowed for \(principal): excluded by \(pattern) in \(location)"
                 continue
             case .noMatch:
                 for p in entry.principals where !p.hasPrefix("!") && !otherPrincipals.contains(p) {
@@ -155,26 +158,29 @@ public struct AllowedSigners: Sendable {
             }
             if entry.certAuthority, let cert {
                 if let why = Self.certificateFailure(cert, principal: principalBytes, at: time) {
-                    lineFailure = lineFailure ?? "\(what) signed by the CA of \(where_): \(why)"
+                    lineFailure = lineFailure ?? "\(what) signed by the CA of \(location): \(why)"
                     continue
                 }
             }
             if let namespaces = entry.namespacePatterns, Self.matchPatternList(namespaceBytes, namespaces) != .match {
                 let allowed = entry.namespaces?.joined(separator: ",") ?? ""
-                lineFailure = lineFailure ?? "namespace \"\(namespace)\" is not allowed for \(what) "
-                    + "(\(where_) allows namespaces=\"\(allowed)\")"
+                lineFailure =
+                    lineFailure ?? "namespace \"\(namespace)\" is not allowed for \(what) "
+                    + "(\(location) allows namespaces=\"\(allowed)\")"
                 continue
             }
             if let after = entry.validAfter, seconds < after {
                 let text = entry.validAfterText ?? String(after)
-                lineFailure = lineFailure
-                    ?? "signature made \(Self.iso8601(seconds)) is before valid-after \(text) of \(what) (\(where_))"
+                lineFailure =
+                    lineFailure
+                    ?? "signature made \(Self.iso8601(seconds)) is before valid-after \(text) of \(what) (\(location))"
                 continue
             }
             if let before = entry.validBefore, seconds > before {
                 let text = entry.validBeforeText ?? String(before)
-                lineFailure = lineFailure
-                    ?? "signature made \(Self.iso8601(seconds)) is after valid-before \(text) of \(what) (\(where_))"
+                lineFailure =
+                    lineFailure
+                    ?? "signature made \(Self.iso8601(seconds)) is after valid-before \(text) of \(what) (\(location))"
                 continue
             }
             return .allowed
@@ -186,27 +192,32 @@ public struct AllowedSigners: Sendable {
             return .denied("\(what) is allowed for \(who), not \(principal)")
         }
         if let line = certListedDirectly {
-            return .denied("\(what) is listed directly on \(path) line \(line); a certificate counts only under a "
-                + "cert-authority line for its CA (\(cert?.signatureKey.fingerprint ?? "?"))")
+            return .denied(
+                "\(what) is listed directly on \(path) line \(line); a certificate counts only under a "
+                    + "cert-authority line for its CA (\(cert?.signatureKey.fingerprint ?? "?"))")
         }
         // Not on any readable line: say where it is, if anywhere.
         var blobs = [key.blob]
         if let cert { blobs.append(cert.signatureKey.blob) }
         if let line = unreadable.first(where: { u in u.keyBlobs.contains { blobs.contains($0) } }) {
-            return .denied("\(what) appears in \(path) only on line \(line.line), which cannot be read: "
-                + "\(line.message) (column \(line.column))")
+            return .denied(
+                "\(what) appears in \(path) only on line \(line.line), which cannot be read: "
+                    + "\(line.message) (column \(line.column))")
         }
         if let cert {
             if entries.contains(where: { !$0.certAuthority && $0.parsedKey?.material == cert.caMaterial }) {
-                return .denied("\(what) is signed by CA \(cert.signatureKey.fingerprint), which \(path) lists "
-                    + "without cert-authority; only a cert-authority line accepts certificates")
+                return .denied(
+                    "\(what) is signed by CA \(cert.signatureKey.fingerprint), which \(path) lists "
+                        + "without cert-authority; only a cert-authority line accepts certificates")
             }
-            return .denied("\(what) is signed by CA \(cert.signatureKey.fingerprint), which no cert-authority line "
-                + "in \(path) lists")
+            return .denied(
+                "\(what) is signed by CA \(cert.signatureKey.fingerprint), which no cert-authority line "
+                    + "in \(path) lists")
         }
         if entries.contains(where: { $0.certAuthority && $0.parsedKey?.material == signer.material }) {
-            return .denied("key \(fp) is listed in \(path) only as a cert-authority: it vouches for certificates "
-                + "it signs, not for signatures it makes itself")
+            return .denied(
+                "key \(fp) is listed in \(path) only as a cert-authority: it vouches for certificates "
+                    + "it signs, not for signatures it makes itself")
         }
         return .denied("key \(fp) is not in \(path)")
     }
@@ -244,10 +255,14 @@ public struct AllowedSigners: Sendable {
         var i = 0
         while i < list.count {
             var negated = false
-            if list[i] == UInt8(ascii: "!") { negated = true; i += 1 }
+            if list[i] == UInt8(ascii: "!") {
+                negated = true
+                i += 1
+            }
             var sub: [UInt8] = []
             while i < list.count && sub.count < 1023 && list[i] != UInt8(ascii: ",") {
-                sub.append(list[i]); i += 1
+                sub.append(list[i])
+                i += 1
             }
             if sub.count >= 1023 { return .noMatch }
             if i < list.count && list[i] == UInt8(ascii: ",") { i += 1 }
@@ -261,15 +276,22 @@ public struct AllowedSigners: Sendable {
 
     /// `match_pattern`: `*` matches any run of bytes (including none), `?` any one byte.
     static func globMatch(_ s: [UInt8], _ p: [UInt8]) -> Bool {
-        var si = 0, pi = 0
-        var starP = -1, starS = 0
+        var si = 0
+        var pi = 0
+        var starP = -1
+        var starS = 0
         while si < s.count {
             if pi < p.count && (p[pi] == UInt8(ascii: "?") || p[pi] == s[si]) && p[pi] != UInt8(ascii: "*") {
-                si += 1; pi += 1
+                si += 1
+                pi += 1
             } else if pi < p.count && p[pi] == UInt8(ascii: "*") {
-                starP = pi; starS = si; pi += 1
+                starP = pi
+                starS = si
+                pi += 1
             } else if starP >= 0 {
-                pi = starP + 1; starS += 1; si = starS
+                pi = starP + 1
+                starS += 1
+                si = starS
             } else {
                 return false
             }
@@ -283,7 +305,8 @@ public struct AllowedSigners: Sendable {
         let rem = seconds - days * 86400
         let (y, m, d) = civil(fromDays: days)
         func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        let year = y >= 0 && y < 10000
+        let year =
+            y >= 0 && y < 10000
             ? String(repeating: "0", count: max(0, 4 - String(y).count)) + String(y) : String(y)
         return "\(year)-\(two(m))-\(two(d))T\(two(rem / 3600)):\(two(rem % 3600 / 60)):\(two(rem % 60))Z"
     }
@@ -384,8 +407,13 @@ public struct AllowedSigners: Sendable {
             if let nul = line.firstIndex(of: 0) { line = Array(line[..<nul]) }  // C strings end at NUL
             if number == 1 && line.starts(with: [0xef, 0xbb, 0xbf]) {
                 // Read on as OpenSSH reads it (the mark joins the first principal), but say so.
-                diagnostics.append(Diagnostic(path: path, line: 1, column: 1, message:
-                    "the file starts with a byte-order mark, which ssh-keygen reads as part of the first principal"))
+                diagnostics.append(
+                    Diagnostic(
+                        path: path, line: 1, column: 1,
+                        message:
+                            "the file starts with a byte-order mark, which ssh-keygen reads as part of the "
+                            + "first principal"
+                    ))
             }
             switch AllowedSignersLine.parse(line, number: number) {
             case .blank:
@@ -398,8 +426,9 @@ public struct AllowedSigners: Sendable {
                     contentLength -= 1
                 }
                 let column = characterColumn(line, min(offset, contentLength))
-                signers.unreadable.append(UnreadableLine(
-                    line: number, column: column, message: message, keyBlobs: keyBlobs(in: line)))
+                signers.unreadable.append(
+                    UnreadableLine(
+                        line: number, column: column, message: message, keyBlobs: keyBlobs(in: line)))
                 diagnostics.append(Diagnostic(path: path, line: number, column: column, message: message))
             }
         }

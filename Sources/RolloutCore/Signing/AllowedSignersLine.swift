@@ -86,10 +86,11 @@ enum AllowedSignersLine {
             }
             if p == s.count {
                 if looksLikeKey { throw first }
-                throw Failure(offset: rest == s.count || s[rest] == 0x0a ? s.count : rest,
-                              message: rest == s.count || s[rest] == 0x0a || s[rest] == 0x0d
-                                  ? "missing key type and key after principals"
-                                  : "missing key after options (or unknown key type)")
+                throw Failure(
+                    offset: rest == s.count || s[rest] == 0x0a ? s.count : rest,
+                    message: rest == s.count || s[rest] == 0x0a || s[rest] == 0x0d
+                        ? "missing key type and key after principals"
+                        : "missing key after options (or unknown key type)")
             }
             optionsRange = rest..<p
             var k = p + 1
@@ -102,8 +103,10 @@ enum AllowedSignersLine {
                 // `ssh-foo AAAA…`: the base64 key is fine, so the word before it is the problem.
                 let keyEnd = s[k...].firstIndex(where: isDelimiterSpace) ?? s.count
                 if k < keyEnd, let blob = SSHBase64.decode(s[k..<keyEnd]), case .success = SSHKeyParser.parse(blob) {
-                    throw Failure(offset: rest, message:
-                        "unknown key type \"\(SSHText.printable(Array(s[rest..<p])))\"")
+                    throw Failure(
+                        offset: rest,
+                        message:
+                            "unknown key type \"\(SSHText.printable(Array(s[rest..<p])))\"")
                 }
                 throw second
             }
@@ -144,8 +147,9 @@ enum AllowedSignersLine {
             return .failure(Failure(offset: start, message: "unknown key type \"\(SSHText.printable(typeName))\""))
         }
         guard typeEnd < s.count, isBlank(s[typeEnd]) else {
-            return .failure(Failure(
-                offset: s.count, message: "missing base64 key after \(SSHText.printable(typeName))"))
+            return .failure(
+                Failure(
+                    offset: s.count, message: "missing base64 key after \(SSHText.printable(typeName))"))
         }
         var p = typeEnd
         while p < s.count && isBlank(s[p]) { p += 1 }
@@ -161,8 +165,9 @@ enum AllowedSignersLine {
         }
         guard parsed.family == family, (parsed.certificate != nil) == isCert, let key = SSHPublicKey(blob: blob) else {
             let inBlob = SSHPublicKey(blob: blob)?.keyType ?? "?"
-            return .failure(Failure(
-                offset: p, message: "key is of type \(inBlob), but the line says \(SSHText.printable(typeName))"))
+            return .failure(
+                Failure(
+                    offset: p, message: "key is of type \(inBlob), but the line says \(SSHText.printable(typeName))"))
         }
         return .success((key, parsed))
     }
@@ -228,9 +233,13 @@ enum AllowedSignersLine {
                 let value = try dequote(name)
                 let text = String(decoding: value, as: UTF8.self)
                 guard let t = AllowedSigners.parseTime(value) else {
-                    throw Failure(offset: valueOffset, message:
-                        "invalid \(name) time \"\(SSHText.printable(value))\" "
-                        + "(expected YYYYMMDD, YYYYMMDDHHMM or YYYYMMDDHHMMSS, optionally followed by Z, after 1970)")
+                    throw Failure(
+                        offset: valueOffset,
+                        message:
+                            "invalid \(name) time \"\(SSHText.printable(value))\" "
+                            + "(expected YYYYMMDD, YYYYMMDDHHMM or YYYYMMDDHHMMSS, optionally followed by Z, "
+                            + "after 1970)"
+                    )
                 }
                 if isAfter {
                     options.validAfter = (t, text)
@@ -244,11 +253,14 @@ enum AllowedSignersLine {
                 if i == optionStart {
                     let nameEnd = s[i..<end].firstIndex(where: { $0 == comma || $0 == UInt8(ascii: "=") }) ?? end
                     let name = SSHText.printable(Array(s[i..<nameEnd]))
-                    let looksLikeType = nameEnd == end && i == range.lowerBound
+                    let looksLikeType =
+                        nameEnd == end && i == range.lowerBound
                         && (name.hasPrefix("ssh-") || name.hasPrefix("ecdsa-") || name.hasPrefix("sk-")
                             || name.hasPrefix("rsa-") || name.contains("@openssh.com"))
-                    throw Failure(offset: i, message: looksLikeType
-                        ? "unknown key type \"\(name)\"" : "unknown option \"\(name)\"")
+                    throw Failure(
+                        offset: i,
+                        message: looksLikeType
+                            ? "unknown key type \"\(name)\"" : "unknown option \"\(name)\"")
                 }
                 if s[i] == UInt8(ascii: "=") && options.certAuthority && i == optionStart + 14 {
                     throw Failure(offset: optionStart, message: "option cert-authority takes no value")
@@ -259,8 +271,9 @@ enum AllowedSignersLine {
             if i >= end { throw Failure(offset: i - 1, message: "option list ends with a comma") }
         }
         if let after = options.validAfter, let before = options.validBefore, before.0 <= after.0 {
-            throw Failure(offset: validBeforeOffset,
-                          message: "valid-before \(before.1) is not after valid-after \(after.1)")
+            throw Failure(
+                offset: validBeforeOffset,
+                message: "valid-before \(before.1) is not after valid-after \(after.1)")
         }
         return options
     }

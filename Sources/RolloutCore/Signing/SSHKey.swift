@@ -24,8 +24,8 @@ public struct SSHPublicKey: Equatable, Hashable, Sendable, CustomStringConvertib
         // RFC 4251 §6: a name is 1 to 64 printable US-ASCII characters, no space or comma (a type
         // with a space would print as another key's `type base64` and not re-read; found by fuzzing).
         guard let type = reader.readCString(), (1...64).contains(type.count),
-              type.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ",") }),
-              let name = String(bytes: type, encoding: .utf8)
+            type.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ",") }),
+            let name = String(bytes: type, encoding: .utf8)
         else { return nil }
         self.init(keyType: name, blob: blob)
     }
@@ -42,7 +42,7 @@ public struct SSHPublicKey: Equatable, Hashable, Sendable, CustomStringConvertib
     /// blob's embedded type differs from `keyType`.
     init?(keyType: String, base64: String) {
         guard let bytes = SSHBase64.decode(base64), let key = SSHPublicKey(blob: bytes),
-              key.keyType == keyType
+            key.keyType == keyType
         else { return nil }
         self = key
     }
@@ -107,15 +107,23 @@ enum SSHKeyMaterial: Hashable, Sendable {
         case .ed25519(let pk):
             SSHWire.append(&out, pk)
         case .ed25519SK(let pk, let app):
-            SSHWire.append(&out, pk); SSHWire.append(&out, app)
+            SSHWire.append(&out, pk)
+            SSHWire.append(&out, app)
         case .ecdsa(let curve, let q):
-            SSHWire.append(&out, Array(curve.name.utf8)); SSHWire.append(&out, q)
+            SSHWire.append(&out, Array(curve.name.utf8))
+            SSHWire.append(&out, q)
         case .ecdsaSK(let q, let app):
-            SSHWire.append(&out, Array("nistp256".utf8)); SSHWire.append(&out, q); SSHWire.append(&out, app)
+            SSHWire.append(&out, Array("nistp256".utf8))
+            SSHWire.append(&out, q)
+            SSHWire.append(&out, app)
         case .rsa(let e, let n):
-            mpint(e); mpint(n)
+            mpint(e)
+            mpint(n)
         case .dsa(let p, let q, let g, let y):
-            mpint(p); mpint(q); mpint(g); mpint(y)
+            mpint(p)
+            mpint(q)
+            mpint(g)
+            mpint(y)
         }
         return out
     }
@@ -128,7 +136,9 @@ enum SSHKeyMaterial: Hashable, Sendable {
 }
 
 enum SSHCurve: String, Hashable, Sendable {
-    case p256 = "nistp256", p384 = "nistp384", p521 = "nistp521"
+    case p256 = "nistp256"
+    case p384 = "nistp384"
+    case p521 = "nistp521"
     var name: String { rawValue }
     /// Uncompressed point length (0x04 || X || Y).
     var pointLength: Int {
@@ -142,7 +152,9 @@ enum SSHCurve: String, Hashable, Sendable {
 
 /// OpenSSH's key types without the certificate distinction.
 enum SSHKeyFamily: Hashable, Sendable {
-    case ed25519, ed25519SK, ecdsa(SSHCurve), ecdsaSK, rsa, dsa
+    case ed25519, ed25519SK
+    case ecdsa(SSHCurve)
+    case ecdsaSK, rsa, dsa
 
     var plainName: String {
         switch self {
@@ -292,12 +304,12 @@ enum SSHKeyParser {
             return .success(.ed25519SK(pk, application: app))
         case .ecdsa(let curve):
             guard let c = r.readCString(), c == Array(curve.name.utf8), let q = r.readString(),
-                  validPoint(q, curve: curve)
+                validPoint(q, curve: curve)
             else { return .failure(.malformed("malformed \(what) key")) }
             return .success(.ecdsa(curve, q: q))
         case .ecdsaSK:
             guard let c = r.readCString(), c == Array("nistp256".utf8), let q = r.readString(),
-                  validPoint(q, curve: .p256), let app = r.readCString()
+                validPoint(q, curve: .p256), let app = r.readCString()
             else { return .failure(.malformed("malformed \(what) key")) }
             return .success(.ecdsaSK(q: q, application: app))
         case .rsa:
@@ -312,7 +324,7 @@ enum SSHKeyParser {
             return .success(.rsa(e: e, n: n))
         case .dsa:
             guard let p = r.readPositiveMpint(), let q = r.readPositiveMpint(), let g = r.readPositiveMpint(),
-                  let y = r.readPositiveMpint()
+                let y = r.readPositiveMpint()
             else { return .failure(.malformed("malformed ssh-dss key")) }
             return .success(.dsa(p: p, q: q, g: g, y: y))
         }
@@ -332,9 +344,9 @@ enum SSHKeyParser {
     {
         let bad = Failure.malformed("malformed certificate")
         guard let serial = r.readUInt64(), let type = r.readUInt32(), let keyID = r.readCString(),
-              let principalsBlob = r.readString(), let validAfter = r.readUInt64(), let validBefore = r.readUInt64(),
-              let critical = r.readString(), let extensions = r.readString(), r.readString() != nil,
-              let caBlob = r.readString()
+            let principalsBlob = r.readString(), let validAfter = r.readUInt64(), let validBefore = r.readUInt64(),
+            let critical = r.readString(), let extensions = r.readString(), r.readString() != nil,
+            let caBlob = r.readString()
         else { return .failure(bad) }
         let signedLength = r.consumed
         guard let signature = r.readString() else { return .failure(bad) }
@@ -354,12 +366,13 @@ enum SSHKeyParser {
         guard case .success(let ca) = parse(caBlob, allowCertificate: false) else {
             return .failure(.malformed("certificate has an invalid CA key"))
         }
-        return .success(SSHCertificate(
-            type: type, serial: serial, keyID: String(decoding: keyID, as: UTF8.self), principals: principals,
-            validAfter: validAfter, validBefore: validBefore,
-            signatureKey: SSHPublicKey(blob: caBlob) ?? SSHPublicKey(keyType: "?", blob: caBlob),
-            material: material, caMaterial: ca.material, signedBytes: Array(blob[0..<signedLength]),
-            caSignature: signature))
+        return .success(
+            SSHCertificate(
+                type: type, serial: serial, keyID: String(decoding: keyID, as: UTF8.self), principals: principals,
+                validAfter: validAfter, validBefore: validBefore,
+                signatureKey: SSHPublicKey(blob: caBlob) ?? SSHPublicKey(keyType: "?", blob: caBlob),
+                material: material, caMaterial: ca.material, signedBytes: Array(blob[0..<signedLength]),
+                caSignature: signature))
     }
 }
 

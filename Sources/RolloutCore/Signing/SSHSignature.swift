@@ -59,10 +59,10 @@ public enum SSHSignatureVerifier {
         // OpenSSH also reads version 0, which no tool writes; refusing it exposes no one.
         guard version == 1 else { return .invalid("unsupported SSH signature version \(version)") }
         guard let keyBlob = r.readString(),
-              let sigNamespace = r.readCString(),
-              r.readString() != nil,  // reserved: OpenSSH ignores it (verifies with an empty one)
-              let hashAlgBytes = r.readCString(),
-              let sigBlob = r.readString()
+            let sigNamespace = r.readCString(),
+            r.readString() != nil,  // reserved: OpenSSH ignores it (verifies with an empty one)
+            let hashAlgBytes = r.readCString(),
+            let sigBlob = r.readString()
         else { return .invalid("truncated SSH signature") }
         guard r.isAtEnd else { return .invalid("SSH signature has trailing data") }
 
@@ -158,7 +158,8 @@ public enum SSHSignatureVerifier {
             }
             guard let key = try? _RSA.Signing.PublicKey(n: n, e: e) else { return .bad("unusable RSA public key") }
             let signature = _RSA.Signing.RSASignature(rawRepresentation: sig)
-            let ok = useSHA512
+            let ok =
+                useSHA512
                 ? key.isValidSignature(signature, for: SHA512.hash(data: data), padding: .insecurePKCS1v1_5)
                 : key.isValidSignature(signature, for: SHA256.hash(data: data), padding: .insecurePKCS1v1_5)
             return ok ? .good : mismatch
@@ -166,7 +167,7 @@ public enum SSHSignatureVerifier {
         case .ed25519SK(let pk, let application):
             guard sigType == Array(plainName.utf8) else { return typeMismatch(sigType, plainName) }
             guard let sig = sr.readString(), let flags = sr.readUInt8(), let counter = sr.readUInt32(), sr.isAtEnd,
-                  sig.count <= 64
+                sig.count <= 64
             else { return .bad("malformed \(plainName) signature") }
             guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: pk) else {
                 return .bad("malformed \(plainName) public key")
@@ -181,7 +182,7 @@ public enum SSHSignatureVerifier {
             }
             guard sigType == Array(plainName.utf8) else { return typeMismatch(sigType, plainName) }
             guard let inner = sr.readString(), let flags = sr.readUInt8(), let counter = sr.readUInt32(), sr.isAtEnd,
-                  let rs = ecdsaRS(inner)
+                let rs = ecdsaRS(inner)
             else { return .bad("malformed \(plainName) signature") }
             let signed = skSignedData(application: application, flags: flags, counter: counter, data: data)
             guard ecdsaVerify(curve: .p256, q: q, r: rs.r, s: rs.s, data: signed) else { return mismatch }
@@ -198,7 +199,8 @@ public enum SSHSignatureVerifier {
 
     /// OpenSSH requires the user-presence flag (0x01) by default: the key was touched.
     private static func userPresence(_ flags: UInt8) -> RawResult {
-        flags & 0x01 != 0 ? .good
+        flags & 0x01 != 0
+            ? .good
             : .bad("missing user presence: the security key was not touched (flags 0x\(String(flags, radix: 16)))")
     }
 
@@ -228,17 +230,17 @@ public enum SSHSignatureVerifier {
         switch curve {
         case .p256:
             guard let key = try? P256.Signing.PublicKey(x963Representation: q),
-                  let sig = try? P256.Signing.ECDSASignature(rawRepresentation: rFixed + sFixed)
+                let sig = try? P256.Signing.ECDSASignature(rawRepresentation: rFixed + sFixed)
             else { return false }
             return key.isValidSignature(sig, for: SHA256.hash(data: data))
         case .p384:
             guard let key = try? P384.Signing.PublicKey(x963Representation: q),
-                  let sig = try? P384.Signing.ECDSASignature(rawRepresentation: rFixed + sFixed)
+                let sig = try? P384.Signing.ECDSASignature(rawRepresentation: rFixed + sFixed)
             else { return false }
             return key.isValidSignature(sig, for: SHA384.hash(data: data))
         case .p521:
             guard let key = try? P521.Signing.PublicKey(x963Representation: q),
-                  let sig = try? P521.Signing.ECDSASignature(rawRepresentation: rFixed + sFixed)
+                let sig = try? P521.Signing.ECDSASignature(rawRepresentation: rFixed + sFixed)
             else { return false }
             return key.isValidSignature(sig, for: SHA512.hash(data: data))
         }

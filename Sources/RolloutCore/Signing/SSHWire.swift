@@ -97,15 +97,29 @@ enum SSHBase64 {
         while let c = it.next() {
             if c == 0 { break }
             if isSpace(c) { continue }
-            if c == UInt8(ascii: "=") { sawPad = true; break }
+            if c == UInt8(ascii: "=") {
+                sawPad = true
+                break
+            }
             let v = table[Int(c)]
             guard v >= 0 else { return nil }
             let b = UInt8(v)
             switch state {
-            case 0: pending = b << 2; state = 1
-            case 1: out.append(pending | b >> 4); pending = (b & 0x0f) << 4; state = 2
-            case 2: out.append(pending | b >> 2); pending = (b & 0x03) << 6; state = 3
-            default: out.append(pending | b); pending = 0; state = 0
+            case 0:
+                pending = b << 2
+                state = 1
+            case 1:
+                out.append(pending | b >> 4)
+                pending = (b & 0x0f) << 4
+                state = 2
+            case 2:
+                out.append(pending | b >> 2)
+                pending = (b & 0x03) << 6
+                state = 3
+            default:
+                out.append(pending | b)
+                pending = 0
+                state = 0
             }
         }
         if sawPad {
