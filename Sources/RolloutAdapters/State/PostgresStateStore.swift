@@ -59,8 +59,10 @@ public final class PostgresStateStore: @unchecked Sendable {
     /// The advisory lock's first key: "rolloutctl" (the second is the installation's repository root).
     static let lockNamespace: Int32 = 0x726F_6C6C
 
-    private init(location: PostgresLocation, connection: PostgresConnection, password: String?,
-                 statementTimeout: TimeAmount) {
+    private init(
+        location: PostgresLocation, connection: PostgresConnection, password: String?,
+        statementTimeout: TimeAmount
+    ) {
         self.location = location
         self.path = location.display
         self.connection = connection
@@ -82,16 +84,18 @@ public final class PostgresStateStore: @unchecked Sendable {
             database: location.database, tls: .disable)
         configuration.options.connectTimeout = .seconds(10)
         let logger = Logger(label: "rolloutctl.state.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
-        let future = PostgresConnection.connect(on: PostgresConnection.defaultEventLoopGroup.any(),
-                                                configuration: configuration, id: 1, logger: logger)
+        let future = PostgresConnection.connect(
+            on: PostgresConnection.defaultEventLoopGroup.any(),
+            configuration: configuration, id: 1, logger: logger)
         let connection: PostgresConnection
         do {
             connection = try future.wait()
         } catch {
             throw PostgresStateError(location, doing: "cannot connect", error, password: password)
         }
-        let store = PostgresStateStore(location: location, connection: connection, password: password,
-                                       statementTimeout: .seconds(60))
+        let store = PostgresStateStore(
+            location: location, connection: connection, password: password,
+            statementTimeout: .seconds(60))
         if readOnly {
             try store.serialised { try store.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY") }
         }
@@ -150,59 +154,62 @@ public final class PostgresStateStore: @unchecked Sendable {
 
     /// Versioned migrations, applied in order, each recorded in `schemaMigration`.
     static let migrations: [(identifier: String, statements: [String])] = [
-        ("v1", [
-            """
-            CREATE TABLE rollout (name text PRIMARY KEY, flag text, phase text, enteredAt double precision,
-              status text NOT NULL, planBlob text, updatedAt double precision NOT NULL)
-            """,
-            """
-            CREATE TABLE phaseEntry (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, rollout text NOT NULL,
-              phase text NOT NULL, enteredAt double precision NOT NULL, planBlob text)
-            """,
-            "CREATE INDEX phaseEntry_rollout ON phaseEntry (rollout)",
-            """
-            CREATE TABLE audit (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, time double precision NOT NULL,
-              rollout text NOT NULL, phase text, environment text, fromState text, toState text, reason text NOT NULL,
-              revision text, planBlob text, approvals text NOT NULL, kind text NOT NULL, result text,
-              intentID bigint REFERENCES audit (id), detail text, clockSupplied boolean NOT NULL DEFAULT false)
-            """,
-            "CREATE INDEX audit_rollout ON audit (rollout)",
-            "CREATE INDEX audit_intentID ON audit (intentID)",
-            // Append-only in the database itself: whatever client connects, the log cannot be rewritten.
-            """
-            CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$
-            """,
-            """
-            CREATE TRIGGER audit_no_update_delete BEFORE UPDATE OR DELETE ON audit
-              FOR EACH ROW EXECUTE FUNCTION audit_append_only()
-            """,
-            """
-            CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
-              FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()
-            """,
-            """
-            CREATE TABLE installation (id integer PRIMARY KEY CHECK (id = 1), repositoryRoot text NOT NULL,
-              policyRootCommit text, policyRootDigest text)
-            """,
-            """
-            CREATE TABLE run (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, time double precision NOT NULL,
-              clockSupplied boolean NOT NULL)
-            """,
-            "CREATE INDEX run_time ON run (time)",
-            """
-            CREATE TABLE outbox (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, eventKey text NOT NULL,
-              target text NOT NULL, rollout text NOT NULL, body text NOT NULL, createdAt double precision NOT NULL,
-              attempts bigint NOT NULL DEFAULT 0, lastError text, deliveredAt double precision,
-              expiredAt double precision, UNIQUE (eventKey, target))
-            """,
-            "CREATE INDEX outbox_pending ON outbox (id) WHERE deliveredAt IS NULL AND expiredAt IS NULL",
-            // Intents without a result, kept small so that recovery never scans the audit log.
-            "CREATE TABLE openIntent (intentID bigint PRIMARY KEY, rollout text NOT NULL)",
-            """
-            CREATE TABLE notifyBreach (rollout text NOT NULL, "check" text NOT NULL, PRIMARY KEY (rollout, "check"))
-            """,
-        ]),
+        (
+            "v1",
+            [
+                """
+                CREATE TABLE rollout (name text PRIMARY KEY, flag text, phase text, enteredAt double precision,
+                  status text NOT NULL, planBlob text, updatedAt double precision NOT NULL)
+                """,
+                """
+                CREATE TABLE phaseEntry (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, rollout text NOT NULL,
+                  phase text NOT NULL, enteredAt double precision NOT NULL, planBlob text)
+                """,
+                "CREATE INDEX phaseEntry_rollout ON phaseEntry (rollout)",
+                """
+                CREATE TABLE audit (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, time double precision NOT NULL,
+                  rollout text NOT NULL, phase text, environment text, fromState text, toState text, reason text NOT NULL,
+                  revision text, planBlob text, approvals text NOT NULL, kind text NOT NULL, result text,
+                  intentID bigint REFERENCES audit (id), detail text, clockSupplied boolean NOT NULL DEFAULT false)
+                """,
+                "CREATE INDEX audit_rollout ON audit (rollout)",
+                "CREATE INDEX audit_intentID ON audit (intentID)",
+                // Append-only in the database itself: whatever client connects, the log cannot be rewritten.
+                """
+                CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$
+                """,
+                """
+                CREATE TRIGGER audit_no_update_delete BEFORE UPDATE OR DELETE ON audit
+                  FOR EACH ROW EXECUTE FUNCTION audit_append_only()
+                """,
+                """
+                CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+                  FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()
+                """,
+                """
+                CREATE TABLE installation (id integer PRIMARY KEY CHECK (id = 1), repositoryRoot text NOT NULL,
+                  policyRootCommit text, policyRootDigest text)
+                """,
+                """
+                CREATE TABLE run (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, time double precision NOT NULL,
+                  clockSupplied boolean NOT NULL)
+                """,
+                "CREATE INDEX run_time ON run (time)",
+                """
+                CREATE TABLE outbox (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, eventKey text NOT NULL,
+                  target text NOT NULL, rollout text NOT NULL, body text NOT NULL, createdAt double precision NOT NULL,
+                  attempts bigint NOT NULL DEFAULT 0, lastError text, deliveredAt double precision,
+                  expiredAt double precision, UNIQUE (eventKey, target))
+                """,
+                "CREATE INDEX outbox_pending ON outbox (id) WHERE deliveredAt IS NULL AND expiredAt IS NULL",
+                // Intents without a result, kept small so that recovery never scans the audit log.
+                "CREATE TABLE openIntent (intentID bigint PRIMARY KEY, rollout text NOT NULL)",
+                """
+                CREATE TABLE notifyBreach (rollout text NOT NULL, "check" text NOT NULL, PRIMARY KEY (rollout, "check"))
+                """,
+            ]
+        )
     ]
 
     private func hasSchema() throws -> Bool {
@@ -221,7 +228,8 @@ public final class PostgresStateStore: @unchecked Sendable {
     func migrate() throws {
         try transaction {
             try execute("SELECT pg_advisory_xact_lock(\(Self.lockNamespace), 0)")
-            try execute("""
+            try execute(
+                """
                 CREATE TABLE IF NOT EXISTS schemaMigration (identifier text PRIMARY KEY,
                   appliedAt double precision NOT NULL)
                 """)
@@ -244,10 +252,12 @@ public final class PostgresStateStore: @unchecked Sendable {
         let deadline = ContinuousClock.now + timeout
         while true {
             let taken = try serialised {
-                try query("""
+                try query(
+                    """
                     SELECT pg_try_advisory_lock(\(Self.lockNamespace),
                       hashtext(coalesce((SELECT repositoryRoot FROM installation WHERE id = 1), '')))
-                    """).first?[0].decode(Bool.self) ?? false
+                    """
+                ).first?[0].decode(Bool.self) ?? false
             }
             if taken { return true }
             guard ContinuousClock.now < deadline else { return false }
@@ -333,14 +343,20 @@ public final class PostgresStateStore: @unchecked Sendable {
 
     // MARK: Decoding
 
-    private static func stored(_ row: PostgresRandomAccessRow) throws -> StoredRollout {
+    private static func stored(_ row: PostgresRandomAccessRow, path: String) throws -> StoredRollout {
         let entered = try row[3].decode(Double?.self)
+        let name = try row[0].decode(String.self)
+        let statusText = try row[4].decode(String.self)
+        guard let status = RolloutStatus(rawValue: statusText) else {
+            throw StateStoreError.unknownStatus(statusText, rollout: name, path: path)
+        }
         return StoredRollout(
-            name: try row[0].decode(String.self), flag: try row[1].decode(String?.self),
-            record: RolloutRecord(phase: try row[2].decode(String?.self),
-                                  enteredAt: entered.map { Date(timeIntervalSince1970: $0) },
-                                  status: RolloutStatus(rawValue: try row[4].decode(String.self)) ?? .progressing,
-                                  planBlob: try row[5].decode(String?.self)),
+            name: name, flag: try row[1].decode(String?.self),
+            record: RolloutRecord(
+                phase: try row[2].decode(String?.self),
+                enteredAt: entered.map { Date(timeIntervalSince1970: $0) },
+                status: status,
+                planBlob: try row[5].decode(String?.self)),
             updatedAt: Date(timeIntervalSince1970: try row[6].decode(Double.self)))
     }
 
@@ -399,13 +415,15 @@ public final class PostgresStateStore: @unchecked Sendable {
         var close = " RETURNING id"
         if entry.kind == .intent {
             open = "WITH a AS ("
-            close = " RETURNING id, rollout), o AS (INSERT INTO openIntent (intentID, rollout) "
+            close =
+                " RETURNING id, rollout), o AS (INSERT INTO openIntent (intentID, rollout) "
                 + "SELECT id, rollout FROM a) SELECT id FROM a"
         } else if let intentID = entry.intentID {
             open = "WITH a AS ("
             close = " RETURNING id), d AS (DELETE FROM openIntent WHERE intentID = \(intentID)) SELECT id FROM a"
         }
-        let rows = try query("""
+        let rows = try query(
+            """
             \(unescaped: open)INSERT INTO audit (time, rollout, phase, environment, fromState, toState, reason, revision,
                                planBlob, approvals, kind, result, intentID, detail, clockSupplied)
             VALUES (\(entry.time.timeIntervalSince1970), \(entry.rollout), \(entry.phase), \(entry.environment),
@@ -421,7 +439,8 @@ public final class PostgresStateStore: @unchecked Sendable {
 
     private func queue(_ outbox: [OutboxMessage]) throws {
         for message in outbox {
-            try run("""
+            try run(
+                """
                 INSERT INTO outbox (eventKey, target, rollout, body, createdAt)
                 VALUES (\(message.key), \(message.target), \(message.rollout), \(message.body),
                         \(message.createdAt.timeIntervalSince1970))
@@ -434,13 +453,16 @@ public final class PostgresStateStore: @unchecked Sendable {
 extension PostgresStateStore: StateStorage {
     public func breachingNotifyChecks(rollout: String) throws -> Set<String> {
         try serialised {
-            Set(try query("SELECT \"check\" FROM notifyBreach WHERE rollout = \(rollout)")
-                .map { try $0[0].decode(String.self) })
+            Set(
+                try query("SELECT \"check\" FROM notifyBreach WHERE rollout = \(rollout)")
+                    .map { try $0[0].decode(String.self) })
         }
     }
 
-    public func saveBreachingNotifyChecks(rollout: String, checks: Set<String>, audit entries: [AuditEntry],
-                                          outbox: [OutboxMessage]) throws {
+    public func saveBreachingNotifyChecks(
+        rollout: String, checks: Set<String>, audit entries: [AuditEntry],
+        outbox: [OutboxMessage]
+    ) throws {
         try transaction {
             try queue(outbox)
             try run("DELETE FROM notifyBreach WHERE rollout = \(rollout)")
@@ -454,23 +476,28 @@ extension PostgresStateStore: StateStorage {
     public func rollout(_ name: String) throws -> StoredRollout? {
         try serialised {
             try query("SELECT \(unescaped: Self.rolloutColumns) FROM rollout WHERE name = \(name)")
-                .first.map(Self.stored)
+                .first.map { try Self.stored($0, path: path) }
         }
     }
 
     public func allRollouts() throws -> [StoredRollout] {
         try serialised {
             // COLLATE "C": the byte order SQLite sorts names in.
-            try query("SELECT \(unescaped: Self.rolloutColumns) FROM rollout ORDER BY name COLLATE \"C\""
-                      as PostgresQuery).map(Self.stored)
+            try query(
+                "SELECT \(unescaped: Self.rolloutColumns) FROM rollout ORDER BY name COLLATE \"C\""
+                    as PostgresQuery
+            ).map { try Self.stored($0, path: path) }
         }
     }
 
-    public func save(rollout name: String, flag: String?, record: RolloutRecord, now: Date, enteredPhase: Bool,
-                     audit entries: [AuditEntry], outbox: [OutboxMessage]) throws {
+    public func save(
+        rollout name: String, flag: String?, record: RolloutRecord, now: Date, enteredPhase: Bool,
+        audit entries: [AuditEntry], outbox: [OutboxMessage]
+    ) throws {
         try transaction {
             try queue(outbox)
-            try run("""
+            try run(
+                """
                 INSERT INTO rollout (name, flag, phase, enteredAt, status, planBlob, updatedAt)
                 VALUES (\(name), \(flag), \(record.phase), \(record.enteredAt?.timeIntervalSince1970),
                         \(record.status.rawValue), \(record.planBlob), \(now.timeIntervalSince1970))
@@ -479,7 +506,8 @@ extension PostgresStateStore: StateStorage {
                   updatedAt = excluded.updatedAt
                 """)
             if enteredPhase, let phase = record.phase, let entered = record.enteredAt {
-                try run("""
+                try run(
+                    """
                     INSERT INTO phaseEntry (rollout, phase, enteredAt, planBlob)
                     VALUES (\(name), \(phase), \(entered.timeIntervalSince1970), \(record.planBlob))
                     """)
@@ -518,19 +546,23 @@ extension PostgresStateStore: StateStorage {
 
     public func unresolvedIntents(rollout: String) throws -> [AuditEntry] {
         try serialised {
-            try query("""
+            try query(
+                """
                 SELECT \(unescaped: Self.auditColumns) FROM openIntent o JOIN audit a ON a.id = o.intentID
                 WHERE o.rollout = \(rollout) ORDER BY o.intentID
-                """).map(Self.entry)
+                """
+            ).map(Self.entry)
         }
     }
 
     public func allUnresolvedIntents() throws -> [String: [AuditEntry]] {
         try serialised {
-            let entries = try query("""
+            let entries = try query(
+                """
                 SELECT \(unescaped: Self.auditColumns) FROM openIntent o JOIN audit a ON a.id = o.intentID
                 ORDER BY o.intentID
-                """ as PostgresQuery).map(Self.entry)
+                """ as PostgresQuery
+            ).map(Self.entry)
             return Dictionary(grouping: entries, by: \.rollout)
         }
     }
@@ -540,16 +572,18 @@ extension PostgresStateStore: StateStorage {
             guard try hasSchema() else { return nil }
             return try query("SELECT repositoryRoot, policyRootCommit, policyRootDigest FROM installation WHERE id = 1")
                 .first.map {
-                    Installation(repositoryRoot: try $0[0].decode(String.self),
-                                 policyRootCommit: try $0[1].decode(String?.self),
-                                 policyRootDigest: try $0[2].decode(String?.self))
+                    Installation(
+                        repositoryRoot: try $0[0].decode(String.self),
+                        policyRootCommit: try $0[1].decode(String?.self),
+                        policyRootDigest: try $0[2].decode(String?.self))
                 }
         }
     }
 
     public func setInstallation(_ installation: Installation) throws {
         try serialised {
-            try run("""
+            try run(
+                """
                 INSERT INTO installation (id, repositoryRoot, policyRootCommit, policyRootDigest)
                 VALUES (1, \(installation.repositoryRoot), \(installation.policyRootCommit),
                         \(installation.policyRootDigest))
@@ -573,9 +607,11 @@ extension PostgresStateStore: StateStorage {
     }
 
     public func pendingOutbox(now: Date, maxAge: TimeInterval) throws
-        -> (pending: [OutboxMessage], expired: [OutboxMessage]) {
+        -> (pending: [OutboxMessage], expired: [OutboxMessage])
+    {
         try transaction {
-            let rows = try query("""
+            let rows = try query(
+                """
                 SELECT \(unescaped: Self.outboxColumns) FROM outbox
                 WHERE deliveredAt IS NULL AND expiredAt IS NULL ORDER BY id
                 """ as PostgresQuery)
@@ -599,7 +635,8 @@ extension PostgresStateStore: StateStorage {
             if let error {
                 try run("UPDATE outbox SET attempts = attempts + 1, lastError = \(error) WHERE id = \(id)")
             } else {
-                try run("""
+                try run(
+                    """
                     UPDATE outbox SET attempts = attempts + 1, lastError = NULL,
                       deliveredAt = \(time.timeIntervalSince1970) WHERE id = \(id)
                     """)

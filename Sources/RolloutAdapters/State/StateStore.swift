@@ -34,10 +34,12 @@ public struct AuditEntry: Equatable, Sendable, Codable {
     /// True when the run's clock was supplied with `--now` (SPEC §5.12), not read from the system.
     public var clockSupplied = false
 
-    public init(time: Date, rollout: String, phase: String?, environment: String?, from: FlagEnvironmentState?,
-                to: FlagEnvironmentState?, reason: String, revision: String?, planBlob: String?, approvals: [String],
-                kind: Kind, result: String? = nil, intentID: Int64? = nil, detail: String? = nil,
-                clockSupplied: Bool = false) {
+    public init(
+        time: Date, rollout: String, phase: String?, environment: String?, from: FlagEnvironmentState?,
+        to: FlagEnvironmentState?, reason: String, revision: String?, planBlob: String?, approvals: [String],
+        kind: Kind, result: String? = nil, intentID: Int64? = nil, detail: String? = nil,
+        clockSupplied: Bool = false
+    ) {
         self.time = time
         self.rollout = rollout
         self.phase = phase
@@ -100,6 +102,8 @@ public enum StateStoreError: Error, Equatable, CustomStringConvertible {
     case notInitialised(path: String)
     case anotherRepository(path: String, recorded: String, actual: String)
     case alreadyInitialised(path: String)
+    /// A row that cannot be read (a NULL where a value must be, a value of the wrong type, an unknown status).
+    case corrupt(path: String, detail: String)
 
     public var description: String {
         switch self {
@@ -116,6 +120,8 @@ public enum StateStoreError: Error, Equatable, CustomStringConvertible {
                 + "repository's is \(actual.prefix(12))); pass the --state of this repository"
         case .alreadyInitialised(let path):
             return "the state at \(path) already exists; `rolloutctl init` never overwrites a state"
+        case .corrupt(let path, let detail):
+            return "the state at \(path) is damaged: \(detail); restore it from a backup"
         }
     }
 }
@@ -137,8 +143,9 @@ public final class StateStore: Sendable {
     /// Opens (and migrates) the database at `path`, creating it and its folder when missing.
     /// Commands use `create` (init), `open` (reconcile) or `openReadOnly` (plan, status, history).
     public convenience init(path: String) throws {
-        try FileManager.default.createDirectory(at: URL(fileURLWithPath: path).deletingLastPathComponent(),
-                                                withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: URL(fileURLWithPath: path).deletingLastPathComponent(),
+            withIntermediateDirectories: true)
         try self.init(existing: path, readOnly: false)
     }
 
@@ -163,7 +170,9 @@ public final class StateStore: Sendable {
 
     /// Creates the state of a new installation (`rolloutctl init`); refuses an existing one.
     public static func create(path: String, installation: Installation) throws -> StateStore {
-        guard !FileManager.default.fileExists(atPath: path) else { throw StateStoreError.alreadyInitialised(path: path) }
+        guard !FileManager.default.fileExists(atPath: path) else {
+            throw StateStoreError.alreadyInitialised(path: path)
+        }
         let store = try StateStore(path: path)
         try store.setInstallation(installation)
         return store
@@ -223,35 +232,37 @@ public final class StateStore: Sendable {
                 t.column("detail", .text)
             }
             // Append-only: the log refuses updates and deletes.
-            try db.execute(sql: """
-                CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN
-                  SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-                CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN
-                  SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN
+                      SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+                    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN
+                      SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+                    """)
         }
         migrator.registerMigration("v2-installation-outbox-open-intents") { db in
-            try db.execute(sql: """
-                CREATE TABLE installation (
-                  id INTEGER PRIMARY KEY CHECK (id = 1), repositoryRoot TEXT NOT NULL,
-                  policyRootCommit TEXT, policyRootDigest TEXT);
-                CREATE TABLE run (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL,
-                  clockSupplied INTEGER NOT NULL);
-                CREATE TABLE outbox (
-                  id INTEGER PRIMARY KEY AUTOINCREMENT, eventKey TEXT NOT NULL, target TEXT NOT NULL,
-                  rollout TEXT NOT NULL, body TEXT NOT NULL, createdAt REAL NOT NULL,
-                  attempts INTEGER NOT NULL DEFAULT 0, lastError TEXT, deliveredAt REAL, expiredAt REAL,
-                  UNIQUE (eventKey, target));
-                CREATE INDEX outbox_pending ON outbox(id) WHERE deliveredAt IS NULL AND expiredAt IS NULL;
-                -- Intents without a result, kept small so that recovery never scans the audit log.
-                CREATE TABLE openIntent (intentID INTEGER PRIMARY KEY, rollout TEXT NOT NULL);
-                INSERT INTO openIntent (intentID, rollout)
-                  SELECT i.id, i.rollout FROM audit i WHERE i.kind = 'intent'
-                    AND NOT EXISTS (SELECT 1 FROM audit r WHERE r.intentID = i.id);
-                ALTER TABLE audit ADD COLUMN clockSupplied INTEGER NOT NULL DEFAULT 0;
-                CREATE INDEX audit_intentID ON audit(intentID);
-                CREATE INDEX run_time ON run(time);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE installation (
+                      id INTEGER PRIMARY KEY CHECK (id = 1), repositoryRoot TEXT NOT NULL,
+                      policyRootCommit TEXT, policyRootDigest TEXT);
+                    CREATE TABLE run (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL,
+                      clockSupplied INTEGER NOT NULL);
+                    CREATE TABLE outbox (
+                      id INTEGER PRIMARY KEY AUTOINCREMENT, eventKey TEXT NOT NULL, target TEXT NOT NULL,
+                      rollout TEXT NOT NULL, body TEXT NOT NULL, createdAt REAL NOT NULL,
+                      attempts INTEGER NOT NULL DEFAULT 0, lastError TEXT, deliveredAt REAL, expiredAt REAL,
+                      UNIQUE (eventKey, target));
+                    CREATE INDEX outbox_pending ON outbox(id) WHERE deliveredAt IS NULL AND expiredAt IS NULL;
+                    -- Intents without a result, kept small so that recovery never scans the audit log.
+                    CREATE TABLE openIntent (intentID INTEGER PRIMARY KEY, rollout TEXT NOT NULL);
+                    INSERT INTO openIntent (intentID, rollout)
+                      SELECT i.id, i.rollout FROM audit i WHERE i.kind = 'intent'
+                        AND NOT EXISTS (SELECT 1 FROM audit r WHERE r.intentID = i.id);
+                    ALTER TABLE audit ADD COLUMN clockSupplied INTEGER NOT NULL DEFAULT 0;
+                    CREATE INDEX audit_intentID ON audit(intentID);
+                    CREATE INDEX run_time ON run(time);
+                    """)
         }
         // [issue 11] The `notify` checks breaching at the last run (NotifyWatch's episodes).
         migrator.registerMigration("v3-notify-watch") { db in
@@ -269,20 +280,25 @@ public final class StateStore: Sendable {
     /// The `notify` checks of a rollout breaching at its last applied run.
     public func breachingNotifyChecks(rollout: String) throws -> Set<String> {
         try queue.read { db in
-            Set(try String.fetchAll(db, sql: "SELECT \"check\" FROM notifyBreach WHERE rollout = ?",
-                                    arguments: [rollout]))
+            Set(
+                try String.fetchAll(
+                    db, sql: "SELECT \"check\" FROM notifyBreach WHERE rollout = ?",
+                    arguments: [rollout]))
         }
     }
 
     /// Replaces the breaching set of a rollout and appends the audit entries of the new episodes, in one transaction.
-    public func saveBreachingNotifyChecks(rollout: String, checks: Set<String>, audit entries: [AuditEntry],
-                                          outbox: [OutboxMessage] = []) throws {
+    public func saveBreachingNotifyChecks(
+        rollout: String, checks: Set<String>, audit entries: [AuditEntry],
+        outbox: [OutboxMessage] = []
+    ) throws {
         try queue.write { db in
             try Self.queue(outbox, db)
             try db.execute(sql: "DELETE FROM notifyBreach WHERE rollout = ?", arguments: [rollout])
             for check in checks.sorted() {
-                try db.execute(sql: "INSERT INTO notifyBreach (rollout, \"check\") VALUES (?, ?)",
-                               arguments: [rollout, check])
+                try db.execute(
+                    sql: "INSERT INTO notifyBreach (rollout, \"check\") VALUES (?, ?)",
+                    arguments: [rollout, check])
             }
             for entry in entries { _ = try Self.insert(entry, db) }
         }
@@ -292,51 +308,69 @@ public final class StateStore: Sendable {
 
     public func rollout(_ name: String) throws -> StoredRollout? {
         try queue.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM rollout WHERE name = ?", arguments: [name]).map(Self.stored)
+            try Row.fetchOne(db, sql: "SELECT * FROM rollout WHERE name = ?", arguments: [name]).map { try stored($0) }
         }
     }
 
     public func allRollouts() throws -> [StoredRollout] {
         try queue.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM rollout ORDER BY name").map(Self.stored)
+            try Row.fetchAll(db, sql: "SELECT * FROM rollout ORDER BY name").map { try stored($0) }
         }
     }
 
-    private static func stored(_ row: Row) -> StoredRollout {
-        let entered: Double? = row["enteredAt"]
+    private func stored(_ row: Row) throws -> StoredRollout {
+        let row = CheckedRow(row: row, table: "rollout", path: path)
+        let entered: Double? = try row.optional("enteredAt")
+        let name: String = try row.value("name")
+        let statusText: String = try row.value("status")
+        guard let status = RolloutStatus(rawValue: statusText) else {
+            throw StateStoreError.unknownStatus(statusText, rollout: name, path: path)
+        }
         return StoredRollout(
-            name: row["name"], flag: row["flag"],
-            record: RolloutRecord(phase: row["phase"], enteredAt: entered.map { Date(timeIntervalSince1970: $0) },
-                                  status: RolloutStatus(rawValue: row["status"]) ?? .progressing, planBlob: row["planBlob"]),
-            updatedAt: Date(timeIntervalSince1970: row["updatedAt"]))
+            name: name, flag: try row.optional("flag"),
+            record: RolloutRecord(
+                phase: try row.optional("phase"), enteredAt: entered.map { Date(timeIntervalSince1970: $0) },
+                status: status, planBlob: try row.optional("planBlob")),
+            updatedAt: Date(timeIntervalSince1970: try row.value("updatedAt")))
     }
 
     /// Queues notifications in the caller's transaction (delivered after the run by the outbox).
     private static func queue(_ outbox: [OutboxMessage], _ db: Database) throws {
         for message in outbox {
-            try db.execute(sql: """
-                INSERT OR IGNORE INTO outbox (eventKey, target, rollout, body, createdAt) VALUES (?, ?, ?, ?, ?)
-                """, arguments: [message.key, message.target, message.rollout, message.body,
-                                 message.createdAt.timeIntervalSince1970])
+            try db.execute(
+                sql: """
+                    INSERT OR IGNORE INTO outbox (eventKey, target, rollout, body, createdAt) VALUES (?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    message.key, message.target, message.rollout, message.body,
+                    message.createdAt.timeIntervalSince1970,
+                ])
         }
     }
 
     /// Writes a rollout's record, and the audit entries that explain it, in one transaction.
-    public func save(rollout name: String, flag: String?, record: RolloutRecord, now: Date,
-                     enteredPhase: Bool, audit entries: [AuditEntry] = [], outbox: [OutboxMessage] = []) throws {
+    public func save(
+        rollout name: String, flag: String?, record: RolloutRecord, now: Date,
+        enteredPhase: Bool, audit entries: [AuditEntry] = [], outbox: [OutboxMessage] = []
+    ) throws {
         try queue.write { db in
             try Self.queue(outbox, db)
-            try db.execute(sql: """
-                INSERT INTO rollout (name, flag, phase, enteredAt, status, planBlob, updatedAt)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT(name) DO UPDATE SET flag = excluded.flag, phase = excluded.phase,
-                  enteredAt = excluded.enteredAt, status = excluded.status, planBlob = excluded.planBlob,
-                  updatedAt = excluded.updatedAt
-                """, arguments: [name, flag, record.phase, record.enteredAt?.timeIntervalSince1970,
-                                 record.status.rawValue, record.planBlob, now.timeIntervalSince1970])
+            try db.execute(
+                sql: """
+                    INSERT INTO rollout (name, flag, phase, enteredAt, status, planBlob, updatedAt)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(name) DO UPDATE SET flag = excluded.flag, phase = excluded.phase,
+                      enteredAt = excluded.enteredAt, status = excluded.status, planBlob = excluded.planBlob,
+                      updatedAt = excluded.updatedAt
+                    """,
+                arguments: [
+                    name, flag, record.phase, record.enteredAt?.timeIntervalSince1970,
+                    record.status.rawValue, record.planBlob, now.timeIntervalSince1970,
+                ])
             if enteredPhase, let phase = record.phase, let entered = record.enteredAt {
-                try db.execute(sql: "INSERT INTO phaseEntry (rollout, phase, enteredAt, planBlob) VALUES (?, ?, ?, ?)",
-                               arguments: [name, phase, entered.timeIntervalSince1970, record.planBlob])
+                try db.execute(
+                    sql: "INSERT INTO phaseEntry (rollout, phase, enteredAt, planBlob) VALUES (?, ?, ?, ?)",
+                    arguments: [name, phase, entered.timeIntervalSince1970, record.planBlob])
             }
             for entry in entries { _ = try Self.insert(entry, db) }
         }
@@ -345,8 +379,10 @@ public final class StateStore: Sendable {
     /// Phase entry times of a rollout, oldest first.
     public func phaseEntries(rollout: String) throws -> [(phase: String, enteredAt: Date)] {
         try queue.read { db in
-            try Row.fetchAll(db, sql: "SELECT phase, enteredAt FROM phaseEntry WHERE rollout = ? ORDER BY id",
-                             arguments: [rollout]).map { ($0["phase"], Date(timeIntervalSince1970: $0["enteredAt"])) }
+            try Row.fetchAll(
+                db, sql: "SELECT phase, enteredAt FROM phaseEntry WHERE rollout = ? ORDER BY id",
+                arguments: [rollout]
+            ).map { ($0["phase"], Date(timeIntervalSince1970: $0["enteredAt"])) }
         }
     }
 
@@ -364,17 +400,22 @@ public final class StateStore: Sendable {
         func text<T: Encodable>(_ value: T?) throws -> String? {
             try value.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
         }
-        try db.execute(sql: """
-            INSERT INTO audit (time, rollout, phase, environment, fromState, toState, reason, revision, planBlob,
-                               approvals, kind, result, intentID, detail, clockSupplied)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [entry.time.timeIntervalSince1970, entry.rollout, entry.phase, entry.environment,
-                             try text(entry.from), try text(entry.to), entry.reason, entry.revision, entry.planBlob,
-                             try text(entry.approvals) ?? "[]", entry.kind.rawValue, entry.result, entry.intentID,
-                             entry.detail, entry.clockSupplied])
+        try db.execute(
+            sql: """
+                INSERT INTO audit (time, rollout, phase, environment, fromState, toState, reason, revision, planBlob,
+                                   approvals, kind, result, intentID, detail, clockSupplied)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                entry.time.timeIntervalSince1970, entry.rollout, entry.phase, entry.environment,
+                try text(entry.from), try text(entry.to), entry.reason, entry.revision, entry.planBlob,
+                try text(entry.approvals) ?? "[]", entry.kind.rawValue, entry.result, entry.intentID,
+                entry.detail, entry.clockSupplied,
+            ])
         let id = db.lastInsertedRowID
         if entry.kind == .intent {
-            try db.execute(sql: "INSERT INTO openIntent (intentID, rollout) VALUES (?, ?)", arguments: [id, entry.rollout])
+            try db.execute(
+                sql: "INSERT INTO openIntent (intentID, rollout) VALUES (?, ?)", arguments: [id, entry.rollout])
         } else if let intentID = entry.intentID {
             try db.execute(sql: "DELETE FROM openIntent WHERE intentID = ?", arguments: [intentID])
         }
@@ -392,17 +433,20 @@ public final class StateStore: Sendable {
             }
             sql += " ORDER BY id DESC"
             if let limit { sql += " LIMIT \(max(0, limit))" }
-            return try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.entry)
+            return try Row.fetchAll(db, sql: sql, arguments: arguments).map { try entry($0) }
         }
     }
 
     /// Intents that have no result: written by a run that stopped before the flag service answered.
     public func unresolvedIntents(rollout: String) throws -> [AuditEntry] {
         try queue.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT a.* FROM openIntent o CROSS JOIN audit a ON a.id = o.intentID WHERE o.rollout = ?
-                ORDER BY o.intentID
-                """, arguments: [rollout]).map(Self.entry)
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT a.* FROM openIntent o CROSS JOIN audit a ON a.id = o.intentID WHERE o.rollout = ?
+                    ORDER BY o.intentID
+                    """, arguments: [rollout]
+            ).map { try entry($0) }
         }
     }
 
@@ -411,9 +455,12 @@ public final class StateStore: Sendable {
         try queue.read { db in
             // CROSS JOIN keeps openIntent the outer loop: without statistics SQLite would scan the
             // whole audit log and probe openIntent (what made reconcile grow with the log).
-            let entries = try Row.fetchAll(db, sql: """
-                SELECT a.* FROM openIntent o CROSS JOIN audit a ON a.id = o.intentID ORDER BY o.intentID
-                """).map(Self.entry)
+            let entries = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT a.* FROM openIntent o CROSS JOIN audit a ON a.id = o.intentID ORDER BY o.intentID
+                    """
+            ).map { try entry($0) }
             return Dictionary(grouping: entries, by: \.rollout)
         }
     }
@@ -425,20 +472,25 @@ public final class StateStore: Sendable {
         try queue.read { db in
             guard try db.tableExists("installation") else { return nil }
             return try Row.fetchOne(db, sql: "SELECT * FROM installation WHERE id = 1").map {
-                Installation(repositoryRoot: $0["repositoryRoot"], policyRootCommit: $0["policyRootCommit"],
-                             policyRootDigest: $0["policyRootDigest"])
+                Installation(
+                    repositoryRoot: $0["repositoryRoot"], policyRootCommit: $0["policyRootCommit"],
+                    policyRootDigest: $0["policyRootDigest"])
             }
         }
     }
 
     public func setInstallation(_ installation: Installation) throws {
         try queue.write { db in
-            try db.execute(sql: """
-                INSERT INTO installation (id, repositoryRoot, policyRootCommit, policyRootDigest) VALUES (1, ?, ?, ?)
-                ON CONFLICT(id) DO UPDATE SET repositoryRoot = excluded.repositoryRoot,
-                  policyRootCommit = excluded.policyRootCommit, policyRootDigest = excluded.policyRootDigest
-                """, arguments: [installation.repositoryRoot, installation.policyRootCommit,
-                                 installation.policyRootDigest])
+            try db.execute(
+                sql: """
+                    INSERT INTO installation (id, repositoryRoot, policyRootCommit, policyRootDigest) VALUES (1, ?, ?, ?)
+                    ON CONFLICT(id) DO UPDATE SET repositoryRoot = excluded.repositoryRoot,
+                      policyRootCommit = excluded.policyRootCommit, policyRootDigest = excluded.policyRootDigest
+                    """,
+                arguments: [
+                    installation.repositoryRoot, installation.policyRootCommit,
+                    installation.policyRootDigest,
+                ])
         }
     }
 
@@ -452,8 +504,9 @@ public final class StateStore: Sendable {
 
     public func recordRun(time: Date, clockSupplied: Bool) throws {
         try queue.write { db in
-            try db.execute(sql: "INSERT INTO run (time, clockSupplied) VALUES (?, ?)",
-                           arguments: [time.timeIntervalSince1970, clockSupplied])
+            try db.execute(
+                sql: "INSERT INTO run (time, clockSupplied) VALUES (?, ?)",
+                arguments: [time.timeIntervalSince1970, clockSupplied])
         }
     }
 
@@ -461,21 +514,23 @@ public final class StateStore: Sendable {
 
     /// Notifications not yet delivered and queued less than `maxAge` before `now`, oldest first;
     /// older ones are marked expired (SPEC §5.10: retried for 24 hours).
-    public func pendingOutbox(now: Date, maxAge: TimeInterval = 24 * 3600) throws -> (pending: [OutboxMessage], expired: [OutboxMessage]) {
+    public func pendingOutbox(now: Date, maxAge: TimeInterval = 24 * 3600) throws -> (
+        pending: [OutboxMessage], expired: [OutboxMessage]
+    ) {
         try queue.write { db in
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT * FROM outbox WHERE deliveredAt IS NULL AND expiredAt IS NULL ORDER BY id
-                """)
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM outbox WHERE deliveredAt IS NULL AND expiredAt IS NULL ORDER BY id
+                    """)
             var pending: [OutboxMessage] = []
             var expired: [OutboxMessage] = []
             for row in rows {
-                var message = OutboxMessage(key: row["eventKey"], target: row["target"], rollout: row["rollout"],
-                                            body: row["body"], createdAt: Date(timeIntervalSince1970: row["createdAt"]),
-                                            attempts: row["attempts"])
-                message.id = row["id"]
+                var message = try outboxMessage(row)
                 if now.timeIntervalSince(message.createdAt) > maxAge {
-                    try db.execute(sql: "UPDATE outbox SET expiredAt = ? WHERE id = ?",
-                                   arguments: [now.timeIntervalSince1970, message.id])
+                    try db.execute(
+                        sql: "UPDATE outbox SET expiredAt = ? WHERE id = ?",
+                        arguments: [now.timeIntervalSince1970, message.id])
                     expired.append(message)
                 } else {
                     pending.append(message)
@@ -489,11 +544,13 @@ public final class StateStore: Sendable {
     public func recordDelivery(id: Int64, at time: Date, error: String?) throws {
         try queue.write { db in
             if let error {
-                try db.execute(sql: "UPDATE outbox SET attempts = attempts + 1, lastError = ? WHERE id = ?",
-                               arguments: [error, id])
+                try db.execute(
+                    sql: "UPDATE outbox SET attempts = attempts + 1, lastError = ? WHERE id = ?",
+                    arguments: [error, id])
             } else {
-                try db.execute(sql: "UPDATE outbox SET attempts = attempts + 1, lastError = NULL, deliveredAt = ? WHERE id = ?",
-                               arguments: [time.timeIntervalSince1970, id])
+                try db.execute(
+                    sql: "UPDATE outbox SET attempts = attempts + 1, lastError = NULL, deliveredAt = ? WHERE id = ?",
+                    arguments: [time.timeIntervalSince1970, id])
             }
         }
     }
@@ -502,32 +559,41 @@ public final class StateStore: Sendable {
     public func outbox() throws -> [(message: OutboxMessage, delivered: Bool)] {
         try queue.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM outbox ORDER BY id").map { row in
-                var message = OutboxMessage(key: row["eventKey"], target: row["target"], rollout: row["rollout"],
-                                            body: row["body"], createdAt: Date(timeIntervalSince1970: row["createdAt"]),
-                                            attempts: row["attempts"])
-                message.id = row["id"]
-                let delivered: Double? = row["deliveredAt"]
+                var message = try outboxMessage(row)
+                let delivered: Double? = try CheckedRow(row: row, table: "outbox", path: path).optional("deliveredAt")
                 return (message, delivered != nil)
             }
         }
     }
 
-    private static func entry(_ row: Row) -> AuditEntry {
+    private func outboxMessage(_ row: Row) throws -> OutboxMessage {
+        let row = CheckedRow(row: row, table: "outbox", path: path)
+        var message = OutboxMessage(
+            key: try row.value("eventKey"), target: try row.value("target"), rollout: try row.value("rollout"),
+            body: try row.value("body"), createdAt: Date(timeIntervalSince1970: try row.value("createdAt")),
+            attempts: try row.value("attempts"))
+        message.id = try row.value("id")
+        return message
+    }
+
+    private func entry(_ row: Row) throws -> AuditEntry {
+        let row = CheckedRow(row: row, table: "audit", path: path)
         let decoder = JSONDecoder()
-        func state(_ column: String) -> FlagEnvironmentState? {
-            guard let text: String = row[column] else { return nil }
+        func state(_ column: String) throws -> FlagEnvironmentState? {
+            guard let text: String = try row.optional(column) else { return nil }
             return try? decoder.decode(FlagEnvironmentState.self, from: Data(text.utf8))
         }
-        let approvalsText: String = row["approvals"]
+        let approvalsText: String = try row.value("approvals")
         var entry = AuditEntry(
-            time: Date(timeIntervalSince1970: row["time"]), rollout: row["rollout"], phase: row["phase"],
-            environment: row["environment"], from: state("fromState"), to: state("toState"), reason: row["reason"],
-            revision: row["revision"], planBlob: row["planBlob"],
+            time: Date(timeIntervalSince1970: try row.value("time")), rollout: try row.value("rollout"),
+            phase: try row.optional("phase"), environment: try row.optional("environment"),
+            from: try state("fromState"), to: try state("toState"), reason: try row.value("reason"),
+            revision: try row.optional("revision"), planBlob: try row.optional("planBlob"),
             approvals: (try? decoder.decode([String].self, from: Data(approvalsText.utf8))) ?? [],
-            kind: AuditEntry.Kind(rawValue: row["kind"]) ?? .event, result: row["result"], intentID: row["intentID"],
-            detail: row["detail"])
-        entry.id = row["id"]
-        entry.clockSupplied = (row["clockSupplied"] as Bool?) ?? false
+            kind: AuditEntry.Kind(rawValue: try row.value("kind")) ?? .event, result: try row.optional("result"),
+            intentID: try row.optional("intentID"), detail: try row.optional("detail"))
+        entry.id = try row.value("id")
+        entry.clockSupplied = (try row.optional("clockSupplied") as Bool?) ?? false
         return entry
     }
 }
