@@ -4,10 +4,10 @@ import RolloutCore
 /// The `file:` flag store's file: `{"flags": {"<key>": {"version": 3, "environments":
 /// {"production": {"enabled": true, "coverage": 10}}}}}`. Foundation-only, so that a fuzz target
 /// can feed it any bytes (Fuzz/Targets/FileFlagDocumentTarget.swift).
-struct FileFlagDocument: Codable, Equatable {
+struct FileFlagDocument: Encodable, Equatable {
     var flags: [String: Flag] = [:]
 
-    struct Flag: Codable, Equatable {
+    struct Flag: Encodable, Equatable {
         /// Raised by one on every write; a file's version is at most 2^53, so it never overflows.
         var version: Int
         var environments: [String: FlagEnvironmentState]

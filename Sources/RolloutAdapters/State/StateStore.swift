@@ -3,8 +3,8 @@ import GRDB
 import RolloutCore
 
 /// One row of the append-only audit log.
-public struct AuditEntry: Equatable, Sendable, Codable {
-    public enum Kind: String, Sendable, Codable {
+public struct AuditEntry: Equatable, Sendable {
+    public enum Kind: String, Sendable {
         /// Written before a flag-API call.
         case intent
         /// The call's outcome, written after it (or by the next run, for an interrupted one).

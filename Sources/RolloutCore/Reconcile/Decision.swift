@@ -1,7 +1,7 @@
 import Foundation
 
 /// A rollout's status, as `plan --json` reports it (SPEC §6).
-public enum RolloutStatus: String, Equatable, Sendable, Codable {
+public enum RolloutStatus: String, Equatable, Sendable {
     case progressing, holding, blocked, completed
     case rolledBack = "rolled-back"
     case paused, aborted, orphaned, invalid
