@@ -14,6 +14,15 @@ struct FlagServiceCall {
     var logger: Logger
     var scrub: @Sendable (String) -> String
 
+    /// A call whose messages are scrubbed of `token`.
+    init(service: String, token: String?, client: HTTPClient, retry: RetryPolicy, logger: Logger) {
+        self.service = service
+        self.client = client
+        self.retry = retry
+        self.logger = logger
+        self.scrub = { redacting(token, in: $0) }
+    }
+
     func send(_ request: HTTPClientRequest, flag: String, operation: String) async throws -> HTTPAnswer {
         let (service, client, logger, scrub) = (self.service, self.client, self.logger, self.scrub)
         do {

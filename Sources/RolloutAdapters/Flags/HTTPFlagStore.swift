@@ -39,10 +39,8 @@ public final class HTTPFlagStore: FlagStore {
         self.client = client
         self.retry = retry
         self.logger = logger
-        let scrubbed = self.token
         self.service = FlagServiceCall(
-            service: "flag service", client: client, retry: retry, logger: logger,
-            scrub: { redacting(scrubbed, in: $0) })
+            service: "flag service", token: self.token, client: client, retry: retry, logger: logger)
     }
 
     // MARK: FlagStore

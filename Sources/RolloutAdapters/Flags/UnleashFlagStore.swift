@@ -53,10 +53,8 @@ public final class UnleashFlagStore: FlagStore {
         self.client = client
         self.retry = retry
         self.logger = logger
-        let scrubbed = self.token
         self.service = FlagServiceCall(
-            service: "Unleash", client: client, retry: retry, logger: logger,
-            scrub: { redacting(scrubbed, in: $0) })
+            service: "Unleash", token: self.token, client: client, retry: retry, logger: logger)
     }
 
     /// Parses `unleash+https://HOST/api?project=P` (or `unleash+http`); the project defaults to `default`.
