@@ -59,7 +59,9 @@ enum PackageFiles {
     }
 
     /// The built command, `<root>/.build/debug/rolloutctl` (`swift build --build-tests` builds it).
-    static var rolloutctl: String { root.appendingPathComponent(".build/debug/rolloutctl").path }
+    static var rolloutctl: String {
+        BuiltProduct.debug("rolloutctl") ?? root.appendingPathComponent(".build/debug/rolloutctl").path
+    }
 }
 
 // MARK: - Telemetry: every scenario on its own days

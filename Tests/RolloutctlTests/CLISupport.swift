@@ -4,25 +4,8 @@ import RolloutTestSupport
 
 /// The built `rolloutctl` (`swift build --build-tests` builds it): `<package>/.build/debug/rolloutctl`.
 enum Binary {
-    static let packageRoot: String = {
-        var url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while url.path != "/" {
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
-                return url.path
-            }
-            url.deleteLastPathComponent()
-        }
-        fatalError("no Package.swift above \(#filePath)")
-    }()
-
-    static var path: String {
-        let candidates = [
-            packageRoot + "/.build/debug/rolloutctl",
-            packageRoot + "/.build/x86_64-unknown-linux-gnu/debug/rolloutctl",
-            packageRoot + "/.build/aarch64-unknown-linux-gnu/debug/rolloutctl",
-        ]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
-    }
+    static var packageRoot: String { BuiltProduct.packageRoot }
+    static var path: String { BuiltProduct.debug("rolloutctl") ?? packageRoot + "/.build/debug/rolloutctl" }
 }
 
 /// What a finished process left.

@@ -5,26 +5,10 @@ import RolloutKit
 import RolloutTestSupport
 import Testing
 
-/// The built `rolloutctl` binary (`swift build --build-tests` builds it next to the test bundle).
+/// The built `rolloutctl` binary (`BuiltProduct`).
 enum CLI {
-    static let packageRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    static let binary: String? = {
-        var candidates: [URL] = []
-        // Next to the test bundle (…/.build/<triple>/debug/rolloutctlPackageTests.xctest).
-        let bundle = Bundle.main.bundleURL
-        candidates.append(bundle.appendingPathComponent("rolloutctl"))
-        candidates.append(bundle.deletingLastPathComponent().appendingPathComponent("rolloutctl"))
-        if let argument = CommandLine.arguments.first {
-            let url = URL(fileURLWithPath: argument)
-            candidates.append(url.deletingLastPathComponent().appendingPathComponent("rolloutctl"))
-            candidates.append(
-                url.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("rolloutctl"))
-        }
-        candidates.append(packageRoot.appendingPathComponent(".build/debug/rolloutctl"))
-        return candidates.map(\.path).first { FileManager.default.isExecutableFile(atPath: $0) }
-    }()
+    static let packageRoot = URL(fileURLWithPath: BuiltProduct.packageRoot)
+    static let binary: String? = BuiltProduct.debug("rolloutctl")
 
     struct Result {
         var status: Int32
@@ -37,9 +21,7 @@ enum CLI {
     {
         guard let binary else {
             throw FixtureError(
-                "rolloutctl is not built: run `swift build --build-tests` (looked next to "
-                    + "\(Bundle.main.bundleURL.path) "
-                    + "and in \(packageRoot.path)/.build/debug)")
+                "rolloutctl is not built: run `swift build --build-tests` (looked in \(packageRoot.path)/.build)")
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)

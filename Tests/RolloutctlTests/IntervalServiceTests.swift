@@ -5,15 +5,7 @@ import Testing
 /// `reconcile --interval` as a long-lived service: it reconciles on every tick and, on SIGTERM,
 /// finishes the step in flight and exits 0.
 @Suite struct IntervalServiceTests {
-    static var binary: String {
-        var url = URL(fileURLWithPath: #filePath)
-        while url.path != "/"
-            && !FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path)
-        {
-            url.deleteLastPathComponent()
-        }
-        return url.appendingPathComponent(".build/debug/rolloutctl").path
-    }
+    static var binary: String { Binary.path }
 
     @Test func reconcilesEveryTickAndStopsGracefullyOnSIGTERM() async throws {
         let repo = try GitFixture()
