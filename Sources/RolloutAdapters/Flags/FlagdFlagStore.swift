@@ -57,20 +57,22 @@ public final class FlagdFlagStore: FlagStore, @unchecked Sendable {
         guard Self.version(bytes[found.value.byteRange]) == version else {
             throw FlagStoreError.versionConflict(flag: flag)
         }
-        let edit = try Self.edit(bytes, flag: flag, enabled: patch.enabled, coverage: patch.coverage, path: path)
+        let edit = try Self.edit(
+            bytes, flag: flag, enabled: patch.enabled, coverage: patch.coverage, path: path, parsed: found)
         try AtomicFile.write(Data(edit.bytes), to: path)
         return FlagSnapshot(key: flag, version: edit.version, environments: [environment: edit.written.current])
     }
 
     /// The file with one flag set to `enabled` at `coverage` (its coverage in force when nil), every
     /// other byte as it was: `defaultVariant` the false variant, and rolloutctl's split as the
-    /// targeting (none at 0). Returns the flag as it reads back and its new version.
+    /// targeting (none at 0). Returns the flag as it reads back and its new version. `member` is the
+    /// flag as already parsed from these very bytes, if the caller has it (one parse fewer).
     static func edit(
         _ bytes: [UInt8], flag: String, enabled: Bool, coverage requested: Double?,
-        path: String
+        path: String, parsed member: JSONValue.Member? = nil
     ) throws -> (bytes: [UInt8], written: Shape, version: String) {
         var bytes = bytes
-        var found = try find(flag, in: try parse(bytes, path: path), path: path)
+        var found = try member ?? find(flag, in: try parse(bytes, path: path), path: path)
         let shape = try interpret(found, flag: flag, path: path)
         let coverage = enabled ? min(100, max(0, requested ?? shape.current.coverage)) : 0
         let targeting: String? =
