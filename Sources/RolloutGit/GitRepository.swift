@@ -124,14 +124,22 @@ public final class GitRepository: @unchecked Sendable {
     /// branch to be the default one, which `git init -b main` does not guarantee).
     public var isEmpty: Bool { git_repository_head_unborn(handle) == 1 || git_repository_is_empty(handle) == 1 }
 
-    /// Resolves a branch, tag, remote-tracking branch or commit id (full or abbreviated) to a commit.
+    /// Resolves a ref to a commit by its full name (SPEC §4.0 rule 1): `HEAD`, a full ref name
+    /// (`refs/heads/main`, `refs/tags/v1`, `refs/pull/42/head`), a local branch (`main` is always
+    /// `refs/heads/main`, never a tag of that name), a remote-tracking branch (`origin/main`), or a commit
+    /// id (full or abbreviated), optionally followed by `~N`/`^N`. A short name that only a tag has is
+    /// refused: a tag named like the branch must never be read in its place.
     public func resolveCommit(_ spec: String) throws(GitError) -> ObjectID {
         if isEmpty, !(try hasAnyReference()) {
             throw GitError(
                 .emptyRepository, "\(path) has no commits yet; commit the rollouts/ and policies/ folders first")
         }
+        let suffixStart = spec.firstIndex(where: { $0 == "~" || $0 == "^" }) ?? spec.endIndex
+        let base = String(spec[..<suffixStart])
+        let suffix = String(spec[suffixStart...])
+        let full = try fullName(of: base)
         var object: OpaquePointer?
-        let result = git_revparse_single(&object, handle, spec)
+        let result = git_revparse_single(&object, handle, full + suffix)
         guard result == 0, let object else {
             throw GitError(
                 .unknownRef,
@@ -146,6 +154,43 @@ public final class GitRepository: @unchecked Sendable {
         }
         defer { git_object_free(peeled) }
         return ObjectID(git_object_id(peeled).pointee)
+    }
+
+    /// What a ref's base names, as a full ref name or an object id that `git_revparse_single` reads without
+    /// guessing (it would prefer `refs/tags/X` to `refs/heads/X`).
+    private func fullName(of base: String) throws(GitError) -> String {
+        if base == "HEAD" || base.hasPrefix("refs/") { return base }
+        for candidate in ["refs/heads/" + base, "refs/remotes/" + base] where hasReference(candidate) {
+            return candidate
+        }
+        if (4...40).contains(base.utf8.count), base.allSatisfy({ $0.isASCII && $0.isHexDigit }) {
+            var oid = git_oid()
+            var object: OpaquePointer?
+            if git_oid_fromstrn(&oid, base, base.utf8.count) == 0,
+                git_object_lookup_prefix(&object, handle, &oid, base.utf8.count, GIT_OBJECT_ANY) == 0, let object
+            {
+                defer { git_object_free(object) }
+                return ObjectID(git_object_id(object).pointee).description  // the full id: never read as a name
+            }
+        }
+        if hasReference("refs/tags/" + base) {
+            throw GitError(
+                .unknownRef,
+                "ref \"\(base)\" is only a tag; rolloutctl reads a short name as a branch (refs/heads/\(base)), "
+                    + "never a tag of that name: pass --ref refs/tags/\(base) to read the tag")
+        }
+        throw GitError(
+            .unknownRef,
+            "ref \"\(base)\" is not a branch, tag or commit of \(path); list them with `git branch -a` and `git tag`"
+        )
+    }
+
+    /// True when the full ref name exists.
+    func hasReference(_ name: String) -> Bool {
+        var reference: OpaquePointer?
+        guard git_reference_lookup(&reference, handle, name) == 0 else { return false }
+        git_reference_free(reference)
+        return true
     }
 
     private func hasAnyReference() throws(GitError) -> Bool {
@@ -269,20 +314,51 @@ public final class GitRepository: @unchecked Sendable {
         return files
     }
 
-    private func collect(tree id: ObjectID, prefix: String, odb: OpaquePointer, into files: inout [TreeFile])
-        throws(GitError)
-    {
+    private func collect(
+        tree id: ObjectID, prefix: String, odb: OpaquePointer, into files: inout [TreeFile],
+        nameProblem inherited: String? = nil
+    ) throws(GitError) {
         let tree = try lookupTree(id)
         defer { git_tree_free(tree) }
-        for index in 0..<git_tree_entrycount(tree) {
+        let count = git_tree_entrycount(tree)
+        var names: [String] = []
+        var problems: [String?] = []
+        // SPEC §4.0 rule 4: git compares names as bytes; text compares them after NFC normalisation, and
+        // cannot hold bytes that are not UTF-8. Either way two git names could become one path: flagged.
+        var byText: [String: Int] = [:]
+        for index in 0..<count {
+            let raw = git_tree_entry_name(git_tree_entry_byindex(tree, index))!
+            let valid = String(validatingCString: raw)
+            let name =
+                valid
+                ?? String(
+                    decoding: UnsafeBufferPointer(start: raw, count: strlen(raw)).map { UInt8(bitPattern: $0) },
+                    as: UTF8.self)
+            names.append(name)
+            problems.append(
+                valid == nil ? "the name \(prefix)\(name) is not valid UTF-8; git names must be UTF-8 here" : nil)
+            if let other = byText[name] {
+                let message =
+                    "the names \(prefix)\(names[other]) and \(prefix)\(name) are equal after Unicode NFC "
+                    + "normalisation; rename one"
+                problems[other] = problems[other] ?? message
+                problems[index] = problems[index] ?? message
+            } else {
+                byText[name] = index
+            }
+        }
+        for index in 0..<count {
             guard let entry = git_tree_entry_byindex(tree, index) else { continue }
-            let name = String(cString: git_tree_entry_name(entry))
+            let name = names[index]
+            let problem = inherited ?? problems[index]
             if git_tree_entry_type(entry) == GIT_OBJECT_TREE {
                 try collect(
                     tree: ObjectID(git_tree_entry_id(entry).pointee), prefix: prefix + name + "/", odb: odb,
-                    into: &files)
+                    into: &files, nameProblem: problem)
             } else {
-                files.append(try treeFile(entry: entry, path: prefix + name, odb: odb))
+                var file = try treeFile(entry: entry, path: prefix + name, odb: odb)
+                file.nameProblem = problem
+                files.append(file)
             }
         }
     }
@@ -306,6 +382,18 @@ public final class GitRepository: @unchecked Sendable {
     }
 
     // MARK: Commits
+
+    /// Whether `ancestor` is on the first-parent line of `tip` (SPEC §4.0 rule 5), `tip` itself included.
+    public func isOnFirstParentLine(_ ancestor: ObjectID, of tip: ObjectID) throws(GitError) -> Bool {
+        var cursor: ObjectID? = tip
+        while let id = cursor {
+            if id == ancestor { return true }
+            let commit = try lookupCommit(id)
+            defer { git_commit_free(commit) }
+            cursor = git_commit_parentcount(commit) > 0 ? ObjectID(git_commit_parent_id(commit, 0).pointee) : nil
+        }
+        return false
+    }
 
     /// Author, committer and SSH/GPG signature of one commit (the oracle of the raw reader's tests).
     public func commitFacts(_ id: ObjectID) throws(GitError) -> CommitFacts {

@@ -137,6 +137,7 @@ public final class HistoryWalker {
                 if let first = header.parents.first { kept[first] = try self.header(of: first) }
             }
             state.seen.insert(id)
+            if let payload = header.payloadID { state.seen.insert(payload) }
             if top.policies != state.tipPolicies || (state.root == nil && top.policies != nil) {
                 try policyStep(index: index, id: id, header: header, policies: top.policies)
             }
@@ -152,7 +153,9 @@ public final class HistoryWalker {
     }
 
     /// The commits reachable from `others` and not from the first parent: everything not seen yet,
-    /// since `seen` holds every commit reachable from the previous first-parent commit.
+    /// since `seen` holds every commit reachable from the previous first-parent commit. `seen` also holds
+    /// the payload ids of signed commits (SPEC §4.0 rule 2), so a copy of a commit the branch already had,
+    /// with its signature re-wrapped, replaced or stripped, is a commit it had: never on a merged side.
     private func mergedSide(of others: ArraySlice<ObjectID>) throws(GitError) -> [SideCommit] {
         var result: [SideCommit] = []
         var queue = Array(others)
@@ -160,6 +163,11 @@ public final class HistoryWalker {
             guard !state.seen.contains(id) else { continue }
             state.seen.insert(id)
             let header = try header(of: id)
+            if let payload = header.payloadID {
+                // Same payload, same parents: the copy's ancestors are the original's, seen already.
+                guard !state.seen.contains(payload) else { continue }
+                state.seen.insert(payload)
+            }
             result.append(SideCommit(id: id, header: header))
             for parent in header.parents where !state.seen.contains(parent) { queue.append(parent) }
         }
@@ -281,7 +289,8 @@ public final class HistoryWalker {
 
         // Policy approval files: a changed blob is a new merge point.
         var approvalFiles: [String: ObjectID] = [:]
-        for file in files where file.path.hasPrefix(RepositoryLayout.policyApprovalsPrefix) {
+        // A policy approval whose name folds into another's (SPEC §4.0 rule 4) does not count.
+        for file in files where file.path.hasPrefix(RepositoryLayout.policyApprovalsPrefix) && file.nameProblem == nil {
             guard let blob = ObjectID(hex: file.objectID) else { continue }
             approvalFiles[file.path] = blob
             if state.policyApprovalFiles[file.path] != blob {

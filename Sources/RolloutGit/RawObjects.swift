@@ -47,6 +47,11 @@ final class RawObject {
 struct CommitHeader {
     var tree: ObjectID
     var parents: [ObjectID]
+    /// For a signed commit, the id of its signed payload (SPEC §4.0 rule 2): the commit object without
+    /// its `gpgsig`/`gpgsig-sha256` headers, hashed as a commit. Two commits with one payload are one
+    /// commit, however their signatures are wrapped, replaced or stripped; an unsigned commit's payload
+    /// is the commit itself (nil here).
+    var payloadID: ObjectID?
 
     init(odb: ObjectDatabase, id: ObjectID) throws(GitError) {
         let object = try RawObject(odb: odb, id: id, type: GIT_OBJECT_COMMIT)
@@ -78,6 +83,64 @@ struct CommitHeader {
             parents.append(parent)
             offset += 48
         }
+        payloadID = CommitPayload.id(of: bytes)
+    }
+}
+
+/// The signed payload of a commit object (SPEC §4.0 rule 2).
+enum CommitPayload {
+    /// The id of `bytes` without their signature headers, nil when the commit carries none.
+    static func id(of bytes: UnsafeRawBufferPointer) -> ObjectID? {
+        guard bytes.count > 0 else { return nil }
+        // A signature is a header line starting `gpgsig`, before the first empty line.
+        guard hasSignatureHeader(bytes) else { return nil }
+        let payload = strippingSignatures(Array(bytes))
+        var oid = git_oid()
+        let result = payload.withUnsafeBytes { git_odb_hash(&oid, $0.baseAddress, $0.count, GIT_OBJECT_COMMIT) }
+        return result == 0 ? ObjectID(oid) : nil
+    }
+
+    /// Whether a header line (before the first empty line) starts with `gpgsig`.
+    static func hasSignatureHeader(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let newline = UInt8(ascii: "\n")
+        let marker = Array("gpgsig".utf8)
+        var lineStart = 0
+        while lineStart < bytes.count, bytes[lineStart] != newline {
+            if lineStart + marker.count <= bytes.count,
+                (0..<marker.count).allSatisfy({ bytes[lineStart + $0] == marker[$0] })
+            {
+                return true
+            }
+            var index = lineStart
+            while index < bytes.count, bytes[index] != newline { index += 1 }
+            lineStart = index + 1
+        }
+        return false
+    }
+
+    /// The commit without its `gpgsig` and `gpgsig-sha256` header lines and their continuation lines.
+    static func strippingSignatures(_ bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var index = 0
+        var inSignature = false
+        while index < bytes.count {
+            let end = bytes[index...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
+            let lineEnd = min(end + 1, bytes.count)
+            let line = bytes[index..<end]
+            if line.isEmpty {
+                out.append(contentsOf: bytes[index...])  // the message, as it is
+                break
+            }
+            if inSignature, line.first == UInt8(ascii: " ") {
+                index = lineEnd
+                continue
+            }
+            inSignature = line.starts(with: Array("gpgsig ".utf8)) || line.starts(with: Array("gpgsig-sha256 ".utf8))
+            if !inSignature { out.append(contentsOf: bytes[index..<lineEnd]) }
+            index = lineEnd
+        }
+        return out
     }
 }
 
@@ -153,10 +216,17 @@ final class RawTree {
         }
         let nul = base.distance(to: UnsafeRawPointer(nulPointer))
         guard nul + 21 <= bytes.count else { throw GitError(.other, "malformed tree object") }
-        // Trees are mode 40000 (git writes no leading zero).
-        let isTree =
-            space - start == 5 && base.load(fromByteOffset: start, as: UInt8.self) == UInt8(ascii: "4")
-            && base.load(fromByteOffset: start + 1, as: UInt8.self) == UInt8(ascii: "0")
+        // The mode as git reads it (SPEC §4.0 rule 4): octal digits, a folder when its type bits are
+        // S_IFDIR, so `040000` (zero-padded, as some tools write it) is a folder as `40000` is.
+        var mode: UInt32 = 0
+        for offset in start..<space {
+            let digit = base.load(fromByteOffset: offset, as: UInt8.self)
+            guard digit >= UInt8(ascii: "0"), digit <= UInt8(ascii: "7") else {
+                throw GitError(.other, "malformed tree object")
+            }
+            mode = mode << 3 | UInt32(digit - UInt8(ascii: "0"))
+        }
+        let isTree = mode & 0o170000 == 0o040000
         let end = nul + 21
         return Entry(
             bytes: UnsafeRawBufferPointer(start: base + start, count: end - start),

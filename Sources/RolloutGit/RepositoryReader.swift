@@ -71,10 +71,16 @@ public enum RepositoryReader {
         return branch
     }
 
-    /// Lists and decodes `rollouts/` and `policies/` of a commit.
+    /// Lists and decodes `rollouts/` and `policies/` of a commit, its plans judged by the tree's own policy.
     public static func snapshot(repository: GitRepository, commit: ObjectID) throws(GitError) -> RepositorySnapshot {
         let files = try repository.listFiles(commit: commit, under: RepositoryLayout.folders)
-        return RepositoryLoader.load(files: files) { file in
+        return decode(files, repository: repository, plansJudgedBy: nil)
+    }
+
+    static func decode(_ files: [TreeFile], repository: GitRepository, plansJudgedBy: PolicySet?)
+        -> RepositorySnapshot
+    {
+        RepositoryLoader.load(files: files, plansJudgedBy: plansJudgedBy) { file in
             guard let id = ObjectID(hex: file.objectID) else {
                 throw GitError(.objectNotFound, "bad object id \(file.objectID)")
             }
@@ -98,10 +104,12 @@ public enum RepositoryReader {
             return now - start
         }
         let (refName, commit) = try resolve(repository: repository, ref: ref)
-        var snapshot = try snapshot(repository: repository, commit: commit)
+        let files = try repository.listFiles(commit: commit, under: RepositoryLayout.folders)
+        var snapshot = decode(files, repository: repository, plansJudgedBy: nil)
 
         var tracked: [String: String] = [:]
-        for rollout in snapshot.rollouts {
+        // A rollout whose names fold (SPEC §4.0 rule 4) is invalid on its own; the walk does not follow it.
+        for rollout in snapshot.rollouts where !rollout.hasNameProblem {
             if let blob = rollout.planBlob { tracked[rollout.planPath] = blob }
             for approval in rollout.approvals { tracked[approval.path] = approval.blobID }
         }
@@ -131,6 +139,12 @@ public enum RepositoryReader {
         }
         timings.cacheWrite = lap()
 
+        // SPEC §4.3 [r3]: plans are valid or not under the policy in force, whatever a pending proposal
+        // renames or deletes (so a proposal cannot make a plan invalid and disarm its rollback).
+        if let inForce = index.policy.inForceSet, inForce.digest != snapshot.policySet.digest {
+            let judged = decode(files, repository: repository, plansJudgedBy: inForce)
+            snapshot.rollouts = judged.rollouts
+        }
         let authority = index.policy.authority
         var approvals: [String: [ApprovalStatus]] = [:]
         for position in snapshot.rollouts.indices {

@@ -37,7 +37,8 @@ struct PolicyPointState: Equatable, Sendable {
 
 /// Everything a walk knows at its tip, enough to continue from there when the branch grows.
 public struct WalkState: Sendable {
-    static let formatVersion: UInt32 = 1
+    /// 2: `seen` holds the payload ids of signed commits too (SPEC §4.0 rule 2).
+    static let formatVersion: UInt32 = 2
 
     var formatVersion = WalkState.formatVersion
     var policyRootOverride: ObjectID?
@@ -46,7 +47,7 @@ public struct WalkState: Sendable {
     var tip: ObjectID?
     var tipRollouts: ObjectID?
     var tipPolicies: ObjectID?
-    /// Every commit reachable from `tip`.
+    /// Every commit reachable from `tip`, and the payload id of every signed one.
     var seen: Set<ObjectID> = []
     var files: [String: FileState] = [:]
     /// policies/approvals/ files at the tip.

@@ -108,6 +108,7 @@ public enum Initializer {
             installation: Installation(
                 repositoryRoot: root, policyRootCommit: loaded.policy.root?.commit,
                 policyRootDigest: loaded.policy.root?.digest))
+        try recordLine(store, loaded: loaded, settings: settings, accepting: false)
         for (name, record) in adopted {
             guard let plan = loaded.snapshot.rollout(named: name)?.plan else { continue }
             let detail =
@@ -130,6 +131,24 @@ public enum Initializer {
             policyRoot: loaded.policy.root)
     }
 
+    /// Records the branch the state reads (the policy in force's `protectedBranch`) and the tip its line starts
+    /// from (SPEC §4.0 rules 1 and 5); audited when an operator accepts a new line.
+    private static func recordLine(
+        _ store: any StateStorage, loaded: LoadedRepository, settings: Settings, accepting: Bool
+    ) throws {
+        let branch = RepositoryLayout.protectedBranch(loaded.policy.inForceSet?.approvers?.protectedBranch)
+        var audit: [AuditEntry] = []
+        if accepting {
+            audit.append(
+                AuditEntry(
+                    time: settings.now, rollout: "*", phase: nil, environment: nil, from: nil, to: nil,
+                    reason: "line", revision: loaded.revision, planBlob: nil, approvals: [], kind: .event,
+                    detail: "init --adopt: the state now reads refs/heads/\(branch) from \(loaded.revision)"))
+        }
+        try store.keep(
+            [TipTrust.branchKey: branch, TipTrust.tipKey: loaded.revision, TipTrust.notifiedKey: nil], audit: audit)
+    }
+
     /// `--policy-root` names a commit of the protected branch's first-parent line (checked by the walk).
     private static func resolvePolicyRoot(_ settings: Settings, repository: GitRepository) throws -> String? {
         guard let spec = settings.policyRoot else { return nil }
@@ -143,7 +162,10 @@ public enum Initializer {
         let store = try StateStores.open(settings.statePath)
         let existing = try store.installation()
         let replacing = existing != nil && settings.policyRoot != nil && settings.adopt
-        guard existing == nil || replacing else {
+        // SPEC §4.0 rules 1 and 5 [r3]: `init --adopt` on an installation accepts the branch the policy in force
+        // names and the line of history its tip is on.
+        let acceptingLine = existing != nil && settings.adopt && settings.policyRoot == nil
+        guard existing == nil || replacing || acceptingLine else {
             if settings.policyRoot != nil {
                 throw Refusal(
                     description: "\(settings.statePath) is already initialised; replacing its policy root of "
@@ -164,10 +186,17 @@ public enum Initializer {
         let previous = existing.flatMap { installation in
             installation.policyRootCommit.map { PolicyPoint(commit: $0, digest: installation.policyRootDigest ?? "") }
         }
+        if acceptingLine {
+            try recordLine(store, loaded: loaded, settings: settings, accepting: true)
+            return Report(
+                statePath: settings.statePath, repositoryRoot: root, adopted: [], policyRoot: loaded.policy.root,
+                previousPolicyRoot: nil)
+        }
         try store.setInstallation(
             Installation(
                 repositoryRoot: root, policyRootCommit: loaded.policy.root?.commit,
                 policyRootDigest: loaded.policy.root?.digest))
+        try recordLine(store, loaded: loaded, settings: settings, accepting: replacing)
         if replacing {
             _ = try store.append(
                 AuditEntry(

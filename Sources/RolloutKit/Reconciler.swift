@@ -99,17 +99,38 @@ public struct Reconciler: Sendable {
     public func run() async throws -> RunReport {
         let repository = try GitRepository(path: settings.repositoryPath)
         var ref = settings.ref
-        if let remote = settings.fetchRemote {
-            let branch = ref ?? RepositoryLayout.protectedBranch(protectedBranch(repository))
-            ref = try repository.fetch(remote: remote, branch: branch)
-            ports.logger.info("fetched \(branch) from \(remote) into \(ref!)")
-        }
         // `reconcile` never creates the state; `plan` and `--dry-run` never write it (SPEC §5.10).
         let state: (any StateStorage)? =
             try settings.openedState
             ?? (settings.mode.applies
                 ? StateStores.open(settings.statePath)
                 : StateStores.openReadOnly(settings.statePath))
+        // SPEC §4.0 rule 1 [r3]: with a state, reconcile reads only the branch the state recorded.
+        let isReconcile = settings.mode != .plan
+        // `plan` (and `serve`) without `--ref` read what the next reconcile reads, and judge its tip the same way.
+        let readsLine = isReconcile || settings.ref == nil
+        let line = readsLine ? try state?.keptValues(prefix: TipTrust.keyPrefix) ?? [:] : [:]
+        let recordedBranch = line[TipTrust.branchKey]
+        if isReconcile, let state, try state.installation() != nil, settings.ref != nil {
+            throw RunRefusal(
+                "--ref is refused with a state: reconcile reads the branch the state recorded"
+                    + (recordedBranch.map { " (\($0))" } ?? "")
+                    + "; an operator changes it with `rolloutctl init --adopt`")
+        }
+        if let recordedBranch { ref = "refs/heads/\(recordedBranch)" }
+        if let remote = settings.fetchRemote {
+            let branch = recordedBranch ?? settings.ref ?? RepositoryLayout.protectedBranch(protectedBranch(repository))
+            do {
+                ref = try repository.fetch(remote: remote, branch: branch)
+            } catch {
+                // SPEC §5.13 [r3]: a failed fetch leaves the tip unknown; every recorded rollout is guarded.
+                guard isReconcile, let state, try state.installation() != nil else { throw error }
+                return try await untrusted(
+                    .fetchFailed("\(error.message)"), ref: branch, revision: line[TipTrust.tipKey] ?? "",
+                    policy: nil, state: state, line: line)
+            }
+            ports.logger.info("fetched \(branch) from \(remote) into \(ref!)")
+        }
         // The root of trust `init` recorded is where the policy walk starts (SPEC §4.3).
         // The repository first: a state of another repository is refused before anything else is read.
         if let state, let installation = try state.installation() {
@@ -122,8 +143,33 @@ public struct Reconciler: Sendable {
             }
         }
         let policyRoot = try state?.installation()?.policyRootCommit
-        let loaded = try load(repository, ref: ref, policyRoot: policyRoot)
-        if let state {
+        let firstRead: LoadedRepository
+        do {
+            firstRead = try load(repository, ref: ref, policyRoot: policyRoot)
+            if let state {
+                try checkInstallation(
+                    state, repository: repository, revision: firstRead.revision, policy: firstRead.policy)
+            }
+        } catch let changed as PolicyRootChanged {
+            // SPEC §4.3 [r3]: the tip is not trusted; every recorded rollout is guarded until an operator acts.
+            guard let state else { throw RunRefusal("the policy root changed: \(changed.message)") }
+            let (name, tip) = try RepositoryReader.resolve(repository: repository, ref: ref)
+            return try await untrusted(
+                .policyRootChanged(changed.message), ref: name, revision: tip.description, policy: nil, state: state,
+                line: line)
+        }
+        let loaded: LoadedRepository
+        // The first r3 run of a state that recorded no branch reads the branch the policy in force names, not
+        // the one a pending proposal at HEAD names (SPEC §4.0 rule 1, §4.3).
+        if readsLine, recordedBranch == nil, settings.fetchRemote == nil, try state?.installation() != nil,
+            let branch = firstRead.policy.inForceSet?.approvers?.protectedBranch,
+            firstRead.ref != branch, firstRead.ref != "refs/heads/\(branch)", repository.hasBranch(branch)
+        {
+            loaded = try load(repository, ref: "refs/heads/\(branch)", policyRoot: policyRoot)
+        } else {
+            loaded = firstRead
+        }
+        if let state, loaded.revision != firstRead.revision {
             try checkInstallation(state, repository: repository, revision: loaded.revision, policy: loaded.policy)
         }
         if settings.mode.applies, let state {
@@ -135,10 +181,51 @@ public struct Reconciler: Sendable {
             try state.recordRun(time: settings.now, clockSupplied: settings.clockSupplied)
         }
 
+        let stored = try state?.allRollouts() ?? []
+        let guards = try Self.guards(in: state)
+        // SPEC §4.0 rule 5 [r3]: the first-parent line only grows.
+        var trust = TipTrust.trusted
+        if readsLine, let state, try state.installation() != nil, let tip = ObjectID(hex: loaded.revision) {
+            let recordedTip = line[TipTrust.tipKey]
+            var relation: TipTrust.Relation?
+            if let recordedTip, let recorded = ObjectID(hex: recordedTip) {
+                if try repository.isOnFirstParentLine(recorded, of: tip) {
+                    relation = .grows
+                } else if (try? repository.isOnFirstParentLine(tip, of: recorded)) == true {
+                    relation = .behind
+                } else {
+                    relation = .diverged
+                }
+            }
+            let branchInForce = loaded.policy.inForceSet?.approvers?.protectedBranch
+            trust = TipTrust.judge(
+                recordedTip: recordedTip, tip: loaded.revision, relation: relation, recordedBranch: recordedBranch,
+                branchInForce: recordedBranch == nil ? nil : branchInForce)
+            if trust == .trusted, settings.mode.applies {
+                // A state written before r3 records its branch and tip on its first r3 run (audited).
+                var values: [String: String?] = [TipTrust.tipKey: loaded.revision]
+                var audit: [AuditEntry] = []
+                if recordedBranch == nil {
+                    let branch = branchInForce ?? RepositoryLayout.protectedBranch(nil)
+                    values[TipTrust.branchKey] = branch
+                    audit.append(
+                        AuditEntry(
+                            time: settings.now, rollout: "", phase: nil, environment: nil, from: nil, to: nil,
+                            reason: "branch", revision: loaded.revision, planBlob: nil, approvals: [], kind: .event,
+                            detail: "the state now reads refs/heads/\(branch) (recorded on the first run of r3)",
+                            clockSupplied: settings.clockSupplied))
+                }
+                try state.keep(values, audit: audit)
+            }
+        }
+        if trust != .trusted {
+            return try await untrusted(
+                trust, ref: loaded.ref, revision: loaded.revision, policy: loaded.policy, state: state, line: line)
+        }
+
         let selected = loaded.snapshot.rollouts.filter {
             settings.rollouts.isEmpty || settings.rollouts.contains($0.name)
         }
-        let stored = try state?.allRollouts() ?? []
         let storedByName = Dictionary(stored.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let openIntents = settings.mode.applies ? try state?.allUnresolvedIntents() ?? [:] : [:]
         let policyErrors = loaded.snapshot.policyDiagnostics.map(RolloutError.init)
@@ -153,13 +240,14 @@ public struct Reconciler: Sendable {
                 let approvals = loaded.approvals[rollout.name] ?? []
                 let record = storedByName[rollout.name]?.record
                 let intents = openIntents[rollout.name] ?? []
+                let kept = guards[rollout.name]
                 group.addTask {
                     (
                         index,
                         await reconcile(
                             rollout: rollout, approvals: approvals,
                             policy: loaded.policy.inForceSet?.approvers, record: record,
-                            intents: intents, state: state, revision: loaded.revision)
+                            intents: intents, state: state, revision: loaded.revision, guard: kept)
                     )
                 }
                 next += 1
@@ -178,21 +266,30 @@ public struct Reconciler: Sendable {
 
         // Rollouts the state knows but the repository no longer has: left as they are.
         let present = Set(loaded.snapshot.rollouts.map(\.name))
+        let drivenFlags = Set(loaded.snapshot.rollouts.compactMap { $0.plan?.flag })
         for orphan in stored
         where !present.contains(orphan.name)
             && (settings.rollouts.isEmpty || settings.rollouts.contains(orphan.name))
         {
-            reports.append(
-                RolloutReport(
-                    name: orphan.name, flag: orphan.flag, planBlob: orphan.record.planBlob, status: .orphaned,
-                    currentPhase: orphan.record.phase, nextPhase: nil,
-                    blockers: [
-                        Blocker(
-                            kind: .state,
-                            detail: "\(RepositoryLayout.rolloutFolder(orphan.name)) "
-                                + "was removed from the repository; "
-                                + "its flag is left as it is (rolloutctl never prunes)")
-                    ]))
+            var report = RolloutReport(
+                name: orphan.name, flag: orphan.flag, planBlob: orphan.record.planBlob, status: .orphaned,
+                currentPhase: orphan.record.phase, nextPhase: nil,
+                blockers: [
+                    Blocker(
+                        kind: .state,
+                        detail: "\(RepositoryLayout.rolloutFolder(orphan.name)) "
+                            + "was removed from the repository; "
+                            + "its flag is left as it is (rolloutctl never prunes)")
+                ])
+            // SPEC §5 rule 8 [r3]: until it completed, was aborted or rolled back, an orphan is guarded, unless
+            // a plan that is present drives its flag.
+            let finished: Set<RolloutStatus> = [.completed, .aborted, .rolledBack]
+            if !finished.contains(orphan.record.status), !(orphan.flag.map(drivenFlags.contains) ?? false) {
+                report = await guarded(
+                    report, guard: guards[orphan.name], record: orphan.record, currentBlob: nil, state: state,
+                    revision: loaded.revision, why: "the rollout was removed from the repository")
+            }
+            reports.append(report)
         }
         if settings.mode.applies, let state {
             await Outbox(state: state, notifier: ports.notifier, logger: ports.logger).deliver(now: settings.now)
@@ -209,7 +306,7 @@ public struct Reconciler: Sendable {
                 policyRoot: policyRoot)
         } catch {
             guard error.code == .policyRootNotFound else { throw error }
-            throw RunRefusal("the policy root changed: \(error.message)")
+            throw PolicyRootChanged(message: error.message)
         }
     }
 
@@ -224,8 +321,8 @@ public struct Reconciler: Sendable {
         }
         // The repository itself was checked before the history was read (run()).
         if let recorded = installation.policyRootDigest, let found = policy.root, recorded != found.digest {
-            throw RunRefusal(
-                "the policy root changed: \(state.path) records policy \(recorded.prefix(12)) at "
+            throw PolicyRootChanged(
+                message: "\(state.path) records policy \(recorded.prefix(12)) at "
                     + "\(installation.policyRootCommit?.prefix(12) ?? "?"), but that commit now holds "
                     + "\(found.digest.prefix(12))"
             )
@@ -260,14 +357,16 @@ public struct Reconciler: Sendable {
         var results: [AuditEntry]
         var commit: StateCommit?
         var outbox: [OutboxMessage]
+        /// The guard to keep once the flush made the changes durable (SPEC §5.13).
+        var guardToKeep: RolloutGuard?
     }
 
     func reconcile(
         rollout: RolloutFiles, approvals: [ApprovalStatus], policy: ApproversPolicy?, record: RolloutRecord?,
-        intents: [AuditEntry], state: (any StateStorage)?, revision: String
+        intents: [AuditEntry], state: (any StateStorage)?, revision: String, guard kept: RolloutGuard? = nil
     ) async -> RolloutOutcome {
         var report = RolloutReport(
-            name: rollout.name, flag: rollout.plan?.flag, planBlob: rollout.planBlob,
+            name: rollout.name, flag: rollout.plan?.flag ?? kept?.flag, planBlob: rollout.planBlob,
             status: .invalid, currentPhase: record?.phase, nextPhase: nil, approvals: approvals)
         report.errors = rollout.allDiagnostics.map(RolloutError.init)
         // A plan the flag store cannot carry out (e.g. 12.5% in an Unleash environment) is invalid too.
@@ -277,11 +376,16 @@ public struct Reconciler: Sendable {
             report.blockers = [
                 Blocker(
                     kind: .error,
-                    detail: "the plan is invalid; nothing is applied until it is fixed "
+                    detail: "the plan is invalid; nothing is raised until it is fixed "
                         + "(run `rolloutctl validate`)")
             ]
+            // SPEC §5 rule 7 [r3]: a broken merge never disarms a rollback; the guard applies.
+            let report = await guarded(
+                report, guard: kept, record: record, currentBlob: rollout.planBlob, state: state,
+                revision: revision, why: "the plan is invalid")
             return RolloutOutcome(report: report)
         }
+        report.guardedBy = kept?.planBlob
         let context = AuditContext(
             rollout: rollout.name, flag: plan.flag, revision: revision, planBlob: planBlob,
             now: settings.now, clockSupplied: settings.clockSupplied)
@@ -321,6 +425,22 @@ public struct Reconciler: Sendable {
                 health = await evaluate(
                     checks: rollout.checks, plan: plan, phase: plan.phases[current],
                     since: enteredAt ?? settings.now)
+            }
+            // SPEC §5 rule 13 [r3]: a plan edited and not approved again is watched by its guard too.
+            if let kept, kept.planBlob != planBlob, !GuardRules.gatesHeld(current: current, missingRoles: missingRoles)
+            {
+                report.guardNote =
+                    "guarded by the checks of plan \(kept.planBlob.prefix(7)) (plan.json changed and is not approved again)"
+                let guardHealth = await evaluate(guard: kept, since: enteredAt ?? settings.now)
+                if let rollback = GuardRules.decide(
+                    guard: kept, record: record, currentBlob: planBlob, status: .holding, actual: flag.environments,
+                    health: guardHealth, why: "plan.json changed and is not approved again")
+                {
+                    report = await execute(
+                        guarded: rollback, report: report, guard: kept, state: state, revision: revision,
+                        version: flag.version)
+                    return RolloutOutcome(report: report)
+                }
             }
             let decision = PhaseMachine.decide(
                 PhaseMachine.Input(
@@ -442,11 +562,14 @@ public struct Reconciler: Sendable {
                             $0, context: context, plan: plan,
                             checks: decision.health)
                     } ?? []
+                let fresh = freshGuard(
+                    plan: plan, planBlob: planBlob, checks: rollout.checks, decision: decision,
+                    missingRoles: missingRoles, kept: kept)
                 return RolloutOutcome(
                     report: report,
                     staged: StagedWrites(
                         context: context, rollout: rollout.name, flag: plan.flag, results: staged,
-                        commit: decision.commitAfter, outbox: outbox))
+                        commit: decision.commitAfter, outbox: outbox, guardToKeep: fresh))
             }
             // [issue 11] notify checks: one notification per breach episode (NotifyWatch), never a gate.
             await ServeHooks.watchNotifyChecks(
@@ -461,8 +584,213 @@ public struct Reconciler: Sendable {
                     return RolloutOutcome(report: failed(report, "saving state: \(error)"))
                 }
             }
+            keepGuard(
+                plan: plan, planBlob: planBlob, checks: rollout.checks, decision: decision, missingRoles: missingRoles,
+                kept: kept, state: state, context: context, report: &report)
             return RolloutOutcome(report: report)
         }
+    }
+
+    // MARK: The guard (SPEC §5 rule 13)
+
+    /// A run whose tip is not trusted (SPEC §4.0 rules 1 and 5): every recorded rollout is guarded, nothing is
+    /// raised, no new tip is recorded; a rewritten history is notified once per new tip.
+    private func untrusted(
+        _ trust: TipTrust, ref: String, revision: String, policy: PolicyState?, state: (any StateStorage)?,
+        line: [String: String]
+    ) async throws -> RunReport {
+        let stored = try state?.allRollouts() ?? []
+        let guards = try Self.guards(in: state)
+        let detail = trust.blocker ?? ""
+        ports.logger.warning("\(detail)")
+        var reports: [RolloutReport] = []
+        for rollout in stored where settings.rollouts.isEmpty || settings.rollouts.contains(rollout.name) {
+            var report = RolloutReport(
+                name: rollout.name, flag: rollout.flag, planBlob: rollout.record.planBlob, status: .holding,
+                currentPhase: rollout.record.phase, nextPhase: nil, blockers: [Blocker(kind: .state, detail: detail)])
+            if trust.isError { report.errors = [RolloutError(message: detail)] }
+            let finished: Set<RolloutStatus> = [.completed, .aborted, .rolledBack]
+            if !finished.contains(rollout.record.status) {
+                report = await guarded(
+                    report, guard: guards[rollout.name], record: rollout.record, currentBlob: rollout.record.planBlob,
+                    state: state, revision: revision, why: "the tip is not trusted")
+            }
+            reports.append(report)
+        }
+        if settings.mode.applies, let state, case .rewritten = trust, line[TipTrust.notifiedKey] != revision {
+            let key = UUID().uuidString.lowercased()
+            var outbox: [OutboxMessage] = []
+            for target in Set(guards.values.flatMap(\.notify)).sorted() {
+                let body = NotificationEvent(
+                    id: key, rollout: "", flag: "", status: "history-rewritten", phase: nil, message: detail,
+                    revision: revision, time: settings.now, checks: []
+                ).json.render(pretty: false)
+                outbox.append(OutboxMessage(key: key, target: target, rollout: "", body: body, createdAt: settings.now))
+            }
+            let event = AuditEntry(
+                time: settings.now, rollout: "", phase: nil, environment: nil, from: nil, to: nil,
+                reason: "history-rewritten", revision: revision, planBlob: nil, approvals: [], kind: .event,
+                detail: detail, clockSupplied: settings.clockSupplied)
+            try state.keep([TipTrust.notifiedKey: revision], audit: [event], outbox: outbox)
+        }
+        if settings.mode.applies, let state {
+            await Outbox(state: state, notifier: ports.notifier, logger: ports.logger).deliver(now: settings.now)
+        }
+        return RunReport(
+            ref: ref, revision: revision, now: settings.now, mode: settings.mode, rollouts: reports,
+            policyErrors: trust.isError && reports.isEmpty ? [RolloutError(message: detail)] : [], policy: policy)
+    }
+
+    /// The guards the state keeps, by rollout.
+    static func guards(in state: (any StateStorage)?) throws -> [String: RolloutGuard] {
+        guard let state else { return [:] }
+        var guards: [String: RolloutGuard] = [:]
+        for (key, text) in try state.keptValues(prefix: GuardRules.keyPrefix) {
+            guard let kept = GuardRules.decode(text) else { continue }
+            guards[String(key.dropFirst(GuardRules.keyPrefix.count))] = kept
+        }
+        return guards
+    }
+
+    /// After a trusted run whose gates held up to the phase now in force, the state keeps this plan's checks as
+    /// the rollout's guard (a state written before r3 takes its guards this way on its first r3 run).
+    private func keepGuard(
+        plan: Plan, planBlob: String, checks: [HealthCheck], decision: Decision, missingRoles: [[String]],
+        kept: RolloutGuard?, state: any StateStorage, context: AuditContext, report: inout RolloutReport
+    ) {
+        guard
+            let fresh = freshGuard(
+                plan: plan, planBlob: planBlob, checks: checks, decision: decision, missingRoles: missingRoles,
+                kept: kept)
+        else { return }
+        save(fresh, state: state, context: context, report: &report)
+    }
+
+    /// The guard this decision earns when it differs from the one kept (nil otherwise).
+    private func freshGuard(
+        plan: Plan, planBlob: String, checks: [HealthCheck], decision: Decision, missingRoles: [[String]],
+        kept: RolloutGuard?
+    ) -> RolloutGuard? {
+        guard decision.status != .rolledBack, decision.status != .overridden else { return nil }
+        let phase = (decision.advancedTo ?? decision.currentPhase).flatMap { plan.phaseIndex(named: $0) }
+        guard
+            let fresh = GuardRules.guardToKeep(
+                plan: plan, planBlob: planBlob, checks: checks, current: phase, missingRoles: missingRoles),
+            fresh != kept
+        else { return nil }
+        return fresh
+    }
+
+    /// Keeps a guard in the state (a record, like the rollout's own: not an audit event).
+    private func save(
+        _ fresh: RolloutGuard, state: any StateStorage, context: AuditContext, report: inout RolloutReport
+    ) {
+        do {
+            try state.keep([GuardRules.key(rollout: context.rollout): GuardRules.encode(fresh)], audit: [])
+            report.guardedBy = fresh.planBlob
+        } catch {
+            ports.logger.error("\(context.rollout): keeping the guard failed: \(error)")
+        }
+    }
+
+    /// A rollout whose current plan cannot be trusted (invalid, orphaned): its guard's checks are evaluated and
+    /// a breach of a rollback check rolls back; nothing is raised. Without a guard, the report says so.
+    func guarded(
+        _ report: RolloutReport, guard kept: RolloutGuard?, record: RolloutRecord?, currentBlob: String?,
+        state: (any StateStorage)?, revision: String, why: String
+    ) async -> RolloutReport {
+        var report = report
+        guard let kept else {
+            report.guardNote = "nothing guards it: no plan of it held its gates in a run yet"
+            return report
+        }
+        report.guardedBy = kept.planBlob
+        report.flag = kept.flag
+        report.guardNote = "guarded by the checks of plan \(kept.planBlob.prefix(7)) (\(why))"
+        let health = await evaluate(guard: kept, since: record?.enteredAt ?? settings.now)
+        report.health = health
+        // The flag is read only when the guard may act on it: a breach, or a guarded rollback to finish.
+        let rollbackToFinish = record.map { $0.status == .rolledBack && $0.planBlob == currentBlob } ?? false
+        guard rollbackToFinish || GuardRules.rollbackBreach(guard: kept, health: health) != nil else { return report }
+        let flag: FlagSnapshot
+        do {
+            flag = try await ports.flags.read(flag: kept.flag)
+        } catch {
+            return failed(report, "reading flag \(kept.flag) for its guard: \(error)")
+        }
+        report.actual = flag.environments
+        guard
+            let decision = GuardRules.decide(
+                guard: kept, record: record, currentBlob: currentBlob, status: report.status,
+                actual: flag.environments, health: health, why: why)
+        else { return report }
+        return await execute(
+            guarded: decision, report: report, guard: kept, state: state, revision: revision, version: flag.version)
+    }
+
+    /// Executes a guard's decision: the rolled-back record and its notification first, then each disable with
+    /// its intent and result. A state that cannot be written never stops the disables.
+    private func execute(
+        guarded decision: Decision, report: RolloutReport, guard kept: RolloutGuard, state: (any StateStorage)?,
+        revision: String, version read: String
+    ) async -> RolloutReport {
+        var report = report
+        report.status = decision.status
+        report.currentPhase = decision.currentPhase
+        report.nextPhase = nil
+        report.changes = decision.changes
+        report.blockers = decision.blockers + report.blockers.filter { $0.kind == .error || $0.kind == .state }
+        report.health = decision.health
+        guard settings.mode.applies, let state else { return report }
+        let context = AuditContext(
+            rollout: report.name, flag: kept.flag, revision: revision,
+            planBlob: decision.record.planBlob ?? kept.planBlob,
+            now: settings.now, clockSupplied: settings.clockSupplied)
+        if let first = decision.commitFirst {
+            do {
+                try state.save(
+                    rollout: report.name, flag: kept.flag, record: first.record, now: settings.now, enteredPhase: false,
+                    audit: first.events.map(context.event),
+                    outbox: outboxMessages(first, context: context, flag: kept.flag, notify: kept.notify))
+            } catch {
+                report = failed(report, "saving state: \(error)")
+            }
+        }
+        var version = read
+        var failures = 0
+        for step in decision.steps {
+            let change = step.change
+            let intent = context.entry(
+                kind: .intent, phase: step.phase, environment: change.environment, from: change.from, to: change.to,
+                reason: change.reason.rawValue, detail: step.detail)
+            let intentID = try? state.append(intent)
+            var result = intent
+            result.kind = .result
+            result.intentID = intentID
+            do {
+                let patch = FlagPatch(environment: change.environment, enabled: false, coverage: 0)
+                let updated = try await ports.flags.apply(flag: kept.flag, patch: patch, ifMatch: version)
+                version = updated.version
+                result.result = "applied"
+                ports.logger.info("applied \(kept.flag)[\(change.environment)] → disabled (rollback, guard)")
+            } catch {
+                result.result = "failed"
+                result.detail = "\(error)"
+                failures += 1
+                report = failed(report, "applying \(kept.flag)[\(change.environment)]: \(error)")
+            }
+            _ = try? state.append(result)
+        }
+        if ports.flags.stagesWrites {
+            do {
+                try await ports.flags.flush()
+            } catch {
+                failures += 1
+                report = failed(report, "writing the flag store: \(error)")
+            }
+        }
+        report.applied = failures == 0
+        return report
     }
 
     /// An error after which the PATCH may still have reached the flag (its answer was lost).
@@ -505,7 +833,11 @@ public struct Reconciler: Sendable {
                         outbox: staged.outbox)
                 } catch {
                     outcomes[index].report = failed(outcomes[index].report, "saving state: \(error)")
+                    continue
                 }
+            }
+            if let fresh = staged.guardToKeep {
+                save(fresh, state: state, context: staged.context, report: &outcomes[index].report)
             }
         }
     }
@@ -528,15 +860,21 @@ public struct Reconciler: Sendable {
         _ commit: StateCommit, context: AuditContext, plan: Plan,
         checks: [HealthResult]
     ) -> [OutboxMessage] {
+        outboxMessages(commit, context: context, flag: plan.flag, notify: plan.rollback.notify)
+    }
+
+    private func outboxMessages(
+        _ commit: StateCommit, context: AuditContext, flag: String, notify: [String]
+    ) -> [OutboxMessage] {
         commit.notifications.flatMap { notification -> [OutboxMessage] in
             let key = UUID().uuidString.lowercased()
             let body = NotificationEvent(
-                id: key, rollout: context.rollout, flag: plan.flag, status: notification.status.rawValue,
+                id: key, rollout: context.rollout, flag: flag, status: notification.status.rawValue,
                 phase: notification.phase, message: notification.message, revision: context.revision,
                 time: settings.now, checks: notification.checks.map { ($0.check.name, $0.value, $0.noDataReason) }
             )
             .json.render(pretty: false)
-            return plan.rollback.notify.map {
+            return notify.map {
                 OutboxMessage(key: key, target: $0, rollout: context.rollout, body: body, createdAt: settings.now)
             }
         }
@@ -592,26 +930,40 @@ public struct Reconciler: Sendable {
 
     // MARK: Health
 
+    /// A guard's checks, measured where its phase is (SPEC §5.13).
+    private func evaluate(guard kept: RolloutGuard, since: Date) async -> [HealthResult] {
+        guard let environment = kept.environment, let phase = kept.phase else { return [] }
+        return await evaluate(
+            checks: kept.checks, flag: kept.flag, environment: environment, phaseName: phase, since: since)
+    }
+
     private func evaluate(checks: [HealthCheck], plan: Plan, phase: Plan.Phase, since: Date) async -> [HealthResult] {
+        await evaluate(
+            checks: checks, flag: plan.flag, environment: phase.environment, phaseName: phase.name, since: since)
+    }
+
+    private func evaluate(
+        checks: [HealthCheck], flag: String, environment: String, phaseName: String, since: Date
+    ) async -> [HealthResult] {
         let window = RolloutDuration(seconds: max(1, elapsedSeconds(from: since, to: settings.now)))
         guard let metrics = ports.metrics else {
             return checks.map {
                 HealthResult(
                     check: $0, result: .noData(reason: "no metrics source configured (pass --metrics)"),
-                    environment: phase.environment)
+                    environment: environment)
             }
         }
         return await withTaskGroup(of: (Int, HealthResult).self) { group in
             for (index, check) in checks.enumerated() {
                 let query = check.query
-                    .replacingOccurrences(of: "{{flag}}", with: plan.flag)
-                    .replacingOccurrences(of: "{{environment}}", with: phase.environment)
-                    .replacingOccurrences(of: "{{phase}}", with: phase.name)
+                    .replacingOccurrences(of: "{{flag}}", with: flag)
+                    .replacingOccurrences(of: "{{environment}}", with: environment)
+                    .replacingOccurrences(of: "{{phase}}", with: phaseName)
                     .replacingOccurrences(of: "{{window}}", with: window.prometheus)
                 let now = settings.now
                 group.addTask {
                     let result = await metrics.evaluate(MetricQuery(check: check.name, query: query, time: now))
-                    return (index, HealthResult(check: check, result: result, environment: phase.environment))
+                    return (index, HealthResult(check: check, result: result, environment: environment))
                 }
             }
             var results: [(Int, HealthResult)] = []
@@ -645,6 +997,11 @@ struct AuditContext: Sendable {
             kind: .event, phase: event.phase, environment: nil, from: nil, to: nil, reason: event.reason,
             detail: event.detail)
     }
+}
+
+/// The policy root of trust is not the one the state recorded (SPEC §4.3): the tip is not trusted.
+struct PolicyRootChanged: Error {
+    var message: String
 }
 
 /// A run that must not start (e.g. `--now` earlier than the last run).

@@ -49,6 +49,10 @@ public struct RolloutReport: Sendable {
     public var plan: Plan?
     /// The flag's environments as the flag store reported them in this run.
     public var actual: [String: FlagEnvironmentState] = [:]
+    /// SPEC §5.13 [r3]: the blob of the plan whose checks the state keeps as this rollout's guard (nil: none yet).
+    public var guardedBy: String?
+    /// Whether the guard applied in this run (the current plan could not be trusted), and what to say about it.
+    public var guardNote: String?
 }
 
 /// The result of a run.

@@ -82,6 +82,7 @@ extension RolloutReport {
             ("timeline", .array(timeline.map(\.json))),
             ("errors", .array(errors.map(\.json))),
             ("warnings", warnings.isEmpty ? nil : .array(warnings.map { .string($0) })),
+            ("guardedBy", guardedBy.map { .string($0) } ?? .null),
         ])
     }
 
@@ -96,6 +97,7 @@ extension RolloutReport {
         for change in changes {
             lines.append("  " + change.human(flag: flag ?? name, phase: nextPhase, style: style))
         }
+        if let guardNote { lines.append(style.yellow("  \(guardNote)")) }
         for blocker in blockers {
             let label: String
             switch blocker.kind {

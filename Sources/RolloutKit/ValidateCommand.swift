@@ -22,13 +22,30 @@ public struct ValidateReport: Sendable {
     {
         let repository = try GitRepository(path: repositoryPath)
         let loaded = try RepositoryReader.load(repository: repository, ref: ref, cacheFile: nil)
-        let snapshot = loaded.snapshot
-        var warnings = PolicyWarnings.unamendable(snapshot.policySet, at: now)
-        if let inForce = loaded.policy.inForceSet, inForce.digest != snapshot.policySet.digest {
+        // SPEC §4.3 [r3]: `validate` judges the tip as it will be once everything in it is in force (its plans
+        // under the tip's own policy); what is invalid only under the policy in force is a warning.
+        let snapshot: RepositorySnapshot
+        var warnings: [Diagnostic]
+        if let inForce = loaded.policy.inForceSet, inForce.digest != loaded.snapshot.policySet.digest,
+            let tip = ObjectID(hex: loaded.revision)
+        {
+            snapshot = try RepositoryReader.snapshot(repository: repository, commit: tip)
+            warnings = PolicyWarnings.unamendable(snapshot.policySet, at: now)
             warnings += PolicyWarnings.unamendable(inForce, at: now).map {
                 Diagnostic(
                     path: $0.path, line: $0.line, column: $0.column, message: "(the policy in force) " + $0.message)
             }
+            let underTip = Set(snapshot.allDiagnostics)
+            let pending = loaded.policy.pending.map { " (\($0.point.commit.prefix(7)))" } ?? ""
+            warnings += loaded.snapshot.rollouts.flatMap(\.allDiagnostics).filter { !underTip.contains($0) }.map {
+                Diagnostic(
+                    path: $0.path, line: $0.line, column: $0.column,
+                    message: $0.message
+                        + " under the policy in force; valid once the pending policy\(pending) is in force")
+            }
+        } else {
+            snapshot = loaded.snapshot
+            warnings = PolicyWarnings.unamendable(snapshot.policySet, at: now)
         }
         return ValidateReport(
             ref: loaded.ref, revision: loaded.revision, diagnostics: snapshot.allDiagnostics,

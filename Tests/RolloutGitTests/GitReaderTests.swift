@@ -123,11 +123,13 @@ import Testing
         #expect(try repository.resolveCommit("main").description == first)
         #expect(try repository.resolveCommit("feature").description == second)
         #expect(try repository.resolveCommit("refs/heads/feature").description == second)
-        #expect(try repository.resolveCommit("light").description == first)
+        // SPEC §4.0 rule 1 [r3]: a tag is read by its full name only; a short name is a branch.
+        #expect(try repository.resolveCommit("refs/tags/light").description == first)
+        #expect(throws: GitError.self) { try repository.resolveCommit("light") }
         // An annotated tag is peeled to its commit, not the tag object.
         let tagObject = try fixture.git("rev-parse", "v1.0")
         #expect(tagObject != first)
-        #expect(try repository.resolveCommit("v1.0").description == first)
+        #expect(try repository.resolveCommit("refs/tags/v1.0").description == first)
         // Commit ids, full and abbreviated; a detached HEAD.
         #expect(try repository.resolveCommit(second).description == second)
         #expect(try repository.resolveCommit(String(second.prefix(7))).description == second)

@@ -209,7 +209,9 @@ public final class PostgresStateStore: @unchecked Sendable {
                 CREATE TABLE notifyBreach (rollout text NOT NULL, "check" text NOT NULL, PRIMARY KEY (rollout, "check"))
                 """,
             ]
-        )
+        ),
+        // [r3] What the state keeps besides records: the branch and tip (SPEC §4.0), the guards (§5.13).
+        ("v2-kept", ["CREATE TABLE kept (key text PRIMARY KEY, value text NOT NULL)"]),
     ]
 
     private func hasSchema() throws -> Bool {
@@ -468,6 +470,36 @@ extension PostgresStateStore: StateStorage {
             try run("DELETE FROM notifyBreach WHERE rollout = \(rollout)")
             for check in checks.sorted() {
                 try run("INSERT INTO notifyBreach (rollout, \"check\") VALUES (\(rollout), \(check))")
+            }
+            for entry in entries { _ = try insert(entry) }
+        }
+    }
+
+    public func keptValues(prefix: String) throws -> [String: String] {
+        try serialised {
+            var values: [String: String] = [:]
+            // A read-only look at a state not yet migrated to r3 has no such table: nothing kept yet.
+            guard try query("SELECT to_regclass('kept') IS NOT NULL").first?[0].decode(Bool.self) == true else {
+                return values
+            }
+            for row in try query("SELECT key, value FROM kept WHERE starts_with(key, \(prefix))") {
+                values[try row[0].decode(String.self)] = try row[1].decode(String.self)
+            }
+            return values
+        }
+    }
+
+    public func keep(_ values: [String: String?], audit entries: [AuditEntry], outbox: [OutboxMessage]) throws {
+        try transaction {
+            try queue(outbox)
+            for (key, value) in values.sorted(by: { $0.key < $1.key }) {
+                if let value {
+                    try run(
+                        "INSERT INTO kept (key, value) VALUES (\(key), \(value)) ON CONFLICT (key) DO UPDATE SET value = \(value)"
+                    )
+                } else {
+                    try run("DELETE FROM kept WHERE key = \(key)")
+                }
             }
             for entry in entries { _ = try insert(entry) }
         }

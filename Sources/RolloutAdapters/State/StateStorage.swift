@@ -34,6 +34,13 @@ public protocol StateStorage: AnyObject, Sendable {
     /// Every intent without a result, by rollout: one small read per run, whatever the audit's size.
     func allUnresolvedIntents() throws -> [String: [AuditEntry]]
 
+    /// [r3] Values the state keeps by key (the branch and tip of SPEC §4.0, the guards of §5.13), those whose
+    /// key starts with `prefix`.
+    func keptValues(prefix: String) throws -> [String: String]
+    /// Sets (or, for nil, removes) kept values, appends the audit entries that explain them and queues their
+    /// notifications, in one transaction.
+    func keep(_ values: [String: String?], audit entries: [AuditEntry], outbox: [OutboxMessage]) throws
+
     /// The installation this state belongs to; nil for a state made before `rolloutctl init` existed.
     func installation() throws -> Installation?
     func setInstallation(_ installation: Installation) throws
@@ -62,6 +69,10 @@ extension StateStorage {
         try save(
             rollout: name, flag: flag, record: record, now: now, enteredPhase: enteredPhase, audit: entries,
             outbox: [])
+    }
+
+    public func keep(_ values: [String: String?], audit entries: [AuditEntry]) throws {
+        try keep(values, audit: entries, outbox: [])
     }
 
     public func history() throws -> [AuditEntry] { try history(rollout: nil, limit: nil) }

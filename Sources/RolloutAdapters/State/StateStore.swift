@@ -272,7 +272,48 @@ public final class StateStore: Sendable {
                 t.primaryKey(["rollout", "check"])
             }
         }
+        // [r3] What the state keeps besides records: the branch and tip (SPEC §4.0), the guards (§5.13).
+        migrator.registerMigration("v4-kept") { db in
+            try db.create(table: "kept") { t in
+                t.primaryKey("key", .text)
+                t.column("value", .text).notNull()
+            }
+        }
         return migrator
+    }
+
+    // MARK: Kept values
+
+    public func keptValues(prefix: String) throws -> [String: String] {
+        try queue.read { db in
+            guard try db.tableExists("kept") else { return [:] }  // a read-only state not yet migrated
+            var values: [String: String] = [:]
+            for row in try Row.fetchAll(
+                db, sql: "SELECT key, value FROM kept WHERE substr(key, 1, ?) = ?",
+                arguments: [prefix.utf8.count, prefix])
+            {
+                let key: String? = row[0]
+                let value: String? = row[1]
+                if let key, let value { values[key] = value }
+            }
+            return values
+        }
+    }
+
+    public func keep(_ values: [String: String?], audit entries: [AuditEntry], outbox: [OutboxMessage]) throws {
+        try queue.write { db in
+            try Self.queue(outbox, db)
+            for (key, value) in values.sorted(by: { $0.key < $1.key }) {
+                if let value {
+                    try db.execute(
+                        sql: "INSERT INTO kept (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = ?",
+                        arguments: [key, value, value])
+                } else {
+                    try db.execute(sql: "DELETE FROM kept WHERE key = ?", arguments: [key])
+                }
+            }
+            for entry in entries { _ = try Self.insert(entry, db) }
+        }
     }
 
     // MARK: Notify checks

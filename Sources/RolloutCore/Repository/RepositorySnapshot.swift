@@ -11,9 +11,15 @@ public struct TreeFile: Equatable, Sendable {
     public var size: Int
     /// The git file mode (0o100644, 0o100755, 0o120000, 0o160000), as `git ls-tree` prints it.
     public var mode: UInt32
+    /// Set by the tree reader when a name on the path is not valid UTF-8 (`path` then holds U+FFFD in its
+    /// place), or equals a sibling's name after Unicode NFC normalisation (SPEC §4.0 rule 4).
+    public var nameProblem: String?
 
-    public init(path: String, kind: Kind, objectID: String, size: Int, mode: UInt32? = nil) {
+    public init(
+        path: String, kind: Kind, objectID: String, size: Int, mode: UInt32? = nil, nameProblem: String? = nil
+    ) {
         self.path = path
+        self.nameProblem = nameProblem
         self.kind = kind
         self.objectID = objectID
         self.size = size
@@ -48,6 +54,9 @@ public struct RolloutFiles: Equatable, Sendable {
     public var approvals: [ApprovalFile]
     /// Problems with the plan or the layout: any of them makes the rollout invalid.
     public var diagnostics: [Diagnostic]
+    /// A file name in the folder is not UTF-8 or folds into another under NFC (SPEC §4.0 rule 4): its
+    /// paths cannot be told apart as text, so the history walk does not follow them.
+    public var hasNameProblem = false
 
     public var isValid: Bool { plan != nil && diagnostics.isEmpty }
 
@@ -111,11 +120,17 @@ public enum RepositoryLoader {
     /// Files larger than this are rejected without being read.
     public static let maxBlobSize = 1 << 20
 
-    public static func load(files: [TreeFile], read: (TreeFile) throws -> [UInt8]) -> RepositorySnapshot {
-        withoutActuallyEscaping(read) { read in load(files: files, reader: FileReader(read: read)) }
+    /// - Parameter plansJudgedBy: the policy plans are validated against (SPEC §4.3 [r3]: the policy in
+    ///   force); nil: the tree's own policy (what `validate` judges).
+    public static func load(
+        files: [TreeFile], plansJudgedBy: PolicySet? = nil, read: (TreeFile) throws -> [UInt8]
+    ) -> RepositorySnapshot {
+        withoutActuallyEscaping(read) { read in
+            load(files: files, plansJudgedBy: plansJudgedBy, reader: FileReader(read: read))
+        }
     }
 
-    private static func load(files: [TreeFile], reader: FileReader) -> RepositorySnapshot {
+    private static func load(files: [TreeFile], plansJudgedBy: PolicySet?, reader: FileReader) -> RepositorySnapshot {
         var byPath: [String: TreeFile] = [:]
         for file in files { byPath[file.path] = file }
 
@@ -178,12 +193,14 @@ public enum RepositoryLoader {
 
         var rollouts: [RolloutFiles] = []
         var flags: [String: [(index: Int, position: SourcePosition)]] = [:]
+        let judge = plansJudgedBy ?? policySet
         for (name, group) in groups.sorted(by: { $0.key < $1.key }) {
             var flagAt: (flag: String, position: SourcePosition)?
             rollouts.append(
                 loadRollout(
-                    name: name, files: group, policy: policy, healthSets: healthSets,
-                    policyHasErrors: !policyDiagnostics.isEmpty, json: json, flagAt: &flagAt))
+                    name: name, files: group, policy: judge.approvers, healthSets: judge.healthSets,
+                    policyHasErrors: !judge.diagnostics.isEmpty || (plansJudgedBy == nil && !policyDiagnostics.isEmpty),
+                    json: json, flagAt: &flagAt))
             if let flagAt { flags[flagAt.flag, default: []].append((rollouts.count - 1, flagAt.position)) }
         }
         // Two rollouts may not drive the same flag (SPEC §3): both plans are errors.
@@ -265,6 +282,12 @@ public enum RepositoryLoader {
                     message: "rollout folder \"\(name)\" does not match \(Names.patternDescription)"))
         }
         var result = RolloutFiles(name: name, plan: nil, planBlob: nil, checks: [], approvals: [], diagnostics: [])
+        // SPEC §4.0 rule 4: names git keeps apart but text would fold make this rollout (and it alone) invalid.
+        for file in files {
+            guard let problem = file.nameProblem else { continue }
+            diagnostics.append(Diagnostic(path: file.path, message: problem))
+            result.hasNameProblem = true
+        }
 
         var plan: Plan?
         if let file = files.first(where: { $0.path == planPath }) {

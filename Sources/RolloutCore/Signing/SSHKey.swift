@@ -47,9 +47,17 @@ public struct SSHPublicKey: Equatable, Hashable, Sendable, CustomStringConvertib
         self = key
     }
 
-    /// `SHA256:` + unpadded base64 of SHA-256(blob), as `ssh-keygen -l` prints it.
+    /// `SHA256:` + unpadded base64 of SHA-256 of the key's canonical blob, as `ssh-keygen -l` prints it
+    /// (SPEC §4.0 rule 3: a key is its material). OpenSSH re-serialises a key it read with its canonical
+    /// type name, so `SSH-ED25519` or an RSA key spelled `rsa-sha2-512` is the same key as its usual form.
+    /// A certificate, or a blob that does not parse, is fingerprinted as it is (rule 8 compares the
+    /// certified key: `signingKey`).
     public var fingerprint: String {
-        let digest = Data(SHA256.hash(data: blob)).base64EncodedString()
+        var canonical = blob
+        if case .success(let parsed) = SSHKeyParser.parse(blob), parsed.certificate == nil {
+            canonical = parsed.material.canonicalBlob
+        }
+        let digest = Data(SHA256.hash(data: canonical)).base64EncodedString()
         return "SHA256:" + digest.replacingOccurrences(of: "=", with: "")
     }
 
