@@ -278,6 +278,32 @@ import Testing
         }
     }
 
+    /// Straight through the store: the emergency switch-off (no environment) turns off every
+    /// environment that is on, one `turnFlagOff` each, even one whose default rule rolloutctl does
+    /// not own (off serves false there); raising such an environment is refused, nothing sent.
+    @Test func switchingEverythingOffLowersEvenWhatRolloutctlDoesNotOwn() async throws {
+        try await Self.with { w, launchDarkly in
+            let store = Self.store(w, launchDarkly)
+            let before = try await store.read(flag: Self.flag)
+            #expect(before.errors.map(\.environment) == ["test"])
+            await #expect(throws: FlagStoreError.self) {
+                _ = try await store.apply(
+                    flag: Self.flag, patch: FlagPatch(environment: "test", enabled: true, coverage: 10),
+                    ifMatch: before.version)
+            }
+            #expect(launchDarkly.patches.isEmpty)
+            let after = try await store.apply(
+                flag: Self.flag, patch: FlagPatch(environment: nil, enabled: false, coverage: nil),
+                ifMatch: before.version)
+            #expect(launchDarkly.patches.map(\.environment) == ["test"])
+            #expect(launchDarkly.patches.map(\.kinds) == [["turnFlagOff"]])
+            #expect(launchDarkly.patches.first?.comment == "rolloutctl")
+            #expect(after.environments.values.allSatisfy { !$0.enabled })
+            #expect(after.errors.isEmpty)
+            #expect(try await Self.evaluate(launchDarkly, "test").trueKeys.isEmpty)
+        }
+    }
+
     /// SPEC §6 [r3]: an answer about another flag is an error for the rollout, never read as its state.
     @Test func anAnswerAboutAnotherKeyIsAnError() async throws {
         try await Self.with { w, launchDarkly in

@@ -98,12 +98,16 @@ public final class LaunchDarklyFlagStore: FlagStore {
                     "flag \(flag) has no environment \(name) in LaunchDarkly project \(project); "
                         + "add the environment there (rolloutctl never creates it)")
             }
-            if let refusal = snapshot.errors.first(where: { $0.environment == name }) {
+            if !patch.enabled, !environment.on { continue }
+            // Turning off lowers exposure whatever the default rule is, as long as off serves false;
+            // anything else waits until a person fixes what rolloutctl does not own.
+            if let refusal = snapshot.errors.first(where: { $0.environment == name }),
+                patch.enabled || environment.offVariation != falseIndex
+            {
                 throw FlagStoreError.notManaged("\(flag)[\(name)]: \(refusal.message)")
             }
             let state = environment.reading(trueIndex: trueIndex, falseIndex: falseIndex).state
             let coverage = patch.coverage ?? (state.enabled && state.coverage > 0 ? state.coverage : 100)
-            if !patch.enabled, !environment.on { continue }
             guard
                 let instructions = LaunchDarklyAnswer.instructions(
                     enabled: patch.enabled, coverage: coverage, trueID: trueID, falseID: falseID)
