@@ -9,7 +9,9 @@ import RolloutCore
 /// Full jitter (AWS architecture blog, "Exponential Backoff And Jitter"): the wait before
 /// retry *n* (n = 1 for the wait after the first attempt) is a uniformly random duration in
 /// `0 ... min(maxDelay, baseDelay * 2^(n-1))`. A `Retry-After` the server sent replaces the
-/// random wait when it is shorter than `maxDelay`, and otherwise caps at `maxDelay`.
+/// random wait when it is shorter than `maxDelay`, and otherwise caps at `maxDelay`. A rate limit
+/// whose reset the server announced (`AttemptOutcome.rateLimited`) is waited for in full when the
+/// budget has room for it, and ends the call at once when it has not.
 ///
 /// `sleep` and `random` are injectable so tests need not wait for real.
 public struct RetryPolicy: Sendable {
