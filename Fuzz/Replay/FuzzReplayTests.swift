@@ -8,7 +8,7 @@ let fuzzTargets: [any FuzzTarget.Type] = [
     PolicyApprovalTarget.self, AllowedSignersTarget.self, SSHSignatureTarget.self, SSHKeyTarget.self,
     DurationTarget.self, RFC3339Target.self, CommitHeaderTarget.self, TreeEntriesTarget.self,
     HistoryCacheTarget.self, PrometheusAnswerTarget.self, FlagAPIAnswerTarget.self, UnleashAnswerTarget.self,
-    FileFlagDocumentTarget.self, FlagdFileTarget.self,
+    LaunchDarklyAnswerTarget.self, FileFlagDocumentTarget.self, FlagdFileTarget.self,
 ]
 
 /// Replays the corpus (seeded from the project's files) and every input a fuzzer ever crashed on

@@ -31,19 +31,24 @@ public struct FlagSnapshot: Equatable, Sendable {
     /// What the store saw that exposes more users than `environments` says and that rolloutctl
     /// does not own (e.g. another enabled Unleash strategy): reported on every plan, never changed.
     public var warnings: [FlagWarning]
+    /// What makes an environment one rolloutctl must not drive (e.g. a LaunchDarkly fallthrough it did
+    /// not write): an error for every rollout whose plan names that environment, which is then neither
+    /// decided nor written. Environments no plan names are the service's business.
+    public var errors: [FlagWarning]
 
     public init(
         key: String, version: String, environments: [String: FlagEnvironmentState],
-        warnings: [FlagWarning] = []
+        warnings: [FlagWarning] = [], errors: [FlagWarning] = []
     ) {
         self.key = key
         self.version = version
         self.environments = environments
         self.warnings = warnings
+        self.errors = errors
     }
 }
 
-/// A store's remark about one environment of a flag (see `FlagSnapshot.warnings`).
+/// A store's remark about one environment of a flag (see `FlagSnapshot.warnings` and `errors`).
 public struct FlagWarning: Equatable, Hashable, Sendable {
     public var environment: String
     public var message: String
@@ -54,16 +59,36 @@ public struct FlagWarning: Equatable, Hashable, Sendable {
     }
 }
 
+/// Why a flag changes: the rollout, phase and plan blob behind a patch, for a service that keeps
+/// its own audit log (LaunchDarkly's comment). Stores that keep none ignore it.
+public struct FlagChangeContext: Equatable, Sendable {
+    public var rollout: String
+    public var phase: String?
+    public var planBlob: String
+    /// `advance`, `rollback`, `drift`, … (the change's reason).
+    public var reason: String
+
+    public init(rollout: String, phase: String?, planBlob: String, reason: String) {
+        self.rollout = rollout
+        self.phase = phase
+        self.planBlob = planBlob
+        self.reason = reason
+    }
+}
+
 /// The body of a PATCH: one environment, or every environment when `environment` is nil.
 public struct FlagPatch: Equatable, Sendable {
     public var environment: String?
     public var enabled: Bool
     public var coverage: Double?
+    /// Why (nil when nobody said: tests, the emergency switch-off).
+    public var context: FlagChangeContext?
 
-    public init(environment: String?, enabled: Bool, coverage: Double?) {
+    public init(environment: String?, enabled: Bool, coverage: Double?, context: FlagChangeContext? = nil) {
         self.environment = environment
         self.enabled = enabled
         self.coverage = coverage
+        self.context = context
     }
 }
 

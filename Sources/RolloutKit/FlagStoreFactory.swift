@@ -8,7 +8,8 @@ import RolloutCore
 /// chosen by its scheme, here and nowhere else, so a further service is one case below plus its adapter.
 ///
 /// - `file:PATH` the embedded store; `http(s)://…` the flag API (§7); `flagd:PATH` a flagd file;
-///   `unleash+http(s)://HOST/api?project=P` Unleash's admin API.
+///   `unleash+http(s)://HOST/api?project=P` Unleash's admin API; `launchdarkly+http(s)://HOST?project=P`
+///   LaunchDarkly's REST API v2.
 /// - `ENV=URL` (repeatable) sends environment ENV to its own store; one plain `URL` serves the
 ///   environments not named. No argument at all means `file:.rolloutctl/flags.json`.
 /// - A flagd file is one environment, so it is only accepted as `ENV=flagd:PATH`: a plain one
@@ -74,17 +75,23 @@ public enum FlagStoreFactory {
             problem = URL(string: url)?.host == nil ? "not a URL" : nil
         } else if url.hasPrefix("unleash+") {
             problem = UnleashFlagStore.parse(url) == nil ? "write unleash+https://HOST/api?project=PROJECT" : nil
+        } else if url.hasPrefix("launchdarkly+") {
+            problem =
+                LaunchDarklyFlagStore.parse(url) == nil ? "write launchdarkly+https://HOST?project=PROJECT" : nil
         } else {
             throw SpecificationError(
-                description: "--flags takes file:PATH, http(s)://…, flagd:PATH or "
-                    + "unleash+http(s)://HOST/api?project=P, optionally as ENV=URL; got \"\(argument)\"")
+                description: "--flags takes file:PATH, http(s)://…, flagd:PATH, "
+                    + "unleash+http(s)://HOST/api?project=P or launchdarkly+http(s)://HOST?project=P, "
+                    + "optionally as ENV=URL; got \"\(argument)\"")
         }
         if let problem { throw SpecificationError(description: "--flags \(argument): \(problem)") }
     }
 
     /// Whether any store needs the HTTP client.
     public static func needsHTTP(_ specifications: [Specification]) -> Bool {
-        specifications.contains { $0.url.hasPrefix("http") || $0.url.hasPrefix("unleash+") }
+        specifications.contains {
+            $0.url.hasPrefix("http") || $0.url.hasPrefix("unleash+") || $0.url.hasPrefix("launchdarkly+")
+        }
     }
 
     /// Whether any store sends the token (so a missing one is worth a warning).
@@ -104,6 +111,10 @@ public enum FlagStoreFactory {
             guard let client else { throw SpecificationError(description: "--flags \(url): no HTTP client") }
             if let (apiURL, project) = UnleashFlagStore.parse(url) {
                 return UnleashFlagStore(apiURL: apiURL, project: project, token: token, client: client, logger: logger)
+            }
+            if let (baseURL, project) = LaunchDarklyFlagStore.parse(url) {
+                return LaunchDarklyFlagStore(
+                    baseURL: baseURL, project: project, token: token, client: client, logger: logger)
             }
             return HTTPFlagStore(baseURL: url, token: token, client: client, logger: logger)
         }

@@ -404,6 +404,19 @@ public struct Reconciler: Sendable {
             } catch {
                 return RolloutOutcome(report: failed(report, "reading flag \(plan.flag): \(error)"))
             }
+            // An environment of this plan that the store says rolloutctl must not drive (SPEC §7.1):
+            // nothing is decided or written for this rollout.
+            let planEnvironments = Set(plan.phases.map(\.environment))
+            let refusals = flag.errors.filter { planEnvironments.contains($0.environment) }
+            if !refusals.isEmpty {
+                var refused = report
+                refused.warnings = flag.warnings.filter { planEnvironments.contains($0.environment) }
+                    .map { "\(plan.flag)[\($0.environment)]: \($0.message)" }
+                for refusal in refusals {
+                    refused = failed(refused, "\(plan.flag)[\(refusal.environment)]: \(refusal.message)")
+                }
+                return RolloutOutcome(report: refused)
+            }
             if settings.mode.applies, let state, !intents.isEmpty {
                 do {
                     record = try recover(
@@ -494,7 +507,10 @@ public struct Reconciler: Sendable {
                 result.intentID = intentID
                 let patch = FlagPatch(
                     environment: change.environment, enabled: change.to.enabled,
-                    coverage: change.to.coverage)
+                    coverage: change.to.coverage,
+                    context: FlagChangeContext(
+                        rollout: rollout.name, phase: step.phase, planBlob: planBlob,
+                        reason: change.reason.rawValue))
                 do {
                     let updated = try await ports.flags.apply(flag: plan.flag, patch: patch, ifMatch: version)
                     version = updated.version

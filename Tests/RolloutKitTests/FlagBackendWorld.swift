@@ -18,8 +18,9 @@ struct Evaluation: Equatable {
     var percent: Double { Double(trueKeys.count) * 100 / Double(keys) }
 }
 
-/// `scripts/python-evaluators`: OpenFeature's flagd provider (in-process FILE resolver) and Unleash's
-/// Python SDK, installed from PyPI into a virtual environment under `.build/` on first use.
+/// `scripts/python-evaluators`: OpenFeature's flagd provider (in-process FILE resolver), Unleash's
+/// Python SDK and LaunchDarkly's Python server SDK (file data source), installed from PyPI into a
+/// virtual environment under `.build/` on first use.
 enum PythonEvaluators {
     static let keys = 10_000
 
@@ -43,6 +44,22 @@ enum PythonEvaluators {
                 "--token", server.clientToken(environment: environment),
                 "--environment", environment, "--flag", flag, "--keys", String(keys),
             ], keys: keys)
+        return try #require(result[flag])
+    }
+
+    /// LaunchDarkly's Python server SDK, its file data source handed the flag exactly as the fake's
+    /// REST API holds it (`GET /api/v2/flags/{project}/{flag}`), for one environment.
+    static func launchDarkly(
+        _ server: FakeLaunchDarkly, environment: String, flag: String,
+        keys: Int = PythonEvaluators.keys
+    ) async throws -> Evaluation {
+        let directory = try TemporaryDirectory(prefix: "rolloutctl-launchdarkly")
+        defer { withExtendedLifetime(directory) {} }
+        let path = directory.file("\(flag).json")
+        let json = try #require(server.flagJSON(flag))
+        try Data(json.utf8).write(to: URL(fileURLWithPath: path))
+        let result = try await run(
+            ["launchdarkly", "--file", path, "--environment", environment, "--keys", String(keys)], keys: keys)
         return try #require(result[flag])
     }
 

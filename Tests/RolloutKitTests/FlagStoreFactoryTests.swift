@@ -35,6 +35,8 @@ import Testing
             (["a=file:/x", "a=file:/y"], "names environment a twice"),
             (["file:/x", "https://y"], "only one URL may serve the environments not named"),
             (["unleash+https://x/api?project="], "unleash+https://HOST/api?project=PROJECT"),
+            (["production=launchdarkly+https://app.launchdarkly.com"], "launchdarkly+https://HOST?project=PROJECT"),
+            (["launchdarkly://app.launchdarkly.com?project=p"], "--flags takes"),
             (["production=flagd:"], "the path is missing"),
         ]
         for (arguments, expected) in cases {

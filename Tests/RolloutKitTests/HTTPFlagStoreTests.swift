@@ -477,6 +477,30 @@ struct RetryPolicyTests {
         #expect(sleeps.current == [.seconds(1), .seconds(2)])
     }
 
+    /// A rate limit whose reset the server announced is waited for in full (not capped at `maxDelay`)
+    /// while the budget has room for it; a reset beyond the budget stops at once, budget spent.
+    @Test func runWaitsForAnAnnouncedRateLimitResetWithinTheBudget() async throws {
+        let sleeps = LockedBox<[Duration]>([])
+        let policy = RetryPolicy(
+            maxAttempts: 3, maxDelay: .milliseconds(50), budget: .seconds(30),
+            sleep: { d in sleeps.withLock { $0.append(d) } }, random: { 0 })
+        let value = try await policy.run { attempt, _ -> AttemptOutcome<String> in
+            attempt == 1 ? .rateLimited(reason: "HTTP 429", wait: .seconds(8)) : .success("ok")
+        }
+        #expect(value == "ok")
+        #expect(sleeps.current == [.seconds(8)])
+        do {
+            _ = try await policy.run { _, _ -> AttemptOutcome<String> in
+                .rateLimited(reason: "HTTP 429", wait: .seconds(31))
+            }
+            Issue.record("a reset beyond the budget was waited for")
+        } catch let exhausted as RetryExhausted {
+            #expect(exhausted.budgetSpent)
+            #expect(exhausted.attempts == 1)
+        }
+        #expect(sleeps.current == [.seconds(8)])
+    }
+
     @Test func runPassesNonRetryableErrorsThrough() async throws {
         let attempts = LockedBox(0)
         await #expect(throws: FlagStoreError.unauthorized(status: 401)) {

@@ -3,7 +3,8 @@ import RolloutCore
 import RolloutTestSupport
 import Testing
 
-/// `--flags ENV=URL` through the built binary: staging in a flagd file, the rest in Unleash.
+/// `--flags ENV=URL` through the built binary: staging in a flagd file, the rest in Unleash; staging in
+/// the embedded file, production in LaunchDarkly.
 @Suite(.serialized) struct FlagsOptionTests {
     static let flagd = """
         {
@@ -40,6 +41,65 @@ import Testing
             #expect(written.contains(#"["on", 100], ["off", 0]"#))
             #expect(unleash.writes.isEmpty)  // production is not reached yet; Unleash's staging is not ours
             #expect(!result.all.contains(unleash.adminToken))
+        }
+    }
+
+    /// `--flags staging=file:… --flags production=launchdarkly+http://…` in the same runs: staging in
+    /// the embedded file, production in LaunchDarkly through one semantic patch; the token comes from
+    /// `--token-env` and is never printed. Aborted: both environments off in one run, one store each.
+    @Test func stagingInAFileProductionInLaunchDarkly() async throws {
+        try await CLIWorld.with { w in
+            let launchDarkly = FakeLaunchDarkly(project: "portal", token: "api-ld-\(UUID().uuidString)")
+            launchDarkly.setFlag(FakeLaunchDarkly.Flag(key: CLIWorld.flag, environments: ["staging", "production"]))
+            try await launchDarkly.start()
+            defer { Task { await launchDarkly.stop() } }
+            let plan = { (state: String) in
+                """
+                { "apiVersion": "rolloutctl/v1", "name": "exp-001-autosave", "flag": "\(CLIWorld.flag)",
+                  "state": "\(state)",
+                  "phases": [ { "name": "staging", "environment": "staging", "coverage": 100 },
+                              { "name": "canary-10", "environment": "production", "coverage": 10 } ] }
+                """
+            }
+            try await w.seed(plan: plan("active"))
+            let filePath = w.stateDirectory.file("staging-flags.json")
+            let flags = ["--flags", "staging=file:" + filePath, "--flags", "production=" + launchDarkly.flagsURL]
+            let token = ["LD_ACCESS_TOKEN": launchDarkly.token]
+            func reconcile(_ now: String) async throws -> ProcessResult {
+                let result = try await rolloutctl(
+                    [
+                        "reconcile", "--repo", w.repo.path, "--state", w.statePath, "--metrics",
+                        "file:" + w.metricsPath,
+                        "--now", now, "--token-env", "LD_ACCESS_TOKEN",
+                    ] + flags, environment: token)
+                #expect(result.status == 0, "\(result.all)")
+                #expect(!result.all.contains(launchDarkly.token))
+                return result
+            }
+            /// Staging as the embedded file holds it.
+            func staging() throws -> [String: Any]? {
+                let document = try parseJSON(String(contentsOfFile: filePath, encoding: .utf8))
+                let flag = (document["flags"] as? [String: Any])?[CLIWorld.flag] as? [String: Any]
+                return (flag?["environments"] as? [String: Any])?["staging"] as? [String: Any]
+            }
+            _ = try await reconcile("2027-01-01T00:00:00Z")
+            #expect(try staging()?["enabled"] as? Bool == true)
+            #expect(try staging()?["coverage"] as? Double == 100)
+            #expect(launchDarkly.patches.isEmpty)
+            _ = try await reconcile("2027-01-01T01:00:00Z")
+            #expect(launchDarkly.patches.map(\.environment) == ["production"])
+            #expect(launchDarkly.patches.first?.kinds == ["turnFlagOn", "updateFallthroughVariationOrRollout"])
+            #expect(
+                launchDarkly.patches.first?.comment?.hasPrefix(
+                    "rolloutctl: rollout exp-001-autosave, phase canary-10, plan ") == true)
+            #expect(launchDarkly.requests.allSatisfy { $0.header("Authorization") == launchDarkly.token })
+
+            try w.repo.commitFiles(
+                ["rollouts/exp-001-autosave/plan.json": plan("aborted")], "Abort", author: CLIWorld.robin)
+            _ = try await reconcile("2027-01-01T02:00:00Z")
+            #expect(launchDarkly.patches.map(\.kinds).last == ["turnFlagOff"])
+            #expect(launchDarkly.flag(CLIWorld.flag)?.environments["production"]?.on == false)
+            #expect(try staging()?["enabled"] as? Bool == false)
         }
     }
 

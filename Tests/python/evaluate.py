@@ -2,11 +2,16 @@
 
     evaluate.py flagd   --file PATH --flag KEY [--flag KEY2 ...] --keys N
     evaluate.py unleash --url URL --token CLIENT_TOKEN --environment ENV --flag KEY --keys N
+    evaluate.py launchdarkly --file REST_FLAG.json --environment ENV --keys N
 
 flagd: the OpenFeature SDK with the flagd provider's in-process FILE resolver reads the file as
 flagd would. Unleash: the official Python SDK (UnleashClient, Unleash's Yggdrasil engine) fetches
-/client/features from the server. Keys are "user-0" … "user-(N-1)", given as the OpenFeature
-targetingKey and as Unleash's userId.
+/client/features from the server. LaunchDarkly: the official server-side SDK
+(launchdarkly-server-sdk) with its file data source (no network, events off) reads the flag that
+the REST API v2 holds (GET /api/v2/flags/{project}/{key}, as FakeLaunchDarkly holds it), one
+environment's configuration laid out as the SDK receives it. Keys are "user-0" … "user-(N-1)",
+given as the OpenFeature targetingKey, as Unleash's userId and as the key of a LaunchDarkly user
+context.
 
 Prints one JSON object: {"flags": {KEY: {"true": [indices], "errors": n, "reasons": {...}}}}.
 """
@@ -67,6 +72,74 @@ def unleash(args):
     return result
 
 
+def sdk_flag(rest, environment):
+    """The flag of REST API v2 for one environment, as LaunchDarkly's SDKs receive it: the flag's
+    variations as values, the environment's targeting at the top level (the layout of the SDK's
+    data, which the relay and the streaming service serve). Nothing is interpreted here."""
+    config = rest["environments"][environment]
+    rules = []
+    for rule in config.get("rules") or []:
+        rule = dict(rule)
+        if "_id" in rule:
+            rule["id"] = rule.pop("_id")
+        rules.append(rule)
+    flag = {
+        "key": rest["key"],
+        "version": rest["_version"],
+        "on": config["on"],
+        "variations": [variation["value"] for variation in rest["variations"]],
+        "fallthrough": config.get("fallthrough"),
+        "rules": rules,
+        "targets": config.get("targets") or [],
+        "contextTargets": config.get("contextTargets") or [],
+        "prerequisites": config.get("prerequisites") or [],
+        "salt": config.get("salt") or "",
+        "trackEvents": False,
+        "trackEventsFallthrough": False,
+        "deleted": False,
+    }
+    if config.get("offVariation") is not None:
+        flag["offVariation"] = config["offVariation"]
+    return flag
+
+
+def launchdarkly(args):
+    import os
+
+    from ldclient import Context
+    from ldclient.client import LDClient
+    from ldclient.config import Config
+    from ldclient.integrations import Files
+
+    with open(args.file) as handle:
+        rest = json.load(handle)
+    key = rest["key"]
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "flags.json")
+        with open(path, "w") as handle:
+            json.dump({"flags": {key: sdk_flag(rest, args.environment)}, "segments": {}}, handle)
+        client = LDClient(
+            config=Config(
+                sdk_key="rolloutctl-tests",
+                update_processor_class=Files.new_data_source(paths=[path]),
+                send_events=False,
+            )
+        )
+        if not client.is_initialized():
+            raise SystemExit("the LaunchDarkly SDK did not initialise from its file data source")
+        true, errors, reasons = [], 0, {}
+        for index in range(args.keys):
+            detail = client.variation_detail(key, Context.builder(f"user-{index}").build(), False)
+            reason = detail.reason.get("kind", "?") if detail.reason else "?"
+            reasons[reason] = reasons.get(reason, 0) + 1
+            if reason == "ERROR":
+                errors += 1
+            if detail.value is True:
+                true.append(index)
+        client.close()
+    return {key: {"true": true, "errors": errors, "reasons": reasons}}
+
+
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="kind", required=True)
@@ -80,8 +153,12 @@ def main():
     u.add_argument("--environment", required=True)
     u.add_argument("--flag", action="append", required=True)
     u.add_argument("--keys", type=int, default=10000)
+    d = sub.add_parser("launchdarkly")
+    d.add_argument("--file", required=True)
+    d.add_argument("--environment", required=True)
+    d.add_argument("--keys", type=int, default=10000)
     args = parser.parse_args()
-    result = flagd(args) if args.kind == "flagd" else unleash(args)
+    result = {"flagd": flagd, "unleash": unleash, "launchdarkly": launchdarkly}[args.kind](args)
     json.dump({"flags": result}, sys.stdout)
     sys.stdout.write("\n")
 

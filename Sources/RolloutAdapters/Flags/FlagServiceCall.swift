@@ -1,10 +1,12 @@
 import AsyncHTTPClient
+import Foundation
 import Logging
 import RolloutCore
 
 /// One idempotent call to a flag service over HTTP with the retry policy, shared by the HTTP flag
-/// API and Unleash: 408, 429, 5xx and retryable transport failures are retried (honouring
-/// `Retry-After`), the first other answer is returned, and a spent budget or a fatal failure is
+/// API, Unleash and LaunchDarkly: 408, 429, 5xx and retryable transport failures are retried
+/// (honouring `Retry-After`; a 429 with `X-Ratelimit-Reset` waits for the reset in full when the
+/// budget has room), the first other answer is returned, and a spent budget or a fatal failure is
 /// `.unavailable`. Every message that leaves is scrubbed of the token.
 struct FlagServiceCall {
     /// `flag service` or `Unleash`, for the log lines.
@@ -42,6 +44,13 @@ struct FlagServiceCall {
                         "\(service) request failed",
                         metadata: context.merging(["reason": "\(scrub(failure.reason))"]) { $1 })
                     return .retryable(reason: failure.reason)
+                }
+                if answer.status == 429, let reset = HTTPTransport.rateLimitReset(answer, now: Date()) {
+                    let wait = max(reset, HTTPTransport.retryAfter(answer) ?? .zero)
+                    logger.warning(
+                        "\(service) rate limit reached; waiting for its reset",
+                        metadata: context.merging(["status": "429", "wait": "\(wait.shortDescription)"]) { $1 })
+                    return .rateLimited(reason: "HTTP 429 (rate limited)", wait: wait)
                 }
                 if answer.isTransient {
                     logger.warning(

@@ -44,10 +44,12 @@ public final class RoutingFlagStore: FlagStore, @unchecked Sendable {
             let environment = routes[index].environment
             part.environments = snapshot.environments.filter { $0.key == environment }
             part.warnings = snapshot.warnings.filter { $0.environment == environment }
+            part.errors = snapshot.errors.filter { $0.environment == environment }
         } else {
             let named = self.named
             part.environments = snapshot.environments.filter { !named.contains($0.key) }
             part.warnings = snapshot.warnings.filter { !named.contains($0.environment) }
+            part.errors = snapshot.errors.filter { !named.contains($0.environment) }
         }
         return part
     }
@@ -133,9 +135,11 @@ public final class RoutingFlagStore: FlagStore, @unchecked Sendable {
     private func merge(flag: String, _ pieces: [FlagSnapshot]) -> FlagSnapshot {
         var environments: [String: FlagEnvironmentState] = [:]
         var warnings: [FlagWarning] = []
+        var errors: [FlagWarning] = []
         for piece in pieces {
             environments.merge(piece.environments) { first, _ in first }
             warnings += piece.warnings
+            errors += piece.errors
         }
         lock.withLock {
             lastParts[flag] = Dictionary(
@@ -145,7 +149,7 @@ public final class RoutingFlagStore: FlagStore, @unchecked Sendable {
         }
         return FlagSnapshot(
             key: flag, version: Self.encode(pieces.map(\.version)), environments: environments,
-            warnings: warnings)
+            warnings: warnings, errors: errors)
     }
 
     /// The stores' versions as one string: a JSON array, so any version text survives.

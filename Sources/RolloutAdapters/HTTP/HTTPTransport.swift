@@ -166,6 +166,16 @@ enum HTTPTransport {
         return .milliseconds(Int64(min(seconds, 86_400) * 1000))
     }
 
+    /// How long until the rate limit an answer announces resets: `X-Ratelimit-Reset` (LaunchDarkly's,
+    /// epoch milliseconds) minus `now`, at least zero, capped at a minute; nil without the header.
+    static func rateLimitReset(_ answer: HTTPAnswer, now: Date) -> Duration? {
+        guard let value = answer.header("X-Ratelimit-Reset")?.trimmingCharacters(in: .whitespaces),
+            let reset = Double(value), reset.isFinite
+        else { return nil }
+        let milliseconds = min(max(reset - now.timeIntervalSince1970 * 1000, 0), 60_000)
+        return .milliseconds(Int64(milliseconds.rounded(.up)))
+    }
+
     /// `base` without trailing slashes, followed by `path` (which starts with "/").
     static func join(_ base: String, _ path: String) -> String {
         var base = base

@@ -9,7 +9,9 @@ import RolloutCore
 /// Full jitter (AWS architecture blog, "Exponential Backoff And Jitter"): the wait before
 /// retry *n* (n = 1 for the wait after the first attempt) is a uniformly random duration in
 /// `0 ... min(maxDelay, baseDelay * 2^(n-1))`. A `Retry-After` the server sent replaces the
-/// random wait when it is shorter than `maxDelay`, and otherwise caps at `maxDelay`.
+/// random wait when it is shorter than `maxDelay`, and otherwise caps at `maxDelay`. A rate limit
+/// whose reset the server announced (`AttemptOutcome.rateLimited`) is waited for in full when the
+/// budget has room for it, and ends the call at once when it has not.
 ///
 /// `sleep` and `random` are injectable so tests need not wait for real.
 public struct RetryPolicy: Sendable {
@@ -105,6 +107,20 @@ public struct RetryPolicy: Sendable {
                 if wait > .zero {
                     try await sleep(wait)
                 }
+            case .rateLimited(let reason, let wait):
+                // The server said when its limit resets: wait for it in full (a retry sooner would be
+                // refused again), as long as the budget leaves time for an attempt after it.
+                lastFailure = reason
+                guard attempt < maxAttempts else {
+                    throw RetryExhausted(attempts: attempt, lastFailure: lastFailure, budgetSpent: false)
+                }
+                let left = budget - (clock.now - start)
+                guard left > wait + .milliseconds(1) else {
+                    throw RetryExhausted(attempts: attempt, lastFailure: lastFailure, budgetSpent: true)
+                }
+                if wait > .zero {
+                    try await sleep(wait)
+                }
             }
         }
     }
@@ -116,6 +132,9 @@ public enum AttemptOutcome<T: Sendable>: Sendable {
     /// A transient failure: retried while the policy allows. `reason` is shown to the user
     /// when no attempt is left; `retryAfter` is the server's `Retry-After`, if any.
     case retryable(reason: String, retryAfter: Duration? = nil)
+    /// A rate limit whose reset the server announced (LaunchDarkly's `X-Ratelimit-Reset`): the next
+    /// attempt waits `wait` in full, not capped at `maxDelay`, when the budget has room for it.
+    case rateLimited(reason: String, wait: Duration)
 }
 
 /// Every attempt `RetryPolicy.run` was allowed failed transiently.
