@@ -784,7 +784,10 @@ public struct Reconciler: Sendable {
             result.kind = .result
             result.intentID = intentID
             do {
-                let patch = FlagPatch(environment: change.environment, enabled: false, coverage: 0)
+                let patch = FlagPatch(
+                    environment: change.environment, enabled: false, coverage: 0,
+                    context: FlagChangeContext(
+                        rollout: report.name, phase: step.phase, planBlob: kept.planBlob, reason: "rollback (guard)"))
                 let updated = try await ports.flags.apply(flag: kept.flag, patch: patch, ifMatch: version)
                 version = updated.version
                 result.result = "applied"
