@@ -383,6 +383,19 @@ public final class GitRepository: @unchecked Sendable {
 
     // MARK: Commits
 
+    /// The position of `tip` on its own first-parent line (0 for a root commit): the history walk's index.
+    public func firstParentPosition(of tip: ObjectID) throws(GitError) -> Int {
+        var count = -1
+        var cursor: ObjectID? = tip
+        while let id = cursor {
+            count += 1
+            let commit = try lookupCommit(id)
+            defer { git_commit_free(commit) }
+            cursor = git_commit_parentcount(commit) > 0 ? ObjectID(git_commit_parent_id(commit, 0).pointee) : nil
+        }
+        return count
+    }
+
     /// Whether `ancestor` is on the first-parent line of `tip` (SPEC §4.0 rule 5), `tip` itself included.
     public func isOnFirstParentLine(_ ancestor: ObjectID, of tip: ObjectID) throws(GitError) -> Bool {
         var cursor: ObjectID? = tip

@@ -93,7 +93,7 @@ public enum RepositoryReader {
     /// - Parameter policyRoot: the root of trust `init --policy-root` recorded, when there is one.
     public static func load(
         repository: GitRepository, ref: String?, cacheFile: String?,
-        policyRoot: String? = nil
+        policyRoot: String? = nil, acceptedLine: (index: Int, commit: String)? = nil
     ) throws(GitError) -> LoadedRepository {
         let clock = ContinuousClock()
         var timings = LoadTimings()
@@ -154,7 +154,7 @@ public enum RepositoryReader {
             for file in rollout.approvals { evidence[file.path] = index.evidence[file.path] }
             approvals[rollout.name] = ApprovalRules.evaluate(
                 rollout: rollout, authority: authority, evidence: evidence,
-                planHistory: index.planHistories[rollout.planPath])
+                planHistory: index.planHistories[rollout.planPath], acceptedLine: acceptedLine)
         }
         timings.evaluate = lap()
         return LoadedRepository(

@@ -187,6 +187,16 @@ public enum Initializer {
             installation.policyRootCommit.map { PolicyPoint(commit: $0, digest: installation.policyRootDigest ?? "") }
         }
         if acceptingLine {
+            // After a rewrite (the recorded tip is not on the new line), approvals start over: only those merged
+            // after this tip count for raising exposure (SPEC §4.0 rule 5).
+            let recorded = try store.keptValues(prefix: TipTrust.keyPrefix)[TipTrust.tipKey].flatMap(
+                ObjectID.init(hex:))
+            if let recorded, !(try repository.isOnFirstParentLine(recorded, of: tip)) {
+                let position = try repository.firstParentPosition(of: tip)
+                try store.keep(
+                    [TipTrust.acceptedTipKey: loaded.revision, TipTrust.acceptedIndexKey: String(position)],
+                    audit: [])
+            }
             try recordLine(store, loaded: loaded, settings: settings, accepting: true)
             return Report(
                 statePath: settings.statePath, repositoryRoot: root, adopted: [], policyRoot: loaded.policy.root,

@@ -145,7 +145,7 @@ public struct Reconciler: Sendable {
         let policyRoot = try state?.installation()?.policyRootCommit
         let firstRead: LoadedRepository
         do {
-            firstRead = try load(repository, ref: ref, policyRoot: policyRoot)
+            firstRead = try load(repository, ref: ref, policyRoot: policyRoot, line: line)
             if let state {
                 try checkInstallation(
                     state, repository: repository, revision: firstRead.revision, policy: firstRead.policy)
@@ -165,7 +165,7 @@ public struct Reconciler: Sendable {
             let branch = firstRead.policy.inForceSet?.approvers?.protectedBranch,
             firstRead.ref != branch, firstRead.ref != "refs/heads/\(branch)", repository.hasBranch(branch)
         {
-            loaded = try load(repository, ref: "refs/heads/\(branch)", policyRoot: policyRoot)
+            loaded = try load(repository, ref: "refs/heads/\(branch)", policyRoot: policyRoot, line: line)
         } else {
             loaded = firstRead
         }
@@ -299,11 +299,13 @@ public struct Reconciler: Sendable {
             rollouts: reports, policyErrors: policyErrors, policy: loaded.policy)
     }
 
-    private func load(_ repository: GitRepository, ref: String?, policyRoot: String?) throws -> LoadedRepository {
+    private func load(
+        _ repository: GitRepository, ref: String?, policyRoot: String?, line: [String: String]
+    ) throws -> LoadedRepository {
         do {
             return try RepositoryReader.load(
                 repository: repository, ref: ref, cacheFile: settings.scanCachePath,
-                policyRoot: policyRoot)
+                policyRoot: policyRoot, acceptedLine: TipTrust.acceptedLine(line))
         } catch {
             guard error.code == .policyRootNotFound else { throw error }
             throw PolicyRootChanged(message: error.message)

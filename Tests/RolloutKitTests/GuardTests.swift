@@ -1,6 +1,7 @@
 import Foundation
 import RolloutAdapters
 import RolloutCore
+import RolloutGit
 import RolloutTestSupport
 import Testing
 
@@ -156,6 +157,10 @@ import Testing
         let accepted = try await world.run(hours: 6)
         #expect(accepted.rollout()?.blockers.contains { $0.detail.contains("history rewritten") } != true)
         #expect(try await world.flagState()["production"] == .disabled)
+        // Approvals start over: those merged on the rewritten line before the accepted tip do not count.
+        let approvals = try #require(accepted.rollout()?.approvals)
+        #expect(!approvals.isEmpty)
+        #expect(approvals.allSatisfy { !$0.counted && $0.reason?.contains("init --adopt") == true }, "\(approvals)")
     }
 
     // MARK: SPEC §4.0 rule 1: the branch the state recorded
@@ -219,5 +224,42 @@ import Testing
         #expect(rollout.blockers.contains { $0.detail.contains("the tip is not known") })
         #expect(rollout.status == .rolledBack)
         #expect(try await world.flagState() == ["staging": .disabled, "production": .disabled])
+    }
+
+    @Test func anApprovedChangeOfTheProtectedBranchIsFollowedOnceAnOperatorAdoptsIt() async throws {
+        let world = try RolloutWorld()
+        try world.seed()
+        _ = try await world.run(hours: 0)
+        let policy = RolloutWorld.approvers.replacingOccurrences(
+            of: "\"protectedBranch\": \"main\"", with: "\"protectedBranch\": \"release\"")
+        try world.repo.commitFiles(["policies/approvers.json": policy], "Protect release", author: RolloutWorld.robin)
+        let digest = try RepositoryReader.load(
+            repository: GitRepository(path: world.repo.path), ref: "main", cacheFile: nil
+        ).snapshot.policySet.digest
+        try world.repo.git("switch", "-q", "-c", "approve-policy", "main")
+        try world.repo.commitFiles(
+            [
+                "policies/approvals/sre-dana.json":
+                    "{\"apiVersion\": \"rolloutctl/v1\", \"policy\": \"\(digest)\", \"role\": \"sre\", "
+                    + "\"approver\": \"dana@example.com\"}\n"
+            ], "Approve the policy", author: RolloutWorld.dana)
+        try world.repo.git("switch", "-q", "main")
+        try world.repo.git("merge", "-q", "--no-ff", "-m", "Merge approve-policy", "approve-policy")
+        try world.repo.git("branch", "release", "main")
+        let inForce = try RepositoryReader.load(
+            repository: GitRepository(path: world.repo.path), ref: "main", cacheFile: nil
+        ).policy
+        #expect(inForce.pending == nil, "\(inForce)")
+        // In force, but the state reads main: nothing is raised until an operator adopts the new branch.
+        let before = try await world.run(hours: 1)
+        #expect(before.errorCount > 0)
+        #expect(before.rollout()?.blockers.contains { $0.detail.contains("names branch release") } == true)
+        _ = try await world.initialise(adopt: true, hours: 2)
+        #expect(
+            try StateStore(path: world.statePath).keptValues(prefix: TipTrust.keyPrefix)[TipTrust.branchKey]
+                == "release")
+        let after = try await world.run(hours: 3)
+        #expect(after.errorCount == 0, "\(after.rollouts.map(\.blockers))")
+        #expect(after.ref == "refs/heads/release")
     }
 }

@@ -48,9 +48,12 @@ public enum ApprovalRules {
     ///   - authority: the policy in force.
     ///   - evidence: how each approval file reached the protected branch, by path.
     ///   - planHistory: where plan.json took its current content, and every commit that changed it.
+    ///   - acceptedLine: the first-parent position and commit of the tip an operator accepted with
+    ///     `init --adopt` after the history was rewritten (SPEC §4.0 rule 5): approvals merged at or before it
+    ///     do not count for raising exposure.
     public static func evaluate(
         rollout: RolloutFiles, authority: ApprovalAuthority, evidence: [String: ApprovalEvidence],
-        planHistory: ContentHistory?
+        planHistory: ContentHistory?, acceptedLine: (index: Int, commit: String)? = nil
     ) -> [ApprovalStatus] {
         guard let plan = rollout.plan else {
             return rollout.approvals.map {
@@ -72,6 +75,14 @@ public enum ApprovalRules {
             (status.reason, status.key) = firstFailure(
                 file: file, plan: plan, planBlob: rollout.planBlob, authority: authority,
                 evidence: evidence[file.path], planHistory: planHistory, unverifiedMaker: unverifiedMaker)
+            if status.reason == nil, let acceptedLine, let merged = evidence[file.path],
+                merged.mergeIndex <= acceptedLine.index
+            {
+                status.reason =
+                    "merged at \(merged.mergePoint.prefix(12)), not after \(acceptedLine.commit.prefix(12)), the tip "
+                    + "an operator accepted with `rolloutctl init --adopt` after the history was rewritten; "
+                    + "approve it again in a new pull request"
+            }
             status.counted = status.reason == nil
             statuses.append(status)
         }

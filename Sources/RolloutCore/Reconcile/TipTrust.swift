@@ -76,5 +76,17 @@ public enum TipTrust: Equatable, Sendable {
     public static let tipKey = "line/tip"
     /// The last new tip a rewrite was notified for (once per new tip).
     public static let notifiedKey = "line/notified"
+    /// The tip an operator accepted after a rewrite, and its first-parent position: approvals merged at or
+    /// before it do not count for raising exposure.
+    public static let acceptedTipKey = "line/acceptedTip"
+    public static let acceptedIndexKey = "line/acceptedIndex"
     public static let keyPrefix = "line/"
+
+    /// The accepted line as the approval rules take it.
+    public static func acceptedLine(_ line: [String: String]) -> (index: Int, commit: String)? {
+        guard let commit = line[acceptedTipKey], let index = line[acceptedIndexKey].flatMap({ Int($0) }) else {
+            return nil
+        }
+        return (index, commit)
+    }
 }
