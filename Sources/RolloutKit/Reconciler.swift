@@ -132,7 +132,11 @@ public struct Reconciler: Sendable {
                     "--now \(RFC3339.format(settings.now)) is earlier than the latest reconcile recorded "
                         + "in the state (\(RFC3339.format(latest))); time never runs backwards")
             }
-            try state.recordRun(time: settings.now, clockSupplied: settings.clockSupplied)
+            do {
+                try state.recordRun(time: settings.now, clockSupplied: settings.clockSupplied)
+            } catch  where UnrecordedWrites.isUnwritable(error, state: state) {
+                ports.logger.error("\(error): this run records nothing, and only lowers exposure")  // SPEC §5.3 [r3]
+            }
         }
 
         let selected = loaded.snapshot.rollouts.filter {
@@ -344,12 +348,19 @@ public struct Reconciler: Sendable {
             guard settings.mode.applies, let state else { return RolloutOutcome(report: report) }
 
             // 1. The state to commit before any flag call (a rollback, an override).
+            var unrecorded: String?  // SPEC §5.3 [r3]: a rollback the state could not record
             if let first = decision.commitFirst {
                 do {
                     try commit(first, state: state, context: context, plan: plan, checks: decision.health)
                     record = first.record
                 } catch {
-                    return RolloutOutcome(report: failed(report, "saving state: \(error)"))
+                    guard first.record.status == .rolledBack, UnrecordedWrites.isUnwritable(error, state: state) else {
+                        return RolloutOutcome(report: failed(report, "saving state: \(error)"))
+                    }
+                    unrecorded = "\(error)"
+                    await UnrecordedWrites.notifyDirectly(
+                        outboxMessages(first, context: context, plan: plan, checks: decision.health),
+                        notifier: ports.notifier, logger: ports.logger)
                 }
             }
 
@@ -363,11 +374,15 @@ public struct Reconciler: Sendable {
                     kind: .intent, phase: step.phase, environment: change.environment,
                     from: change.from, to: change.to, reason: change.reason.rawValue,
                     approvals: step.approvals, detail: step.detail)
-                let intentID: Int64
+                let intentID: Int64?
                 do {
                     intentID = try state.append(intent)
                 } catch {
-                    return RolloutOutcome(report: failed(report, "writing the audit log: \(error)"))
+                    guard UnrecordedWrites.isUnwritable(error, state: state), UnrecordedWrites.lowers(change) else {
+                        return RolloutOutcome(report: failed(report, "writing the audit log: \(error)"))
+                    }
+                    unrecorded = unrecorded ?? "\(error)"
+                    intentID = nil
                 }
                 var result = intent
                 result.kind = .result
@@ -435,6 +450,7 @@ public struct Reconciler: Sendable {
 
             // 3. The state after the changes.
             report.applied = true
+            if let unrecorded { report.errors.append(UnrecordedWrites.notRecorded(unrecorded)) }
             if ports.flags.stagesWrites {
                 let outbox =
                     decision.commitAfter.map {

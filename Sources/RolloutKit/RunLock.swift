@@ -58,7 +58,7 @@ public final class RunLock {
         // versions, is taken as well, so that a run of an older rolloutctl is excluded too.
         let lock: StateFileLock
         let legacyPath = statePath + ".lock"
-        let legacy: FileLock
+        let legacy: FileLock?
         do {
             guard let acquired = try StateFileLock.acquire(path: statePath, timeout: wait) else {
                 return .busy(
@@ -80,14 +80,15 @@ public final class RunLock {
             }
             legacy = acquired
         } catch {
-            lock.release()
-            throw RunLockError(detail: "cannot take the lock \(legacyPath): \(error)")
+            // The state's own lock is held; a lock file that cannot be made (a read-only or full
+            // disk) must not stop a run that can still lower exposure (SPEC §5 rule 3 [r3]).
+            legacy = nil
         }
         return .held(
             RunLock(
                 state: nil,
                 release: {
-                    legacy.release()
+                    legacy?.release()
                     lock.release()
                 }))
     }

@@ -163,8 +163,12 @@ public final class StateStore: Sendable {
     /// read as immutable (exact, since without `-shm` there is no uncheckpointed WAL to read).
     public let readOnlyReason: String?
 
-    private init(existing path: String, readOnly: Bool) throws {
+    /// Set when the state was opened for a run but can only be read (see `open(path:)`).
+    public let unwritableReason: String?
+
+    private init(existing path: String, readOnly: Bool, unwritable: String? = nil) throws {
         self.path = path
+        unwritableReason = unwritable
         // Only `init` creates a state: an existing file must be a state before anything is written to it.
         let fileExists = FileManager.default.fileExists(atPath: path)
         if fileExists { try StateFileCheck.check(path) }
@@ -263,9 +267,16 @@ public final class StateStore: Sendable {
     }
 
     /// Opens the state of an installation for a reconcile; never creates one (SPEC §5.10).
+    /// A state that cannot be written (disk full, read-only) is opened for reading, with
+    /// `unwritableReason` set: the run records nothing and still lowers exposure (SPEC §5 rule 3 [r3]).
     public static func open(path: String) throws -> StateStore {
         guard FileManager.default.fileExists(atPath: path) else { throw StateStoreError.missing(path: path) }
-        return try StateStore(existing: path, readOnly: false)
+        do {
+            return try StateStore(existing: path, readOnly: false)
+        } catch StateStoreError.unwritable(_, let detail) {
+            return try StateStore(
+                existing: path, readOnly: true, unwritable: "the state at \(path) cannot be written: \(detail)")
+        }
     }
 
     /// Opens the database read-only when it exists (for `plan` and `status`, which never write it).
