@@ -120,9 +120,11 @@ struct Reconcile: AsyncParsableCommand {
 
 /// `--log-format` and `--verbose`: checked the same way for `reconcile --interval` and `serve`.
 enum ServiceLogOptions {
-    static func format(_ text: String?, verbose: Bool, service: Bool, json: Bool) throws -> ServiceLogFormat {
+    static func format(
+        _ text: String?, verbose: Bool, service: Bool, json: Bool, option: String = "--interval"
+    ) throws -> ServiceLogFormat {
         if !service, text != nil || verbose {
-            throw ValidationError("--log-format and --verbose go with --interval (a one-shot run prints its report)")
+            throw ValidationError("--log-format and --verbose go with \(option): without it there is no service to log")
         }
         if service, json {
             throw ValidationError(

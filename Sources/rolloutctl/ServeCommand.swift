@@ -56,7 +56,8 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--now cannot be combined with --reconcile-interval")
         }
         _ = try options.parsedNow()
-        let format = try ServiceLogOptions.format(logFormat, verbose: verbose, service: every != nil, json: false)
+        let format = try ServiceLogOptions.format(
+            logFormat, verbose: verbose, service: every != nil, json: false, option: "--reconcile-interval")
         let wiring = try Wiring.forCommand(options: options, logger: logger)
         let options = self.options
         let ports = wiring.ports
