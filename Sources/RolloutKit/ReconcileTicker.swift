@@ -133,6 +133,9 @@ public struct ReconcileTicker: Service {
                 "errors": .stringConvertible(report.errorCount), "durationMs": .stringConvertible(milliseconds),
             ])
         let plain = Style(enabled: false)
+        for error in report.runErrors {
+            logger.error("\(error.description)", metadata: ["event": "error", "error": "\(error.description)"])
+        }
         for error in report.policyErrors {
             logger.error("policy: \(error.description)", metadata: ["event": "error", "error": "\(error.description)"])
         }

@@ -126,6 +126,7 @@ public struct Reconciler: Sendable {
         if let state {
             try checkInstallation(state, repository: repository, revision: loaded.revision, policy: loaded.policy)
         }
+        var unwritable = state?.unwritableReason  // SPEC §5.3 [r3]
         if settings.mode.applies, let state {
             if settings.clockSupplied, let latest = try state.latestRunTime(), settings.now < latest {
                 throw RunRefusal(
@@ -135,7 +136,8 @@ public struct Reconciler: Sendable {
             do {
                 try state.recordRun(time: settings.now, clockSupplied: settings.clockSupplied)
             } catch  where UnrecordedWrites.isUnwritable(error, state: state) {
-                ports.logger.error("\(error): this run records nothing, and only lowers exposure")  // SPEC §5.3 [r3]
+                unwritable = unwritable ?? "\(error)"
+                ports.logger.error("\(error): this run records nothing, and only lowers exposure")
             }
         }
 
@@ -201,9 +203,13 @@ public struct Reconciler: Sendable {
         if settings.mode.applies, let state {
             await Outbox(state: state, notifier: ports.notifier, logger: ports.logger).deliver(now: settings.now)
         }
-        return RunReport(
+        var report = RunReport(
             ref: loaded.ref, revision: loaded.revision, now: settings.now, mode: settings.mode,
             rollouts: reports, policyErrors: policyErrors, policy: loaded.policy)
+        if settings.mode.applies, let reason = unwritable {
+            report.runErrors.append(UnrecordedWrites.runError(reason))  // SPEC §5.3 [r3]
+        }
+        return report
     }
 
     private func load(_ repository: GitRepository, ref: String?, policyRoot: String?) throws -> LoadedRepository {

@@ -75,7 +75,12 @@ import Testing
                 // Disabled everywhere, although nothing could be written.
                 #expect(w.environments() == ["staging": .disabled, "production": .disabled])
                 #expect(rollout.errors.contains { $0.message.hasPrefix("rollback not recorded") }, "\(rollout.errors)")
-                #expect(report.errorCount == 1)
+                // The run itself says the state could not be written (exit 1), besides the rollout's error.
+                #expect(report.runErrors.count == 1)
+                #expect(report.runErrors.first?.message.contains("cannot be written") == true)
+                #expect(report.errorCount == 2)
+                #expect(
+                    report.human(style: Style(enabled: false)).contains("this run applied only what lowers exposure"))
                 #expect(delivered.current.count == 1)
                 #expect(delivered.current.first?.contains("\"status\":\"rolled-back\"") == true)
                 #expect(try w.stored() == before)
