@@ -60,6 +60,7 @@ let package = Package(
             dependencies: [
                 "RolloutCore", "RolloutGit", "RolloutAdapters",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]

@@ -1,5 +1,6 @@
 // fuzz-dictionary: json
 // fuzz-module RolloutAdapters: Sources/RolloutAdapters/Flags/FlagdFlagStore.swift
+// fuzz-module RolloutAdapters: Sources/RolloutAdapters/Flags/AnsweredFlag.swift Sources/RolloutAdapters/HTTP/TextExcerpt.swift
 // fuzz-module RolloutAdapters: Sources/RolloutAdapters/FileLock.swift Sources/RolloutAdapters/AtomicFile.swift
 @testable import RolloutAdapters
 @testable import RolloutCore

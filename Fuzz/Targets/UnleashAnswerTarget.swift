@@ -3,6 +3,7 @@
 // fuzz-module RolloutAdapters: Sources/RolloutAdapters/Flags/FlagAPIAnswer.swift
 // fuzz-module RolloutAdapters: Sources/RolloutAdapters/HTTP/TextExcerpt.swift
 // fuzz-module RolloutAdapters: Sources/RolloutAdapters/Flags/FlagdFlagStore.swift
+// fuzz-module RolloutAdapters: Sources/RolloutAdapters/Flags/AnsweredFlag.swift
 // fuzz-module RolloutAdapters: Sources/RolloutAdapters/FileLock.swift Sources/RolloutAdapters/AtomicFile.swift
 @testable import RolloutAdapters
 @testable import RolloutCore

@@ -81,27 +81,62 @@ public struct ApproveResult: Sendable {
             comment: comment)
         let relative = RepositoryLayout.approvalPath(
             rollout: rollout, phase: phase,
-            file: "\(role)-\(slug(email)).json")
+            file: "\(role)-\(fileName(email)).json")
         let body =
             JSONOutput.members([
                 ("apiVersion", .string(Names.apiVersion)), ("rollout", .string(rollout)), ("phase", .string(phase)),
                 ("role", .string(role)), ("approver", .string(email)), ("plan", .string(planBlob)),
                 ("comment", .string(comment)),
             ]).render() + "\n"
-        let full = workdir + relative
-        try FileManager.default.createDirectory(
-            atPath: (full as NSString).deletingLastPathComponent,
-            withIntermediateDirectories: true)
-        try AtomicFile.write(Data(body.utf8), to: full)
+        try write(
+            Data(body.utf8), workdir: workdir, relative: relative,
+            same: [("approver", email), ("role", role), ("rollout", rollout), ("phase", phase)])
         return ApproveResult(
             path: relative, planBlob: planBlob, record: record, warnings: warnings,
             signed: policy?.identity == .sshSignature, protectedBranch: branch)
     }
 
-    /// The local part of an e-mail address, made safe for a file name.
-    static func slug(_ email: String) -> String {
-        let localPart = email.split(separator: "@").first.map(String.init) ?? email
-        return String(localPart.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" })
+    /// The whole approver address as a safe file name, one name per address (SPEC §6 [r3]):
+    /// ASCII letters, digits and `. _ + - @` as they are, every other byte as `%XX` (`%` too), so
+    /// `dana@example.com` and `dana@sre.example.net` never share a file, and no name holds a `/`.
+    public static func fileName(_ email: String) -> String {
+        var name = ""
+        for byte in email.utf8 {
+            let safe =
+                (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+                || "._+-@".utf8.contains(byte)
+            name += safe ? String(UnicodeScalar(byte)) : String(format: "%%%02X", byte)
+        }
+        return name
+    }
+
+    /// Writes an approval file inside the work tree (`rollouts/` or `policies/approvals/`, no folder
+    /// on the way a symlink); an existing file is replaced only when its `same` fields are equal.
+    static func write(_ data: Data, workdir: String, relative: String, same: [(String, String)]) throws {
+        do {
+            try WorkTreeFile.write(
+                data, root: workdir, relative: relative,
+                inside: [RepositoryLayout.rolloutsPrefix, RepositoryLayout.policyApprovalsPrefix]
+            ) { existing in
+                guard let json = try? JSONParser.parse([UInt8](existing)), case .object(let members) = json.kind
+                else { return "it is not an approval file" }
+                for (field, expected) in same {
+                    guard case .string(let value)? = members.first(where: { $0.key == field })?.value.kind,
+                        value == expected
+                    else {
+                        let held = members.first { $0.key == field }.flatMap { member -> String? in
+                            if case .string(let value) = member.value.kind { return value }
+                            return nil
+                        }
+                        return "it holds \(field) \(held.map { "\"\($0)\"" } ?? "none"), not \"\(expected)\" "
+                            + "(an approval is replaced only by the same approver, role and phase)"
+                    }
+                }
+                return nil
+            }
+        } catch let refusal as WorkTreeFile.Refusal {
+            throw Failure(description: refusal.description)
+        }
     }
 
     public func human(style: Style) -> String {
@@ -178,17 +213,15 @@ public struct PolicyApproveResult: Sendable {
         let record = PolicyApprovalRecord(policy: headPolicy.digest, role: role, approver: email, comment: comment)
         let relative =
             RepositoryLayout.policyApprovalsPrefix
-            + "\(role)-\(ApproveResult.slug(email))-\(headPolicy.digest.prefix(8)).json"
+            + "\(role)-\(ApproveResult.fileName(email))-\(headPolicy.digest.prefix(8)).json"
         var object: [(String, JSONOutput?)] = [
             ("apiVersion", .string(Names.apiVersion)), ("policy", .string(record.policy)), ("role", .string(role)),
             ("approver", .string(email)),
         ]
         if let comment { object.append(("comment", .string(comment))) }
-        let full = workdir + relative
-        try FileManager.default.createDirectory(
-            atPath: (full as NSString).deletingLastPathComponent,
-            withIntermediateDirectories: true)
-        try AtomicFile.write(Data((JSONOutput.members(object).render() + "\n").utf8), to: full)
+        try ApproveResult.write(
+            Data((JSONOutput.members(object).render() + "\n").utf8), workdir: workdir, relative: relative,
+            same: [("approver", email), ("role", role), ("policy", record.policy)])
         return PolicyApproveResult(
             path: relative, record: record, warnings: warnings,
             signed: inForce?.identity == .sshSignature, protectedBranch: loaded.ref)

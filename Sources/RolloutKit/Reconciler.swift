@@ -172,13 +172,19 @@ public struct Reconciler: Sendable {
         if let state, loaded.revision != firstRead.revision {
             try checkInstallation(state, repository: repository, revision: loaded.revision, policy: loaded.policy)
         }
+        var unwritable = state?.unwritableReason  // SPEC §5.3 [r3]
         if settings.mode.applies, let state {
             if settings.clockSupplied, let latest = try state.latestRunTime(), settings.now < latest {
                 throw RunRefusal(
                     "--now \(RFC3339.format(settings.now)) is earlier than the latest reconcile recorded "
                         + "in the state (\(RFC3339.format(latest))); time never runs backwards")
             }
-            try state.recordRun(time: settings.now, clockSupplied: settings.clockSupplied)
+            do {
+                try state.recordRun(time: settings.now, clockSupplied: settings.clockSupplied)
+            } catch  where UnrecordedWrites.isUnwritable(error, state: state) {
+                unwritable = unwritable ?? "\(error)"
+                ports.logger.error("\(error): this run records nothing, and only lowers exposure")
+            }
         }
 
         let stored = try state?.allRollouts() ?? []
@@ -215,7 +221,13 @@ public struct Reconciler: Sendable {
                             detail: "the state now reads refs/heads/\(branch) (recorded on the first run of r3)",
                             clockSupplied: settings.clockSupplied))
                 }
-                try state.keep(values, audit: audit)
+                if unwritable == nil {
+                    do {
+                        try state.keep(values, audit: audit)
+                    } catch where UnrecordedWrites.isUnwritable(error, state: state) {
+                        unwritable = "\(error)"  // the tip is recorded by the next run that can write
+                    }
+                }
             }
         }
         if trust != .trusted {
@@ -294,9 +306,13 @@ public struct Reconciler: Sendable {
         if settings.mode.applies, let state {
             await Outbox(state: state, notifier: ports.notifier, logger: ports.logger).deliver(now: settings.now)
         }
-        return RunReport(
+        var report = RunReport(
             ref: loaded.ref, revision: loaded.revision, now: settings.now, mode: settings.mode,
             rollouts: reports, policyErrors: policyErrors, policy: loaded.policy)
+        if settings.mode.applies, let reason = unwritable {
+            report.runErrors.append(UnrecordedWrites.runError(reason))  // SPEC §5.3 [r3]
+        }
+        return report
     }
 
     private func load(
@@ -479,12 +495,19 @@ public struct Reconciler: Sendable {
             guard settings.mode.applies, let state else { return RolloutOutcome(report: report) }
 
             // 1. The state to commit before any flag call (a rollback, an override).
+            var unrecorded: String?  // SPEC §5.3 [r3]: a rollback the state could not record
             if let first = decision.commitFirst {
                 do {
                     try commit(first, state: state, context: context, plan: plan, checks: decision.health)
                     record = first.record
                 } catch {
-                    return RolloutOutcome(report: failed(report, "saving state: \(error)"))
+                    guard first.record.status == .rolledBack, UnrecordedWrites.isUnwritable(error, state: state) else {
+                        return RolloutOutcome(report: failed(report, "saving state: \(error)"))
+                    }
+                    unrecorded = "\(error)"
+                    await UnrecordedWrites.notifyDirectly(
+                        outboxMessages(first, context: context, plan: plan, checks: decision.health),
+                        notifier: ports.notifier, logger: ports.logger)
                 }
             }
 
@@ -498,11 +521,15 @@ public struct Reconciler: Sendable {
                     kind: .intent, phase: step.phase, environment: change.environment,
                     from: change.from, to: change.to, reason: change.reason.rawValue,
                     approvals: step.approvals, detail: step.detail)
-                let intentID: Int64
+                let intentID: Int64?
                 do {
                     intentID = try state.append(intent)
                 } catch {
-                    return RolloutOutcome(report: failed(report, "writing the audit log: \(error)"))
+                    guard UnrecordedWrites.isUnwritable(error, state: state), UnrecordedWrites.lowers(change) else {
+                        return RolloutOutcome(report: failed(report, "writing the audit log: \(error)"))
+                    }
+                    unrecorded = unrecorded ?? "\(error)"
+                    intentID = nil
                 }
                 var result = intent
                 result.kind = .result
@@ -573,6 +600,7 @@ public struct Reconciler: Sendable {
 
             // 3. The state after the changes.
             report.applied = true
+            if let unrecorded { report.errors.append(UnrecordedWrites.notRecorded(unrecorded)) }
             if ports.flags.stagesWrites {
                 let outbox =
                     decision.commitAfter.map {
@@ -649,7 +677,11 @@ public struct Reconciler: Sendable {
                 time: settings.now, rollout: "", phase: nil, environment: nil, from: nil, to: nil,
                 reason: "history-rewritten", revision: revision, planBlob: nil, approvals: [], kind: .event,
                 detail: detail, clockSupplied: settings.clockSupplied)
-            try state.keep([TipTrust.notifiedKey: revision], audit: [event], outbox: outbox)
+            do {
+                try state.keep([TipTrust.notifiedKey: revision], audit: [event], outbox: outbox)
+            } catch {
+                ports.logger.error("the history rewrite could not be recorded or notified: \(error)")
+            }
         }
         if settings.mode.applies, let state {
             await Outbox(state: state, notifier: ports.notifier, logger: ports.logger).deliver(now: settings.now)

@@ -3,7 +3,8 @@ import RolloutAdapters
 import RolloutCore
 
 /// One reconcile at a time per installation (SPEC §5.11): the lock a run holds, and what it lends
-/// the run. SQLite: an exclusive `flock` on `<state>.lock`. PostgreSQL (§10): a session advisory
+/// the run. SQLite: an exclusive `flock` on the state file itself (`StateFileLock`), and on
+/// `<state>.lock` for runs of earlier versions. PostgreSQL (§10): a session advisory
 /// lock on the session the run writes with, and the run's flag store wrapped so that every flag
 /// call first checks that session (a replica that lost it stops before its next call).
 public final class RunLock {
@@ -53,19 +54,43 @@ public final class RunLock {
                     guardFlags: { SessionGuardedFlagStore(inner: $0, lock: store) }))
         }
         guard FileManager.default.fileExists(atPath: statePath) else { throw StateStoreError.missing(path: statePath) }
-        let lockPath = statePath + ".lock"
-        let lock: FileLock
+        // The lock is on the state file itself (SPEC §5.11 [r3]); `<state>.lock`, the lock of earlier
+        // versions, is taken as well, so that a run of an older rolloutctl is excluded too.
+        let lock: StateFileLock
+        let legacyPath = statePath + ".lock"
+        let legacy: FileLock?
         do {
-            guard let acquired = try FileLock.acquire(path: lockPath, timeout: wait) else {
+            guard let acquired = try StateFileLock.acquire(path: statePath, timeout: wait) else {
                 return .busy(
-                    "another reconcile holds the lock \(lockPath); nothing done this time "
+                    "another reconcile holds the lock of the state \(statePath); nothing done this time "
                         + "(wait with --lock-timeout)")
             }
             lock = acquired
+        } catch let error as StateStoreError {
+            throw error
         } catch {
-            throw RunLockError(detail: "cannot take the lock \(lockPath): \(error)")
+            throw RunLockError(detail: "cannot take the lock of the state \(statePath): \(error)")
         }
-        return .held(RunLock(state: nil, release: { lock.release() }))
+        do {
+            guard let acquired = try FileLock.acquire(path: legacyPath, timeout: wait) else {
+                lock.release()
+                return .busy(
+                    "another reconcile holds the lock \(legacyPath); nothing done this time "
+                        + "(wait with --lock-timeout)")
+            }
+            legacy = acquired
+        } catch {
+            // The state's own lock is held; a lock file that cannot be made (a read-only or full
+            // disk) must not stop a run that can still lower exposure (SPEC §5 rule 3 [r3]).
+            legacy = nil
+        }
+        return .held(
+            RunLock(
+                state: nil,
+                release: {
+                    legacy?.release()
+                    lock.release()
+                }))
     }
 
     /// The run's ports with the flag store guarded by this lock's session, if it has one.

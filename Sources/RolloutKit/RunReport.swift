@@ -68,7 +68,13 @@ public struct RunReport: Sendable {
     public var policy: PolicyState?
 
     public var changeCount: Int { rollouts.filter { !$0.changes.isEmpty }.count }
-    public var errorCount: Int { rollouts.filter { !$0.errors.isEmpty }.count + (policyErrors.isEmpty ? 0 : 1) }
+    /// [r3] Problems of the run as a whole that are not the policy's: a state that cannot be written
+    /// (SPEC §5.3: the run recorded nothing and only lowered exposure; it exits 1).
+    public var runErrors: [RolloutError] = []
+
+    public var errorCount: Int {
+        rollouts.filter { !$0.errors.isEmpty }.count + (policyErrors.isEmpty ? 0 : 1) + (runErrors.isEmpty ? 0 : 1)
+    }
     public var blockedCount: Int {
         rollouts.filter { $0.changes.isEmpty && $0.errors.isEmpty && !$0.blockers.isEmpty }.count
     }

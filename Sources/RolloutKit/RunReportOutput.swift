@@ -11,7 +11,7 @@ extension RunReport {
             ("revision", .string(revision)),
             ("now", .string(RFC3339.format(now))),
             ("rollouts", .array(rollouts.map(\.json))),
-            ("errors", .array(policyErrors.map(\.json))),
+            ("errors", .array((runErrors + policyErrors).map(\.json))),
             ("policy", policy.map(\.json) ?? .null),
             (
                 "summary",
@@ -34,7 +34,7 @@ extension RunReport {
         case .reconcile(dryRun: false): verb = "Reconciling"
         }
         lines.append(style.dim("\(verb) \(ref) @ \(revision.prefix(12)), now \(RFC3339.format(now))"))
-        for error in policyErrors {
+        for error in runErrors + policyErrors {
             lines.append(style.red("error: ") + error.description)
         }
         if let policy { lines += policy.humanLines(style: style) }

@@ -4,6 +4,17 @@ import RolloutCore
 
 /// `rolloutctl status` and `rolloutctl history`: what the state database remembers.
 public enum StateViews {
+    /// What `status` and `history` print when there is no state yet (exit 0, SPEC §5.10).
+    public static func noState(path: String, json: Bool) -> String {
+        if json {
+            return JSONOutput.object([
+                ("formatVersion", .string("1.0")), ("state", .null), ("rollouts", .array([])),
+            ]).render()
+        }
+        return "No state at \(path) yet: nothing has been reconciled. `rolloutctl init` creates it "
+            + "(`--adopt` when flags are already exposed)."
+    }
+
     public static func status(store: any StateStorage, rollout: String?, json: Bool, style: Style) throws -> String {
         let rows = try store.allRollouts().filter { rollout == nil || $0.name == rollout }
         if json {

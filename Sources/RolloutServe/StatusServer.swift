@@ -15,8 +15,8 @@ public struct ServeConfiguration: Sendable {
     public var port: Int
     /// A plan-mode run, as `rolloutctl plan` makes it.
     public var plan: @Sendable () async throws -> RunReport
-    /// One reconcile under the lock (`--reconcile-interval`); true when it succeeded.
-    public var reconcile: (@Sendable () async -> Bool)?
+    /// One reconcile under the lock (`--reconcile-interval`).
+    public var reconcile: (@Sendable () async -> TickResult)?
     /// Seconds between reconciles; nil: the server never reconciles.
     public var reconcileEvery: Int?
     /// A report younger than this is served again instead of planning anew.
@@ -25,12 +25,18 @@ public struct ServeConfiguration: Sendable {
     /// Where the panels' series come from (`--metrics http…`); nil: panels say there is no source.
     public var range: PrometheusRangeClient?
     public var logger: Logger
+    /// Where the reconcile ticks log (SPEC §6 [r3]), and whether each tick logs the whole plan.
+    public var tickLogger: Logger
+    public var verbose: Bool
 
     public init(
         host: String, port: Int, plan: @escaping @Sendable () async throws -> RunReport,
-        reconcile: (@Sendable () async -> Bool)?, reconcileEvery: Int?, maxReportAge: TimeInterval,
-        statePath: String, range: PrometheusRangeClient?, logger: Logger
+        reconcile: (@Sendable () async -> TickResult)?, reconcileEvery: Int?, maxReportAge: TimeInterval,
+        statePath: String, range: PrometheusRangeClient?, logger: Logger, tickLogger: Logger? = nil,
+        verbose: Bool = false
     ) {
+        self.tickLogger = tickLogger ?? logger
+        self.verbose = verbose
         self.host = host
         self.port = port
         self.plan = plan
@@ -54,6 +60,9 @@ actor ReportCache {
     private var inflight: Task<RunReport, Error>?
     /// The last planning's failure (a repository that cannot be read): `/healthz` answers 503 meanwhile.
     private(set) var lastError: String?
+    /// Whether a planning (a read of the repository) has finished yet, successfully or not: unlike
+    /// `latest`, not forgotten after a reconcile, so `/healthz` always has an answer at hand.
+    private(set) var readOnce = false
     private(set) var lastReconcile: Date?
 
     init(produce: @escaping @Sendable () async throws -> RunReport, maxAge: TimeInterval, metrics: ServeMetrics) {
@@ -74,10 +83,12 @@ actor ReportCache {
             latest = (report, Date())
             generation += 1
             lastError = nil
+            readOnce = true
             metrics.update(from: report)
             return report
         } catch {
             lastError = "\(error)"
+            readOnce = true
             throw error
         }
     }
@@ -88,7 +99,15 @@ actor ReportCache {
         lastReconcile = time
     }
 
-    var healthy: Bool { lastError == nil && latest != nil }
+    /// What `/healthz` says (SPEC §9 [r3]): the last repository read's result, from what is already
+    /// known. Never waits on a planning: the actor is free while one is in flight (it awaits in
+    /// `report()`), and when the known result is stale a new planning starts in the background.
+    func health() -> Bool {
+        if inflight == nil, latest.map({ Date().timeIntervalSince($0.at) >= maxAge }) ?? true {
+            Task { _ = try? await self.report() }
+        }
+        return readOnce && lastError == nil
+    }
 
     /// The latest report with its generation and when it was planned (planning anew when it is too old).
     func snapshot() async throws -> (report: RunReport, generation: Int, plannedAt: Date) {
@@ -120,38 +139,6 @@ final class RenderedPages: @unchecked Sendable {
         if generation == self.generation { pages[key] = page }
         lock.unlock()
         return page
-    }
-}
-
-/// `--reconcile-interval`: one reconcile per tick in the server's process; on SIGTERM/SIGINT the run in
-/// flight finishes first.
-struct ReconcileLoop: Service {
-    let every: Int
-    let reconcile: @Sendable () async -> Bool
-    let cache: ReportCache
-    let metrics: ServeMetrics
-    let logger: Logger
-
-    func run() async throws {
-        logger.info("reconciling every \(RolloutDuration(seconds: every))")
-        while !Task.isShuttingDownGracefully {
-            let started = Date()
-            let clock = ContinuousClock()
-            let begin = clock.now
-            let ok = await reconcile()
-            let elapsed = clock.now - begin
-            metrics.recordRun(
-                ok: ok,
-                seconds: Double(elapsed.components.seconds)
-                    + Double(elapsed.components.attoseconds) / 1e18, at: started)
-            await cache.reconciled(at: started)
-            do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(every)) }
-            } catch {
-                break
-            }
-        }
-        logger.info("reconcile loop stopped")
     }
 }
 
@@ -197,10 +184,16 @@ public struct StatusServer: Sendable {
         _ = try? await cache.report()  // a first report, so that /healthz tells the truth from the start
         var services: [any Service] = []
         if let every = configuration.reconcileEvery, let reconcile = configuration.reconcile {
+            let cache = self.cache
+            let metrics = self.metrics
             services.append(
-                ReconcileLoop(
-                    every: every, reconcile: reconcile, cache: cache, metrics: metrics,
-                    logger: logger))
+                ReconcileTicker(
+                    every: .seconds(every), verbose: configuration.verbose, logger: configuration.tickLogger,
+                    tick: reconcile,
+                    after: { result, started, seconds in
+                        metrics.recordRun(ok: result.succeeded, seconds: seconds, at: started)
+                        await cache.reconciled(at: started)
+                    }))
         }
         let app = Application(
             router: router(),
@@ -263,8 +256,7 @@ public struct StatusServer: Sendable {
             return Page(contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.exposition())
         }
         router.get("/healthz") { _, _ -> Page in
-            _ = try? await cache.report()
-            if await cache.healthy { return Page(contentType: "text/plain; charset=utf-8", body: "ok\n") }
+            if await cache.health() { return Page(contentType: "text/plain; charset=utf-8", body: "ok\n") }
             return Page(
                 status: .serviceUnavailable, contentType: "text/plain; charset=utf-8",
                 body: "the last repository read failed\n")

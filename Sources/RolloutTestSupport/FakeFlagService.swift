@@ -74,6 +74,10 @@ public final class FakeFlagService: Sendable {
 
     private struct State: Sendable {
         var flags: [String: Flag]
+        /// GETs of the key answer with the flag of the value (a misrouted or mis-cached answer).
+        var misrouted: [String: String] = [:]
+        /// While set, every request waits (unanswered) until `release()`; counts the waiting ones.
+        var held: Int?
         var faults: [PendingFault] = []
         var applied: [AppliedPatch] = []
         /// A delay before every answer (a slow service), on top of any injected fault.
@@ -94,7 +98,11 @@ public final class FakeFlagService: Sendable {
         let state = LockedBox(State(flags: flags))
         self.state = state
         self.server = HTTPTestServer { request in
-            Self.handle(request, state: state, token: token, tokenRequiredForReads: tokenRequiredForReads)
+            if state.withLock({ $0.held != nil }) {
+                state.withLock { $0.held! += 1 }
+                while state.withLock({ $0.held != nil }) { try? await Task.sleep(for: .milliseconds(5)) }
+            }
+            return Self.handle(request, state: state, token: token, tokenRequiredForReads: tokenRequiredForReads)
         }
     }
 
@@ -140,6 +148,21 @@ public final class FakeFlagService: Sendable {
     }
 
     // MARK: Faults
+
+    /// From now on every request waits, unanswered, until `release()`: a flag service that hangs.
+    public func hold() { state.withLock { $0.held = $0.held ?? 0 } }
+
+    /// Answers every request held since `hold()`, and the later ones at once.
+    public func release() { state.withLock { $0.held = nil } }
+
+    /// How many requests arrived since `hold()` (0 when not holding).
+    public var heldRequests: Int { state.withLock { $0.held ?? 0 } }
+
+    /// From now on, a GET of `asked` answers with the flag `answered` (its own key in the body),
+    /// as a misrouting proxy or a wrongly keyed cache would.
+    public func answer(_ asked: String, with answered: String) {
+        state.withLock { $0.misrouted[asked] = answered }
+    }
 
     /// Queues `fault` for the next `times` requests (of `method` only, when given).
     public func inject(_ fault: Fault, times: Int = 1, on method: String? = nil) {
@@ -214,10 +237,11 @@ public final class FakeFlagService: Sendable {
         switch request.method {
         case "GET":
             if tokenRequiredForReads, let failure = checkToken(request, token: token) { return failure }
-            guard let flag = state.withLock({ $0.flags[key] }) else {
-                return error(404, "flag \(key) not found")
+            let answered = state.withLock { $0.misrouted[key] } ?? key
+            guard let flag = state.withLock({ $0.flags[answered] }) else {
+                return error(404, "flag \(answered) not found")
             }
-            return flagResponse(key, flag)
+            return flagResponse(answered, flag)
         case "PATCH":
             if let failure = checkToken(request, token: token) { return failure }
             return patch(key, request, state: state)

@@ -60,6 +60,8 @@ public final class FakeUnleash: Sendable {
     private struct State: Sendable {
         var project: String
         var features: [String: [Environment]] = [:]
+        /// Admin GETs of the key answer with the feature of the value (a misrouted answer).
+        var misrouted: [String: String] = [:]
         var faults: [(status: Int, method: String?)] = []
         var writes: [Write] = []
         /// Runs once, right after the n-th admin GET is answered (a hand edit between read and write).
@@ -104,6 +106,12 @@ public final class FakeUnleash: Sendable {
         state.withLock { $0.afterRead = (after, change) }
     }
 
+    /// From now on, an admin GET of feature `asked` answers with the feature `answered` (its own
+    /// name in the body), as a misrouting proxy would.
+    public func answer(_ asked: String, with answered: String) {
+        state.withLock { $0.misrouted[asked] = answered }
+    }
+
     /// Answers `status` to the next `times` requests (of `method` only, when given).
     public func inject(status: Int, times: Int = 1, on method: String? = nil) {
         state.withLock { s in for _ in 0..<times { s.faults.append((status, method)) } }
@@ -144,6 +152,9 @@ public final class FakeUnleash: Sendable {
                 return .json(404, #"{"message":"Could not find feature"}"#)
             }
             if request.method == "GET", rest.isEmpty {
+                if let other = s.misrouted[feature], let answered = s.features[other] {
+                    return .json(200, featureJSON(other, project: project, answered))
+                }
                 return .json(200, featureJSON(feature, project: project, environments))
             }
             guard rest.count >= 2, rest[0] == "environments",

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RolloutAdapters
 import RolloutKit
 
 struct Plan: AsyncParsableCommand {
@@ -17,12 +18,15 @@ struct Plan: AsyncParsableCommand {
         // shutdown() traps, which would hide the message behind a crash.
         let now = try options.parsedNow()
         let wiring = try Wiring.forCommand(options: options, logger: logger)
-        let settings = RunSettings(
+        var settings = RunSettings(
             repositoryPath: options.repository.repo, ref: options.repository.ref,
             rollouts: options.rollouts, now: now,
             statePath: options.state, mode: .plan, clockSupplied: options.now != nil)
         let report: RunReport
         do {
+            // Opened here to say when it can only be read (SPEC §6 [r3]); plan never writes it anyway.
+            settings.openedState = try StateStores.openReadOnly(options.state)
+            noteReadOnly(settings.openedState)
             report = try await Reconciler(settings: settings, ports: wiring.ports).run()
         } catch {
             await wiring.shutdown()

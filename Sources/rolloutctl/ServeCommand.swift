@@ -25,6 +25,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "How long a reconcile waits for another reconcile's lock before skipping a tick.")
     var lockTimeout: String = "0s"
 
+    @Flag(name: .long, help: "With --reconcile-interval: log the whole plan on every tick.")
+    var verbose = false
+
+    @Option(name: .long, help: "With --reconcile-interval: text (one line per event) or json (one object per line).")
+    var logFormat: String?
+
     func run() async throws {
         let logger = makeLogger(level: .notice)
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
@@ -50,6 +56,8 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--now cannot be combined with --reconcile-interval")
         }
         _ = try options.parsedNow()
+        let format = try ServiceLogOptions.format(
+            logFormat, verbose: verbose, service: every != nil, json: false, option: "--reconcile-interval")
         let wiring = try Wiring.forCommand(options: options, logger: logger)
         let options = self.options
         let ports = wiring.ports
@@ -60,7 +68,7 @@ struct Serve: AsyncParsableCommand {
                 statePath: options.state, mode: .plan)
             return try await Reconciler(settings: settings, ports: ports).run()
         }
-        var reconcile: (@Sendable () async -> Bool)?
+        var reconcile: (@Sendable () async -> TickResult)?
         if every != nil {
             // The one-shot `reconcile` run, as `reconcile --interval` does it (lock, clock read under the lock).
             var runner = Reconcile()
@@ -70,7 +78,7 @@ struct Serve: AsyncParsableCommand {
             runner.interval = nil
             runner.lockTimeout = lockTimeout
             let reconciler = runner
-            reconcile = { await reconciler.once(wiring: wiring, lockWait: lockWait, logger: logger) == 0 }
+            reconcile = { await reconciler.tick(wiring: wiring, lockWait: lockWait) }
         }
         var range: PrometheusRangeClient?
         if let spec = options.metrics, spec.hasPrefix("http"), let client = wiring.client {
@@ -79,7 +87,8 @@ struct Serve: AsyncParsableCommand {
         let server = StatusServer(
             configuration: ServeConfiguration(
                 host: host, port: port, plan: plan, reconcile: reconcile, reconcileEvery: every,
-                maxReportAge: TimeInterval(maxAgeSeconds), statePath: options.state, range: range, logger: logger))
+                maxReportAge: TimeInterval(maxAgeSeconds), statePath: options.state, range: range, logger: logger,
+                tickLogger: serviceLogger(format, level: .info), verbose: verbose))
         do {
             try await server.run { port in
                 // Tests and scripts wait for this line to learn the port.

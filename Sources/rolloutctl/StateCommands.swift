@@ -30,7 +30,8 @@ struct Status: ParsableCommand {
     @OptionGroup var options: StateViewOptions
 
     func run() throws {
-        try withStateStore(options.state) { store in
+        try withStateStore(options.state, absent: StateViews.noState(path: options.state, json: options.json)) {
+            store in
             try StateViews.status(store: store, rollout: options.rollout, json: options.json, style: options.style)
         }
     }
@@ -45,7 +46,8 @@ struct History: ParsableCommand {
     var limit: Int = 50
 
     func run() throws {
-        try withStateStore(options.state) { store in
+        try withStateStore(options.state, absent: StateViews.noState(path: options.state, json: options.json)) {
+            store in
             try StateViews.history(
                 store: store, rollout: options.rollout, limit: limit, json: options.json,
                 style: options.style)
@@ -53,15 +55,23 @@ struct History: ParsableCommand {
     }
 }
 
-/// Opens an existing state database read-only and prints what `render` makes of it; exit 1 with a hint otherwise.
-func withStateStore(_ path: String, _ render: (any StateStorage) throws -> String) throws {
+/// Opens an existing state database read-only and prints what `render` makes of it (saying on stderr
+/// when the state cannot be written); without a state, prints `absent` and exits 0 (SPEC §5.10: `status`
+/// works without one). A damaged state is exit 1 with the error that says what to do.
+func withStateStore(_ path: String, absent: String, _ render: (any StateStorage) throws -> String) throws {
     try exitingOnFailure {
         guard let store = try StateStores.openReadOnly(path) else {
-            printError(
-                "rolloutctl: no state database at \(path); run `rolloutctl init` for a new installation "
-                    + "(or pass --state)")
-            throw ExitCode(1)
+            print(absent)
+            return
         }
+        noteReadOnly(store)
         print(try render(store))
+    }
+}
+
+/// `note: the state at PATH …` on stderr when the state can only be read.
+func noteReadOnly(_ state: (any StateStorage)?) {
+    if let store = state as? StateStore, let reason = store.readOnlyReason {
+        printError("note: the state at \(store.path): \(reason)")
     }
 }

@@ -265,7 +265,7 @@ final class LockedData: @unchecked Sendable {
             ["approve", "exp-001", "canary-10", "--role", "sre", "--comment", "dashboards ready"],
             in: fixture.path)
         #expect(result.status == 0, "\(result.stderr)")
-        let relative = "rollouts/exp-001/approvals/canary-10/sre-dana.json"
+        let relative = "rollouts/exp-001/approvals/canary-10/sre-dana@example.com.json"
         #expect(result.stdout.contains("Wrote \(relative)"), "\(result.stdout)")
         #expect(result.stdout.contains("Next steps:"))
         #expect(result.stdout.contains("git add \(relative)"))
@@ -318,7 +318,7 @@ final class LockedData: @unchecked Sendable {
             in: fixture.path)
         #expect(result.status == 0, "\(result.stderr)")
         let digest = try policyDigest(fixture)
-        let relative = "policies/approvals/sre-dana-\(digest.prefix(8)).json"
+        let relative = "policies/approvals/sre-dana@example.com-\(digest.prefix(8)).json"
         #expect(result.stdout.contains("Wrote \(relative)"), "\(result.stdout)")
         let data = try Data(contentsOf: URL(fileURLWithPath: fixture.path + "/" + relative))
         let record = try #require(try JSONSerialization.jsonObject(with: data) as? [String: String])
@@ -356,7 +356,7 @@ final class LockedData: @unchecked Sendable {
             "--repo", fixture.path,
         ])
         #expect(ok.status == 0, "\(ok.stderr)")
-        #expect(ok.stdout.contains("Wrote rollouts/exp-001/approvals/production/product-owner-pat.json"))
+        #expect(ok.stdout.contains("Wrote rollouts/exp-001/approvals/production/product-owner-pat@example.com.json"))
         #expect(!ok.stdout.contains("git commit -S"))
         #expect(!ok.stdout.contains("warning"))
 
@@ -377,7 +377,8 @@ final class LockedData: @unchecked Sendable {
         #expect(edited.status == 0)
         #expect(edited.stdout.contains("differs from main"), "\(edited.stdout)")
         let written = try Data(
-            contentsOf: URL(fileURLWithPath: fixture.path + "/rollouts/exp-001/approvals/canary-10/sre-dana.json"))
+            contentsOf: URL(
+                fileURLWithPath: fixture.path + "/rollouts/exp-001/approvals/canary-10/sre-dana@example.com.json"))
         #expect(String(decoding: written, as: UTF8.self).contains(try fixture.blobID(of: "rollouts/exp-001/plan.json")))
 
         for (arguments, fragment) in [

@@ -1,6 +1,10 @@
 import Foundation
 import RolloutCore
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The embedded flag store (`--flags file:PATH`, the default): one JSON file, read and written
 /// under a lock, replaced atomically (temp file, fsync, rename). A flag missing from it is
 /// created there on first write.
@@ -35,12 +39,14 @@ public final class FileFlagStore: FlagStore, @unchecked Sendable {
         var modified: Double
     }
 
+    /// The identity of the file the path names, through a symlink (writes go through it, so the
+    /// link's own identity would never change).
     private func identity() -> FileIdentity? {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
         return FileIdentity(
-            inode: (attributes[.systemFileNumber] as? NSNumber)?.uint64Value ?? 0,
-            size: (attributes[.size] as? NSNumber)?.int64Value ?? -1,
-            modified: (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)
+            inode: UInt64(info.st_ino), size: Int64(info.st_size),
+            modified: Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9)
     }
 
     private func remember(_ document: Document) {
@@ -70,11 +76,12 @@ public final class FileFlagStore: FlagStore, @unchecked Sendable {
 
     public func read(flag: String) async throws -> FlagSnapshot {
         if let document = stageLock.withLock({ staged?.document }) {
-            return snapshot(flag, document.flags[flag])
+            return try snapshot(flag, document.flags[flag]).answering(flag, service: path)
         }
         let lock = try FileLock.acquireBlocking(path: lockPath)
         defer { lock.release() }
-        return snapshot(flag, try load().flags[flag])
+        // The document is keyed by flag (a key twice is refused): the check holds by construction.
+        return try snapshot(flag, try load().flags[flag]).answering(flag, service: path)
     }
 
     private func snapshot(_ flag: String, _ stored: Flag?) -> FlagSnapshot {
@@ -124,7 +131,7 @@ public final class FileFlagStore: FlagStore, @unchecked Sendable {
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try encoder.encode(document), to: path)
+        try AtomicFile.write(try encoder.encode(document), to: path, throughSymlinks: true)
         remember(document)
     }
 }

@@ -41,9 +41,11 @@ public final class FlagdFlagStore: FlagStore, @unchecked Sendable {
         let (bytes, root) = try load()
         let found = try Self.find(flag, in: root, path: path)
         let state = try Self.interpret(found, flag: flag, path: path)
-        return FlagSnapshot(
-            key: flag, version: Self.version(bytes[found.value.byteRange]),
-            environments: [environment: state.current])
+        // `find` returns the member named `flag` (a key twice is refused by the parser).
+        return try FlagSnapshot(
+            key: found.key, version: Self.version(bytes[found.value.byteRange]),
+            environments: [environment: state.current]
+        ).answering(flag, service: path)
     }
 
     public func apply(flag: String, patch: FlagPatch, ifMatch version: String) async throws -> FlagSnapshot {
@@ -59,7 +61,7 @@ public final class FlagdFlagStore: FlagStore, @unchecked Sendable {
         }
         let edit = try Self.edit(
             bytes, flag: flag, enabled: patch.enabled, coverage: patch.coverage, path: path, parsed: found)
-        try AtomicFile.write(Data(edit.bytes), to: path)
+        try AtomicFile.write(Data(edit.bytes), to: path, throughSymlinks: true)
         return FlagSnapshot(key: flag, version: edit.version, environments: [environment: edit.written.current])
     }
 

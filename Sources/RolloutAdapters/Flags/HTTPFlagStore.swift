@@ -116,13 +116,16 @@ public final class HTTPFlagStore: FlagStore {
 
     // MARK: Decoding
 
+    /// The flag in a 200 answer, which must be about `flag` (SPEC §6 [r3]).
     private func decodeFlag(_ answer: HTTPAnswer, flag: String) throws -> FlagSnapshot {
+        let snapshot: FlagSnapshot
         do {
-            return try FlagAPIAnswer.snapshot(
+            snapshot = try FlagAPIAnswer.snapshot(
                 body: Array(answer.body.readableBytesView), etag: answer.header("ETag"), flag: flag)
         } catch {
             let excerpt = HTTPTransport.excerpt(answer.bodyString, limit: 120)
             throw FlagStoreError.invalidResponse(scrub("flag \(flag): \(error.detail); body: \(excerpt)"))
         }
+        return try snapshot.answering(flag, service: "the flag service", scrub: scrub)
     }
 }

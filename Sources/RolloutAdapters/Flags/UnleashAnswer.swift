@@ -62,6 +62,9 @@ enum UnleashAnswer {
     struct Feature {
         var environments: [Environment]
         var version: String
+        /// The feature names the answer gives (its `name` and each environment's `featureName`):
+        /// an answer naming another feature is not read as the one asked for (SPEC §6 [r3]).
+        var names: Set<String> = []
 
         /// The feature in an answer's body, or why the body is not one.
         init(body bytes: [UInt8]) throws(InvalidFlagAnswer) {
@@ -71,7 +74,10 @@ enum UnleashAnswer {
             }
             var environments: [Environment] = []
             var names: Set<String> = []
+            var featureNames: Set<String> = []
+            if case .string(let name)? = root["name"]?.kind { featureNames.insert(name) }
             for item in list {
+                if case .string(let name)? = item["featureName"]?.kind { featureNames.insert(name) }
                 guard case .string(let name)? = item["name"]?.kind,
                     case .bool(let enabled)? = item["enabled"]?.kind
                 else {
@@ -115,6 +121,7 @@ enum UnleashAnswer {
                 environments.append(Environment(name: name, enabled: enabled, strategies: strategies))
             }
             self.environments = environments
+            self.names = featureNames
             // What rolloutctl decides on: each environment's switch and strategies (not lastSeenAt
             // or metrics counts, which move on their own).
             let canonical: String = environments.sorted { $0.name < $1.name }.map { environment -> String in
@@ -124,7 +131,15 @@ enum UnleashAnswer {
             version = FlagdFlagStore.version(ArraySlice(canonical.utf8))
         }
 
+        /// Throws when the answer names a feature other than `flag`.
+        func check(about flag: String, scrub: (String) -> String) throws {
+            if let other = names.sorted().first(where: { $0 != flag }) {
+                throw FlagStoreError.answerAboutAnotherFlag(asked: flag, answered: scrub(other), service: "Unleash")
+            }
+        }
+
         func snapshot(flag: String) throws -> FlagSnapshot {
+            try check(about: flag, scrub: { $0 })
             var states: [String: FlagEnvironmentState] = [:]
             var warnings: [FlagWarning] = []
             for environment in environments {

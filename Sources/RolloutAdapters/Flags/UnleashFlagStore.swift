@@ -148,12 +148,16 @@ public final class UnleashFlagStore: FlagStore {
     private func fetch(_ flag: String) async throws -> Feature {
         let answer = try await service.send(request(featureURL(flag), "GET"), flag: flag, operation: "GET")
         guard answer.status == 200 else { throw failure(answer, flag: flag) }
+        let feature: Feature
         do {
-            return try Feature(body: Array(answer.body.readableBytesView))
+            feature = try Feature(body: Array(answer.body.readableBytesView))
         } catch {
             let body = HTTPTransport.excerpt(answer.bodyString, limit: 120)
             throw FlagStoreError.invalidResponse(scrub("flag \(flag): \(error.detail); body: \(body)"))
         }
+        // Checked here, so that no decision (apply's version check included) is made on another feature.
+        try feature.check(about: flag, scrub: scrub)
+        return feature
     }
 
     private func toggle(flag: String, environment: String, on: Bool) async throws {

@@ -55,9 +55,14 @@ public protocol StateStorage: AnyObject, Sendable {
     func recordDelivery(id: Int64, at time: Date, error: String?) throws
     /// Every outbox message, delivered or not (for tests and `status`).
     func outbox() throws -> [(message: OutboxMessage, delivered: Bool)]
+    /// Why this state, opened for a run, cannot be written (disk full, read-only); nil when it can.
+    /// A run then records nothing, and still lowers exposure (SPEC §5 rule 3 [r3]).
+    var unwritableReason: String? { get }
 }
 
 extension StateStorage {
+    public var unwritableReason: String? { nil }
+
     public func saveBreachingNotifyChecks(rollout: String, checks: Set<String>, audit entries: [AuditEntry]) throws {
         try saveBreachingNotifyChecks(rollout: rollout, checks: checks, audit: entries, outbox: [])
     }

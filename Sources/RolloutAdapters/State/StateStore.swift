@@ -104,6 +104,10 @@ public enum StateStoreError: Error, Equatable, CustomStringConvertible {
     case alreadyInitialised(path: String)
     /// A row that cannot be read (a NULL where a value must be, a value of the wrong type, an unknown status).
     case corrupt(path: String, detail: String)
+    /// A file that is not a state, or a database SQLite cannot read (empty, garbage, truncated).
+    case damaged(path: String, detail: String)
+    /// A write the state refused (read-only, disk full, I/O error): nothing was recorded.
+    case unwritable(path: String, detail: String)
 
     public var description: String {
         switch self {
@@ -122,6 +126,11 @@ public enum StateStoreError: Error, Equatable, CustomStringConvertible {
             return "the state at \(path) already exists; `rolloutctl init` never overwrites a state"
         case .corrupt(let path, let detail):
             return "the state at \(path) is damaged: \(detail); restore it from a backup"
+        case .damaged(let path, let detail):
+            return "the state at \(path) is damaged: \(detail); nothing was written to it. Move it aside, then "
+                + "restore it from a backup, or run `rolloutctl init --adopt` to start a new state from the flags"
+        case .unwritable(let path, let detail):
+            return "the state at \(path) cannot be written: \(detail); nothing was recorded"
         }
     }
 }
@@ -149,8 +158,20 @@ public final class StateStore: Sendable {
         try self.init(existing: path, readOnly: false)
     }
 
-    private init(existing path: String, readOnly: Bool) throws {
+    /// Why the state can only be read (SPEC §6 [r3]): nil when it is writable. A read-only mount or
+    /// another user's file; a WAL database without its `-shm` in a folder that cannot be written is
+    /// read as immutable (exact, since without `-shm` there is no uncheckpointed WAL to read).
+    public let readOnlyReason: String?
+
+    /// Set when the state was opened for a run but can only be read (see `open(path:)`).
+    public let unwritableReason: String?
+
+    private init(existing path: String, readOnly: Bool, unwritable: String? = nil) throws {
         self.path = path
+        unwritableReason = unwritable
+        // Only `init` creates a state: an existing file must be a state before anything is written to it.
+        let fileExists = FileManager.default.fileExists(atPath: path)
+        if fileExists { try StateFileCheck.check(path) }
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.readonly = readOnly
@@ -160,12 +181,79 @@ public final class StateStore: Sendable {
                 try db.execute(sql: "PRAGMA synchronous = FULL")
             }
         }
-        queue = try DatabaseQueue(path: path, configuration: configuration)
-        let unknown = try queue.read { db in
-            try Self.migrator.appliedIdentifiers(db).subtracting(Self.migrator.migrations)
+        do {
+            let opened =
+                readOnly
+                ? try Self.openForReading(path, configuration: configuration)
+                : (try DatabaseQueue(path: path, configuration: configuration), nil)
+            queue = opened.0
+            readOnlyReason = opened.1
+            let (applied, known) = try queue.read { db -> (Set<String>, Bool) in
+                let known = try db.tableExists("grdb_migrations")
+                return (known ? try Self.migrator.appliedIdentifiers(db) : [], known)
+            }
+            if fileExists, !known {
+                throw StateStoreError.damaged(
+                    path: path, detail: "it is an SQLite database without rolloutctl's tables, not a state")
+            }
+            let unknown = applied.subtracting(Self.migrator.migrations)
+            guard unknown.isEmpty else { throw StateStoreError.newerSchema(path: path, unknown: unknown.sorted()) }
+            if !readOnly { try Self.migrator.migrate(queue) }
+        } catch let error as DatabaseError {
+            throw StateFileCheck.explain(error, path: path)
         }
-        guard unknown.isEmpty else { throw StateStoreError.newerSchema(path: path, unknown: unknown.sorted()) }
-        if !readOnly { try Self.migrator.migrate(queue) }
+    }
+
+    /// A read-only connection; when SQLite cannot open it so (a WAL database whose `-shm` is missing
+    /// and cannot be made), the file as immutable.
+    private static func openForReading(_ path: String, configuration: Configuration) throws
+        -> (DatabaseQueue, String?)
+    {
+        let writable =
+            access(path, W_OK) == 0
+            && access(URL(fileURLWithPath: path).deletingLastPathComponent().path, W_OK) == 0
+        let reason =
+            writable
+            ? nil : "it cannot be written (a read-only mount or another user's file); it is read without writing"
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            _ = try queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM sqlite_master") }
+            return (queue, reason)
+        } catch let error as DatabaseError
+            where error.resultCode == .SQLITE_CANTOPEN || error.resultCode == .SQLITE_READONLY
+        {
+            let wal = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? NSNumber)??.intValue
+            guard (wal ?? 0) == 0 else {
+                throw StateStoreError.unwritable(
+                    path: path,
+                    detail: "it can only be read with its -shm file, which is missing and cannot be created, "
+                        + "and its -wal holds changes not yet in the database; mount it writable once, or copy "
+                        + "the state, its -wal and -shm elsewhere to read it")
+            }
+            var encoded = "file:"
+            for byte in path.utf8 {
+                let safe =
+                    (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+                    || "/._-~".utf8.contains(byte)
+                encoded += safe ? String(UnicodeScalar(byte)) : String(format: "%%%02X", byte)
+            }
+            let queue = try DatabaseQueue(path: encoded + "?immutable=1", configuration: configuration)
+            return (queue, reason ?? "it is read as immutable (its -shm file cannot be created)")
+        }
+    }
+
+    /// `queue.read`, with SQLite's errors about the file itself explained (path, what, what to do).
+    private func read<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try queue.read(body) } catch let error as DatabaseError {
+            throw StateFileCheck.explain(error, path: path)
+        }
+    }
+
+    /// `queue.write`, with SQLite's errors about the file itself explained.
+    private func write<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try queue.write(body) } catch let error as DatabaseError {
+            throw StateFileCheck.explain(error, path: path)
+        }
     }
 
     /// Creates the state of a new installation (`rolloutctl init`); refuses an existing one.
@@ -179,9 +267,16 @@ public final class StateStore: Sendable {
     }
 
     /// Opens the state of an installation for a reconcile; never creates one (SPEC §5.10).
+    /// A state that cannot be written (disk full, read-only) is opened for reading, with
+    /// `unwritableReason` set: the run records nothing and still lowers exposure (SPEC §5 rule 3 [r3]).
     public static func open(path: String) throws -> StateStore {
         guard FileManager.default.fileExists(atPath: path) else { throw StateStoreError.missing(path: path) }
-        return try StateStore(existing: path, readOnly: false)
+        do {
+            return try StateStore(existing: path, readOnly: false)
+        } catch StateStoreError.unwritable(_, let detail) {
+            return try StateStore(
+                existing: path, readOnly: true, unwritable: "the state at \(path) cannot be written: \(detail)")
+        }
     }
 
     /// Opens the database read-only when it exists (for `plan` and `status`, which never write it).
@@ -320,7 +415,7 @@ public final class StateStore: Sendable {
 
     /// The `notify` checks of a rollout breaching at its last applied run.
     public func breachingNotifyChecks(rollout: String) throws -> Set<String> {
-        try queue.read { db in
+        try read { db in
             Set(
                 try String.fetchAll(
                     db, sql: "SELECT \"check\" FROM notifyBreach WHERE rollout = ?",
@@ -333,7 +428,7 @@ public final class StateStore: Sendable {
         rollout: String, checks: Set<String>, audit entries: [AuditEntry],
         outbox: [OutboxMessage] = []
     ) throws {
-        try queue.write { db in
+        try write { db in
             try Self.queue(outbox, db)
             try db.execute(sql: "DELETE FROM notifyBreach WHERE rollout = ?", arguments: [rollout])
             for check in checks.sorted() {
@@ -348,13 +443,13 @@ public final class StateStore: Sendable {
     // MARK: Rollouts
 
     public func rollout(_ name: String) throws -> StoredRollout? {
-        try queue.read { db in
+        try read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM rollout WHERE name = ?", arguments: [name]).map { try stored($0) }
         }
     }
 
     public func allRollouts() throws -> [StoredRollout] {
-        try queue.read { db in
+        try read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM rollout ORDER BY name").map { try stored($0) }
         }
     }
@@ -394,7 +489,7 @@ public final class StateStore: Sendable {
         rollout name: String, flag: String?, record: RolloutRecord, now: Date,
         enteredPhase: Bool, audit entries: [AuditEntry] = [], outbox: [OutboxMessage] = []
     ) throws {
-        try queue.write { db in
+        try write { db in
             try Self.queue(outbox, db)
             try db.execute(
                 sql: """
@@ -419,7 +514,7 @@ public final class StateStore: Sendable {
 
     /// Phase entry times of a rollout, oldest first.
     public func phaseEntries(rollout: String) throws -> [(phase: String, enteredAt: Date)] {
-        try queue.read { db in
+        try read { db in
             try Row.fetchAll(
                 db, sql: "SELECT phase, enteredAt FROM phaseEntry WHERE rollout = ? ORDER BY id",
                 arguments: [rollout]
@@ -432,7 +527,7 @@ public final class StateStore: Sendable {
     /// Appends one entry in its own transaction and returns its id.
     @discardableResult
     public func append(_ entry: AuditEntry) throws -> Int64 {
-        try queue.write { db in try Self.insert(entry, db) }
+        try write { db in try Self.insert(entry, db) }
     }
 
     private static func insert(_ entry: AuditEntry, _ db: Database) throws -> Int64 {
@@ -465,7 +560,7 @@ public final class StateStore: Sendable {
 
     /// Audit entries, newest first.
     public func history(rollout: String? = nil, limit: Int? = nil) throws -> [AuditEntry] {
-        try queue.read { db in
+        try read { db in
             var sql = "SELECT * FROM audit"
             var arguments: StatementArguments = []
             if let rollout {
@@ -480,7 +575,7 @@ public final class StateStore: Sendable {
 
     /// Intents that have no result: written by a run that stopped before the flag service answered.
     public func unresolvedIntents(rollout: String) throws -> [AuditEntry] {
-        try queue.read { db in
+        try read { db in
             try Row.fetchAll(
                 db,
                 sql: """
@@ -493,7 +588,7 @@ public final class StateStore: Sendable {
 
     /// Every intent without a result, by rollout: one small read per run, whatever the audit's size.
     public func allUnresolvedIntents() throws -> [String: [AuditEntry]] {
-        try queue.read { db in
+        try read { db in
             // CROSS JOIN keeps openIntent the outer loop: without statistics SQLite would scan the
             // whole audit log and probe openIntent (what made reconcile grow with the log).
             let entries = try Row.fetchAll(
@@ -510,7 +605,7 @@ public final class StateStore: Sendable {
 
     /// The installation this state belongs to; nil for a state made before `rolloutctl init` existed.
     public func installation() throws -> Installation? {
-        try queue.read { db in
+        try read { db in
             guard try db.tableExists("installation") else { return nil }
             return try Row.fetchOne(db, sql: "SELECT * FROM installation WHERE id = 1").map {
                 Installation(
@@ -521,7 +616,7 @@ public final class StateStore: Sendable {
     }
 
     public func setInstallation(_ installation: Installation) throws {
-        try queue.write { db in
+        try write { db in
             try db.execute(
                 sql: """
                     INSERT INTO installation (id, repositoryRoot, policyRootCommit, policyRootDigest) VALUES (1, ?, ?, ?)
@@ -537,14 +632,14 @@ public final class StateStore: Sendable {
 
     /// The time of the latest reconcile run recorded (SPEC §5.12: time never runs backwards).
     public func latestRunTime() throws -> Date? {
-        try queue.read { db in
+        try read { db in
             guard try db.tableExists("run") else { return nil }
             return try Double.fetchOne(db, sql: "SELECT max(time) FROM run").map { Date(timeIntervalSince1970: $0) }
         }
     }
 
     public func recordRun(time: Date, clockSupplied: Bool) throws {
-        try queue.write { db in
+        try write { db in
             try db.execute(
                 sql: "INSERT INTO run (time, clockSupplied) VALUES (?, ?)",
                 arguments: [time.timeIntervalSince1970, clockSupplied])
@@ -558,7 +653,7 @@ public final class StateStore: Sendable {
     public func pendingOutbox(now: Date, maxAge: TimeInterval = 24 * 3600) throws -> (
         pending: [OutboxMessage], expired: [OutboxMessage]
     ) {
-        try queue.write { db in
+        try write { db in
             let rows = try Row.fetchAll(
                 db,
                 sql: """
@@ -583,7 +678,7 @@ public final class StateStore: Sendable {
 
     /// Records one delivery attempt of an outbox message.
     public func recordDelivery(id: Int64, at time: Date, error: String?) throws {
-        try queue.write { db in
+        try write { db in
             if let error {
                 try db.execute(
                     sql: "UPDATE outbox SET attempts = attempts + 1, lastError = ? WHERE id = ?",
@@ -598,7 +693,7 @@ public final class StateStore: Sendable {
 
     /// Every outbox message, delivered or not (for tests and `status`).
     public func outbox() throws -> [(message: OutboxMessage, delivered: Bool)] {
-        try queue.read { db in
+        try read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM outbox ORDER BY id").map { row in
                 var message = try outboxMessage(row)
                 let delivered: Double? = try CheckedRow(row: row, table: "outbox", path: path).optional("deliveredAt")
