@@ -603,11 +603,8 @@ public struct Reconciler: Sendable {
         }
         return await withTaskGroup(of: (Int, HealthResult).self) { group in
             for (index, check) in checks.enumerated() {
-                let query = check.query
-                    .replacingOccurrences(of: "{{flag}}", with: plan.flag)
-                    .replacingOccurrences(of: "{{environment}}", with: phase.environment)
-                    .replacingOccurrences(of: "{{phase}}", with: phase.name)
-                    .replacingOccurrences(of: "{{window}}", with: window.prometheus)
+                let query = QueryText.substitute(
+                    check.query, flag: plan.flag, environment: phase.environment, phase: phase.name, window: window)
                 let now = settings.now
                 group.addTask {
                     let result = await metrics.evaluate(MetricQuery(check: check.name, query: query, time: now))
