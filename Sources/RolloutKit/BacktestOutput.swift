@@ -107,7 +107,7 @@ extension BacktestReport {
         lines.append(
             style.bold("Backtest") + " \(RFC3339.minutes(window.start)) → \(RFC3339.minutes(window.end)), "
                 + "every \(RolloutDuration.format(seconds: window.step)) (\(window.count) steps), "
-                + "\(ref)@\(revision.prefix(7)), \(requests) quer\(requests == 1 ? "y" : "ies") to Prometheus")
+                + "\(ref)@\(revision.prefix(7)), \(requests) query_range request\(requests == 1 ? "" : "s")")
         for rollout in rollouts {
             lines.append("")
             lines.append(style.bold(rollout.name) + (rollout.flag.map { " (\($0))" } ?? ""))
