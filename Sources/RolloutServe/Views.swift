@@ -6,9 +6,9 @@ import RolloutKit
 /// Builds the template contexts from a run report, the state and the panels' series. Values only: every text
 /// is given raw and escaped by the template layer.
 enum Views {
-    static func overview(report: RunReport, header: [String: Any], order: OverviewOrder = OverviewOrder()) -> [String:
-        Any]
-    {
+    static func overview(
+        report: RunReport, header: [String: Any], order: OverviewOrder = OverviewOrder()
+    ) -> [String: Any] {
         var context = header
         context.merge(order.context(report.rollouts)) { _, new in new }
         context["title"] = "Control Tower"
