@@ -224,7 +224,7 @@ public struct Reconciler: Sendable {
                 if unwritable == nil {
                     do {
                         try state.keep(values, audit: audit)
-                    } catch where UnrecordedWrites.isUnwritable(error, state: state) {
+                    } catch  where UnrecordedWrites.isUnwritable(error, state: state) {
                         unwritable = "\(error)"  // the tip is recorded by the next run that can write
                     }
                 }
@@ -1008,11 +1008,8 @@ public struct Reconciler: Sendable {
         }
         return await withTaskGroup(of: (Int, HealthResult).self) { group in
             for (index, check) in checks.enumerated() {
-                let query = check.query
-                    .replacingOccurrences(of: "{{flag}}", with: flag)
-                    .replacingOccurrences(of: "{{environment}}", with: environment)
-                    .replacingOccurrences(of: "{{phase}}", with: phaseName)
-                    .replacingOccurrences(of: "{{window}}", with: window.prometheus)
+                let query = QueryText.substitute(
+                    check.query, flag: flag, environment: environment, phase: phaseName, window: window)
                 let now = settings.now
                 group.addTask {
                     let result = await metrics.evaluate(MetricQuery(check: check.name, query: query, time: now))

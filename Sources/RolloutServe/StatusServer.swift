@@ -24,6 +24,10 @@ public struct ServeConfiguration: Sendable {
     public var statePath: String
     /// Where the panels' series come from (`--metrics http…`); nil: panels say there is no source.
     public var range: PrometheusRangeClient?
+    /// [issue 24] The backtest of one rollout's checks (SPEC §6.2) for its page, as `rolloutctl backtest` makes
+    /// it; nil: the page says there is no source.
+    public var backtest:
+        (@Sendable (_ rollout: String, _ now: Date) async -> Result<BacktestReport, BacktestUnavailable>)?
     public var logger: Logger
     /// Where the reconcile ticks log (SPEC §6 [r3]), and whether each tick logs the whole plan.
     public var tickLogger: Logger
@@ -170,12 +174,14 @@ public struct StatusServer: Sendable {
     let cache: ReportCache
     let state: StateAccess
     let rendered = RenderedPages()
+    let backtests: BacktestCache?
 
     public init(configuration: ServeConfiguration) {
         self.configuration = configuration
         metrics = ServeMetrics()
         cache = ReportCache(produce: configuration.plan, maxAge: configuration.maxReportAge, metrics: metrics)
         state = StateAccess(path: configuration.statePath)
+        backtests = configuration.backtest.map { BacktestCache(produce: $0) }
     }
 
     /// Serves until SIGTERM/SIGINT; `onRunning` gets the bound port (useful with port 0).
@@ -208,7 +214,12 @@ public struct StatusServer: Sendable {
 
     func router() -> Router<BasicRequestContext> {
         let router = Router()
-        router.get("/") { _, _ in await overview() }
+        router.get("/") { request, _ in
+            await overview(
+                order: OverviewOrder(
+                    sort: request.uri.queryParameters["sort"].map(String.init),
+                    status: request.uri.queryParameters["status"].map(String.init)))
+        }
         router.get("/rollouts/:name") { _, context -> Page in
             let name = try context.parameters.require("name")
             return await rolloutPage(name: name)
@@ -277,14 +288,14 @@ public struct StatusServer: Sendable {
         return context
     }
 
-    func overview() async -> Page {
+    func overview(order: OverviewOrder = OverviewOrder()) async -> Page {
         do {
             let snapshot = try await cache.snapshot()
             let lastReconcile = await cache.lastReconcile
             return .html(
-                rendered.page("/", generation: snapshot.generation) {
+                rendered.page(order.key, generation: snapshot.generation) {
                     let header = header(snapshot.report, plannedAt: snapshot.plannedAt, lastReconcile: lastReconcile)
-                    return render(Views.overview(report: snapshot.report, header: header), "overview")
+                    return render(Views.overview(report: snapshot.report, header: header, order: order), "overview")
                 })
         } catch {
             return await unavailable(error)
@@ -308,9 +319,16 @@ public struct StatusServer: Sendable {
         let entries = (try? store?.phaseEntries(rollout: name)) ?? []
         let history = (try? store?.history(rollout: name, limit: 50)) ?? []
         let panels = await panels(for: rollout, entries: entries, now: report.now)
-        let context = Views.rollout(
+        var context = Views.rollout(
             rollout, header: await header(report), entries: entries, history: history,
             panels: panels, now: report.now)
+        let backtest =
+            await backtests?.report(rollout: name, planBlob: rollout.planBlob, now: report.now)
+            ?? .failure(BacktestUnavailable("no Prometheus configured (pass --metrics http…)"))
+        if var page = context["rollout"] as? [String: Any] {
+            page.merge(Views.backtests(backtest, rollout: name)) { _, new in new }
+            context["rollout"] = page
+        }
         return .html(render(context, "rollout"))
     }
 
@@ -338,11 +356,9 @@ public struct StatusServer: Sendable {
         }
         return await withTaskGroup(of: (Int, PanelResult).self) { group in
             for (index, panel) in plan.panels.enumerated() {
-                let query = panel.query
-                    .replacingOccurrences(of: "{{flag}}", with: plan.flag)
-                    .replacingOccurrences(of: "{{environment}}", with: phase?.environment ?? "")
-                    .replacingOccurrences(of: "{{phase}}", with: phase?.name ?? "")
-                    .replacingOccurrences(of: "{{window}}", with: window.prometheus)
+                let query = QueryText.substitute(
+                    panel.query, flag: plan.flag, environment: phase?.environment ?? "", phase: phase?.name ?? "",
+                    window: window)
                 group.addTask {
                     let result = await range.queryRange(query, start: start, end: now, step: step)
                     let chart = result.map { Chart(series: $0, start: start, end: now) }

@@ -65,6 +65,8 @@ enum Templates {
         svg.chart { width: 100%; height: auto; background: var(--card); border: 1px solid var(--line); border-radius: 6px; }
         svg.chart text { fill: var(--muted); font-size: 11px; } svg.chart .axis { stroke: var(--line); }
         svg.chart polyline { fill: none; stroke-width: 2; }
+        svg.chart .episode { fill: var(--bad); opacity: .2; } svg.chart .threshold { stroke: var(--bad); stroke-dasharray: 5 3; }
+        svg.chart .threshold-label { fill: var(--bad); }
         .s0 { stroke: var(--c0); color: var(--c0); } .s1 { stroke: var(--c1); color: var(--c1); }
         .s2 { stroke: var(--c2); color: var(--c2); }
         .s3 { stroke: var(--c3); color: var(--c3); } .s4 { stroke: var(--c4); color: var(--c4); }
@@ -72,6 +74,9 @@ enum Templates {
         .legend { list-style: none; padding: 0; margin: 4px 0; font-size: 12px; }
         .legend li { display: inline-block; margin-right: 12px; }
         .legend li::before { content: "■ "; }
+        table.rollouts td.phase, table.rollouts td.name, table.rollouts th { white-space: nowrap; }
+        table.rollouts ul { list-style: none; padding: 0; } table.rollouts td { overflow-wrap: normal; }
+        nav.filters a { margin-right: 6px; } nav.filters a[aria-current] { font-weight: 700; }
         @media (max-width: 600px) { body { font-size: 14px; } th, td { padding: 3px 4px; } }
         </style>
         </head>
@@ -93,28 +98,35 @@ enum Templates {
         {{<layout}}{{$body}}
         <p class="muted">{{count}} rollout{{^one}}s{{/one}} · {{summary}}</p>
         {{#policyErrors}}<p class="error">policy error: {{.}}</p>{{/policyErrors}}
-        <div class="cards">
-        {{#rollouts}}
-        <section class="card rollout" id="rollout-{{name}}" data-status="{{status}}">
-        <h2><a href="/rollouts/{{name}}">{{name}}</a></h2>
-        <p><span class="status status-{{status}}">{{status}}</span> <code>{{flag}}</code></p>
-        <p>phase <strong class="current-phase">{{currentPhase}}</strong>
-        {{#nextPhase}} → next <strong class="next-phase">{{nextPhase}}</strong>{{/nextPhase}}</p>
-        {{#hasCoverage}}<table class="coverage"><tr><th>environment</th><th>desired</th><th>actual</th></tr>
-        {{#coverage}}<tr><td>{{environment}}</td><td class="desired">{{desired}}</td><td class="actual">{{actual}}</td></tr>
-        {{/coverage}}
-        </table>{{/hasCoverage}}
-        {{#hasBlockers}}<ul class="blockers">{{#blockers}}
+        <nav class="filters" aria-label="filter by status">status:
+        <a href="{{allHref}}" class="filter"{{#allSelected}} aria-current="page"{{/allSelected}}>all ({{count}})</a>
+        {{#statusFilters}}<a href="{{href}}" class="filter status status-{{status}}" data-filter="{{status}}"
+          {{#selected}} aria-current="page"{{/selected}}>{{status}} ({{count}})</a>
+        {{/statusFilters}}</nav>
+        <p class="muted">{{shown}} shown{{#statusFilter}}, status {{statusFilter}}{{/statusFilter}}, sorted by {{sort}}</p>
+        <div class="scroll"><table class="rollouts">
+        <thead><tr>{{#columns}}<th><a href="{{href}}" data-sort="{{key}}"{{#active}} aria-sort="ascending"{{/active}}>
+        {{label}}{{#active}} ▲{{/active}}</a></th>{{/columns}}<th>coverage (desired / actual)</th><th>why not moving</th>
+        </tr></thead>
+        <tbody>
+        {{#rollouts}}<tr class="rollout" id="rollout-{{name}}" data-status="{{status}}">
+        <td class="name"><a href="/rollouts/{{name}}">{{name}}</a></td>
+        <td><span class="status status-{{status}}">{{status}}</span></td>
+        <td class="phase"><strong class="current-phase">{{currentPhase}}</strong>
+        {{#nextPhase}}<br>→ <strong class="next-phase">{{nextPhase}}</strong>{{/nextPhase}}</td>
+        <td><code>{{flag}}</code></td>
+        <td>{{#hasCoverage}}<ul class="coverage">{{#coverage}}<li>{{environment}}
+        <span class="desired">{{desired}}</span> / <span class="actual">{{actual}}</span></li>{{/coverage}}</ul>
+        {{/hasCoverage}}</td>
+        <td>{{#hasBlockers}}<ul class="blockers">{{#blockers}}
         <li class="blocker blocker-{{kind}}"{{#role}} data-role="{{role}}"{{/role}}>{{label}}: {{detail}}</li>{{/blockers}}
         </ul>{{/hasBlockers}}
-        {{#hasTimeline}}<table class="timeline"><tr><th>phase</th><th>earliest start</th><th>waiting for</th></tr>
-        {{#timeline}}<tr data-phase="{{phase}}"><td>{{phase}}</td><td class="earliest">{{earliest}}</td><td>{{waiting}}</td>
-        </tr>{{/timeline}}
-        </table>{{/hasTimeline}}
-        {{#errors}}<p class="error">{{.}}</p>{{/errors}}
-        </section>
+        {{#hasTimeline}}<ul class="timeline">{{#timeline}}<li data-phase="{{phase}}">{{phase}}:
+        <span class="earliest">{{earliest}}</span> ({{waiting}})</li>{{/timeline}}</ul>{{/hasTimeline}}
+        {{#errors}}<p class="error">{{.}}</p>{{/errors}}</td>
+        </tr>
         {{/rollouts}}
-        </div>
+        </tbody></table></div>
         {{/body}}{{/layout}}
         """
 
@@ -159,6 +171,23 @@ enum Templates {
         <td class="verdict-{{verdict}}">{{verdict}}{{#reason}}: {{reason}}{{/reason}}</td><td>{{onBreach}}</td></tr>
         {{/health}}
         </table></div>{{/hasHealth}}
+        {{#hasBacktests}}<h2>Backtest: the last {{backtestSince}}</h2><p class="muted backtest-summary">{{backtestSummary}}</p>
+        <div class="panels">{{#backtests}}<figure class="backtest" data-check="{{check}}" data-phases="{{phases}}"
+          data-episodes="{{episodeCount}}" data-rollbacks="{{rollbacks}}"><figcaption><strong>{{check}}</strong>
+        <span class="muted">{{phases}} ({{environment}}) · {{threshold}}, {{onBreach}}</span><br>{{verdict}}</figcaption>
+        <svg class="chart backtest-chart" viewBox="0 0 {{width}} {{height}}" role="img" aria-label="backtest of {{check}}"
+          data-plotted="{{pointCount}}" xmlns="http://www.w3.org/2000/svg">
+        {{#episodes}}<rect class="episode" x="{{x}}" y="{{y}}" width="{{width}}" height="{{height}}"/>{{/episodes}}
+        <line class="axis" x1="{{left}}" y1="{{top}}" x2="{{left}}" y2="{{bottomY}}"/>
+        <line class="axis" x1="{{left}}" y1="{{bottomY}}" x2="{{rightX}}" y2="{{bottomY}}"/>
+        <text x="4" y="{{topLabelY}}">{{yMax}}</text><text x="4" y="{{bottomY}}">{{yMin}}</text>
+        <text x="{{left}}" y="{{timeY}}">{{start}}</text><text x="{{rightX}}" y="{{timeY}}" text-anchor="end">{{end}}</text>
+        {{#lines}}<polyline class="s0" points="{{points}}"/>{{/lines}}
+        {{#thresholds}}<line class="threshold" x1="{{left}}" y1="{{y}}" x2="{{rightX}}" y2="{{y}}"/>
+        <text class="threshold-label" x="{{rightX}}" y="{{labelY}}" text-anchor="end">{{label}}</text>{{/thresholds}}
+        </svg>{{#failures}}<p class="blocker">unread: {{.}}</p>{{/failures}}</figure>{{/backtests}}</div>{{/hasBacktests}}
+        {{#backtestFailure}}<h2>Backtest</h2><p class="blocker backtest-failure">no backtest: {{backtestFailure}}</p>
+        {{/backtestFailure}}
         {{#hasPanels}}<h2>Dashboard</h2><div class="panels">
         {{#panels}}<figure class="panel" data-title="{{title}}"><figcaption><strong>{{title}}</strong>
         {{#unit}} <span class="muted">({{unit}})</span>{{/unit}}</figcaption>

@@ -6,8 +6,11 @@ import RolloutKit
 /// Builds the template contexts from a run report, the state and the panels' series. Values only: every text
 /// is given raw and escaped by the template layer.
 enum Views {
-    static func overview(report: RunReport, header: [String: Any]) -> [String: Any] {
+    static func overview(
+        report: RunReport, header: [String: Any], order: OverviewOrder = OverviewOrder()
+    ) -> [String: Any] {
         var context = header
+        context.merge(order.context(report.rollouts)) { _, new in new }
         context["title"] = "Control Tower"
         context["count"] = report.rollouts.count
         context["one"] = report.rollouts.count == 1
@@ -15,7 +18,7 @@ enum Views {
             "\(report.changeCount) to change, \(report.blockedCount) blocked, "
             + "\(report.unchangedCount) unchanged, \(report.errorCount) with errors"
         context["policyErrors"] = report.policyErrors.map(\.description)
-        context["rollouts"] = report.rollouts.map { summary($0) }
+        context["rollouts"] = order.apply(report.rollouts).map { summary($0) }
         return context
     }
 

@@ -10,7 +10,7 @@ struct Rolloutctl: AsyncParsableCommand {
         abstract: "Feature-flag rollouts driven from git: plans and approvals in a repository, applied phase by phase.",
         subcommands: [
             Init.self, Plan.self, Reconcile.self, Status.self, History.self, Validate.self, Approve.self,
-            Serve.self, Debug.self,
+            Serve.self, BacktestCommand.self, Debug.self,
         ]
     )
 

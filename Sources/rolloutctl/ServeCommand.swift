@@ -84,11 +84,12 @@ struct Serve: AsyncParsableCommand {
         if let spec = options.metrics, spec.hasPrefix("http"), let client = wiring.client {
             range = PrometheusRangeClient(baseURL: spec, client: client, logger: logger)
         }
-        let server = StatusServer(
-            configuration: ServeConfiguration(
-                host: host, port: port, plan: plan, reconcile: reconcile, reconcileEvery: every,
-                maxReportAge: TimeInterval(maxAgeSeconds), statePath: options.state, range: range, logger: logger,
-                tickLogger: serviceLogger(format, level: .info), verbose: verbose))
+        var configuration = ServeConfiguration(
+            host: host, port: port, plan: plan, reconcile: reconcile, reconcileEvery: every,
+            maxReportAge: TimeInterval(maxAgeSeconds), statePath: options.state, range: range, logger: logger,
+            tickLogger: serviceLogger(format, level: .info), verbose: verbose)
+        configuration.backtest = ServeBacktest.make(options: options, client: wiring.client, logger: logger)
+        let server = StatusServer(configuration: configuration)
         do {
             try await server.run { port in
                 // Tests and scripts wait for this line to learn the port.

@@ -164,11 +164,11 @@ import Testing
         }
     }
 
-    /// The `<section id="…">` of one rollout in the overview.
+    /// The row (`<tr id="…">`) of one rollout in the overview.
     func section(_ dom: String, id: String) -> String? {
         guard let start = dom.range(of: #"id="\#(id)""#) else { return nil }
         let rest = dom[start.lowerBound...]
-        guard let end = rest.range(of: "</section>") else { return nil }
+        guard let end = rest.range(of: "</tr>") else { return nil }
         return String(rest[..<end.upperBound])
     }
 

@@ -121,15 +121,8 @@ public enum PhaseMachine {
         // Health of the current phase.
         var healthHold: [Blocker] = []
         for result in input.health {
-            let action: HealthCheck.NoDataAction
-            switch result.verdict {
-            case .pass: continue
-            // A notify check never gates (SPEC §3): its breach counts as a pass here; NotifyWatch announces it.
-            case .breach where result.check.onBreach == .notify: continue
-            case .breach: action = result.check.onBreach == .rollback ? .rollback : .hold
-            case .noData: action = result.check.onNoData
-            }
-            switch action {
+            // What one result asks of the gate is `HealthResult.gateAction` (HealthGate.swift; the backtest replays it).
+            switch result.gateAction {
             case .ignore:
                 continue
             case .rollback where plan.rollback.automatic:
