@@ -305,7 +305,7 @@ extension PolicyChange {
 enum Markdown {
     static func text(_ raw: String) -> String {
         var out = ""
-        for character in raw {
+        for character in redactingCredentials(raw) {
             switch character {
             case "\\", "`", "*", "_", "[", "]", "|", "#", "~": out += "\\\(character)"
             case "<": out += "&lt;"
@@ -318,8 +318,14 @@ enum Markdown {
         return out
     }
 
+    /// A URL's user information (`https://user:password@host`) replaced by `***`: a comment is public.
+    static func redactingCredentials(_ text: String) -> String {
+        text.replacing(/([a-zA-Z][a-zA-Z0-9+.-]*:\/\/)[^\/\s@]+@/) { match in "\(match.output.1)***@" }
+    }
+
     /// A fenced code block whose fence is longer than any run of backticks in the text.
-    static func codeBlock(_ text: String) -> String {
+    static func codeBlock(_ raw: String) -> String {
+        let text = redactingCredentials(raw)
         var longest = 0
         var run = 0
         for character in text {

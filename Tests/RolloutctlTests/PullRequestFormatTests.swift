@@ -44,6 +44,12 @@ import Testing
             #expect(markdown.hasPrefix("**rolloutctl plan --base**: merging "))
             #expect(!markdown.contains("\u{1B}["))
             #expect(!markdown.contains(CLIWorld.token))
+            // A metrics URL's user information never reaches a (public) comment.
+            let withPassword = try await PullRequestPlanTests.planBase(
+                w, ref: head, ["--format", "markdown", "--metrics", "http://reader:hunter2@127.0.0.1:1"],
+                now: "2027-01-01T01:00:00Z")
+            #expect(!withPassword.stdout.isEmpty)
+            #expect(!withPassword.all.contains("hunter2"))
             let rendered = try await Self.render(markdown)
             // The summary line is the first paragraph; the rollout's two tables are real tables.
             #expect(rendered.html.hasPrefix("<p><strong>rolloutctl plan --base</strong>: merging "))
