@@ -151,6 +151,14 @@ extension AffectedRollout {
             ComparisonRow(label: "plan", before: Self.blob(before), after: Self.blob(after)),
             ComparisonRow(label: "blocked by", before: Self.blockers(before), after: Self.blockers(after)),
         ]
+        for change in changedChecks {
+            let queryChanged =
+                change.before != nil && change.after != nil && change.before?.query != change.after?.query
+            rows.append(
+                ComparisonRow(
+                    label: "check \(change.name)", before: Self.check(change.before),
+                    after: Self.check(change.after) + (queryChanged ? " (query changed)" : "")))
+        }
         var phases: [String] = []
         for entry in (after?.timeline ?? []) + (before?.timeline ?? []) where !phases.contains(entry.phase) {
             phases.append(entry.phase)
@@ -163,6 +171,12 @@ extension AffectedRollout {
                     always: true))
         }
         return rows
+    }
+
+    /// `max 0.02, on breach rollback, no data hold`, or `absent`.
+    static func check(_ check: HealthCheck?) -> String {
+        guard let check else { return "absent" }
+        return "\(check.thresholdDescription), on breach \(check.onBreach.rawValue), no data \(check.onNoData.rawValue)"
     }
 
     static func status(_ report: RolloutReport?) -> String {

@@ -101,6 +101,29 @@ public struct AffectedRollout: Sendable {
     public var madeStale: [ApprovalLine]
     /// What the branch's policy, once in force, would find invalid in this plan.
     public var invalidUnderProposal: [String]
+    /// The plan's own health checks the branch adds, removes or changes: the checks a backtest before → after
+    /// (`plan --base … --metrics`, SPEC §6.2, issue 24) replays. Health sets (`health.use`) are policy.
+    public var changedChecks: [CheckChange] = []
+}
+
+/// One health check before and after the merge (nil: absent on that side).
+public struct CheckChange: Sendable, Equatable {
+    public var name: String
+    public var before: HealthCheck?
+    public var after: HealthCheck?
+
+    /// The plans' own checks that differ, by name, in the order the merged plan lists them.
+    static func between(_ before: Plan?, _ after: Plan?) -> [CheckChange] {
+        let old = before?.health.checks ?? []
+        let new = after?.health.checks ?? []
+        var names = new.map(\.name)
+        for check in old where !names.contains(check.name) { names.append(check.name) }
+        return names.compactMap { name in
+            let a = old.first { $0.name == name }
+            let b = new.first { $0.name == name }
+            return a == b ? nil : CheckChange(name: name, before: a, after: b)
+        }
+    }
 }
 
 /// An approval as the comment shows it.
@@ -194,7 +217,8 @@ public enum PullRequestComparison {
             let stale = staleLines(before: old, after: new, lines: lines)
             return AffectedRollout(
                 name: name, flag: new?.flag ?? old?.flag, causes: why, before: old, after: new, approvals: lines,
-                madeStale: stale, invalidUnderProposal: invalidates[name].map { [$0] } ?? [])
+                madeStale: stale, invalidUnderProposal: invalidates[name].map { [$0] } ?? [],
+                changedChecks: CheckChange.between(old?.plan, new?.plan))
         }
     }
 

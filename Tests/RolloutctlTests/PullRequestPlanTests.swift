@@ -201,8 +201,9 @@ import Testing
             try w.repo.commitFiles(
                 [
                     "rollouts/\(Self.rollout)/plan.json": CLIWorld.plan().replacingOccurrences(
-                        of: "\"coverage\": 10,", with: "\"coverage\": 20,")
-                ], "Canary at 20%", author: CLIWorld.robin)
+                        of: "\"coverage\": 10,", with: "\"coverage\": 20,"
+                    ).replacingOccurrences(of: "\"max\": 0.02", with: "\"max\": 0.05")
+                ], "Canary at 20%, error rate up to 5%", author: CLIWorld.robin)
             let head = try w.repo.head()
             let newBlob = try w.repo.git("rev-parse", "HEAD:rollouts/\(Self.rollout)/plan.json")
             try w.repo.git("switch", "-q", "main")
@@ -222,6 +223,11 @@ import Testing
                 result.stdout.contains("coverage after the next run: production 50%, staging 100% → production 10%"))
             #expect(result.stdout.contains("plan: \(oldBlob.prefix(7)) → \(newBlob.prefix(7))"))
             #expect(result.stdout.contains("After the merge: Plan: 0 to change, 1 blocked, 0 unchanged."))
+            // The loosened threshold is shown (and is what a backtest before → after would replay, issue 24).
+            #expect(
+                result.stdout.contains(
+                    "check error-rate: max 0.02, on breach rollback, no data hold → max 0.05, on breach rollback, "
+                        + "no data hold"))
 
             let json = try await Self.planBase(w, ref: head, ["--json"], now: "2027-01-02T01:00:00Z")
             let merged = try Self.rolloutDocument(try parseJSON(json.stdout), "merged")
