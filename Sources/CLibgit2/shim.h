@@ -12,3 +12,6 @@ static inline int rolloutctl_git_set_strict_hash_verification(int enabled) {
 static inline int rolloutctl_git_enable_caching(int enabled) {
     return git_libgit2_opts(GIT_OPT_ENABLE_CACHING, enabled);
 }
+
+/* The in-memory object database `plan --base` merges into (SPEC §6.1): the repository is never written. */
+#include <git2/sys/mempack.h>

@@ -76,6 +76,8 @@ public struct CommitFacts: Equatable, Sendable {
 public final class GitRepository: @unchecked Sendable {
     let handle: OpaquePointer
     public let path: String
+    /// Whether an in-memory object database sits in front of the repository's (`mergeInMemory`).
+    var hasMemoryBackend = false
 
     /// Opens the repository at exactly `path` (bare or with a work tree).
     public init(path: String) throws(GitError) {

@@ -91,9 +91,11 @@ public enum RepositoryReader {
     /// Reads everything and evaluates approvals under the policy in force, walking history
     /// incrementally from a cache file.
     /// - Parameter policyRoot: the root of trust `init --policy-root` recorded, when there is one.
+    /// - Parameter writesCache: false for a tip that exists only in memory (`plan --base`, SPEC §6.1): the cache
+    ///   is read, never rewritten for a commit the repository does not have.
     public static func load(
         repository: GitRepository, ref: String?, cacheFile: String?,
-        policyRoot: String? = nil, acceptedLine: (index: Int, commit: String)? = nil
+        policyRoot: String? = nil, acceptedLine: (index: Int, commit: String)? = nil, writesCache: Bool = true
     ) throws(GitError) -> LoadedRepository {
         let clock = ContinuousClock()
         var timings = LoadTimings()
@@ -134,7 +136,7 @@ public enum RepositoryReader {
                     + "(an operator may choose a new root: `rolloutctl init --policy-root COMMIT --adopt`)")
         }
         timings.historyScan = lap()
-        if let cacheFile, cache?.tipID != index.tip || !walker.statistics.usedCache {
+        if writesCache, let cacheFile, cache?.tipID != index.tip || !walker.statistics.usedCache {
             HistoryCache.write(walker.savedState, path: cacheFile, repository: repository.path)
         }
         timings.cacheWrite = lap()

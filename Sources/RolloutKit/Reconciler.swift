@@ -28,6 +28,11 @@ public struct RunSettings: Sendable {
     /// [issue 12] A state the command already opened (PostgreSQL: the session holding the run's lock);
     /// nil: the run opens `statePath` itself.
     public var openedState: (any StateStorage)?
+    /// [issue 23] A repository handle the command already opened (`plan --base`: the one whose object database
+    /// holds the in-memory merge); nil: the run opens `repositoryPath` itself.
+    public var openedRepository: GitRepository?
+    /// False when the tip exists only in memory: the history cache is read, never rewritten for it.
+    public var writesScanCache = true
 
     public init(
         repositoryPath: String = ".", ref: String? = nil, rollouts: [String] = [], now: Date = Date(),
@@ -97,7 +102,7 @@ public struct Reconciler: Sendable {
     }
 
     public func run() async throws -> RunReport {
-        let repository = try GitRepository(path: settings.repositoryPath)
+        let repository = try settings.openedRepository ?? GitRepository(path: settings.repositoryPath)
         var ref = settings.ref
         // `reconcile` never creates the state; `plan` and `--dry-run` never write it (SPEC §5.10).
         let state: (any StateStorage)? =
@@ -321,7 +326,8 @@ public struct Reconciler: Sendable {
         do {
             return try RepositoryReader.load(
                 repository: repository, ref: ref, cacheFile: settings.scanCachePath,
-                policyRoot: policyRoot, acceptedLine: TipTrust.acceptedLine(line))
+                policyRoot: policyRoot, acceptedLine: TipTrust.acceptedLine(line),
+                writesCache: settings.writesScanCache)
         } catch {
             guard error.code == .policyRootNotFound else { throw error }
             throw PolicyRootChanged(message: error.message)

@@ -5,7 +5,10 @@ import RolloutCore
 extension RunReport {
     // MARK: JSON
 
-    public func json() -> String {
+    public func json() -> String { jsonDocument.render() }
+
+    /// The plan document of SPEC §6 (also the `base` and `merged` of `plan --base --json`, §6.1).
+    public var jsonDocument: JSONOutput {
         JSONOutput.object([
             ("formatVersion", .string("1.0")),
             ("revision", .string(revision)),
@@ -20,7 +23,7 @@ extension RunReport {
                     ("unchanged", .int(unchangedCount)), ("error", .int(errorCount)),
                 ])
             ),
-        ]).render()
+        ])
     }
 
     // MARK: Human

@@ -3,17 +3,62 @@ import Foundation
 import RolloutAdapters
 import RolloutKit
 
+/// `--format` of `plan` and `validate` (SPEC §6 [r3]); `--json` is the short form of `--format json`.
+enum OutputFormat: String, CaseIterable, ExpressibleByArgument {
+    case human, json, markdown, github
+
+    /// The format asked for; `--json` with another `--format` is an error.
+    static func resolve(format: OutputFormat?, json: Bool, allowed: [OutputFormat], command: String) throws
+        -> OutputFormat
+    {
+        if json, let format, format != .json {
+            throw ValidationError(
+                "--json is the short form of --format json; it cannot be given with --format \(format)")
+        }
+        let chosen = format ?? (json ? .json : .human)
+        guard allowed.contains(chosen) else {
+            throw ValidationError(
+                "\(command) --format takes \(allowed.map(\.rawValue).joined(separator: ", ")), not \(chosen.rawValue)")
+        }
+        return chosen
+    }
+}
+
 struct Plan: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show what the next reconcile would change, and why; change nothing.")
+        abstract: "Show what the next reconcile would change, and why; change nothing.",
+        discussion: "With --base, what merging --ref (a pull request's head) into --base would change (SPEC §6.1).")
 
     @OptionGroup var options: RunOptions
 
     @Flag(name: .long, help: "Exit 0 when there are no changes, 2 when changes are pending, 1 on error.")
     var detailedExitcode = false
 
+    @Option(
+        name: .long,
+        help: "The base branch a pull request merges into; --ref is then its own head commit (merged in memory).")
+    var base: String?
+
+    @Option(name: .long, help: "human, json or markdown (markdown: with --base, a pull-request comment).")
+    var format: OutputFormat?
+
+    func validate() throws {
+        let chosen = try OutputFormat.resolve(
+            format: format, json: options.json, allowed: [.human, .json, .markdown], command: "plan")
+        if base != nil, options.repository.ref == nil {
+            throw ValidationError(
+                "--base needs --ref: the pull request's own head commit (in GitHub Actions "
+                    + "github.event.pull_request.head.sha), never the hosting service's test-merge commit")
+        }
+        if chosen == .markdown, base == nil {
+            throw ValidationError("plan --format markdown is the pull-request comment: give --base and --ref")
+        }
+    }
+
     func run() async throws {
         let logger = makeLogger(level: .warning)
+        let chosen = try OutputFormat.resolve(
+            format: format, json: options.json, allowed: [.human, .json, .markdown], command: "plan")
         // Options are checked before the HTTP client exists: an HTTPClient dropped without
         // shutdown() traps, which would hide the message behind a crash.
         let now = try options.parsedNow()
@@ -22,6 +67,28 @@ struct Plan: AsyncParsableCommand {
             repositoryPath: options.repository.repo, ref: options.repository.ref,
             rollouts: options.rollouts, now: now,
             statePath: options.state, mode: .plan, clockSupplied: options.now != nil)
+        let style = Style.forStandardOutput(noColor: options.noColor)
+        if let base {
+            let report: PullRequestReport
+            do {
+                report = try await PullRequestPlan(
+                    settings: settings, ports: wiring.ports, base: base, head: options.repository.ref ?? ""
+                ).run()
+            } catch {
+                await wiring.shutdown()
+                printError("rolloutctl: \(error)")
+                throw ExitCode(1)
+            }
+            await wiring.shutdown()
+            switch chosen {
+            case .json: print(report.json())
+            case .markdown: print(report.markdown())
+            default: print(report.human(style: style))
+            }
+            if report.errorCount > 0 { throw ExitCode(1) }
+            if detailedExitcode && report.changeCount > 0 { throw ExitCode(2) }
+            return
+        }
         let report: RunReport
         do {
             // Opened here to say when it can only be read (SPEC §6 [r3]); plan never writes it anyway.
@@ -34,7 +101,7 @@ struct Plan: AsyncParsableCommand {
             throw ExitCode(1)
         }
         await wiring.shutdown()
-        print(options.json ? report.json() : report.human(style: .forStandardOutput(noColor: options.noColor)))
+        print(chosen == .json ? report.json() : report.human(style: style))
         if report.errorCount > 0 { throw ExitCode(1) }
         if detailedExitcode && report.changeCount > 0 { throw ExitCode(2) }
     }

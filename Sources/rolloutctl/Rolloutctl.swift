@@ -53,13 +53,30 @@ struct Validate: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON document.")
     var json = false
 
+    @Option(
+        name: .long,
+        help: "human, json, github (workflow-command annotations) or markdown (a pull-request comment).")
+    var format: OutputFormat?
+
     @Flag(name: .long, help: "No colour (NO_COLOR is honoured too).")
     var noColor = false
 
+    static let formats: [OutputFormat] = [.human, .json, .github, .markdown]
+
+    func validate() throws {
+        _ = try OutputFormat.resolve(format: format, json: json, allowed: Self.formats, command: "validate")
+    }
+
     func run() throws {
+        let chosen = try OutputFormat.resolve(format: format, json: json, allowed: Self.formats, command: "validate")
         try exitingOnFailure {
             let report = try ValidateReport.run(repositoryPath: repository.repo, ref: repository.ref)
-            print(json ? report.json() : report.human(style: .forStandardOutput(noColor: noColor)))
+            switch chosen {
+            case .json: print(report.json())
+            case .github: print(report.github())
+            case .markdown: print(report.markdown())
+            case .human: print(report.human(style: .forStandardOutput(noColor: noColor)))
+            }
             if !report.isValid { throw ExitCode(1) }
         }
     }

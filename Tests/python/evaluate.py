@@ -3,6 +3,7 @@
     evaluate.py flagd   --file PATH --flag KEY [--flag KEY2 ...] --keys N
     evaluate.py unleash --url URL --token CLIENT_TOKEN --environment ENV --flag KEY --keys N
     evaluate.py launchdarkly --file REST_FLAG.json --environment ENV --keys N
+    evaluate.py markdown --file COMMENT.md   (CommonMark + tables, as a pull-request comment renders)
 
 flagd: the OpenFeature SDK with the flagd provider's in-process FILE resolver reads the file as
 flagd would. Unleash: the official Python SDK (UnleashClient, Unleash's Yggdrasil engine) fetches
@@ -140,6 +141,36 @@ def launchdarkly(args):
     return {key: {"true": true, "errors": errors, "reasons": reasons}}
 
 
+def markdown(args):
+    """Renders a pull-request comment as CommonMark (markdown-it-py, with GitHub's table extension) and reports
+    what a reader would see: the HTML, each table's header and rows, and where the source stops parsing as
+    intended (a table row whose cell count differs from its header's)."""
+    from markdown_it import MarkdownIt
+
+    with open(args.file, encoding="utf-8") as handle:
+        text = handle.read()
+    md = MarkdownIt("commonmark").enable("table")
+    tokens = md.parse(text)
+    tables, current, row = [], None, None
+    for token in tokens:
+        if token.type == "table_open":
+            current = {"header": [], "rows": []}
+        elif token.type == "table_close":
+            tables.append(current)
+            current = None
+        elif current is not None and token.type == "tr_open":
+            row = []
+        elif current is not None and token.type == "tr_close":
+            if not current["header"]:
+                current["header"] = row
+            else:
+                current["rows"].append(row)
+        elif current is not None and token.type == "inline" and row is not None:
+            row.append(token.content)
+    html = md.render(text)
+    return {"html": html, "tables": tables, "characters": len(text)}
+
+
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="kind", required=True)
@@ -157,7 +188,13 @@ def main():
     d.add_argument("--file", required=True)
     d.add_argument("--environment", required=True)
     d.add_argument("--keys", type=int, default=10000)
+    m = sub.add_parser("markdown")
+    m.add_argument("--file", required=True)
     args = parser.parse_args()
+    if args.kind == "markdown":
+        json.dump(markdown(args), sys.stdout)
+        sys.stdout.write("\n")
+        return
     result = {"flagd": flagd, "unleash": unleash, "launchdarkly": launchdarkly}[args.kind](args)
     json.dump({"flags": result}, sys.stdout)
     sys.stdout.write("\n")
