@@ -1,4 +1,5 @@
 import Foundation
+import RolloutAdapters
 import RolloutCore
 import RolloutGit
 
@@ -18,10 +19,20 @@ public struct ValidateReport: Sendable {
 
     public var isValid: Bool { diagnostics.isEmpty }
 
-    public static func run(repositoryPath: String, ref: String?, now: Date = Date()) throws(GitError) -> ValidateReport
-    {
+    /// - Parameter policyRoot: the root of trust an operator set (`--policy-root COMMIT`, SPEC §4.3); nil: the
+    ///   one the installation's state recorded, when the repository's default state exists, else the first
+    ///   commit holding the policy.
+    public static func run(
+        repositoryPath: String, ref: String?, policyRoot: String? = nil, now: Date = Date()
+    ) throws -> ValidateReport {
         let repository = try GitRepository(path: repositoryPath)
-        let loaded = try RepositoryReader.load(repository: repository, ref: ref, cacheFile: nil)
+        var root: String?
+        if let policyRoot {
+            root = try repository.resolveCommit(policyRoot).description
+        } else if let state = try? StateStores.openReadOnly(RunSettings.defaultStatePath(repositoryPath: repositoryPath)) {
+            root = try? state.installation()?.policyRootCommit
+        }
+        let loaded = try RepositoryReader.load(repository: repository, ref: ref, cacheFile: nil, policyRoot: root)
         // SPEC §4.3 [r3]: `validate` judges the tip as it will be once everything in it is in force (its plans
         // under the tip's own policy); what is invalid only under the policy in force is a warning.
         let snapshot: RepositorySnapshot

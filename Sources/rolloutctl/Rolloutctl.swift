@@ -61,6 +61,13 @@ struct Validate: ParsableCommand {
     @Flag(name: .long, help: "No colour (NO_COLOR is honoured too).")
     var noColor = false
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The first-parent commit whose policy is the root of trust (SPEC §4.3), for an installation whose "
+                + "root an operator set. Default: the one the repository's state recorded, if it has one."))
+    var policyRoot: String?
+
     static let formats: [OutputFormat] = [.human, .json, .github, .markdown]
 
     func validate() throws {
@@ -70,7 +77,8 @@ struct Validate: ParsableCommand {
     func run() throws {
         let chosen = try OutputFormat.resolve(format: format, json: json, allowed: Self.formats, command: "validate")
         try exitingOnFailure {
-            let report = try ValidateReport.run(repositoryPath: repository.repo, ref: repository.ref)
+            let report = try ValidateReport.run(
+                repositoryPath: repository.repo, ref: repository.ref, policyRoot: policyRoot)
             switch chosen {
             case .json: print(report.json())
             case .github: print(report.github())
