@@ -29,7 +29,9 @@ public struct ValidateReport: Sendable {
         var root: String?
         if let policyRoot {
             root = try repository.resolveCommit(policyRoot).description
-        } else if let state = try? StateStores.openReadOnly(RunSettings.defaultStatePath(repositoryPath: repositoryPath)) {
+        } else if let state = try? StateStores.openReadOnly(
+            RunSettings.defaultStatePath(repositoryPath: repositoryPath))
+        {
             root = try? state.installation()?.policyRootCommit
         }
         let loaded = try RepositoryReader.load(repository: repository, ref: ref, cacheFile: nil, policyRoot: root)

@@ -273,4 +273,16 @@ import Testing
         #expect(rollout.checks.map(\.name) == ["error-rate"])
         #expect(!(try ValidateReport.run(repositoryPath: repo.path, ref: nil).isValid))
     }
+
+    @Test func validateTakesThePolicyRootAnOperatorSet() throws {
+        let repo = try ApprovalRepo()
+        var roles = F.defaultRoles
+        roles["qa-lead"] = ["quinn@example.com", "sam@example.com"]
+        try proposePolicy(repo, ["policies/approvers.json": F.policy(roles: roles)])
+        #expect(try ValidateReport.run(repositoryPath: repo.path, ref: nil).policy.pending != nil)
+        // The operator made the proposal's merge the root of trust: nothing is pending under it.
+        let report = try ValidateReport.run(repositoryPath: repo.path, ref: nil, policyRoot: "main")
+        #expect(report.policy.pending == nil)
+        #expect(report.policy.root?.commit == (try repo.fixture.head()))
+    }
 }
