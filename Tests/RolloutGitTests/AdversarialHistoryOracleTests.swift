@@ -320,7 +320,27 @@ import Testing
         /// re-wrapped or with the signature stripped (another commit id, the same payload), merged again.
         func copyApproval() throws {
             guard !signedApprovals.isEmpty else { return }
-            let original = random.pick(signedApprovals)
+            // The attack: an approval that counted, withdrawn (now, or earlier), its commit copied and merged.
+            var original = random.pick(signedApprovals)
+            for _ in 0..<4 {
+                let candidate = random.pick(signedApprovals)
+                let added = try git(
+                    "-c", "core.quotepath=off", "diff-tree", "-r", "--no-commit-id", "--no-abbrev", "--root", candidate
+                ).split(separator: "\n").compactMap { line -> (String, String)? in
+                    let parts = line.split(separator: "\t", maxSplits: 1)
+                    guard parts.count == 2, parts[1].contains("/approvals/") else { return nil }
+                    return (String(parts[1]), String(parts[0].split(separator: " ")[3]))
+                }
+                guard let (path, blob) = added.first else { continue }
+                original = candidate
+                if tryGit("rev-parse", "--verify", "-q", "refs/heads/main:\(path)") {
+                    guard try git("rev-parse", "refs/heads/main:\(path)") == blob else { break }
+                    try fixture.remove(path)
+                    try fixture.commit("Withdraw \(path)", author: F.dana)
+                    note("withdraw \(path)")
+                }
+                break
+            }
             let raw = try git("cat-file", "commit", original)
             var lines = raw.components(separatedBy: "\n")
             guard let begin = lines.firstIndex(of: "gpgsig -----BEGIN SSH SIGNATURE-----"),
@@ -981,6 +1001,12 @@ import Testing
         let context = "seed \(seed): \(history.log.joined(separator: "; "))"
 
         let (tip, verdicts, plans, folded) = try oracle(fixture)
+        if ProcessInfo.processInfo.environment["ROLLOUTCTL_ORACLE_VERBOSE"] != nil {
+            print(context)
+            for (path, verdict) in verdicts {
+                print("  \(String(decoding: path, as: UTF8.self)): \(verdict.passes ? "passes 1-7" : verdict.category)")
+            }
+        }
         let loaded = try RepositoryReader.load(repository: GitRepository(path: fixture.path), ref: nil, cacheFile: nil)
         // §4.0 rule 1: the branch, never a ref spelled like it.
         expect(loaded.revision == tip, "\(context)")
