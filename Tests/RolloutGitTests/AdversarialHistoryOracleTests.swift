@@ -541,7 +541,10 @@ import Testing
         init(_ fixture: GitFixture) throws {
             self.fixture = fixture
             signers = fixture.path + "/.git/oracle-allowed-signers"
-            try Data(AdversarialHistoryOracleTests.allowedSigners.utf8).write(to: URL(fileURLWithPath: signers))
+            // The policy never changes in these histories, so the tip's file is the one in force.
+            let listed = try runProgram(
+                "git", ["-C", fixture.path, "cat-file", "blob", "refs/heads/main:policies/allowed_signers"])
+            try Data(listed.utf8).write(to: URL(fileURLWithPath: signers))
             // Every commit: its object, and the payload id of the signed ones (`hash-object -t commit`).
             let all = try fixture.git("rev-list", "--all").split(separator: "\n").map(String.init)
             let batch = try runProgram(
