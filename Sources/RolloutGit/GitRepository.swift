@@ -211,12 +211,7 @@ public final class GitRepository: @unchecked Sendable {
     }
 
     /// True when `name` is a local branch.
-    public func hasBranch(_ name: String) -> Bool {
-        var reference: OpaquePointer?
-        guard git_branch_lookup(&reference, handle, name, GIT_BRANCH_LOCAL) == 0 else { return false }
-        git_reference_free(reference)
-        return true
-    }
+    public func hasBranch(_ name: String) -> Bool { hasReference("refs/heads/" + name) }
 
     /// Reads `user.email` from the repository's configuration (with global and system levels).
     public func configString(_ key: String) -> String? {
@@ -388,26 +383,31 @@ public final class GitRepository: @unchecked Sendable {
     /// The position of `tip` on its own first-parent line (0 for a root commit): the history walk's index.
     public func firstParentPosition(of tip: ObjectID) throws(GitError) -> Int {
         var count = -1
-        var cursor: ObjectID? = tip
-        while let id = cursor {
+        try walkFirstParents(from: tip) { _ in
             count += 1
-            let commit = try lookupCommit(id)
-            defer { git_commit_free(commit) }
-            cursor = git_commit_parentcount(commit) > 0 ? ObjectID(git_commit_parent_id(commit, 0).pointee) : nil
+            return true
         }
         return count
     }
 
     /// Whether `ancestor` is on the first-parent line of `tip` (SPEC §4.0 rule 5), `tip` itself included.
     public func isOnFirstParentLine(_ ancestor: ObjectID, of tip: ObjectID) throws(GitError) -> Bool {
+        var found = false
+        try walkFirstParents(from: tip) { id in
+            found = id == ancestor
+            return !found
+        }
+        return found
+    }
+
+    /// Visits `tip` and its first parents, newest first, while `visit` returns true.
+    private func walkFirstParents(from tip: ObjectID, _ visit: (ObjectID) -> Bool) throws(GitError) {
         var cursor: ObjectID? = tip
-        while let id = cursor {
-            if id == ancestor { return true }
+        while let id = cursor, visit(id) {
             let commit = try lookupCommit(id)
             defer { git_commit_free(commit) }
             cursor = git_commit_parentcount(commit) > 0 ? ObjectID(git_commit_parent_id(commit, 0).pointee) : nil
         }
-        return false
     }
 
     /// Author, committer and SSH/GPG signature of one commit (the oracle of the raw reader's tests).

@@ -192,8 +192,6 @@ public struct Reconciler: Sendable {
             }
         }
 
-        let stored = try state?.allRollouts() ?? []
-        let guards = try Self.guards(in: state)
         // SPEC §4.0 rule 5 [r3]: the first-parent line only grows.
         var trust = TipTrust.trusted
         if readsLine, let state, try state.installation() != nil, let tip = ObjectID(hex: loaded.revision) {
@@ -239,6 +237,8 @@ public struct Reconciler: Sendable {
             return try await untrusted(
                 trust, ref: loaded.ref, revision: loaded.revision, policy: loaded.policy, state: state, line: line)
         }
+        let stored = try state?.allRollouts() ?? []
+        let guards = try Self.guards(in: state)
 
         let selected = loaded.snapshot.rollouts.filter {
             settings.rollouts.isEmpty || settings.rollouts.contains($0.name)

@@ -65,3 +65,24 @@ struct FlagServiceCall {
         }
     }
 }
+
+extension FlagStoreError {
+    /// What a flag service's answer that is not a success means, the same for every HTTP store: 401/403 refused
+    /// credentials (never retried), 404 no such flag, `conflict` a moved version (412 for the flag API, 409 for
+    /// LaunchDarkly, none for Unleash), anything else a bad answer with an excerpt of its body, scrubbed.
+    static func failed(
+        _ answer: HTTPAnswer, flag: String, conflict: Int?, scrub: (String) -> String
+    ) -> FlagStoreError {
+        switch answer.status {
+        case 401, 403:
+            return .unauthorized(status: answer.status)
+        case 404:
+            return .notFound(flag: flag)
+        case conflict:
+            return .versionConflict(flag: flag)
+        default:
+            let body = HTTPTransport.excerpt(answer.bodyString)
+            return .invalidResponse(scrub(body.isEmpty ? "HTTP \(answer.status)" : "HTTP \(answer.status): \(body)"))
+        }
+    }
+}

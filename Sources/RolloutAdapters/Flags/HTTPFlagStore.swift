@@ -55,7 +55,7 @@ public final class HTTPFlagStore: FlagStore {
         case 200:
             return try decodeFlag(answer, flag: flag)
         default:
-            throw failure(for: answer, flag: flag)
+            throw FlagStoreError.failed(answer, flag: flag, conflict: 412, scrub: scrub)
         }
     }
 
@@ -81,26 +81,11 @@ public final class HTTPFlagStore: FlagStore {
             )
             return updated
         default:
-            throw failure(for: answer, flag: flag)
+            throw FlagStoreError.failed(answer, flag: flag, conflict: 412, scrub: scrub)
         }
     }
 
     // MARK: Requests
-
-    private func failure(for answer: HTTPAnswer, flag: String) -> FlagStoreError {
-        switch answer.status {
-        case 404:
-            return .notFound(flag: flag)
-        case 412:
-            return .versionConflict(flag: flag)
-        case 401, 403:
-            return .unauthorized(status: answer.status)
-        default:
-            let body = HTTPTransport.excerpt(answer.bodyString)
-            let detail = body.isEmpty ? "HTTP \(answer.status)" : "HTTP \(answer.status): \(body)"
-            return .invalidResponse(scrub(detail))
-        }
-    }
 
     private func addAuthorization(to request: inout HTTPClientRequest) {
         if let token {

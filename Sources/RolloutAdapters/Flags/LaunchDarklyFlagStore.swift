@@ -141,7 +141,7 @@ public final class LaunchDarklyFlagStore: FlagStore {
 
     private func fetch(_ flag: String) async throws -> LaunchDarklyAnswer.Flag {
         let answer = try await service.send(request(flagURL(flag), "GET"), flag: flag, operation: "GET")
-        guard answer.status == 200 else { throw failure(answer, flag: flag) }
+        guard answer.status == 200 else { throw FlagStoreError.failed(answer, flag: flag, conflict: 409, scrub: scrub) }
         return try decode(answer, flag: flag)
     }
 
@@ -150,7 +150,7 @@ public final class LaunchDarklyFlagStore: FlagStore {
         request.headers.add(name: "Content-Type", value: Self.semanticPatchContentType)
         request.body = .bytes(ByteBuffer(string: body))
         let answer = try await service.send(request, flag: flag, operation: "PATCH semantic patch")
-        guard answer.status == 200 else { throw failure(answer, flag: flag) }
+        guard answer.status == 200 else { throw FlagStoreError.failed(answer, flag: flag, conflict: 409, scrub: scrub) }
         return try decode(answer, flag: flag)
     }
 
@@ -169,20 +169,6 @@ public final class LaunchDarklyFlagStore: FlagStore {
         request.headers.add(name: "Accept", value: "application/json")
         if let token { request.headers.add(name: "Authorization", value: token) }
         return request
-    }
-
-    private func failure(_ answer: HTTPAnswer, flag: String) -> FlagStoreError {
-        switch answer.status {
-        case 401, 403:
-            return .unauthorized(status: answer.status)
-        case 404:
-            return .notFound(flag: flag)
-        case 409:
-            return .versionConflict(flag: flag)
-        default:
-            let body = HTTPTransport.excerpt(answer.bodyString)
-            return .invalidResponse(scrub(body.isEmpty ? "HTTP \(answer.status)" : "HTTP \(answer.status): \(body)"))
-        }
     }
 
     private func scrub(_ text: String) -> String { redacting(token, in: text) }

@@ -147,7 +147,7 @@ public final class UnleashFlagStore: FlagStore {
 
     private func fetch(_ flag: String) async throws -> Feature {
         let answer = try await service.send(request(featureURL(flag), "GET"), flag: flag, operation: "GET")
-        guard answer.status == 200 else { throw failure(answer, flag: flag) }
+        guard answer.status == 200 else { throw FlagStoreError.failed(answer, flag: flag, conflict: nil, scrub: scrub) }
         let feature: Feature
         do {
             feature = try Feature(body: Array(answer.body.readableBytesView))
@@ -163,7 +163,9 @@ public final class UnleashFlagStore: FlagStore {
     private func toggle(flag: String, environment: String, on: Bool) async throws {
         let url = environmentURL(flag, environment) + (on ? "/on" : "/off")
         let answer = try await service.send(request(url, "POST"), flag: flag, operation: "POST \(on ? "on" : "off")")
-        guard (200...299).contains(answer.status) else { throw failure(answer, flag: flag) }
+        guard (200...299).contains(answer.status) else {
+            throw FlagStoreError.failed(answer, flag: flag, conflict: nil, scrub: scrub)
+        }
     }
 
     private func replaceStrategy(_ id: String, flag: String, environment: String, rollout: Int) async throws {
@@ -171,7 +173,9 @@ public final class UnleashFlagStore: FlagStore {
         let answer = try await service.send(
             request(url, "PUT", body: Self.strategyBody(flag: flag, rollout: rollout)),
             flag: flag, operation: "PUT strategy")
-        guard (200...299).contains(answer.status) else { throw failure(answer, flag: flag) }
+        guard (200...299).contains(answer.status) else {
+            throw FlagStoreError.failed(answer, flag: flag, conflict: nil, scrub: scrub)
+        }
     }
 
     /// The one call that is not idempotent: an attempt whose answer was lost is checked by reading
@@ -205,7 +209,9 @@ public final class UnleashFlagStore: FlagStore {
         } catch let exhausted as RetryExhausted {
             throw FlagStoreError.unavailable(scrub("POST strategy \(flag): \(exhausted.description)"))
         }
-        if let answer, !(200...299).contains(answer.status) { throw failure(answer, flag: flag) }
+        if let answer, !(200...299).contains(answer.status) {
+            throw FlagStoreError.failed(answer, flag: flag, conflict: nil, scrub: scrub)
+        }
     }
 
     private func request(_ url: String, _ method: String, body: String? = nil) -> HTTPClientRequest {
@@ -218,18 +224,6 @@ public final class UnleashFlagStore: FlagStore {
             request.body = .bytes(ByteBuffer(string: body))
         }
         return request
-    }
-
-    private func failure(_ answer: HTTPAnswer, flag: String) -> FlagStoreError {
-        switch answer.status {
-        case 401, 403:
-            return .unauthorized(status: answer.status)
-        case 404:
-            return .notFound(flag: flag)
-        default:
-            let body = HTTPTransport.excerpt(answer.bodyString)
-            return .invalidResponse(scrub(body.isEmpty ? "HTTP \(answer.status)" : "HTTP \(answer.status): \(body)"))
-        }
     }
 
     private func scrub(_ text: String) -> String { redacting(token, in: text) }

@@ -40,8 +40,9 @@ public enum GuardRules {
     public static func guardToKeep(
         plan: Plan, planBlob: String, checks: [HealthCheck], current: Int?, missingRoles: [[String]]
     ) -> RolloutGuard? {
-        guard let current, plan.state != .aborted else { return nil }
-        for index in 0...current where index < missingRoles.count && !missingRoles[index].isEmpty { return nil }
+        guard let current, plan.state != .aborted, gatesHeld(current: current, missingRoles: missingRoles) else {
+            return nil
+        }
         let desired = plan.desiredState(atPhase: current)
         return RolloutGuard(
             planBlob: planBlob, flag: plan.flag, phase: plan.phases[current].name,
