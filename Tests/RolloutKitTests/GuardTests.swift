@@ -116,9 +116,13 @@ import Testing
         // Production is lowered by a plan edit; then a late clone reads the old tip.
         try world.editPlan(RolloutWorld.exp001Plan(state: "aborted"), message: "Abort")
         _ = try await world.run(hours: 2)
+        let abortedTip = try world.repo.head()
         #expect(try await world.flagState()["production"] == .disabled)
         try world.repo.git("update-ref", "refs/heads/main", recorded)
         let late = try await world.run(hours: 3)
+        // Behind: no new tip is recorded (§4.0 rule 5).
+        let kept = try StateStore(path: world.statePath).keptValues(prefix: TipTrust.keyPrefix)
+        #expect(kept[TipTrust.tipKey] == abortedTip)
         #expect(late.errorCount == 0)
         #expect(late.rollout()?.changes.isEmpty == true)
         #expect(late.rollout()?.blockers.contains { $0.detail.contains("is behind") } == true)
@@ -204,6 +208,9 @@ import Testing
         try world.repo.git("checkout", "-q", "main")
         let report = try await world.run(hours: 1)
         #expect(report.revision == (try world.repo.git("rev-parse", "refs/heads/main")))
+        // `plan` without --ref reads what the next reconcile reads: the recorded branch.
+        let plan = try await world.run(.plan, hours: 1)
+        #expect(plan.revision == (try world.repo.git("rev-parse", "refs/heads/main")))
         // --ref is refused with a state.
         var settings = world.settings(.reconcile(dryRun: false), hours: 2)
         settings.ref = "evil"
