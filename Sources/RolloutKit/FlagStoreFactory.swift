@@ -98,9 +98,10 @@ public enum FlagStoreFactory {
     public static func usesToken(_ specifications: [Specification]) -> Bool { needsHTTP(specifications) }
 
     /// Builds the store: the one store itself when there is a single plain argument, else a router.
+    /// - Parameter callsAtOnce: the bound on calls in flight to each flag service (`--flag-calls`).
     public static func make(
         _ specifications: [Specification], token: String?, client: HTTPClient?,
-        logger: Logger
+        logger: Logger, callsAtOnce: Int = ServiceGate.defaultLimit
     ) throws -> FlagStore {
         func store(_ specification: Specification) throws -> FlagStore {
             let url = specification.url
@@ -110,13 +111,17 @@ public enum FlagStoreFactory {
             }
             guard let client else { throw SpecificationError(description: "--flags \(url): no HTTP client") }
             if let (apiURL, project) = UnleashFlagStore.parse(url) {
-                return UnleashFlagStore(apiURL: apiURL, project: project, token: token, client: client, logger: logger)
+                return UnleashFlagStore(
+                    apiURL: apiURL, project: project, token: token, client: client, logger: logger,
+                    gate: ServiceGate(limit: callsAtOnce))
             }
             if let (baseURL, project) = LaunchDarklyFlagStore.parse(url) {
                 return LaunchDarklyFlagStore(
-                    baseURL: baseURL, project: project, token: token, client: client, logger: logger)
+                    baseURL: baseURL, project: project, token: token, client: client, logger: logger,
+                    gate: ServiceGate(limit: callsAtOnce))
             }
-            return HTTPFlagStore(baseURL: url, token: token, client: client, logger: logger)
+            return HTTPFlagStore(
+                baseURL: url, token: token, client: client, logger: logger, gate: ServiceGate(limit: callsAtOnce))
         }
         if specifications.count == 1, specifications[0].environment == nil {
             return try store(specifications[0])

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RolloutAdapters
 import RolloutCore
 import RolloutKit
 
@@ -32,6 +33,11 @@ struct RunOptions: ParsableArguments {
 
     @Option(name: .long, help: "The environment variable holding the flag API token.")
     var tokenEnv: String = "ADMIN_TOKEN"
+
+    @Option(
+        name: .long,
+        help: "Calls in flight to one flag service at once; a 429 from it pauses them all.")
+    var flagCalls: Int = ServiceGate.defaultLimit
 
     @Option(name: .long, help: "Maps a rollback.notify name to a webhook: NAME=URL (repeatable).")
     var notifyURL: [String] = []

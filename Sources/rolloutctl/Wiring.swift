@@ -37,7 +37,11 @@ struct Wiring {
             logger.warning(
                 "\(options.tokenEnv) is not set: the flag service will refuse changes (set it, or pass --token-env)")
         }
-        let flags = try FlagStoreFactory.make(flagSpecifications, token: token, client: client, logger: logger)
+        guard (1...64).contains(options.flagCalls) else {
+            throw ValidationError("--flag-calls takes 1 … 64, got \(options.flagCalls)")
+        }
+        let flags = try FlagStoreFactory.make(
+            flagSpecifications, token: token, client: client, logger: logger, callsAtOnce: options.flagCalls)
         var metrics: MetricsProvider?
         if let spec = options.metrics {
             if spec.hasPrefix("file:") {

@@ -15,18 +15,26 @@ struct FlagServiceCall {
     var retry: RetryPolicy
     var logger: Logger
     var scrub: @Sendable (String) -> String
+    /// The service's bound on calls in flight, and the pause a 429 puts on every call (issue 22).
+    var gate: ServiceGate
 
     /// A call whose messages are scrubbed of `token`.
-    init(service: String, token: String?, client: HTTPClient, retry: RetryPolicy, logger: Logger) {
+    init(
+        service: String, token: String?, client: HTTPClient, retry: RetryPolicy, logger: Logger,
+        gate: ServiceGate = ServiceGate()
+    ) {
         self.service = service
         self.client = client
         self.retry = retry
         self.logger = logger
         self.scrub = { redacting(token, in: $0) }
+        self.gate = gate
     }
 
     func send(_ request: HTTPClientRequest, flag: String, operation: String) async throws -> HTTPAnswer {
-        let (service, client, logger, scrub) = (self.service, self.client, self.logger, self.scrub)
+        let (service, client, logger, scrub, gate, retry) = (
+            self.service, self.client, self.logger, self.scrub, self.gate, self.retry
+        )
         do {
             return try await retry.run { attempt, timeout -> AttemptOutcome<HTTPAnswer> in
                 let context: Logger.Metadata = [
@@ -35,7 +43,9 @@ struct FlagServiceCall {
                 logger.debug("\(service) request", metadata: context)
                 let answer: HTTPAnswer
                 do {
-                    answer = try await HTTPTransport.send(request, client: client, timeout: timeout, logger: logger)
+                    answer = try await gate.run {
+                        try await HTTPTransport.send(request, client: client, timeout: timeout, logger: logger)
+                    }
                 } catch let failure as TransportFailure {
                     guard failure.isRetryable else {
                         throw FlagStoreError.unavailable(scrub(failure.reason))
@@ -44,6 +54,14 @@ struct FlagServiceCall {
                         "\(service) request failed",
                         metadata: context.merging(["reason": "\(scrub(failure.reason))"]) { $1 })
                     return .retryable(reason: failure.reason)
+                }
+                if answer.status == 429 {
+                    // The service is over its limit for every caller: every call of this run waits, not this one.
+                    // The server's own wait when it said one, never longer than the whole retry budget.
+                    let wait =
+                        HTTPTransport.rateLimitReset(answer, now: Date()) ?? HTTPTransport.retryAfter(answer)
+                        ?? retry.backoffCap(beforeRetry: attempt)
+                    await gate.pause(for: min(wait, retry.budget))
                 }
                 if answer.status == 429, let reset = HTTPTransport.rateLimitReset(answer, now: Date()) {
                     let wait = max(reset, HTTPTransport.retryAfter(answer) ?? .zero)

@@ -33,14 +33,19 @@ public final class HTTPFlagStore: FlagStore {
     /// Idempotent calls with the retry policy.
     private let service: FlagServiceCall
 
-    public init(baseURL: String, token: String?, client: HTTPClient, retry: RetryPolicy = .default, logger: Logger) {
+    /// - Parameter gate: the bound on calls in flight to this service and its 429 pause (`ServiceGate`).
+    public init(
+        baseURL: String, token: String?, client: HTTPClient, retry: RetryPolicy = .default, logger: Logger,
+        gate: ServiceGate = ServiceGate()
+    ) {
         self.baseURL = baseURL
         self.token = (token?.isEmpty ?? true) ? nil : token
         self.client = client
         self.retry = retry
         self.logger = logger
         self.service = FlagServiceCall(
-            service: "flag service", token: self.token, client: client, retry: retry, logger: logger)
+            service: "flag service", token: self.token, client: client, retry: retry, logger: logger,
+            gate: gate)
     }
 
     // MARK: FlagStore

@@ -41,14 +41,15 @@ public final class LaunchDarklyFlagStore: FlagStore {
 
     public init(
         baseURL: String, project: String, token: String?, client: HTTPClient, retry: RetryPolicy = .default,
-        logger: Logger
+        logger: Logger, gate: ServiceGate = ServiceGate()
     ) {
         self.baseURL = baseURL
         self.project = project
         self.token = (token?.isEmpty ?? true) ? nil : token
         self.logger = logger
         self.service = FlagServiceCall(
-            service: "LaunchDarkly", token: self.token, client: client, retry: retry, logger: logger)
+            service: "LaunchDarkly", token: self.token, client: client, retry: retry, logger: logger,
+            gate: gate)
     }
 
     /// Parses `launchdarkly+https://HOST[/prefix]?project=P` (or `launchdarkly+http`); the project is required.

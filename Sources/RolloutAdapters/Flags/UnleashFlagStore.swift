@@ -45,7 +45,7 @@ public final class UnleashFlagStore: FlagStore {
 
     public init(
         apiURL: String, project: String, token: String?, client: HTTPClient, retry: RetryPolicy = .default,
-        logger: Logger
+        logger: Logger, gate: ServiceGate = ServiceGate()
     ) {
         self.apiURL = apiURL
         self.project = project
@@ -54,7 +54,8 @@ public final class UnleashFlagStore: FlagStore {
         self.retry = retry
         self.logger = logger
         self.service = FlagServiceCall(
-            service: "Unleash", token: self.token, client: client, retry: retry, logger: logger)
+            service: "Unleash", token: self.token, client: client, retry: retry, logger: logger,
+            gate: gate)
     }
 
     /// Parses `unleash+https://HOST/api?project=P` (or `unleash+http`); the project defaults to `default`.
