@@ -15,6 +15,9 @@ public struct FlagEnvironmentState: Equatable, Hashable, Sendable, Codable {
 
     public static let disabled = FlagEnvironmentState(enabled: false, coverage: 0)
 
+    /// How much traffic sees the flag: its coverage when enabled, else 0 (the one home of that rule).
+    public var exposure: Double { enabled ? coverage : 0 }
+
     /// `enabled 50%`, `disabled`, or `absent` (the flag lacks the environment): the words of blockers,
     /// logs and `history`.
     public static func describe(_ state: FlagEnvironmentState?) -> String {

@@ -23,8 +23,7 @@ extension Reconciler {
                 name: rollout.name, flag: rollout.flag, planBlob: rollout.record.planBlob, status: .holding,
                 currentPhase: rollout.record.phase, nextPhase: nil, blockers: [Blocker(kind: .state, detail: detail)])
             if trust.isError { report.errors = [RolloutError(message: detail)] }
-            let finished: Set<RolloutStatus> = [.completed, .aborted, .rolledBack]
-            if !finished.contains(rollout.record.status) {
+            if RunRules.isGuarded(status: rollout.record.status, flag: rollout.flag) {
                 report = await guarded(
                     report, guard: guards[rollout.name], record: rollout.record, currentBlob: rollout.record.planBlob,
                     state: state, revision: revision, why: "the tip is not trusted")
@@ -146,8 +145,8 @@ extension Reconciler {
             guarded: decision, report: report, guard: kept, state: state, revision: revision, version: flag.version)
     }
 
-    /// Executes a guard's decision: the rolled-back record and its notification first, then each disable with
-    /// its intent and result. A state that cannot be written never stops the disables.
+    /// Executes a guard's decision through the one executor: the rolled-back record and its notification
+    /// first, then each disable with its intent and result (`Execution.Kind.guarded`: lowering never stops).
     func execute(
         guarded decision: Decision, report: RolloutReport, guard kept: RolloutGuard, state: (any StateStorage)?,
         revision: String, version read: String
@@ -164,53 +163,12 @@ extension Reconciler {
             rollout: report.name, flag: kept.flag, revision: revision,
             planBlob: decision.record.planBlob ?? kept.planBlob,
             now: settings.now, clockSupplied: settings.clockSupplied)
-        if let first = decision.commitFirst {
-            do {
-                try state.save(
-                    rollout: report.name, flag: kept.flag, record: first.record, now: settings.now, enteredPhase: false,
-                    audit: first.events.map(context.event),
-                    outbox: outboxMessages(first, context: context, flag: kept.flag, notify: kept.notify))
-            } catch {
-                report = failed(report, "saving state: \(error)")
-            }
-        }
-        var version = read
-        var failures = 0
-        for step in decision.steps {
-            let change = step.change
-            let intent = context.entry(
-                kind: .intent, phase: step.phase, environment: change.environment, from: change.from, to: change.to,
-                reason: change.reason.rawValue, detail: step.detail)
-            let intentID = try? state.append(intent)
-            var result = intent
-            result.kind = .result
-            result.intentID = intentID
-            do {
-                let patch = FlagPatch(
-                    environment: change.environment, enabled: false, coverage: 0,
-                    context: FlagChangeContext(
-                        rollout: report.name, phase: step.phase, planBlob: kept.planBlob, reason: "rollback (guard)"))
-                let updated = try await ports.flags.apply(flag: kept.flag, patch: patch, ifMatch: version)
-                version = updated.version
-                result.result = "applied"
-                ports.logger.info("applied \(kept.flag)[\(change.environment)] → disabled (rollback, guard)")
-            } catch {
-                result.result = "failed"
-                result.detail = "\(error)"
-                failures += 1
-                report = failed(report, "applying \(kept.flag)[\(change.environment)]: \(error)")
-            }
-            _ = try? state.append(result)
-        }
-        if ports.flags.stagesWrites {
-            do {
-                try await ports.flags.flush()
-            } catch {
-                failures += 1
-                report = failed(report, "writing the flag store: \(error)")
-            }
-        }
-        report.applied = failures == 0
+        let target = ExecutionTarget(
+            context: context, notify: kept.notify, patchReason: "rollback (guard)", patchPlanBlob: kept.planBlob)
+        var execution = Execution(
+            kind: .guarded, flag: kept.flag, decision: decision, version: read,
+            stagesWrites: ports.flags.stagesWrites)
+        _ = await carryOut(&execution, target: target, state: state, report: &report)
         return report
     }
 

@@ -4,91 +4,6 @@ import RolloutAdapters
 import RolloutCore
 import RolloutGit
 
-/// What a run is for: a preview (`plan`), or applying (`reconcile`, possibly `--dry-run`).
-public enum RunMode: Sendable, Equatable {
-    case plan
-    case reconcile(dryRun: Bool)
-
-    var applies: Bool { self == .reconcile(dryRun: false) }
-}
-
-/// Everything one run needs, resolved from the command line.
-public struct RunSettings: Sendable {
-    public var repositoryPath: String
-    public var ref: String?
-    public var rollouts: [String]
-    public var now: Date
-    public var statePath: String
-    public var mode: RunMode
-    public var fetchRemote: String?
-    /// True when `now` was supplied (`--now`) rather than read from the clock (SPEC §5.12).
-    public var clockSupplied: Bool
-    /// How many rollouts are reconciled at once (flag and metrics calls).
-    public var concurrency: Int
-    /// [issue 12] A state the command already opened (PostgreSQL: the session holding the run's lock);
-    /// nil: the run opens `statePath` itself.
-    public var openedState: (any StateStorage)?
-    /// [issue 23] A repository handle the command already opened (`plan --base`: the one whose object database
-    /// holds the in-memory merge); nil: the run opens `repositoryPath` itself.
-    public var openedRepository: GitRepository?
-    /// False when the tip exists only in memory: the history cache is read, never rewritten for it.
-    public var writesScanCache = true
-
-    public init(
-        repositoryPath: String = ".", ref: String? = nil, rollouts: [String] = [], now: Date = Date(),
-        statePath: String = ".rolloutctl/state.sqlite", mode: RunMode = .plan, fetchRemote: String? = nil,
-        clockSupplied: Bool = false, concurrency: Int = 8
-    ) {
-        self.repositoryPath = repositoryPath
-        self.ref = ref
-        self.rollouts = rollouts
-        self.now = now
-        self.statePath = statePath
-        self.mode = mode
-        self.fetchRemote = fetchRemote
-        self.clockSupplied = clockSupplied
-        self.concurrency = concurrency
-    }
-
-    /// The default `.rolloutctl/` of a repository (SPEC §5.10): inside `--repo` (the work tree's top,
-    /// or a bare repository's own directory), never relative to the working directory.
-    public static func defaultDirectory(repositoryPath: String) -> String {
-        let home =
-            (try? GitRepository(path: repositoryPath))?.home
-            ?? URL(fileURLWithPath: repositoryPath).standardizedFileURL.path
-        return URL(fileURLWithPath: home).appendingPathComponent(".rolloutctl").path
-    }
-
-    /// The state database when `--state` is not given: `state.sqlite` in `defaultDirectory`.
-    public static func defaultStatePath(repositoryPath: String) -> String {
-        defaultDirectory(repositoryPath: repositoryPath) + "/state.sqlite"
-    }
-
-    /// The history walk's cache (HistoryCache's binary format) lives beside the state database.
-    var scanCachePath: String {
-        if StateLocation.isPostgres(statePath) {  // [issue 12] no state folder: the repository's .rolloutctl/
-            return Self.defaultDirectory(repositoryPath: repositoryPath) + "/history-walk.cache"
-        }
-        return URL(fileURLWithPath: statePath).deletingLastPathComponent().appendingPathComponent("history-walk.cache")
-            .path
-    }
-}
-
-/// The outside world of a run: flag store, metrics, notifications, logs.
-public struct RunPorts: Sendable {
-    public var flags: FlagStore
-    public var metrics: MetricsProvider?
-    public var notifier: Notifier
-    public var logger: Logger
-
-    public init(flags: FlagStore, metrics: MetricsProvider?, notifier: Notifier, logger: Logger) {
-        self.flags = flags
-        self.metrics = metrics
-        self.notifier = notifier
-        self.logger = logger
-    }
-}
-
 /// Runs `plan` and `reconcile`: reads the repository, the state and the flags; lets the core decide;
 /// executes the decision's steps in order (commit first, flag changes with intent and result,
 /// commit after); then delivers the notification outbox.
@@ -179,10 +94,11 @@ public struct Reconciler: Sendable {
         }
         var unwritable = state?.unwritableReason  // SPEC §5.3 [r3]
         if settings.mode.applies, let state {
-            if settings.clockSupplied, let latest = try state.latestRunTime(), settings.now < latest {
-                throw RunRefusal(
-                    "--now \(RFC3339.format(settings.now)) is earlier than the latest reconcile recorded "
-                        + "in the state (\(RFC3339.format(latest))); time never runs backwards")
+            let latest = settings.clockSupplied ? try state.latestRunTime() : nil
+            if let refusal = RunRules.clockRefusal(
+                now: settings.now, clockSupplied: settings.clockSupplied, latestRun: latest)
+            {
+                throw RunRefusal(refusal)
             }
             do {
                 try state.recordRun(time: settings.now, clockSupplied: settings.clockSupplied)
@@ -192,46 +108,9 @@ public struct Reconciler: Sendable {
             }
         }
 
-        // SPEC §4.0 rule 5 [r3]: the first-parent line only grows.
         var trust = TipTrust.trusted
         if readsLine, let state, try state.installation() != nil, let tip = ObjectID(hex: loaded.revision) {
-            let recordedTip = line[TipTrust.tipKey]
-            var relation: TipTrust.Relation?
-            if let recordedTip, let recorded = ObjectID(hex: recordedTip) {
-                if try repository.isOnFirstParentLine(recorded, of: tip) {
-                    relation = .grows
-                } else if (try? repository.isOnFirstParentLine(tip, of: recorded)) == true {
-                    relation = .behind
-                } else {
-                    relation = .diverged
-                }
-            }
-            let branchInForce = loaded.policy.inForceSet?.approvers?.protectedBranch
-            trust = TipTrust.judge(
-                recordedTip: recordedTip, tip: loaded.revision, relation: relation, recordedBranch: recordedBranch,
-                branchInForce: recordedBranch == nil ? nil : branchInForce)
-            if trust == .trusted, settings.mode.applies {
-                // A state written before r3 records its branch and tip on its first r3 run (audited).
-                var values: [String: String?] = [TipTrust.tipKey: loaded.revision]
-                var audit: [AuditEntry] = []
-                if recordedBranch == nil {
-                    let branch = branchInForce ?? RepositoryLayout.protectedBranch(nil)
-                    values[TipTrust.branchKey] = branch
-                    audit.append(
-                        AuditEntry(
-                            time: settings.now, rollout: "", phase: nil, environment: nil, from: nil, to: nil,
-                            reason: "branch", revision: loaded.revision, planBlob: nil, approvals: [], kind: .event,
-                            detail: "the state now reads refs/heads/\(branch) (recorded on the first run of r3)",
-                            clockSupplied: settings.clockSupplied))
-                }
-                if unwritable == nil {
-                    do {
-                        try state.keep(values, audit: audit)
-                    } catch  where UnrecordedWrites.isUnwritable(error, state: state) {
-                        unwritable = "\(error)"  // the tip is recorded by the next run that can write
-                    }
-                }
-            }
+            trust = try judge(tip, loaded, repository: repository, state: state, line: line, unwritable: &unwritable)
         }
         if trust != .trusted {
             return try await untrusted(
@@ -281,33 +160,7 @@ public struct Reconciler: Sendable {
         }
         var reports = outcomes.map(\.report)
 
-        // Rollouts the state knows but the repository no longer has: left as they are.
-        let present = Set(loaded.snapshot.rollouts.map(\.name))
-        let drivenFlags = Set(loaded.snapshot.rollouts.compactMap { $0.plan?.flag })
-        for orphan in stored
-        where !present.contains(orphan.name)
-            && (settings.rollouts.isEmpty || settings.rollouts.contains(orphan.name))
-        {
-            var report = RolloutReport(
-                name: orphan.name, flag: orphan.flag, planBlob: orphan.record.planBlob, status: .orphaned,
-                currentPhase: orphan.record.phase, nextPhase: nil,
-                blockers: [
-                    Blocker(
-                        kind: .state,
-                        detail: "\(RepositoryLayout.rolloutFolder(orphan.name)) "
-                            + "was removed from the repository; "
-                            + "its flag is left as it is (rolloutctl never prunes)")
-                ])
-            // SPEC §5 rule 8 [r3]: until it completed, was aborted or rolled back, an orphan is guarded, unless
-            // a plan that is present drives its flag.
-            let finished: Set<RolloutStatus> = [.completed, .aborted, .rolledBack]
-            if !finished.contains(orphan.record.status), !(orphan.flag.map(drivenFlags.contains) ?? false) {
-                report = await guarded(
-                    report, guard: guards[orphan.name], record: orphan.record, currentBlob: nil, state: state,
-                    revision: loaded.revision, why: "the rollout was removed from the repository")
-            }
-            reports.append(report)
-        }
+        reports += await orphans(stored, of: loaded, guards: guards, state: state)
         if settings.mode.applies, let state {
             await Outbox(state: state, notifier: ports.notifier, logger: ports.logger).deliver(now: settings.now)
         }
@@ -318,6 +171,80 @@ public struct Reconciler: Sendable {
             report.runErrors.append(UnrecordedWrites.runError(reason))  // SPEC §5.3 [r3]
         }
         return report
+    }
+
+    /// Rollouts the state knows but the repository no longer has (SPEC §5 rule 8): left as they are, reported
+    /// orphaned, and watched by their guard until they finished.
+    private func orphans(
+        _ stored: [StoredRollout], of loaded: LoadedRepository, guards: [String: RolloutGuard],
+        state: (any StateStorage)?
+    ) async -> [RolloutReport] {
+        var reports: [RolloutReport] = []
+        let present = Set(loaded.snapshot.rollouts.map(\.name))
+        let drivenFlags = Set(loaded.snapshot.rollouts.compactMap { $0.plan?.flag })
+        for orphan in stored
+        where !present.contains(orphan.name)
+            && (settings.rollouts.isEmpty || settings.rollouts.contains(orphan.name))
+        {
+            var report = RolloutReport(
+                name: orphan.name, flag: orphan.flag, planBlob: orphan.record.planBlob, status: .orphaned,
+                currentPhase: orphan.record.phase, nextPhase: nil, blockers: [RunRules.orphaned(orphan.name)])
+            if RunRules.isGuarded(status: orphan.record.status, flag: orphan.flag, drivenFlags: drivenFlags) {
+                report = await guarded(
+                    report, guard: guards[orphan.name], record: orphan.record, currentBlob: nil, state: state,
+                    revision: loaded.revision, why: "the rollout was removed from the repository")
+            }
+            reports.append(report)
+        }
+        return reports
+    }
+
+    /// SPEC §4.0 rule 5 [r3]: the first-parent line only grows. The tip judged against the one the state
+    /// recorded; a trusted tip of an applying run is recorded (a state written before r3 records its branch
+    /// on its first r3 run, audited).
+    private func judge(
+        _ tip: ObjectID, _ loaded: LoadedRepository, repository: GitRepository, state: any StateStorage,
+        line: [String: String], unwritable: inout String?
+    ) throws -> TipTrust {
+        let recordedBranch = line[TipTrust.branchKey]
+        let recordedTip = line[TipTrust.tipKey]
+        var relation: TipTrust.Relation?
+        if let recordedTip, let recorded = ObjectID(hex: recordedTip) {
+            if try repository.isOnFirstParentLine(recorded, of: tip) {
+                relation = .grows
+            } else if (try? repository.isOnFirstParentLine(tip, of: recorded)) == true {
+                relation = .behind
+            } else {
+                relation = .diverged
+            }
+        }
+        let branchInForce = loaded.policy.inForceSet?.approvers?.protectedBranch
+        let trust = TipTrust.judge(
+            recordedTip: recordedTip, tip: loaded.revision, relation: relation, recordedBranch: recordedBranch,
+            branchInForce: recordedBranch == nil ? nil : branchInForce)
+        if trust == .trusted, settings.mode.applies {
+            // A state written before r3 records its branch and tip on its first r3 run (audited).
+            var values: [String: String?] = [TipTrust.tipKey: loaded.revision]
+            var audit: [AuditEntry] = []
+            if recordedBranch == nil {
+                let branch = branchInForce ?? RepositoryLayout.protectedBranch(nil)
+                values[TipTrust.branchKey] = branch
+                audit.append(
+                    AuditEntry(
+                        time: settings.now, rollout: "", phase: nil, environment: nil, from: nil, to: nil,
+                        reason: "branch", revision: loaded.revision, planBlob: nil, approvals: [], kind: .event,
+                        detail: "the state now reads refs/heads/\(branch) (recorded on the first run of r3)",
+                        clockSupplied: settings.clockSupplied))
+            }
+            if unwritable == nil {
+                do {
+                    try state.keep(values, audit: audit)
+                } catch  where UnrecordedWrites.isUnwritable(error, state: state) {
+                    unwritable = "\(error)"  // the tip is recorded by the next run that can write
+                }
+            }
+        }
+        return trust
     }
 
     private func load(
@@ -344,18 +271,19 @@ public struct Reconciler: Sendable {
             return
         }
         // The repository itself was checked before the history was read (run()).
-        if let recorded = installation.policyRootDigest, let found = policy.root, recorded != found.digest {
-            throw PolicyRootChanged(
-                message: "\(state.path) records policy \(recorded.prefix(12)) at "
-                    + "\(installation.policyRootCommit?.prefix(12) ?? "?"), but that commit now holds "
-                    + "\(found.digest.prefix(12))"
-            )
-        }
-        if installation.policyRootCommit == nil, settings.mode.applies, let root = policy.root {
-            // No policy existed when `init` ran: the first one found is the root, pinned from now on.
+        switch RunRules.policyRoot(
+            recordedCommit: installation.policyRootCommit, recordedDigest: installation.policyRootDigest,
+            found: policy.root.map { ($0.commit, $0.digest) }, statePath: state.path)
+        {
+        case .same:
+            break
+        case .changed(let message):
+            throw PolicyRootChanged(message: message)
+        case .pin(let commit, let digest):
+            guard settings.mode.applies else { break }
             var pinned = installation
-            pinned.policyRootCommit = root.commit
-            pinned.policyRootDigest = root.digest
+            pinned.policyRootCommit = commit
+            pinned.policyRootDigest = digest
             try state.setInstallation(pinned)
         }
     }
@@ -397,12 +325,7 @@ public struct Reconciler: Sendable {
         let storeProblems = rollout.plan.map { ports.flags.planProblems($0, path: rollout.planPath) } ?? []
         report.errors += storeProblems.map(RolloutError.init)
         guard let plan = rollout.plan, let planBlob = rollout.planBlob, rollout.isValid, storeProblems.isEmpty else {
-            report.blockers = [
-                Blocker(
-                    kind: .error,
-                    detail: "the plan is invalid; nothing is raised until it is fixed "
-                        + "(run `rolloutctl validate`)")
-            ]
+            report.blockers = [RunRules.invalidPlan]
             // SPEC §5 rule 7 [r3]: a broken merge never disarms a rollback; the guard applies.
             let report = await guarded(
                 report, guard: kept, record: record, currentBlob: rollout.planBlob, state: state,
@@ -428,17 +351,11 @@ public struct Reconciler: Sendable {
             } catch {
                 return RolloutOutcome(report: failed(report, "reading flag \(plan.flag): \(error)"))
             }
-            // An environment of this plan that the store says rolloutctl must not drive (SPEC §7.1):
-            // nothing is decided or written for this rollout.
-            let planEnvironments = Set(plan.phases.map(\.environment))
-            let refusals = flag.errors.filter { planEnvironments.contains($0.environment) }
+            let refusals = RunRules.refusals(flag, plan: plan)
             if !refusals.isEmpty {
                 var refused = report
-                refused.warnings = flag.warnings.filter { planEnvironments.contains($0.environment) }
-                    .map { "\(plan.flag)[\($0.environment)]: \($0.message)" }
-                for refusal in refusals {
-                    refused = failed(refused, "\(plan.flag)[\(refusal.environment)]: \(refusal.message)")
-                }
+                refused.warnings = RunRules.warnings(flag, plan: plan)
+                for refusal in refusals { refused = failed(refused, refusal) }
                 return RolloutOutcome(report: refused)
             }
             if settings.mode.applies, let state, !intents.isEmpty {
@@ -455,12 +372,11 @@ public struct Reconciler: Sendable {
                 plan: plan, planBlob: planBlob, record: record,
                 actual: flag.environments, now: settings.now)
             var health: [HealthResult] = []
-            let rolledBack = record.map { $0.status == .rolledBack && $0.planBlob == planBlob } ?? false
-            if !rolledBack, plan.state != .aborted, PhaseMachine.needsHealth(plan: plan, phaseIndex: current),
-                let current
+            if let measured = PhaseMachine.measuredPhase(
+                plan: plan, planBlob: planBlob, record: record, current: current)
             {
                 health = await evaluate(
-                    checks: rollout.checks, plan: plan, phase: plan.phases[current],
+                    checks: rollout.checks, plan: plan, phase: plan.phases[measured],
                     since: enteredAt ?? settings.now)
             }
             // SPEC §5 rule 13 [r3]: a plan edited and not approved again is watched by its guard too.
@@ -489,9 +405,7 @@ public struct Reconciler: Sendable {
             report.blockers = decision.blockers
             report.changes = decision.changes
             report.health = decision.health
-            let environments = Set(plan.phases.map(\.environment))
-            report.warnings = flag.warnings.filter { environments.contains($0.environment) }
-                .map { "\(plan.flag)[\($0.environment)]: \($0.message)" }
+            report.warnings = RunRules.warnings(flag, plan: plan)
             // [issue 11] serve's view and the projected timeline; reads only what this run already decided.
             report.plan = plan
             report.actual = flag.environments
@@ -500,119 +414,34 @@ public struct Reconciler: Sendable {
                 enteredAt: enteredAt, decision: decision, now: settings.now)
             guard settings.mode.applies, let state else { return RolloutOutcome(report: report) }
 
-            // 1. The state to commit before any flag call (a rollback, an override).
-            var unrecorded: String?  // SPEC §5.3 [r3]: a rollback the state could not record
-            if let first = decision.commitFirst {
-                do {
-                    try commit(first, state: state, context: context, plan: plan, checks: decision.health)
-                    record = first.record
-                } catch {
-                    guard first.record.status == .rolledBack, UnrecordedWrites.isUnwritable(error, state: state) else {
-                        return RolloutOutcome(report: failed(report, "saving state: \(error)"))
-                    }
-                    unrecorded = "\(error)"
-                    await UnrecordedWrites.notifyDirectly(
-                        outboxMessages(first, context: context, plan: plan, checks: decision.health),
-                        notifier: ports.notifier, logger: ports.logger)
-                }
-            }
-
-            // 2. The flag changes in order: an intent before each call, its result after.
-            var version = flag.version
-            var conflict = false
-            var staged: [AuditEntry] = []
-            for step in decision.steps {
-                let change = step.change
-                let intent = context.entry(
-                    kind: .intent, phase: step.phase, environment: change.environment,
-                    from: change.from, to: change.to, reason: change.reason.rawValue,
-                    approvals: step.approvals, detail: step.detail)
-                let intentID: Int64?
-                do {
-                    intentID = try state.append(intent)
-                } catch {
-                    guard UnrecordedWrites.isUnwritable(error, state: state), UnrecordedWrites.lowers(change) else {
-                        return RolloutOutcome(report: failed(report, "writing the audit log: \(error)"))
-                    }
-                    unrecorded = unrecorded ?? "\(error)"
-                    intentID = nil
-                }
-                var result = intent
-                result.kind = .result
-                result.intentID = intentID
-                let patch = FlagPatch(
-                    environment: change.environment, enabled: change.to.enabled,
-                    coverage: change.to.coverage,
-                    context: FlagChangeContext(
-                        rollout: rollout.name, phase: step.phase, planBlob: planBlob,
-                        reason: change.reason.rawValue))
-                do {
-                    let updated = try await ports.flags.apply(flag: plan.flag, patch: patch, ifMatch: version)
-                    version = updated.version
-                    result.result = "applied"
-                    if ports.flags.stagesWrites {
-                        staged.append(result)
-                    } else {
-                        _ = try? state.append(result)
-                    }
-                    let from = FlagEnvironmentState.describe(change.from)
-                    let to = FlagEnvironmentState.describe(change.to)
-                    let target = "\(plan.flag)[\(change.environment)]"
-                    ports.logger.info("applied \(target) \(from) → \(to) (\(change.reason.rawValue))")
-                } catch {
-                    // A lost answer is not a failed change: the flag itself says whether it applied.
-                    let check =
-                        !ports.flags.stagesWrites && Self.mayHaveApplied(error)
-                        ? try? await ports.flags.read(flag: plan.flag) : nil
-                    if let check, PhaseMachine.matches(check.environments[change.environment], change.to) {
-                        version = check.version
-                        result.result = "applied"
-                        result.detail = [step.detail, "confirmed by re-read: the answer was lost (\(error))"]
-                            .compactMap { $0 }.joined(separator: "; ")
-                        _ = try? state.append(result)
-                        ports.logger.warning(
-                            "\(plan.flag)[\(change.environment)]: the answer was lost, a re-read shows the change applied"
-                        )
-                        continue
-                    }
-                    if case FlagStoreError.versionConflict = error {
-                        reread = check
-                        result.result = "conflict"
-                        result.detail = "the flag changed meanwhile (412); re-reading and deciding again"
-                        _ = try? state.append(result)
-                        conflict = true
-                        break
-                    }
-                    result.result = "failed"
-                    result.detail = "\(error)"
-                    _ = try? state.append(result)
-                    for entry in staged { _ = try? state.append(entry) }
-                    return RolloutOutcome(
-                        report: failed(report, "applying \(plan.flag)[\(change.environment)]: \(error)"))
-                }
-            }
-            if conflict {
-                for entry in staged { _ = try? state.append(entry) }
+            let target = ExecutionTarget(
+                context: context, notify: plan.rollback.notify, patchReason: nil, patchPlanBlob: planBlob)
+            var execution = Execution(
+                kind: .plan, flag: plan.flag, decision: decision, version: flag.version,
+                stagesWrites: ports.flags.stagesWrites, conflictsSoFar: conflicts)
+            let ending = await carryOut(
+                &execution, target: target, state: state, report: &report,
+                watchNotifyChecks: {
+                    // [issue 11] notify checks: one notification per breach episode (NotifyWatch), never a gate.
+                    await ServeHooks.watchNotifyChecks(
+                        rollout: rollout.name, plan: plan, checks: rollout.checks, health: decision.health,
+                        phase: decision.currentPhase, revision: revision, state: state, now: settings.now,
+                        ports: ports)
+                },
+                keepGuard: { report in
+                    keepGuard(
+                        plan: plan, planBlob: planBlob, checks: rollout.checks, decision: decision,
+                        missingRoles: missingRoles, kept: kept, state: state, context: context, report: &report)
+                })
+            switch ending {
+            case .decideAgain(let snapshot):
                 conflicts += 1
-                if conflicts > 1 {
-                    return RolloutOutcome(
-                        report: failed(
-                            report,
-                            "flag \(plan.flag) kept changing while it was being "
-                                + "updated (412 twice); the next run tries again"))
-                }
+                reread = snapshot  // the next decision's input
                 continue
-            }
-
-            // 3. The state after the changes.
-            report.applied = true
-            if let unrecorded { report.errors.append(UnrecordedWrites.notRecorded(unrecorded)) }
-            if ports.flags.stagesWrites {
+            case .staged(let results):
                 let outbox =
                     decision.commitAfter.map {
-                        outboxMessages(
-                            $0, context: context, plan: plan,
-                            checks: decision.health)
+                        outboxMessages($0, context: context, flag: plan.flag, notify: plan.rollback.notify)
                     } ?? []
                 let fresh = freshGuard(
                     plan: plan, planBlob: planBlob, checks: rollout.checks, decision: decision,
@@ -620,35 +449,12 @@ public struct Reconciler: Sendable {
                 return RolloutOutcome(
                     report: report,
                     staged: StagedWrites(
-                        context: context, rollout: rollout.name, flag: plan.flag, results: staged,
+                        context: context, rollout: rollout.name, flag: plan.flag,
+                        results: results.map { entry(of: $0, context: context) },
                         commit: decision.commitAfter, outbox: outbox, guardToKeep: fresh))
+            case .applied, .failed:
+                return RolloutOutcome(report: report)
             }
-            // [issue 11] notify checks: one notification per breach episode (NotifyWatch), never a gate.
-            await ServeHooks.watchNotifyChecks(
-                rollout: rollout.name, plan: plan, checks: rollout.checks,
-                health: decision.health,
-                phase: decision.currentPhase, revision: revision, state: state,
-                now: settings.now, ports: ports)
-            if let after = decision.commitAfter {
-                do {
-                    try commit(after, state: state, context: context, plan: plan, checks: decision.health)
-                } catch {
-                    return RolloutOutcome(report: failed(report, "saving state: \(error)"))
-                }
-            }
-            keepGuard(
-                plan: plan, planBlob: planBlob, checks: rollout.checks, decision: decision, missingRoles: missingRoles,
-                kept: kept, state: state, context: context, report: &report)
-            return RolloutOutcome(report: report)
-        }
-    }
-
-    /// An error after which the PATCH may still have reached the flag (its answer was lost).
-    static func mayHaveApplied(_ error: Error) -> Bool {
-        switch error as? FlagStoreError {
-        case .versionConflict?, .unavailable?, .invalidResponse?: return true
-        case .notFound?, .unauthorized?, .notManaged?: return false
-        case nil: return true
         }
     }
 
@@ -690,27 +496,6 @@ public struct Reconciler: Sendable {
                 save(fresh, state: state, context: staged.context, report: &outcomes[index].report)
             }
         }
-    }
-
-    /// Writes a state commit: record, audit events and queued notifications in one transaction.
-    private func commit(
-        _ commit: StateCommit, state: any StateStorage, context: AuditContext, plan: Plan,
-        checks: [HealthResult]
-    ) throws {
-        try state.save(
-            rollout: context.rollout, flag: plan.flag, record: commit.record, now: settings.now,
-            enteredPhase: commit.enteredPhase, audit: commit.events.map(context.event),
-            outbox: outboxMessages(commit, context: context, plan: plan, checks: checks))
-        for notification in commit.notifications {
-            ports.logger.notice("notify \(plan.rollback.notify.joined(separator: ",")): \(notification.message)")
-        }
-    }
-
-    func outboxMessages(
-        _ commit: StateCommit, context: AuditContext, plan: Plan,
-        checks: [HealthResult]
-    ) -> [OutboxMessage] {
-        outboxMessages(commit, context: context, flag: plan.flag, notify: plan.rollback.notify)
     }
 
     func outboxMessages(
@@ -788,7 +573,6 @@ public struct Reconciler: Sendable {
     func evaluate(
         checks: [HealthCheck], flag: String, environment: String, phaseName: String, since: Date
     ) async -> [HealthResult] {
-        let window = RolloutDuration(seconds: max(1, elapsedSeconds(from: since, to: settings.now)))
         guard let metrics = ports.metrics else {
             return checks.map {
                 HealthResult(
@@ -796,14 +580,12 @@ public struct Reconciler: Sendable {
                     environment: environment)
             }
         }
+        let queries = HealthQueries.at(
+            settings.now, checks: checks, flag: flag, environment: environment, phase: phaseName, since: since)
         return await withTaskGroup(of: (Int, HealthResult).self) { group in
-            for (index, check) in checks.enumerated() {
-                let query = QueryText.substitute(
-                    check.query, flag: flag, environment: environment, phase: phaseName, window: window)
-                let now = settings.now
+            for (index, (check, query)) in zip(checks, queries).enumerated() {
                 group.addTask {
-                    let result = await metrics.evaluate(MetricQuery(check: check.name, query: query, time: now))
-                    return (index, HealthResult(check: check, result: result, environment: environment))
+                    (index, HealthResult(check: check, result: await metrics.evaluate(query), environment: environment))
                 }
             }
             var results: [(Int, HealthResult)] = []
@@ -811,41 +593,4 @@ public struct Reconciler: Sendable {
             return results.sorted { $0.0 < $1.0 }.map(\.1)
         }
     }
-}
-
-/// What every audit entry of one rollout in one run shares.
-struct AuditContext: Sendable {
-    var rollout: String
-    var flag: String
-    var revision: String
-    var planBlob: String
-    var now: Date
-    var clockSupplied: Bool
-
-    func entry(
-        kind: AuditEntry.Kind, phase: String?, environment: String?, from: FlagEnvironmentState?,
-        to: FlagEnvironmentState?, reason: String, approvals: [String] = [], detail: String?
-    ) -> AuditEntry {
-        AuditEntry(
-            time: now, rollout: rollout, phase: phase, environment: environment, from: from, to: to,
-            reason: reason, revision: revision, planBlob: planBlob, approvals: approvals, kind: kind,
-            detail: detail, clockSupplied: clockSupplied)
-    }
-
-    func event(_ event: AuditEvent) -> AuditEntry {
-        entry(
-            kind: .event, phase: event.phase, environment: nil, from: nil, to: nil, reason: event.reason,
-            detail: event.detail)
-    }
-}
-
-/// The policy root of trust is not the one the state recorded (SPEC §4.3): the tip is not trusted.
-struct PolicyRootChanged: Error {
-    var message: String
-}
-
-/// A run that must not start (e.g. `--now` earlier than the last run).
-public struct RunRefusal: Error, CustomStringConvertible {
-    public var description: String
-    public init(_ description: String) { self.description = description }
 }

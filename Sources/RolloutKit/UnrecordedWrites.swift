@@ -7,20 +7,14 @@ import RolloutCore
 /// rollback. The run still lowers exposure (disabling is always safe and needs no record), sends
 /// the notification directly (it cannot be queued), reports that the rollback is not recorded and
 /// exits 1; the next run that can write records it. Nothing that raises exposure goes ahead
-/// without its intent in the audit log. The Reconciler's three hooks call these.
+/// without its intent in the audit log. What may go ahead unrecorded is `Execution`'s rule (core); the
+/// executor calls these.
 enum UnrecordedWrites {
     /// Whether `error`, or the state itself, says the state cannot be written.
     static func isUnwritable(_ error: Error, state: any StateStorage) -> Bool {
         if state.unwritableReason != nil { return true }
         if case StateStoreError.unwritable = error { return true }
         return false
-    }
-
-    /// Whether a change only lowers exposure (may go ahead without a record).
-    static func lowers(_ change: Change) -> Bool {
-        let before = change.from ?? .disabled
-        if !change.to.enabled { return true }
-        return before.enabled && change.to.coverage <= before.coverage
     }
 
     /// Sends a commit's notifications now, not through the outbox (which cannot be written).

@@ -163,7 +163,7 @@ struct CoverageRow: Sendable {
         return plan.environments.map { environment in
             CoverageRow(
                 environment: environment,
-                desired: desired[environment].map { $0.enabled ? $0.coverage : 0 },
+                desired: desired[environment].map(\.exposure),
                 actual: rollout.actual[environment].map { $0.enabled ? $0.coverage : 0 })
         }
     }

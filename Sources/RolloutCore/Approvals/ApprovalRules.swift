@@ -106,11 +106,7 @@ public enum ApprovalRules {
         }
         let before = phaseIndex > 0 ? plan.desiredState(atPhase: phaseIndex - 1)[phase.environment] : nil
         let after = plan.desiredState(atPhase: phaseIndex)[phase.environment]
-        func exposure(_ state: FlagEnvironmentState?) -> Double {
-            guard let state, state.enabled else { return 0 }
-            return state.coverage
-        }
-        guard exposure(after) > exposure(before) else { return phase.approvals }
+        guard (after ?? .disabled).exposure > (before ?? .disabled).exposure else { return phase.approvals }
         var roles = phase.approvals
         for role in Set(floor) {
             let missing = floor.filter { $0 == role }.count - roles.filter { $0 == role }.count

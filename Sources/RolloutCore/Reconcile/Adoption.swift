@@ -9,7 +9,7 @@ public enum Adoption {
         plan: Plan, approvals: [ApprovalStatus],
         actual: [String: FlagEnvironmentState]
     ) -> Bool {
-        let exposed = plan.environments.contains { PhaseMachine.exposure(actual[$0] ?? .disabled) > 0 }
+        let exposed = plan.environments.contains { (actual[$0] ?? .disabled).exposure > 0 }
         let approvedPastStart = approvals.contains { status in
             status.counted && (plan.phaseIndex(named: status.phase) ?? 0) > 0
         }
@@ -30,7 +30,7 @@ public enum Adoption {
             let desired = plan.desiredState(atPhase: k)
             let exact = plan.environments.allSatisfy { environment in
                 if let wanted = desired[environment] { return PhaseMachine.matches(actual[environment], wanted) }
-                return PhaseMachine.exposure(actual[environment] ?? .disabled) == 0
+                return (actual[environment] ?? .disabled).exposure == 0
             }
             if exact {
                 return RolloutRecord(
@@ -41,8 +41,8 @@ public enum Adoption {
             plan.phases.indices.first { k in
                 let desired = plan.desiredState(atPhase: k)
                 return plan.environments.allSatisfy { environment in
-                    PhaseMachine.exposure(actual[environment] ?? .disabled)
-                        <= PhaseMachine.exposure(desired[environment] ?? .disabled)
+                    (actual[environment] ?? .disabled).exposure
+                        <= (desired[environment] ?? .disabled).exposure
                 }
             } ?? plan.phases.count - 1
         return RolloutRecord(phase: plan.phases[covering].name, enteredAt: now, status: .overridden, planBlob: planBlob)

@@ -1,3 +1,5 @@
+import Foundation
+
 /// What one evaluation of one health check asks of the gate (SPEC §3, §5 rules 3 and 4): the one home of
 /// that rule. `PhaseMachine` acts on it for the current phase; `Backtest` replays it step by step.
 extension HealthResult {
@@ -37,5 +39,22 @@ public enum QueryText {
             .replacingOccurrences(of: "{{environment}}", with: environment)
             .replacingOccurrences(of: "{{phase}}", with: phase)
             .replacingOccurrences(of: "{{window}}", with: window.prometheus)
+    }
+}
+
+/// The queries a phase's health checks ask at `now` (SPEC §3, §8): each check's text with its placeholders
+/// filled, `{{window}}` the time since the phase was entered (at least one second).
+public enum HealthQueries {
+    public static func at(
+        _ now: Date, checks: [HealthCheck], flag: String, environment: String, phase: String, since: Date
+    ) -> [MetricQuery] {
+        let window = RolloutDuration(seconds: max(1, elapsedSeconds(from: since, to: now)))
+        return checks.map {
+            MetricQuery(
+                check: $0.name,
+                query: QueryText.substitute(
+                    $0.query, flag: flag, environment: environment, phase: phase, window: window),
+                time: now)
+        }
     }
 }
