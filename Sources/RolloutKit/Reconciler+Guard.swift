@@ -30,7 +30,7 @@ extension Reconciler {
             }
             reports.append(report)
         }
-        if settings.mode.applies, let state, case .rewritten = trust, line[TipTrust.notifiedKey] != revision {
+        if settings.mode.applies, let state, trust.notifies(notified: line[TipTrust.notifiedKey]) {
             let key = UUID().uuidString.lowercased()
             var outbox: [OutboxMessage] = []
             for target in Set(guards.values.flatMap(\.notify)).sorted() {

@@ -71,6 +71,12 @@ public enum TipTrust: Equatable, Sendable {
         }
     }
 
+    /// Whether this run notifies the rewrite: once per new tip (`notified` is the last tip notified).
+    public func notifies(notified: String?) -> Bool {
+        guard case .rewritten(_, let tip) = self else { return false }
+        return notified != tip
+    }
+
     /// The state's keys for the recorded line.
     public static let branchKey = "line/branch"
     public static let tipKey = "line/tip"
