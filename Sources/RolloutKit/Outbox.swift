@@ -39,3 +39,20 @@ struct Outbox {
         }
     }
 }
+
+extension Outbox {
+    /// One notification for `targets`: one outbox row per target, all carrying one event (its id is the
+    /// `Idempotency-Key`). The one place a notification's body is built.
+    static func messages(
+        rollout: String, flag: String, status: String, phase: String?, message: String, revision: String,
+        checks: [HealthResult], to targets: [String], now: Date
+    ) -> [OutboxMessage] {
+        let key = UUID().uuidString.lowercased()
+        let body = NotificationEvent(
+            id: key, rollout: rollout, flag: flag, status: status, phase: phase, message: message,
+            revision: revision, time: now, checks: checks.map { ($0.check.name, $0.value, $0.noDataReason) }
+        )
+        .json.render(pretty: false)
+        return targets.map { OutboxMessage(key: key, target: $0, rollout: rollout, body: body, createdAt: now) }
+    }
+}

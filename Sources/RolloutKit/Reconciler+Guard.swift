@@ -31,15 +31,9 @@ extension Reconciler {
             reports.append(report)
         }
         if settings.mode.applies, let state, trust.notifies(notified: line[TipTrust.notifiedKey]) {
-            let key = UUID().uuidString.lowercased()
-            var outbox: [OutboxMessage] = []
-            for target in Set(guards.values.flatMap(\.notify)).sorted() {
-                let body = NotificationEvent(
-                    id: key, rollout: "", flag: "", status: "history-rewritten", phase: nil, message: detail,
-                    revision: revision, time: settings.now, checks: []
-                ).json.render(pretty: false)
-                outbox.append(OutboxMessage(key: key, target: target, rollout: "", body: body, createdAt: settings.now))
-            }
+            let outbox = Outbox.messages(
+                rollout: "", flag: "", status: "history-rewritten", phase: nil, message: detail, revision: revision,
+                checks: [], to: Set(guards.values.flatMap(\.notify)).sorted(), now: settings.now)
             let event = AuditEntry(
                 time: settings.now, rollout: "", phase: nil, environment: nil, from: nil, to: nil,
                 reason: "history-rewritten", revision: revision, planBlob: nil, approvals: [], kind: .event,

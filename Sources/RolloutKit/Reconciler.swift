@@ -501,17 +501,10 @@ public struct Reconciler: Sendable {
     func outboxMessages(
         _ commit: StateCommit, context: AuditContext, flag: String, notify: [String]
     ) -> [OutboxMessage] {
-        commit.notifications.flatMap { notification -> [OutboxMessage] in
-            let key = UUID().uuidString.lowercased()
-            let body = NotificationEvent(
-                id: key, rollout: context.rollout, flag: flag, status: notification.status.rawValue,
-                phase: notification.phase, message: notification.message, revision: context.revision,
-                time: settings.now, checks: notification.checks.map { ($0.check.name, $0.value, $0.noDataReason) }
-            )
-            .json.render(pretty: false)
-            return notify.map {
-                OutboxMessage(key: key, target: $0, rollout: context.rollout, body: body, createdAt: settings.now)
-            }
+        commit.notifications.flatMap {
+            Outbox.messages(
+                rollout: context.rollout, flag: flag, status: $0.status.rawValue, phase: $0.phase, message: $0.message,
+                revision: context.revision, checks: $0.checks, to: notify, now: settings.now)
         }
     }
 

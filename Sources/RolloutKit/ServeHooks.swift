@@ -48,17 +48,11 @@ enum ServeHooks {
                     detail: "breach of notify check \(result.summary)")
             }
             // Each new episode is queued in the same transaction and delivered by the outbox after the run.
-            let outbox = outcome.newEpisodes.flatMap { result -> [OutboxMessage] in
-                let key = UUID().uuidString.lowercased()
-                let body = NotificationEvent(
-                    id: key, rollout: rollout, flag: plan.flag, status: "notify", phase: phase,
+            let outbox = outcome.newEpisodes.flatMap { result in
+                Outbox.messages(
+                    rollout: rollout, flag: plan.flag, status: "notify", phase: phase,
                     message: "watch \(result.check.name) of \(plan.name) (\(plan.flag)): \(result.summary)",
-                    revision: revision, time: now, checks: [(result.check.name, result.value, result.noDataReason)]
-                )
-                .json.render(pretty: false)
-                return plan.rollback.notify.map {
-                    OutboxMessage(key: key, target: $0, rollout: rollout, body: body, createdAt: now)
-                }
+                    revision: revision, checks: [result], to: plan.rollback.notify, now: now)
             }
             try state.saveBreachingNotifyChecks(
                 rollout: rollout, checks: outcome.breaching, audit: events,
