@@ -100,11 +100,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // Helpers for tests: fixture repositories made by `git`, an HTTP server on 127.0.0.1.
+        // Helpers for tests: fixture repositories made by `git`, an HTTP server on 127.0.0.1, the adapters' test
+        // settings (a recording logger, fast retries).
         .target(
             name: "RolloutTestSupport",
             dependencies: [
-                "RolloutCore",
+                "RolloutCore", "RolloutAdapters",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -112,6 +115,14 @@ let package = Package(
         ),
         .testTarget(name: "RolloutCoreTests", dependencies: ["RolloutCore", "RolloutTestSupport"]),
         .testTarget(name: "RolloutGitTests", dependencies: ["RolloutGit", "RolloutKit", "RolloutTestSupport"]),
+        .testTarget(
+            name: "RolloutAdaptersTests",
+            dependencies: [
+                "RolloutAdapters", "RolloutCore", "RolloutTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "RolloutKitTests", dependencies: ["RolloutKit", "RolloutTestSupport"]),
         .testTarget(name: "RolloutctlTests", dependencies: ["RolloutCore", "RolloutKit", "RolloutTestSupport"]),
         .testTarget(
