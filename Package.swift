@@ -125,9 +125,16 @@ let package = Package(
             ]),
         .testTarget(name: "RolloutKitTests", dependencies: ["RolloutKit", "RolloutTestSupport"]),
         .testTarget(name: "RolloutctlTests", dependencies: ["RolloutCore", "RolloutKit", "RolloutTestSupport"]),
+        // `serve`'s pieces, and its routes in-process through HummingbirdTesting's router client.
         .testTarget(
             name: "RolloutServeTests",
-            dependencies: ["RolloutServe", "RolloutCore", "RolloutKit", "RolloutAdapters"]),
+            dependencies: [
+                "RolloutServe", "RolloutCore", "RolloutKit", "RolloutAdapters", "RolloutTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // The fuzz targets (Fuzz/Targets, run by scripts/fuzz) replaying Fuzz/corpus and Fuzz/regressions.
         .testTarget(
             name: "RolloutFuzzTests",
