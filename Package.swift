@@ -1,6 +1,18 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+// The products more than one target depends on.
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+let asyncHTTPClient = Target.Dependency.product(name: "AsyncHTTPClient", package: "async-http-client")
+let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+let serviceLifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let grdb = Target.Dependency.product(name: "GRDB", package: "GRDB.swift")
+let httpTypes = Target.Dependency.product(name: "HTTPTypes", package: "swift-http-types")
+let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
+let cryptoExtras = Target.Dependency.product(name: "_CryptoExtras", package: "swift-crypto")
+
 let package = Package(
     name: "rolloutctl",
     platforms: [.macOS(.v14)],
@@ -33,8 +45,8 @@ let package = Package(
         .target(
             name: "RolloutCore",
             dependencies: [
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                crypto,
+                cryptoExtras,
             ]
         ),
         // Reads a rollout repository through libgit2: refs, trees, blobs, history, signatures.
@@ -47,11 +59,11 @@ let package = Package(
             name: "RolloutAdapters",
             dependencies: [
                 "RolloutCore",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "GRDB", package: "GRDB.swift"),
+                asyncHTTPClient,
+                nioCore,
+                grdb,
                 .product(name: "PostgresNIO", package: "postgres-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                logging,
             ]
         ),
         // Use cases the commands run: validate, plan, reconcile, approve.
@@ -59,10 +71,9 @@ let package = Package(
             name: "RolloutKit",
             dependencies: [
                 "RolloutCore", "RolloutGit", "RolloutAdapters",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
+                logging,
+                serviceLifecycle,
+                asyncHTTPClient,
             ]
         ),
         // `rolloutctl serve`: the status page, the JSON API and /metrics over the plan-mode run report.
@@ -70,25 +81,24 @@ let package = Package(
             name: "RolloutServe",
             dependencies: [
                 "RolloutCore", "RolloutAdapters", "RolloutKit",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
+                hummingbird,
+                nioCore,
+                httpTypes,
                 .product(name: "Mustache", package: "swift-mustache"),
-                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                logging,
+                serviceLifecycle,
             ]
         ),
         .executableTarget(
             name: "rolloutctl",
             dependencies: [
                 "RolloutKit", "RolloutAdapters", "RolloutCore", "RolloutGit", "RolloutServe",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                argumentParser,
+                asyncHTTPClient,
+                logging,
+                serviceLifecycle,
             ]
         ),
         // The benchmarks' flag API (scripts/bench-*): the test suite's FakeFlagService on 127.0.0.1. Not shipped:
@@ -97,30 +107,65 @@ let package = Package(
             name: "rolloutctl-dev-flags",
             dependencies: [
                 "RolloutTestSupport",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                argumentParser,
             ]
         ),
-        // Helpers for tests: fixture repositories made by `git`, an HTTP server on 127.0.0.1.
+        // Helpers for tests: fixture repositories made by `git`, an HTTP server on 127.0.0.1, the adapters' test
+        // settings (a recording logger, fast retries).
         .target(
             name: "RolloutTestSupport",
             dependencies: [
-                "RolloutCore",
-                .product(name: "NIOCore", package: "swift-nio"),
+                "RolloutCore", "RolloutAdapters",
+                asyncHTTPClient,
+                logging,
+                nioCore,
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "RolloutCoreTests", dependencies: ["RolloutCore", "RolloutTestSupport"]),
-        .testTarget(name: "RolloutGitTests", dependencies: ["RolloutGit", "RolloutKit", "RolloutTestSupport"]),
-        .testTarget(name: "RolloutKitTests", dependencies: ["RolloutKit", "RolloutTestSupport"]),
-        .testTarget(name: "RolloutctlTests", dependencies: ["RolloutCore", "RolloutKit", "RolloutTestSupport"]),
+        // Each test target declares what its files import.
+        .testTarget(
+            name: "RolloutCoreTests",
+            dependencies: [
+                "RolloutCore", "RolloutTestSupport",
+                crypto,
+                cryptoExtras,
+            ]),
+        // RolloutKit: `validate`'s verdict on the oracles' histories (EvidenceMeaningTests, ApprovalTrustTests).
+        .testTarget(
+            name: "RolloutGitTests", dependencies: ["RolloutGit", "RolloutCore", "RolloutKit", "RolloutTestSupport"]),
+        .testTarget(
+            name: "RolloutAdaptersTests",
+            dependencies: [
+                "RolloutAdapters", "RolloutCore", "RolloutTestSupport",
+                asyncHTTPClient,
+                grdb,
+                logging,
+            ]),
+        .testTarget(
+            name: "RolloutKitTests",
+            dependencies: [
+                "RolloutKit", "RolloutAdapters", "RolloutCore", "RolloutGit", "RolloutTestSupport",
+                asyncHTTPClient,
+                logging,
+                nioCore,
+            ]),
+        .testTarget(
+            name: "RolloutctlTests", dependencies: ["RolloutCore", "RolloutGit", "RolloutKit", "RolloutTestSupport"]),
+        // `serve`'s pieces, and its routes in-process through HummingbirdTesting's router client.
         .testTarget(
             name: "RolloutServeTests",
-            dependencies: ["RolloutServe", "RolloutCore", "RolloutKit", "RolloutAdapters"]),
+            dependencies: [
+                "RolloutServe", "RolloutCore", "RolloutKit", "RolloutAdapters", "RolloutTestSupport",
+                hummingbird,
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                httpTypes,
+                logging,
+            ]),
         // The fuzz targets (Fuzz/Targets, run by scripts/fuzz) replaying Fuzz/corpus and Fuzz/regressions.
         .testTarget(
             name: "RolloutFuzzTests",
-            dependencies: ["RolloutCore", "RolloutGit", "RolloutAdapters", "RolloutKit"],
+            dependencies: ["RolloutCore", "RolloutGit", "RolloutAdapters"],
             path: "Fuzz", exclude: ["corpus", "regressions"], sources: ["Targets", "Replay"]),
     ]
 )

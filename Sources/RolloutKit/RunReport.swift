@@ -2,8 +2,9 @@ import Foundation
 import RolloutCore
 import RolloutGit
 
-/// An error of one rollout: a file position when it comes from a file, a message always.
-public struct RolloutError: Equatable, Sendable {
+/// An error as a report states it (not a thrown `Error`): a rollout's, the policy's or the run's; a file
+/// position when it comes from a file, a message always.
+public struct ReportedError: Equatable, Sendable {
     public var path: String?
     public var line: Int?
     public var column: Int?
@@ -26,6 +27,10 @@ public struct RolloutError: Equatable, Sendable {
     }
 }
 
+/// The former name, until `Reconciler.swift` and `Reconciler+Guard.swift` (another change's files) say
+/// `ReportedError`; then delete this line.
+typealias RolloutError = ReportedError
+
 /// One rollout's part of a plan or reconcile.
 public struct RolloutReport: Sendable {
     public var name: String
@@ -38,7 +43,7 @@ public struct RolloutReport: Sendable {
     public var approvals: [ApprovalStatus] = []
     public var changes: [Change] = []
     public var health: [HealthResult] = []
-    public var errors: [RolloutError] = []
+    public var errors: [ReportedError] = []
     /// What the flag store saw that widens exposure beyond rolloutctl's own settings (never a blocker).
     public var warnings: [String] = []
     /// For `reconcile`: whether the changes were applied.
@@ -63,14 +68,14 @@ public struct RunReport: Sendable {
     public var mode: RunMode
     public var rollouts: [RolloutReport]
     /// Problems in `policies/` (they affect every rollout that needs approvals).
-    public var policyErrors: [RolloutError]
+    public var policyErrors: [ReportedError]
     /// The policy in force and the proposal waiting for approvals (SPEC §4.3).
     public var policy: PolicyState?
 
     public var changeCount: Int { rollouts.filter { !$0.changes.isEmpty }.count }
     /// [r3] Problems of the run as a whole that are not the policy's: a state that cannot be written
     /// (SPEC §5.3: the run recorded nothing and only lowered exposure; it exits 1).
-    public var runErrors: [RolloutError] = []
+    public var runErrors: [ReportedError] = []
 
     public var errorCount: Int {
         rollouts.filter { !$0.errors.isEmpty }.count + (policyErrors.isEmpty ? 0 : 1) + (runErrors.isEmpty ? 0 : 1)

@@ -233,7 +233,7 @@ extension HealthResult {
     }
 }
 
-extension RolloutError {
+extension ReportedError {
     var json: JSONOutput {
         .members([
             ("path", .string(path)),

@@ -30,15 +30,15 @@ enum UnrecordedWrites {
     }
 
     /// The rollout's error when something was lowered without being recorded.
-    static func notRecorded(_ detail: String) -> RolloutError {
-        RolloutError(
+    static func notRecorded(_ detail: String) -> ReportedError {
+        ReportedError(
             message: "rollback not recorded: \(detail); the flag was lowered anyway and the notification "
                 + "sent directly; the next run that can write the state records it")
     }
 
     /// The run's error when its state could not be written at all: nothing recorded, exit 1.
-    static func runError(_ reason: String) -> RolloutError {
-        RolloutError(
+    static func runError(_ reason: String) -> ReportedError {
+        ReportedError(
             message: "\(reason); this run applied only what lowers exposure "
                 + "(free space, or make the state writable; the next run that can write catches up)")
     }

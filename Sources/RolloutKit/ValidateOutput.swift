@@ -1,8 +1,53 @@
 import Foundation
 import RolloutCore
 
-/// `validate --format github` and `--format markdown` (SPEC §6.1 [r3]).
+/// `validate`'s outputs: the human screen, `--json`, `--format github` and `--format markdown` (SPEC §6.1 [r3]).
 extension ValidateReport {
+    public func human(style: Style) -> String {
+        var lines = diagnostics.map { diagnostic in
+            "\(style.bold("\(diagnostic.path):\(diagnostic.line):\(diagnostic.column):")) "
+                + "\(style.red("error:")) \(diagnostic.message)"
+        }
+        lines += warnings.map {
+            "\(style.bold("\($0.path):\($0.line):\($0.column):")) \(style.yellow("warning:")) \($0.message)"
+        }
+        lines.append("Policy digest at \(ref): \(policyDigest)")
+        lines += policy.humanLines(style: style)
+        let at = "\(ref) @ \(revision.prefix(12))"
+        let counted =
+            "\(rolloutCount) rollout\(rolloutCount == 1 ? "" : "s"), \(approvalCount) approval "
+            + "file\(approvalCount == 1 ? "" : "s")"
+        if isValid {
+            lines.append(style.green("Valid:") + " \(counted), policies checked (\(at)).")
+        } else {
+            let files = Set(diagnostics.map(\.path)).count
+            lines.append(
+                style.red("Invalid:") + " \(diagnostics.count) error\(diagnostics.count == 1 ? "" : "s") in "
+                    + "\(files) file\(files == 1 ? "" : "s") (\(counted); \(at)).")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    public func json() -> String {
+        JSONOutput.object([
+            ("formatVersion", .string("1.0")),
+            ("ref", .string(ref)),
+            ("revision", .string(revision)),
+            ("valid", .bool(isValid)),
+            ("errors", .array(diagnostics.map(\.json))),
+            ("warnings", .array(warnings.map(\.json))),
+            ("policyDigest", .string(policyDigest)),
+            ("policy", policy.json),
+            (
+                "summary",
+                .object([
+                    ("rollouts", .int(rolloutCount)), ("approvals", .int(approvalCount)),
+                    ("errors", .int(diagnostics.count)),
+                ])
+            ),
+        ]).render()
+    }
+
     /// The closing sentence, without colour: `Valid: 3 rollouts, …` or `Invalid: 2 errors in 1 file (…)`.
     var summary: String {
         let at = "\(ref) @ \(revision.prefix(12))"
@@ -66,5 +111,13 @@ public enum WorkflowCommand {
     static func line(_ command: String, _ diagnostic: Diagnostic) -> String {
         "::\(command) file=\(escapeProperty(diagnostic.path)),line=\(diagnostic.line),col=\(diagnostic.column)::"
             + escapeData(diagnostic.message)
+    }
+}
+
+extension Diagnostic {
+    var json: JSONOutput {
+        .object([
+            ("path", .string(path)), ("line", .int(line)), ("column", .int(column)), ("message", .string(message)),
+        ])
     }
 }

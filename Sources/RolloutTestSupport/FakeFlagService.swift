@@ -34,8 +34,6 @@ public final class FakeFlagService: Sendable {
         public static let serverError = Fault.status(500)
         /// 503.
         public static let unavailable = Fault.status(503)
-        /// 429.
-        public static let tooManyRequests = Fault.status(429)
     }
 
     /// One flag as the fake service holds it.

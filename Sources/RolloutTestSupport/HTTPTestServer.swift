@@ -160,11 +160,6 @@ public final class HTTPTestServer: Sendable {
         self.handler = LockedBox(handler)
     }
 
-    /// Replaces the handler (e.g. between phases of a test).
-    public func setHandler(_ handler: @escaping Handler) {
-        self.handler.withLock { $0 = handler }
-    }
-
     /// The port the server listens on (0 before `start()`).
     public var port: Int { state.withLock { $0.port } }
 

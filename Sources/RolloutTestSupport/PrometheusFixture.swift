@@ -121,7 +121,6 @@ public final class PrometheusFixture: @unchecked Sendable {
     public let port: Int
     /// The private temporary directory: `telemetry.om`, `data/`, `prometheus.yml`, `prometheus.stderr`.
     public let directory: URL
-    public var dataDirectory: URL { directory.appendingPathComponent("data") }
     public var stderrURL: URL { directory.appendingPathComponent("prometheus.stderr") }
 
     private let lock = NSLock()

@@ -115,16 +115,6 @@ public struct TelemetrySegment: Sendable, Equatable {
         return s
     }
 
-    /// Submission success 90% (breaches `submission-success` min 0.95 → rollback).
-    public static func failingSubmissions(
-        start: Date, hours: Double, submissionSuccess: Double = 0.90,
-        step: TimeInterval = 60
-    ) -> TelemetrySegment {
-        var s = TelemetrySegment(start: start, duration: hours * 3600, step: step)
-        s.submissionSuccess = submissionSuccess
-        return s
-    }
-
     /// Healthy values, but every series written twice (instances portal-1 and portal-2):
     /// a query that does not aggregate (`PrometheusFixture.Queries.unaggregatedSubmitted`)
     /// returns 2 series. The three check queries aggregate and still return one.

@@ -110,7 +110,7 @@ struct BacktestCommand: AsyncParsableCommand {
         } catch {
             try? await client.shutdown()
             if showProgress { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-            printError("rolloutctl: \(error)")
+            printFailure(error)
             throw ExitCode(1)
         }
         try? await client.shutdown()

@@ -19,9 +19,14 @@ func exitingOnFailure<T>(_ body: () throws -> T) throws -> T {
     } catch let error as ValidationError {
         throw error
     } catch {
-        printError("rolloutctl: \(error)")
+        printFailure(error)
         throw ExitCode(1)
     }
+}
+
+/// Prints a command's failure as `rolloutctl: …` on standard error: the one form every command uses.
+func printFailure(_ failure: Any) {
+    printError("rolloutctl: \(failure)")
 }
 
 func makeLogger(level: Logger.Level) -> Logger {

@@ -37,7 +37,7 @@ struct DebugScan: ParsableCommand {
             let repo = try GitRepository(path: repository.repo)
             loaded = try RepositoryReader.load(repository: repo, ref: repository.ref, cacheFile: cache)
         } catch {
-            printError("rolloutctl: \(error)")
+            printFailure(error)
             throw ExitCode(1)
         }
         let elapsed = clock.now - start

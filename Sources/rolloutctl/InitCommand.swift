@@ -61,7 +61,7 @@ struct Init: AsyncParsableCommand {
             print(report.human())
         } catch {
             await wiring.shutdown()
-            printError("rolloutctl: \(error)")
+            printFailure(error)
             throw ExitCode(1)
         }
     }

@@ -76,7 +76,7 @@ struct Plan: AsyncParsableCommand {
                 ).run()
             } catch {
                 await wiring.shutdown()
-                printError("rolloutctl: \(error)")
+                printFailure(error)
                 throw ExitCode(1)
             }
             await wiring.shutdown()
@@ -97,7 +97,7 @@ struct Plan: AsyncParsableCommand {
             report = try await Reconciler(settings: settings, ports: wiring.ports).run()
         } catch {
             await wiring.shutdown()
-            printError("rolloutctl: \(error)")
+            printFailure(error)
             throw ExitCode(1)
         }
         await wiring.shutdown()

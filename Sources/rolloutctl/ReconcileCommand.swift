@@ -78,10 +78,10 @@ struct Reconcile: AsyncParsableCommand {
     func once(wiring: Wiring, lockWait: Int, logger: Logger) async -> Int32 {
         switch await tick(wiring: wiring, lockWait: lockWait) {
         case .busy(let message):
-            printError("rolloutctl: \(message)")
+            printFailure(message)
             return 0
         case .failed(let message):
-            printError("rolloutctl: \(message)")
+            printFailure(message)
             return 1
         case .report(let report):
             print(options.json ? report.json() : report.human(style: .forStandardOutput(noColor: options.noColor)))

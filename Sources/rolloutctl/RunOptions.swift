@@ -53,11 +53,38 @@ struct RunOptions: ParsableArguments {
         "file:" + RunSettings.defaultDirectory(repositoryPath: repository.repo) + "/flags.json"
     }
 
+    /// `--metrics`, read once (nil: no health source).
+    func metricsSource() throws -> MetricsSource? {
+        try metrics.map(MetricsSource.init(parsing:))
+    }
+
     func parsedNow() throws -> Date {
         guard let now else { return Date() }
         guard let date = RFC3339.parse(now) else {
             throw ValidationError("--now takes an RFC 3339 time such as 2026-11-28T09:00:00Z, got \"\(now)\"")
         }
         return date
+    }
+}
+
+/// Where `--metrics` reads health values: Prometheus at an http(s) address, or a file of check values.
+enum MetricsSource: Equatable {
+    case prometheus(baseURL: String)
+    case file(path: String)
+
+    init(parsing spec: String) throws {
+        if spec.hasPrefix("file:") {
+            self = .file(path: String(spec.dropFirst(5)))
+        } else if spec.hasPrefix("http://") || spec.hasPrefix("https://") {
+            self = .prometheus(baseURL: spec)
+        } else {
+            throw ValidationError("--metrics takes http(s)://… or file:PATH, got \"\(spec)\"")
+        }
+    }
+
+    /// Prometheus' address, for the range queries of `serve`'s panels and backtests; nil for a file.
+    var prometheusURL: String? {
+        if case .prometheus(let baseURL) = self { return baseURL }
+        return nil
     }
 }

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Foundation
 import Logging
 import RolloutAdapters
@@ -9,14 +8,12 @@ import RolloutServe
 /// `serve`'s backtests (SPEC §6.2, §9): `rolloutctl backtest`'s own run for one rollout, with its defaults
 /// (30 days at 1m), so the page shows the numbers the command prints.
 enum ServeBacktest {
-    static func make(options: RunOptions, client: HTTPClient?, logger: Logger)
+    static func make(options: RunOptions, wiring: Wiring, logger: Logger)
         -> (@Sendable (String, Date) async -> Result<BacktestReport, BacktestUnavailable>)?
     {
-        guard let spec = options.metrics, spec.hasPrefix("http://") || spec.hasPrefix("https://"), let client else {
-            return nil
-        }
+        guard let baseURL = wiring.metricsSource?.prometheusURL, let client = wiring.client else { return nil }
         let backtest = PrometheusBacktestClient(
-            range: PrometheusRangeClient(baseURL: spec, client: client, timeout: .seconds(30), logger: logger))
+            range: PrometheusRangeClient(baseURL: baseURL, client: client, timeout: .seconds(30), logger: logger))
         let repository = options.repository.repo
         let ref = options.repository.ref
         let state = options.state

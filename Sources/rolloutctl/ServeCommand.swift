@@ -81,14 +81,14 @@ struct Serve: AsyncParsableCommand {
             reconcile = { await reconciler.tick(wiring: wiring, lockWait: lockWait) }
         }
         var range: PrometheusRangeClient?
-        if let spec = options.metrics, spec.hasPrefix("http"), let client = wiring.client {
-            range = PrometheusRangeClient(baseURL: spec, client: client, logger: logger)
+        if let baseURL = wiring.metricsSource?.prometheusURL, let client = wiring.client {
+            range = PrometheusRangeClient(baseURL: baseURL, client: client, logger: logger)
         }
         var configuration = ServeConfiguration(
             host: host, port: port, plan: plan, reconcile: reconcile, reconcileEvery: every,
             maxReportAge: TimeInterval(maxAgeSeconds), statePath: options.state, range: range, logger: logger,
             tickLogger: serviceLogger(format, level: .info), verbose: verbose)
-        configuration.backtest = ServeBacktest.make(options: options, client: wiring.client, logger: logger)
+        configuration.backtest = ServeBacktest.make(options: options, wiring: wiring, logger: logger)
         let server = StatusServer(configuration: configuration)
         do {
             try await server.run { port in
@@ -97,7 +97,7 @@ struct Serve: AsyncParsableCommand {
                 fflush(nil)
             }
         } catch {
-            printError("rolloutctl: \(error)")
+            printFailure(error)
             await wiring.shutdown()
             throw ExitCode(1)
         }

@@ -6,29 +6,29 @@ import RolloutAdapters
 import RolloutCore
 import RolloutKit
 
-/// The adapters a run talks to, built from the options; `shutdown()` closes the HTTP client.
+/// The adapters a run talks to, built from the options (each parsed once here); `shutdown()` closes the
+/// HTTP client.
 struct Wiring {
     var ports: RunPorts
     var client: HTTPClient?
+    /// `--metrics` as parsed (nil: none).
+    var metricsSource: MetricsSource?
 
     init(options: RunOptions, logger: Logger) throws {
         // Everything that can be refused is checked before the HTTP client is made: a client
         // dropped without shutdown() traps.
-        let isHTTP = { (spec: String) in spec.hasPrefix("http://") || spec.hasPrefix("https://") }
         let flagSpecifications: [FlagStoreFactory.Specification]
         do {
             flagSpecifications = try FlagStoreFactory.parse(options.flags, defaultURL: options.defaultFlags)
         } catch {
             throw ValidationError("\(error)")
         }
-        if let spec = options.metrics, !spec.hasPrefix("file:"), !isHTTP(spec) {
-            throw ValidationError("--metrics takes http(s)://… or file:PATH, got \"\(spec)\"")
-        }
+        let metricsSource = try options.metricsSource()
         let urls = try WebhookNotifier.urls(
             arguments: options.notifyURL,
             environment: ProcessInfo.processInfo.environment)
         let needsHTTP =
-            FlagStoreFactory.needsHTTP(flagSpecifications) || (options.metrics?.hasPrefix("http") ?? false)
+            FlagStoreFactory.needsHTTP(flagSpecifications) || metricsSource?.prometheusURL != nil
             || !options.notifyURL.isEmpty
             || ProcessInfo.processInfo.environment.keys.contains { $0.hasPrefix("ROLLOUTCTL_NOTIFY_URL_") }
         let client = needsHTTP ? RolloutHTTPClient.make() : nil
@@ -43,19 +43,18 @@ struct Wiring {
         let flags = try FlagStoreFactory.make(
             flagSpecifications, token: token, client: client, logger: logger, callsAtOnce: options.flagCalls)
         var metrics: MetricsProvider?
-        if let spec = options.metrics {
-            if spec.hasPrefix("file:") {
-                metrics = FileMetricsProvider(path: String(spec.dropFirst(5)))
-            } else if spec.hasPrefix("http://") || spec.hasPrefix("https://") {
-                metrics = PrometheusMetricsProvider(baseURL: spec, client: client!, logger: logger)
-            } else {
-                throw ValidationError("--metrics takes http(s)://… or file:PATH, got \"\(spec)\"")
-            }
+        switch metricsSource {
+        case .file(let path): metrics = FileMetricsProvider(path: path)
+        case .prometheus(let baseURL):
+            // needsHTTP above: a Prometheus source always has the client.
+            if let client { metrics = PrometheusMetricsProvider(baseURL: baseURL, client: client, logger: logger) }
+        case nil: break
         }
         ports = RunPorts(
             flags: flags, metrics: metrics,
             notifier: WebhookNotifier(urls: urls, client: client, logger: logger), logger: logger)
         self.client = client
+        self.metricsSource = metricsSource
     }
 
     /// The wiring of a command: a refused option stays a usage error; any other failure is printed

@@ -1,7 +1,6 @@
 import Foundation
 import RolloutCore
 import RolloutGit
-import RolloutKit
 import RolloutTestSupport
 import Testing
 

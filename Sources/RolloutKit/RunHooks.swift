@@ -3,8 +3,9 @@ import RolloutAdapters
 import RolloutCore
 
 /// The two places issue 11 hooks into a run, kept out of `Reconciler` so that they move as a unit:
-/// the projected timeline of the report, and the breach episodes of `notify` checks.
-enum ServeHooks {
+/// the projected timeline of the report, and the breach episodes of `notify` checks. The run owns them;
+/// `serve` only shows what they produce.
+enum RunHooks {
     /// The projected timeline (SPEC §6) from what the phase machine decided in this run.
     /// - Parameter missingRoles: per phase index, the roles it still needs (floors included, SPEC §4.2).
     static func timeline(
@@ -62,3 +63,6 @@ enum ServeHooks {
         }
     }
 }
+
+/// The former name, until `Reconciler.swift` (another change's file) calls `RunHooks`; then delete this line.
+typealias ServeHooks = RunHooks
