@@ -22,7 +22,7 @@ extension Reconciler {
             var report = RolloutReport(
                 name: rollout.name, flag: rollout.flag, planBlob: rollout.record.planBlob, status: .holding,
                 currentPhase: rollout.record.phase, nextPhase: nil, blockers: [Blocker(kind: .state, detail: detail)])
-            if trust.isError { report.errors = [RolloutError(message: detail)] }
+            if trust.isError { report.errors = [ReportedError(message: detail)] }
             if RunRules.isGuarded(status: rollout.record.status, flag: rollout.flag) {
                 report = await guarded(
                     report, guard: guards[rollout.name], record: rollout.record, currentBlob: rollout.record.planBlob,
@@ -49,7 +49,7 @@ extension Reconciler {
         }
         return RunReport(
             ref: ref, revision: revision, now: settings.now, mode: settings.mode, rollouts: reports,
-            policyErrors: trust.isError && reports.isEmpty ? [RolloutError(message: detail)] : [], policy: policy)
+            policyErrors: trust.isError && reports.isEmpty ? [ReportedError(message: detail)] : [], policy: policy)
     }
 
     /// The guards the state keeps, by rollout.

@@ -124,7 +124,7 @@ public struct Reconciler: Sendable {
         }
         let storedByName = Dictionary(stored.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let openIntents = settings.mode.applies ? try state?.allUnresolvedIntents() ?? [:] : [:]
-        let policyErrors = loaded.snapshot.policyDiagnostics.map(RolloutError.init)
+        let policyErrors = loaded.snapshot.policyDiagnostics.map(ReportedError.init)
 
         var outcomes = try await withThrowingTaskGroup(of: (Int, RolloutOutcome).self) { group in
             var results: [(Int, RolloutOutcome)] = []
@@ -320,10 +320,10 @@ public struct Reconciler: Sendable {
         var report = RolloutReport(
             name: rollout.name, flag: rollout.plan?.flag ?? kept?.flag, planBlob: rollout.planBlob,
             status: .invalid, currentPhase: record?.phase, nextPhase: nil, approvals: approvals)
-        report.errors = rollout.allDiagnostics.map(RolloutError.init)
+        report.errors = rollout.allDiagnostics.map(ReportedError.init)
         // A plan the flag store cannot carry out (e.g. 12.5% in an Unleash environment) is invalid too.
         let storeProblems = rollout.plan.map { ports.flags.planProblems($0, path: rollout.planPath) } ?? []
-        report.errors += storeProblems.map(RolloutError.init)
+        report.errors += storeProblems.map(ReportedError.init)
         guard let plan = rollout.plan, let planBlob = rollout.planBlob, rollout.isValid, storeProblems.isEmpty else {
             report.blockers = [RunRules.invalidPlan]
             // SPEC §5 rule 7 [r3]: a broken merge never disarms a rollback; the guard applies.
@@ -409,7 +409,7 @@ public struct Reconciler: Sendable {
             // [issue 11] serve's view and the projected timeline; reads only what this run already decided.
             report.plan = plan
             report.actual = flag.environments
-            report.timeline = ServeHooks.timeline(
+            report.timeline = RunHooks.timeline(
                 plan: plan, missingRoles: missingRoles, current: current,
                 enteredAt: enteredAt, decision: decision, now: settings.now)
             guard settings.mode.applies, let state else { return RolloutOutcome(report: report) }
@@ -423,7 +423,7 @@ public struct Reconciler: Sendable {
                 &execution, target: target, state: state, report: &report,
                 watchNotifyChecks: {
                     // [issue 11] notify checks: one notification per breach episode (NotifyWatch), never a gate.
-                    await ServeHooks.watchNotifyChecks(
+                    await RunHooks.watchNotifyChecks(
                         rollout: rollout.name, plan: plan, checks: rollout.checks, health: decision.health,
                         phase: decision.currentPhase, revision: revision, state: state, now: settings.now,
                         ports: ports)
@@ -510,7 +510,7 @@ public struct Reconciler: Sendable {
 
     func failed(_ report: RolloutReport, _ message: String) -> RolloutReport {
         var report = report
-        report.errors.append(RolloutError(message: message))
+        report.errors.append(ReportedError(message: message))
         report.blockers.append(Blocker(kind: .error, detail: message))
         report.applied = false
         ports.logger.error("\(report.name): \(message)")

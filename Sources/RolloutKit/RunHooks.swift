@@ -63,6 +63,3 @@ enum RunHooks {
         }
     }
 }
-
-/// The former name, until `Reconciler.swift` (another change's file) calls `RunHooks`; then delete this line.
-typealias ServeHooks = RunHooks

@@ -27,10 +27,6 @@ public struct ReportedError: Equatable, Sendable {
     }
 }
 
-/// The former name, until `Reconciler.swift` and `Reconciler+Guard.swift` (another change's files) say
-/// `ReportedError`; then delete this line.
-typealias RolloutError = ReportedError
-
 /// One rollout's part of a plan or reconcile.
 public struct RolloutReport: Sendable {
     public var name: String
