@@ -165,11 +165,15 @@ extension Reconciler {
             planBlob: decision.record.planBlob ?? kept.planBlob,
             now: settings.now, clockSupplied: settings.clockSupplied)
         if let first = decision.commitFirst {
+            let outbox = outboxMessages(first, context: context, flag: kept.flag, notify: kept.notify)
             do {
                 try state.save(
                     rollout: report.name, flag: kept.flag, record: first.record, now: settings.now, enteredPhase: false,
-                    audit: first.events.map(context.event),
-                    outbox: outboxMessages(first, context: context, flag: kept.flag, notify: kept.notify))
+                    audit: first.events.map(context.event), outbox: outbox)
+            } catch  where UnrecordedWrites.isUnwritable(error, state: state) {
+                // SPEC §5 rule 3 [r3]: the disables go ahead; the notification cannot be queued, so it goes now.
+                report.errors.append(UnrecordedWrites.notRecorded("\(error)"))
+                await UnrecordedWrites.notifyDirectly(outbox, notifier: ports.notifier, logger: ports.logger)
             } catch {
                 report = failed(report, "saving state: \(error)")
             }

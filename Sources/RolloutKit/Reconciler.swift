@@ -447,6 +447,8 @@ public struct Reconciler: Sendable {
                         intents: intents, plan: plan, flag: flag, record: record, state: state,
                         context: context)
                     intents = []
+                } catch  where UnrecordedWrites.isUnwritable(error, state: state) {
+                    intents = []  // SPEC §5.3 [r3]: resolved by the next run that can write; this one only lowers
                 } catch {
                     return RolloutOutcome(report: failed(report, "recovering interrupted changes: \(error)"))
                 }
