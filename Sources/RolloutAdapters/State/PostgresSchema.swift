@@ -105,7 +105,7 @@ enum PostgresSchema {
     /// (a transaction-level advisory lock), and a schema with a migration this build does not know is refused.
     static func migrate(_ session: PostgresSession, path: String) throws {
         try session.transaction {
-            try session.execute("SELECT pg_advisory_xact_lock(\(PostgresStateStore.lockNamespace), 0)")
+            try session.execute("SELECT pg_advisory_xact_lock(\(PostgresSession.lockNamespace), 0)")
             try session.execute(
                 """
                 CREATE TABLE IF NOT EXISTS schemaMigration (identifier text PRIMARY KEY,

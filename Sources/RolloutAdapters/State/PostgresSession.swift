@@ -201,3 +201,34 @@ final class PostgresSession: @unchecked Sendable {
         var done = false
     }
 }
+
+// MARK: The installation lock (SPEC §5.11, §10)
+
+extension PostgresSession {
+    /// The advisory lock's first key: "rolloutctl" (the second is the installation's repository root).
+    static let lockNamespace: Int32 = 0x726F_6C6C
+
+    /// Takes the installation's session advisory lock, waiting up to `timeout`; false when another session
+    /// holds it. The lock lives as long as this session: the server releases it when the session ends.
+    func lockInstallation(timeout: Duration) throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let taken = try serialised {
+                try query(
+                    """
+                    SELECT pg_try_advisory_lock(\(Self.lockNamespace),
+                      hashtext(coalesce((SELECT repositoryRoot FROM installation WHERE id = 1), '')))
+                    """
+                ).first?[0].decode(Bool.self) ?? false
+            }
+            if taken { return true }
+            guard ContinuousClock.now < deadline else { return false }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+    }
+
+    /// Throws when the session is gone (a round trip, waited on for at most 10 s).
+    func check() throws {
+        try serialised { _ = try query("SELECT 1", timeout: .seconds(10)) }
+    }
+}

@@ -25,9 +25,6 @@ public final class PostgresStateStore: @unchecked Sendable {
     /// Why the database refuses writes (found on opening, or when a write was refused as read-only).
     private var refusal: String?
 
-    /// The advisory lock's first key: "rolloutctl" (the second is the installation's repository root).
-    static let lockNamespace: Int32 = 0x726F_6C6C
-
     private init(location: PostgresLocation, session: PostgresSession, forWriting: Bool) {
         self.location = location
         self.path = location.display
@@ -125,25 +122,12 @@ public final class PostgresStateStore: @unchecked Sendable {
     /// Takes the installation's session advisory lock, waiting up to `timeout`; false when another session
     /// holds it. The lock lives as long as this store's session.
     public func lockInstallation(timeout: Duration) throws -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            let taken = try session.serialised {
-                try session.query(
-                    """
-                    SELECT pg_try_advisory_lock(\(Self.lockNamespace),
-                      hashtext(coalesce((SELECT repositoryRoot FROM installation WHERE id = 1), '')))
-                    """
-                ).first?[0].decode(Bool.self) ?? false
-            }
-            if taken { return true }
-            guard ContinuousClock.now < deadline else { return false }
-            Thread.sleep(forTimeInterval: 0.1)
-        }
+        try session.lockInstallation(timeout: timeout)
     }
 
     /// Throws when the session that holds the lock is gone (the server has released the lock by then).
     public func checkSession() throws {
-        try session.serialised { _ = try session.query("SELECT 1", timeout: .seconds(10)) }
+        try session.check()
     }
 
     // MARK: Reads and writes
@@ -197,12 +181,12 @@ public final class PostgresStateStore: @unchecked Sendable {
         outbox: [OutboxMessage]
     ) throws {
         try writing("saving the breaching notify checks of \(rollout)") { s in
-            try Self.queue(outbox, s)
+            try PostgresRows.queue(outbox, s)
             try s.run("DELETE FROM notifyBreach WHERE rollout = \(rollout)")
             for check in checks.sorted() {
                 try s.run("INSERT INTO notifyBreach (rollout, \"check\") VALUES (\(rollout), \(check))")
             }
-            for entry in entries { _ = try Self.insert(entry, s, path: path) }
+            for entry in entries { _ = try PostgresRows.insert(entry, s, path: path) }
         }
     }
 
@@ -222,7 +206,7 @@ public final class PostgresStateStore: @unchecked Sendable {
 
     public func keep(_ values: [String: String?], audit entries: [AuditEntry], outbox: [OutboxMessage]) throws {
         try writing("keeping values") { s in
-            try Self.queue(outbox, s)
+            try PostgresRows.queue(outbox, s)
             for (key, value) in values.sorted(by: { $0.key < $1.key }) {
                 if let value {
                     try s.run(
@@ -232,14 +216,14 @@ public final class PostgresStateStore: @unchecked Sendable {
                     try s.run("DELETE FROM kept WHERE key = \(key)")
                 }
             }
-            for entry in entries { _ = try Self.insert(entry, s, path: path) }
+            for entry in entries { _ = try PostgresRows.insert(entry, s, path: path) }
         }
     }
 
     public func rollout(_ name: String) throws -> StoredRollout? {
         try reading("reading rollout \(name)") { s in
-            try s.query("SELECT \(unescaped: Self.rolloutColumns) FROM rollout WHERE name = \(name)")
-                .first.map { try Self.stored($0, path: path) }
+            try s.query("SELECT \(unescaped: PostgresRows.rolloutColumns) FROM rollout WHERE name = \(name)")
+                .first.map { try PostgresRows.stored($0, path: path) }
         }
     }
 
@@ -247,9 +231,9 @@ public final class PostgresStateStore: @unchecked Sendable {
         try reading("reading the rollouts") { s in
             // COLLATE "C": the byte order SQLite sorts names in.
             try s.query(
-                "SELECT \(unescaped: Self.rolloutColumns) FROM rollout ORDER BY name COLLATE \"C\""
+                "SELECT \(unescaped: PostgresRows.rolloutColumns) FROM rollout ORDER BY name COLLATE \"C\""
                     as PostgresQuery
-            ).map { try Self.stored($0, path: path) }
+            ).map { try PostgresRows.stored($0, path: path) }
         }
     }
 
@@ -258,7 +242,7 @@ public final class PostgresStateStore: @unchecked Sendable {
         audit entries: [AuditEntry], outbox: [OutboxMessage]
     ) throws {
         try writing("saving rollout \(name)") { s in
-            try Self.queue(outbox, s)
+            try PostgresRows.queue(outbox, s)
             try s.run(
                 """
                 INSERT INTO rollout (name, flag, phase, enteredAt, status, planBlob, updatedAt)
@@ -275,7 +259,7 @@ public final class PostgresStateStore: @unchecked Sendable {
                     VALUES (\(name), \(phase), \(entered.timeIntervalSince1970), \(record.planBlob))
                     """)
             }
-            for entry in entries { _ = try Self.insert(entry, s, path: path) }
+            for entry in entries { _ = try PostgresRows.insert(entry, s, path: path) }
         }
     }
 
@@ -290,21 +274,23 @@ public final class PostgresStateStore: @unchecked Sendable {
     @discardableResult
     public func append(_ entry: AuditEntry) throws -> Int64 {
         // One statement: atomic on its own.
-        try writing("appending to the audit log", transaction: false) { s in try Self.insert(entry, s, path: path) }
+        try writing("appending to the audit log", transaction: false) { s in
+            try PostgresRows.insert(entry, s, path: path)
+        }
     }
 
     public func history(rollout: String?, limit: Int?) throws -> [AuditEntry] {
         try reading("reading the audit log") { s in
-            var sql: PostgresQuery = "SELECT \(unescaped: Self.auditColumns) FROM audit a ORDER BY a.id DESC"
+            var sql: PostgresQuery = "SELECT \(unescaped: PostgresRows.auditColumns) FROM audit a ORDER BY a.id DESC"
             if let rollout {
                 sql = """
-                    SELECT \(unescaped: Self.auditColumns) FROM audit a WHERE a.rollout = \(rollout) ORDER BY a.id DESC
+                    SELECT \(unescaped: PostgresRows.auditColumns) FROM audit a WHERE a.rollout = \(rollout) ORDER BY a.id DESC
                     """
             }
             if let limit {
                 sql = PostgresQuery(unsafeSQL: sql.sql + " LIMIT \(max(0, limit))", binds: sql.binds)
             }
-            return try s.query(sql).map(Self.entry)
+            return try s.query(sql).map(PostgresRows.entry)
         }
     }
 
@@ -312,10 +298,10 @@ public final class PostgresStateStore: @unchecked Sendable {
         try reading("reading the open intents of \(rollout)") { s in
             try s.query(
                 """
-                SELECT \(unescaped: Self.auditColumns) FROM openIntent o JOIN audit a ON a.id = o.intentID
+                SELECT \(unescaped: PostgresRows.auditColumns) FROM openIntent o JOIN audit a ON a.id = o.intentID
                 WHERE o.rollout = \(rollout) ORDER BY o.intentID
                 """
-            ).map(Self.entry)
+            ).map(PostgresRows.entry)
         }
     }
 
@@ -323,10 +309,10 @@ public final class PostgresStateStore: @unchecked Sendable {
         try reading("reading the open intents") { s in
             let entries = try s.query(
                 """
-                SELECT \(unescaped: Self.auditColumns) FROM openIntent o JOIN audit a ON a.id = o.intentID
+                SELECT \(unescaped: PostgresRows.auditColumns) FROM openIntent o JOIN audit a ON a.id = o.intentID
                 ORDER BY o.intentID
                 """ as PostgresQuery
-            ).map(Self.entry)
+            ).map(PostgresRows.entry)
             return Dictionary(grouping: entries, by: \.rollout)
         }
     }
@@ -378,13 +364,13 @@ public final class PostgresStateStore: @unchecked Sendable {
         try writing("reading the outbox") { s in
             let rows = try s.query(
                 """
-                SELECT \(unescaped: Self.outboxColumns) FROM outbox
+                SELECT \(unescaped: PostgresRows.outboxColumns) FROM outbox
                 WHERE deliveredAt IS NULL AND expiredAt IS NULL ORDER BY id
                 """ as PostgresQuery)
             var pending: [OutboxMessage] = []
             var expired: [OutboxMessage] = []
             for row in rows {
-                let (message, _) = try Self.message(row)
+                let (message, _) = try PostgresRows.message(row)
                 if message.hasExpired(at: now, maxAge: maxAge) {
                     try s.run("UPDATE outbox SET expiredAt = \(now.timeIntervalSince1970) WHERE id = \(message.id)")
                     expired.append(message)
@@ -412,105 +398,11 @@ public final class PostgresStateStore: @unchecked Sendable {
 
     public func outbox() throws -> [(message: OutboxMessage, delivered: Bool)] {
         try reading("reading the outbox") { s in
-            try s.query("SELECT \(unescaped: Self.outboxColumns) FROM outbox ORDER BY id" as PostgresQuery)
+            try s.query("SELECT \(unescaped: PostgresRows.outboxColumns) FROM outbox ORDER BY id" as PostgresQuery)
                 .map { row -> (message: OutboxMessage, delivered: Bool) in
-                    let (message, delivered) = try Self.message(row)
+                    let (message, delivered) = try PostgresRows.message(row)
                     return (message, delivered)
                 }
-        }
-    }
-
-    // MARK: Decoding
-
-    private static func stored(_ row: PostgresRandomAccessRow, path: String) throws -> StoredRollout {
-        let entered = try row[3].decode(Double?.self)
-        let name = try row[0].decode(String.self)
-        let statusText = try row[4].decode(String.self)
-        guard let status = RolloutStatus(rawValue: statusText) else {
-            throw StateStoreError.unknownStatus(statusText, rollout: name, path: path)
-        }
-        return StoredRollout(
-            name: name, flag: try row[1].decode(String?.self),
-            record: RolloutRecord(
-                phase: try row[2].decode(String?.self),
-                enteredAt: entered.map { Date(timeIntervalSince1970: $0) },
-                status: status,
-                planBlob: try row[5].decode(String?.self)),
-            updatedAt: Date(timeIntervalSince1970: try row[6].decode(Double.self)))
-    }
-
-    private static let rolloutColumns = "name, flag, phase, enteredAt, status, planBlob, updatedAt"
-    private static let auditColumns = """
-        a.id, a.time, a.rollout, a.phase, a.environment, a.fromState, a.toState, a.reason, a.revision, a.planBlob,
-        a.approvals, a.kind, a.result, a.intentID, a.detail, a.clockSupplied
-        """
-    private static let outboxColumns = "id, eventKey, target, rollout, body, createdAt, attempts, deliveredAt"
-
-    private static func entry(_ row: PostgresRandomAccessRow) throws -> AuditEntry {
-        AuditRow(
-            id: try row[0].decode(Int64.self), time: try row[1].decode(Double.self),
-            rollout: try row[2].decode(String.self),
-            phase: try row[3].decode(String?.self), environment: try row[4].decode(String?.self),
-            fromState: try row[5].decode(String?.self), toState: try row[6].decode(String?.self),
-            reason: try row[7].decode(String.self), revision: try row[8].decode(String?.self),
-            planBlob: try row[9].decode(String?.self), approvals: try row[10].decode(String.self),
-            kind: try row[11].decode(String.self), result: try row[12].decode(String?.self),
-            intentID: try row[13].decode(Int64?.self), detail: try row[14].decode(String?.self),
-            clockSupplied: try row[15].decode(Bool?.self)
-        ).entry
-    }
-
-    private static func message(_ row: PostgresRandomAccessRow) throws -> (OutboxMessage, Bool) {
-        var message = OutboxMessage(
-            key: try row[1].decode(String.self), target: try row[2].decode(String.self),
-            rollout: try row[3].decode(String.self), body: try row[4].decode(String.self),
-            createdAt: Date(timeIntervalSince1970: try row[5].decode(Double.self)),
-            attempts: try row[6].decode(Int.self))
-        message.id = try row[0].decode(Int64.self)
-        return (message, try row[7].decode(Double?.self) != nil)
-    }
-
-    // MARK: Writes shared by several operations (inside a transaction)
-
-    private static func insert(_ entry: AuditEntry, _ s: PostgresSession, path: String) throws -> Int64 {
-        let row = AuditRow(entry)
-        // One statement, so one round trip and atomic without BEGIN/COMMIT: the open-intent bookkeeping rides
-        // along in data-modifying CTEs (each runs exactly once, whether or not the final SELECT reads it).
-        var open = ""
-        var close = " RETURNING id"
-        if entry.kind == .intent {
-            open = "WITH a AS ("
-            close =
-                " RETURNING id, rollout), o AS (INSERT INTO openIntent (intentID, rollout) "
-                + "SELECT id, rollout FROM a) SELECT id FROM a"
-        } else if let intentID = entry.intentID {
-            open = "WITH a AS ("
-            close = " RETURNING id), d AS (DELETE FROM openIntent WHERE intentID = \(intentID)) SELECT id FROM a"
-        }
-        let rows = try s.query(
-            """
-            \(unescaped: open)INSERT INTO audit (time, rollout, phase, environment, fromState, toState, reason, revision,
-                               planBlob, approvals, kind, result, intentID, detail, clockSupplied)
-            VALUES (\(row.time), \(row.rollout), \(row.phase), \(row.environment), \(row.fromState), \(row.toState),
-                    \(row.reason), \(row.revision), \(row.planBlob), \(row.approvals), \(row.kind), \(row.result),
-                    \(row.intentID), \(row.detail), \(row.clockSupplied))
-            \(unescaped: close)
-            """ as PostgresQuery)
-        guard let id = try rows.first?[0].decode(Int64.self) else {
-            throw PostgresStateError("\(path): the audit insert returned no id")
-        }
-        return id
-    }
-
-    private static func queue(_ outbox: [OutboxMessage], _ s: PostgresSession) throws {
-        for message in outbox {
-            try s.run(
-                """
-                INSERT INTO outbox (eventKey, target, rollout, body, createdAt)
-                VALUES (\(message.key), \(message.target), \(message.rollout), \(message.body),
-                        \(message.createdAt.timeIntervalSince1970))
-                ON CONFLICT (eventKey, target) DO NOTHING
-                """)
         }
     }
 }
