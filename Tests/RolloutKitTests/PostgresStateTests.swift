@@ -289,6 +289,46 @@ struct PostgresStateTests {
         }
     }
 
+    /// The session is ended by the server in the middle of the run: after the run read its records, while it
+    /// reads the flag (the flag store below calls `pg_terminate_backend` then, a real fault at a chosen moment).
+    /// The rolled-back record cannot be committed; the flag is disabled all the same and the notification sent.
+    @Test func aSessionLostMidRunStillLetsTheRollbackDisableAndNotify() async throws {
+        try await Self.withPostgres { server in
+            let database = "lost_mid_run"
+            try await Self.atCanary10Breaching(server, database: database) { w, delivered, url in
+                let before = try Self.stored(url)
+                guard case .held(let lock) = try RunLock.acquire(statePath: url, wait: .zero, dryRun: false),
+                    let session = lock.state as? PostgresStateStore
+                else {
+                    Issue.record("the lock was not taken")
+                    return
+                }
+                let cutting = SessionCuttingFlagStore(inner: w.world.flags) {
+                    _ = try server.sql(
+                        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+                        database: database)
+                    try await SessionWait.until { !session.isOpen }
+                }
+                var settings = w.world.settings(.reconcile(dryRun: false), hours: 2)
+                settings.openedState = lock.state
+                let ports = RunPorts(
+                    flags: cutting, metrics: w.world.metrics, notifier: w.world.notifier, logger: w.world.logger)
+                let report = try await Reconciler(settings: settings, ports: lock.guarding(ports)).run()
+                lock.unlock()
+                let rollout = try #require(report.rollout())
+                #expect(w.environments() == ["staging": .disabled, "production": .disabled])
+                #expect(rollout.errors.contains { $0.message.hasPrefix("rollback not recorded") }, "\(rollout.errors)")
+                #expect(report.errorCount >= 1)  // exit 1
+                #expect(delivered.current.count == 1)
+                #expect(try Self.stored(url) == before)
+
+                let next = try await w.run(hours: 3)
+                #expect(next.rollout()?.status == .rolledBack)
+                #expect(try Self.stored(url)?.record.status == .rolledBack)
+            }
+        }
+    }
+
     /// The database refuses writes (`default_transaction_read_only`, set by its owner as an operator would to
     /// freeze it): the run opens the state for reading, disables, notifies directly and exits 1; once writes are
     /// allowed again the next run records the rollback.
@@ -327,4 +367,34 @@ enum SessionWait {
             try await Task.sleep(for: .milliseconds(50))
         }
     }
+}
+
+/// A flag store that, on its first read, runs `cut` (a real fault: the test ends the state's session on the
+/// server) before it reads; everything else goes to `inner`.
+final class SessionCuttingFlagStore: FlagStore, @unchecked Sendable {
+    let inner: FlagStore
+    private let cut: @Sendable () async throws -> Void
+    private let done = LockedBox(false)
+
+    init(inner: FlagStore, cut: @escaping @Sendable () async throws -> Void) {
+        self.inner = inner
+        self.cut = cut
+    }
+
+    func read(flag: String) async throws -> FlagSnapshot {
+        let first = done.withLock { wasDone -> Bool in
+            defer { wasDone = true }
+            return !wasDone
+        }
+        if first { try await cut() }
+        return try await inner.read(flag: flag)
+    }
+
+    func apply(flag: String, patch: FlagPatch, ifMatch version: String) async throws -> FlagSnapshot {
+        try await inner.apply(flag: flag, patch: patch, ifMatch: version)
+    }
+
+    func flush() async throws { try await inner.flush() }
+    var stagesWrites: Bool { inner.stagesWrites }
+    func planProblems(_ plan: Plan, path: String) -> [Diagnostic] { inner.planProblems(plan, path: path) }
 }
