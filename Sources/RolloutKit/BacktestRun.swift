@@ -83,7 +83,7 @@ public enum BacktestRunner {
         progress: (@Sendable (_ done: Int, _ total: Int) -> Void)? = nil
     ) async throws -> BacktestReport {
         let repository = try GitRepository(path: settings.repositoryPath)
-        let state = try StateStores.openReadOnly(settings.statePath)
+        let state = try StateStorageFactory.openReadOnly(settings.statePath)
         let policyRoot = try state?.installation()?.policyRootCommit
         let loaded = try RepositoryReader.load(
             repository: repository, ref: settings.ref, cacheFile: nil, policyRoot: policyRoot)

@@ -65,7 +65,7 @@ public enum Initializer {
     }
 
     public static func run(_ settings: Settings, flags: FlagStore, logger: Logger) async throws -> Report {
-        if try StateStores.exists(settings.statePath) {
+        if try StateStorageFactory.exists(settings.statePath) {
             return try recordRepository(settings)
         }
         let repository = try GitRepository(path: settings.repositoryPath)
@@ -103,7 +103,7 @@ public enum Initializer {
                     + " past phase 0; pass --adopt to start each at the phase its flag matches "
                     + "(or overridden when it matches none)")
         }
-        let store = try StateStores.create(
+        let store = try StateStorageFactory.create(
             settings.statePath,
             installation: Installation(
                 repositoryRoot: root, policyRootCommit: loaded.policy.root?.commit,
@@ -159,7 +159,7 @@ public enum Initializer {
     /// `--policy-root COMMIT --adopt` replaces the root of trust of an installation, recorded in the audit
     /// log with the previous root (SPEC §4.3). Any other existing state is never overwritten.
     private static func recordRepository(_ settings: Settings) throws -> Report {
-        let store = try StateStores.open(settings.statePath)
+        let store = try StateStorageFactory.open(settings.statePath)
         let existing = try store.installation()
         let replacing = existing != nil && settings.policyRoot != nil && settings.adopt
         // SPEC §4.0 rules 1 and 5 [r3]: `init --adopt` on an installation accepts the branch the policy in force

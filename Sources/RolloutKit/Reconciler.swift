@@ -23,8 +23,8 @@ public struct Reconciler: Sendable {
         let state: (any StateStorage)? =
             try settings.openedState
             ?? (settings.mode.applies
-                ? StateStores.open(settings.statePath)
-                : StateStores.openReadOnly(settings.statePath))
+                ? StateStorageFactory.open(settings.statePath)
+                : StateStorageFactory.openReadOnly(settings.statePath))
         // SPEC §4.0 rule 1 [r3]: with a state, reconcile reads only the branch the state recorded.
         let isReconcile = settings.mode != .plan
         // `plan` (and `serve`) without `--ref` read what the next reconcile reads, and judge its tip the same way.
@@ -364,6 +364,8 @@ public struct Reconciler: Sendable {
                         intents: intents, plan: plan, flag: flag, record: record, state: state,
                         context: context)
                     intents = []
+                } catch  where UnrecordedWrites.isUnwritable(error, state: state) {
+                    intents = []  // SPEC §5.3 [r3]: resolved by the next run that can write; this one only lowers
                 } catch {
                     return RolloutOutcome(report: failed(report, "recovering interrupted changes: \(error)"))
                 }

@@ -29,7 +29,7 @@ public struct ValidateReport: Sendable {
         var root: String?
         if let policyRoot {
             root = try repository.resolveCommit(policyRoot).description
-        } else if let state = try? StateStores.openReadOnly(
+        } else if let state = try? StateStorageFactory.openReadOnly(
             RunSettings.defaultStatePath(repositoryPath: repositoryPath))
         {
             root = try? state.installation()?.policyRootCommit

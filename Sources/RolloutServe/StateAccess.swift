@@ -16,7 +16,7 @@ final class StateAccess: @unchecked Sendable {
         defer { lock.unlock() }
         // [issue 12] A PostgreSQL session that ended (a server restart) is opened again on the next request.
         if let opened, (opened as? PostgresStateStore)?.isOpen != false { return opened }
-        opened = try? StateStores.openReadOnly(path)
+        opened = try? StateStorageFactory.openReadOnly(path)
         return opened
     }
 }

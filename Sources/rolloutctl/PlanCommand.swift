@@ -92,7 +92,7 @@ struct Plan: AsyncParsableCommand {
         let report: RunReport
         do {
             // Opened here to say when it can only be read (SPEC §6 [r3]); plan never writes it anyway.
-            settings.openedState = try StateStores.openReadOnly(options.state)
+            settings.openedState = try StateStorageFactory.openReadOnly(options.state)
             noteReadOnly(settings.openedState)
             report = try await Reconciler(settings: settings, ports: wiring.ports).run()
         } catch {

@@ -60,7 +60,7 @@ struct History: ParsableCommand {
 /// works without one). A damaged state is exit 1 with the error that says what to do.
 func withStateStore(_ path: String, absent: String, _ render: (any StateStorage) throws -> String) throws {
     try exitingOnFailure {
-        guard let store = try StateStores.openReadOnly(path) else {
+        guard let store = try StateStorageFactory.openReadOnly(path) else {
             print(absent)
             return
         }
@@ -71,7 +71,7 @@ func withStateStore(_ path: String, absent: String, _ render: (any StateStorage)
 
 /// `note: the state at PATH …` on stderr when the state can only be read.
 func noteReadOnly(_ state: (any StateStorage)?) {
-    if let store = state as? StateStore, let reason = store.readOnlyReason {
+    if let store = state as? SQLiteStateStore, let reason = store.readOnlyReason {
         printError("note: the state at \(store.path): \(reason)")
     }
 }

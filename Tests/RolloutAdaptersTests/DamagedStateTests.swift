@@ -12,7 +12,7 @@ import Testing
     @Test func anUnknownStatusOrAValueOfTheWrongTypeIsAnError() throws {
         let directory = try TemporaryDirectory()
         let path = directory.file("state.sqlite")
-        let store = try StateStore(path: path)
+        let store = try SQLiteStateStore(path: path)
         try store.save(
             rollout: "exp-001", flag: "portal_form_autosave",
             record: RolloutRecord(
@@ -35,5 +35,24 @@ import Testing
             "\(error)".contains("rollout.updatedAt holds \"yesterday\", not a Double")
                 && "\(error)".hasSuffix("restore it from a backup")
         }
+    }
+
+    /// The one audit-row codec of both homes (`AuditRow`): a kind this build does not know reads as `event` — a
+    /// record that claims no flag call — never as an intent or a result, and does not close the intent it names.
+    @Test func anAuditRowOfAnUnknownKindReadsAsAnEvent() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("state.sqlite")
+        let store = try SQLiteStateStore(path: path)
+        let intentID = try store.append(AuditRowFixture.intent)
+        let raw = try DatabaseQueue(path: path)
+        try raw.write {
+            try $0.execute(
+                sql: """
+                    INSERT INTO audit (time, rollout, reason, approvals, kind, intentID)
+                    VALUES (1800000100, 'exp-001', 'by hand', '[]', 'compensation', ?)
+                    """, arguments: [intentID])
+        }
+        #expect(AuditRowFixture.unknownKindProblem(try store.history(rollout: "exp-001"), intentID: intentID) == nil)
+        #expect(try store.unresolvedIntents(rollout: "exp-001").map(\.id) == [intentID])
     }
 }

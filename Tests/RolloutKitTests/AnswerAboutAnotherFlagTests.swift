@@ -22,7 +22,7 @@ import Testing
         let message = rollout.errors.first?.message ?? ""
         #expect(message.contains("portal_form_autosave") && message.contains(Self.other), "\(message)")
         #expect(report.errorCount == 1)
-        let state = try #require(try StateStore.openIfExists(path: statePath))
+        let state = try #require(try SQLiteStateStore.openIfExists(path: statePath))
         #expect(try state.rollout("exp-001-autosave")?.record.status != .overridden)
         #expect(try state.outbox().allSatisfy { !$0.message.body.contains("\"status\":\"overridden\"") })
         #expect(try state.history(rollout: "exp-001-autosave").allSatisfy { $0.reason != "overridden" })

@@ -88,7 +88,7 @@ import Testing
         #expect(report.rollout()?.changes.isEmpty == true)
 
         // The audit log holds an intent and a result for each of the four steps.
-        let store = try StateStores.open(world.statePath)
+        let store = try StateStorageFactory.open(world.statePath)
         let history = try store.history(rollout: "exp-001-autosave").reversed()
         let applied = history.filter { $0.kind == .result && $0.result == "applied" }
         #expect(applied.map(\.phase) == ["staging", "canary-10", "canary-50", "production"])
@@ -122,7 +122,7 @@ import Testing
         #expect(report.rollout()?.changes.isEmpty == true)
 
         // ...and the audit records the value that caused it.
-        let store = try StateStore(path: world.statePath)
+        let store = try SQLiteStateStore(path: world.statePath)
         let rollback = try #require(
             try store.history(rollout: "exp-001-autosave").first { $0.reason == "rollback" && $0.kind == .intent })
         #expect(rollback.detail?.contains("error-rate = 0.031") == true)

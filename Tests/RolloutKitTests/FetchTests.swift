@@ -25,7 +25,7 @@ import Testing
         try upstream.repo.git("push", "-q", origin.path + "/repo.git", "main")
 
         let state = try TemporaryDirectory(prefix: "rolloutctl-fetch-state")
-        _ = try StateStore.create(
+        _ = try SQLiteStateStore.create(
             path: state.file("state.sqlite"),
             installation: Installation(repositoryRoot: try upstream.repositoryRoot()))
         func run(fetch: String?) async throws -> RunReport {

@@ -74,7 +74,7 @@ import Testing
         #expect(report.rollouts.filter { $0.applied && !$0.changes.isEmpty }.count == 4)
         #expect(counter.flushes == 1)
         #expect(counter.appliesBeforeFirstFlush == 4)
-        let results = try StateStore(path: world.statePath).history().filter { $0.kind == .result }
+        let results = try SQLiteStateStore(path: world.statePath).history().filter { $0.kind == .result }
         #expect(results.count == 4)
         _ = try await world.run(.plan, hours: 1)
         #expect(counter.flushes == 1)  // plan never flushes

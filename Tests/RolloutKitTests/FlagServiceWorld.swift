@@ -77,11 +77,11 @@ final class FlagServiceWorld: @unchecked Sendable {
 
     /// The audit log of a rollout, oldest first.
     func audit(_ rollout: String = "exp-001-autosave") throws -> [AuditEntry] {
-        try StateStore(path: world.statePath).history(rollout: rollout).reversed()
+        try SQLiteStateStore(path: world.statePath).history(rollout: rollout).reversed()
     }
 
     func stored(_ rollout: String = "exp-001-autosave") throws -> StoredRollout? {
-        try StateStore.openIfExists(path: world.statePath)?.rollout(rollout)
+        try SQLiteStateStore.openIfExists(path: world.statePath)?.rollout(rollout)
     }
 
     /// Staging at 100% (hour 0), canary-10's approvals merged, canary-10 entered (hour 1).

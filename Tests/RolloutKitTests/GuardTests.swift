@@ -43,7 +43,7 @@ import Testing
         #expect(rollout.status == .rolledBack)
         #expect(rollout.changes.map(\.environment) == ["production", "staging"])
         #expect(try await world.flagState() == ["staging": .disabled, "production": .disabled])
-        let outbox = try StateStore(path: world.statePath).outbox()
+        let outbox = try SQLiteStateStore(path: world.statePath).outbox()
         #expect(outbox.count == 1)
         #expect(outbox.first?.message.body.contains("rolled-back") == true)
         // Healthy again and still broken: nothing is raised, the rollback stays.
@@ -121,7 +121,7 @@ import Testing
         try world.repo.git("update-ref", "refs/heads/main", recorded)
         let late = try await world.run(hours: 3)
         // Behind: no new tip is recorded (§4.0 rule 5).
-        let kept = try StateStore(path: world.statePath).keptValues(prefix: TipTrust.keyPrefix)
+        let kept = try SQLiteStateStore(path: world.statePath).keptValues(prefix: TipTrust.keyPrefix)
         #expect(kept[TipTrust.tipKey] == abortedTip)
         #expect(late.errorCount == 0)
         #expect(late.rollout()?.changes.isEmpty == true)
@@ -146,10 +146,10 @@ import Testing
         let report = try await world.run(hours: 2)
         #expect(report.errorCount > 0)
         #expect(report.rollout()?.blockers.contains { $0.detail.contains("history rewritten") } == true)
-        let first = try StateStore(path: world.statePath).outbox().count
+        let first = try SQLiteStateStore(path: world.statePath).outbox().count
         #expect(first == 1)
         _ = try await world.run(hours: 3)
-        #expect(try StateStore(path: world.statePath).outbox().count == first)  // once per new tip
+        #expect(try SQLiteStateStore(path: world.statePath).outbox().count == first)  // once per new tip
         // A breach is still rolled back by the guard while the tip is not trusted.
         try metrics.set(Self.breach)
         let breach = try await world.run(hours: 4)
@@ -178,10 +178,10 @@ import Testing
                     RolloutWorld.exp001Plan(),
             ], "Add exp-001", author: RolloutWorld.robin)
         // An r2 state: no branch, no tip, no guards.
-        _ = try StateStores.create(
+        _ = try StateStorageFactory.create(
             world.statePath, installation: Installation(repositoryRoot: try world.repositoryRoot()))
         _ = try await world.run(hours: 0)
-        let state = try StateStore(path: world.statePath)
+        let state = try SQLiteStateStore(path: world.statePath)
         let line = try state.keptValues(prefix: TipTrust.keyPrefix)
         #expect(line[TipTrust.branchKey] == "main")
         #expect(line[TipTrust.tipKey] == (try world.repo.head()))
@@ -263,7 +263,7 @@ import Testing
         #expect(before.rollout()?.blockers.contains { $0.detail.contains("names branch release") } == true)
         _ = try await world.initialise(adopt: true, hours: 2)
         #expect(
-            try StateStore(path: world.statePath).keptValues(prefix: TipTrust.keyPrefix)[TipTrust.branchKey]
+            try SQLiteStateStore(path: world.statePath).keptValues(prefix: TipTrust.keyPrefix)[TipTrust.branchKey]
                 == "release")
         let after = try await world.run(hours: 3)
         #expect(after.errorCount == 0, "\(after.rollouts.map(\.blockers))")

@@ -43,7 +43,8 @@ import Testing
         // init, then reconcile works.
         let report = try await world.initialise()
         #expect(report.repositoryRoot == (try world.repositoryRoot()))
-        #expect(try StateStore(path: world.statePath).installation()?.repositoryRoot == (try world.repositoryRoot()))
+        #expect(
+            try SQLiteStateStore(path: world.statePath).installation()?.repositoryRoot == (try world.repositoryRoot()))
         #expect(try await world.run(hours: 0).rollout()?.applied == true)
         // init never overwrites a state.
         await #expect(throws: StateStoreError.alreadyInitialised(path: world.statePath)) {
@@ -120,7 +121,7 @@ import Testing
         #expect(plan.rollout()?.changes.count == 1)
         _ = try await world.run(.reconcile(dryRun: true), hours: 1)
         #expect(files()[""] == before[""])
-        #expect(try StateStore(path: world.statePath).history().count == 2)
+        #expect(try SQLiteStateStore(path: world.statePath).history().count == 2)
     }
 
     @Test func initOnAnExposedInstallationNeedsAdoptAndThenNeverReexposesARolledBackRollout() async throws {
@@ -181,7 +182,7 @@ import Testing
             "\(error)".contains("earlier than the latest reconcile") && "\(error)".contains("time never runs backwards")
         }
         _ = try await run(5)  // the same time is not earlier
-        let audit = try StateStore(path: world.statePath).history()
+        let audit = try SQLiteStateStore(path: world.statePath).history()
         #expect(!audit.isEmpty)
         #expect(audit.allSatisfy { $0.clockSupplied })
     }
@@ -190,7 +191,7 @@ import Testing
         let world = try RolloutWorld()
         try world.seed()
         _ = try await world.run(hours: 0)
-        let store = try StateStore(path: world.statePath)
+        let store = try SQLiteStateStore(path: world.statePath)
         let intent = AuditEntry(
             time: world.start, rollout: "exp-001-autosave", phase: "canary-10",
             environment: "production", from: nil, to: .init(enabled: true, coverage: 10),
@@ -262,9 +263,9 @@ final class StagingFlagStoreDouble: FlagStore, @unchecked Sendable {
         #expect(staging.flushes == 1)
         #expect(try await staging.inner.read(flag: "other_flag").environments["staging"]?.coverage == 100)
         // Both intents come before both results: the results waited for the flush.
-        let audit = try StateStore(path: world.statePath).history().reversed().map(\.kind)
+        let audit = try SQLiteStateStore(path: world.statePath).history().reversed().map(\.kind)
         #expect(Array(audit) == [.intent, .intent, .result, .result])
-        #expect(try StateStore(path: world.statePath).rollout("exp-002")?.record.phase == "staging")
+        #expect(try SQLiteStateStore(path: world.statePath).rollout("exp-002")?.record.phase == "staging")
     }
 
     @Test func aFailedFlushRecordsFailedResultsAndKeepsTheState() async throws {
@@ -277,7 +278,7 @@ final class StagingFlagStoreDouble: FlagStore, @unchecked Sendable {
         let rollout = try #require(report.rollout())
         #expect(!rollout.applied)
         #expect(rollout.errors.contains { $0.message.contains("disk full") })
-        let store = try StateStore(path: world.statePath)
+        let store = try SQLiteStateStore(path: world.statePath)
         #expect(try store.history().compactMap(\.result) == ["failed"])
         #expect(try store.rollout("exp-001-autosave") == nil)
         #expect(try store.allUnresolvedIntents().isEmpty)

@@ -336,7 +336,7 @@ import Testing
             let rollout = try await w.reconcile(hours: 1)
             #expect(rollout.nextPhase == "canary-10")
             #expect(rollout.warnings.contains { $0.contains("rule 1 (\"beta\") serves true") })
-            let audit = try StateStore(path: w.world.statePath).history(rollout: "exp-001-autosave")
+            let audit = try SQLiteStateStore(path: w.world.statePath).history(rollout: "exp-001-autosave")
             #expect(
                 audit.filter { $0.kind == .result }.compactMap(\.result).sorted() == ["applied", "applied", "conflict"])
             #expect(launchDarkly.patches.dropFirst(sent).map(\.environment) == ["production"])

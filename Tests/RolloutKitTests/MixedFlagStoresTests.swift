@@ -71,7 +71,7 @@ import Testing
             #expect(
                 try FileManager.default.attributesOfItem(atPath: staging.path)[.systemFileNumber] as? NSNumber
                     == stagingFile)
-            let results = try StateStore(path: w.world.statePath).history(rollout: "exp-001-autosave")
+            let results = try SQLiteStateStore(path: w.world.statePath).history(rollout: "exp-001-autosave")
                 .filter { $0.kind == .result }.sorted { ($0.id ?? 0) < ($1.id ?? 0) }
             #expect(results.filter { $0.environment == "staging" }.map(\.result) == ["applied", "applied"])
             #expect(

@@ -391,7 +391,7 @@ extension PrometheusHealthGates {
                     #expect(Set(requests.compactMap { $0.queryItems["query"] }) == expected)
 
                     // The audit log keeps the reason of the hold.
-                    let store = try StateStore(path: world.statePath)
+                    let store = try SQLiteStateStore(path: world.statePath)
                     let hold = try #require(
                         try store.history(rollout: "exp-001-autosave").first { $0.reason == "holding" })
                     #expect(hold.detail?.contains("prometheus answered HTTP 503") == true, "\(hold.detail ?? "nil")")
@@ -466,7 +466,7 @@ extension PrometheusHealthGates {
                 #expect(blocker.detail.contains("error-rate = 0.03, max 0.02"), "\(blocker.detail)")
 
                 // The audit log records the value behind the rollback, for each environment.
-                let store = try StateStore(path: world.statePath)
+                let store = try SQLiteStateStore(path: world.statePath)
                 let intents = try store.history(rollout: "exp-001-autosave").filter {
                     $0.kind == .intent && $0.reason == "rollback"
                 }
@@ -506,7 +506,7 @@ extension PrometheusHealthGates {
                 #expect(try await world.flagState()["production"] == FlagEnvironmentState(enabled: true, coverage: 10))
 
                 // The audit log records the value behind the hold.
-                let store = try StateStore(path: world.statePath)
+                let store = try SQLiteStateStore(path: world.statePath)
                 let hold = try #require(try store.history(rollout: "exp-001-autosave").first { $0.reason == "holding" })
                 #expect(hold.kind == .event)
                 #expect(hold.phase == "canary-10")
@@ -539,7 +539,7 @@ extension PrometheusHealthGates {
                 report = try await world.run(hours: 27)
                 #expect(report.rollout()?.status == .holding)
 
-                let store = try StateStore(path: world.statePath)
+                let store = try SQLiteStateStore(path: world.statePath)
                 let history = try store.history(rollout: "exp-001-autosave")
                 #expect(
                     history.contains { $0.detail?.contains("latency-p95-delta = 0.25, max 0.2") == true },
@@ -566,7 +566,7 @@ extension PrometheusHealthGates {
                     "\(rollout.blockers.map(\.detail))")
                 #expect(try await world.flagState()["production"] == FlagEnvironmentState(enabled: true, coverage: 10))
 
-                let store = try StateStore(path: world.statePath)
+                let store = try SQLiteStateStore(path: world.statePath)
                 let hold = try #require(try store.history(rollout: "exp-001-autosave").first { $0.reason == "holding" })
                 #expect(hold.detail?.contains("error-rate: no data (no data)") == true, "\(hold.detail ?? "nil")")
             }
@@ -699,7 +699,7 @@ extension PrometheusHealthGates {
                 #expect(rollout.changes.isEmpty)
                 expectHealthy(rollout, "production")
 
-                let store = try StateStore(path: world.statePath)
+                let store = try SQLiteStateStore(path: world.statePath)
                 let history = try store.history(rollout: "exp-001-autosave").reversed()
                 let applied = history.filter { $0.kind == .result && $0.result == "applied" }
                 #expect(applied.map(\.phase) == ["staging", "canary-10", "canary-50", "production"])
@@ -878,7 +878,7 @@ extension PrometheusHealthGates {
                     report.rollout()?.health.allSatisfy { $0.noDataReason?.hasPrefix("prometheus unreachable") == true }
                         == true)
 
-                let store = try StateStore(path: world.statePath)
+                let store = try SQLiteStateStore(path: world.statePath)
                 let hold = try #require(try store.history(rollout: "exp-001-autosave").first { $0.reason == "holding" })
                 #expect(hold.detail?.contains("timed out") == true, "\(hold.detail ?? "nil")")
             }

@@ -58,7 +58,8 @@ import Testing
             let audit = try w.audit()
             #expect(audit.map(\.kind) == [.intent, .result])
             #expect(audit.last?.result == "failed")
-            #expect(try StateStore(path: w.world.statePath).unresolvedIntents(rollout: "exp-001-autosave").isEmpty)
+            #expect(
+                try SQLiteStateStore(path: w.world.statePath).unresolvedIntents(rollout: "exp-001-autosave").isEmpty)
 
             // Neither token leaks, even though the service refused one.
             for secret in ["wrong-token-7d2e", "s3cr3t-admin-token-4f1c"] {

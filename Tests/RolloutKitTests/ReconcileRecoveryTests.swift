@@ -11,7 +11,7 @@ import Testing
     /// Writes the intent of the canary-10 advance exactly as a run at `hours` would, and
     /// returns its id: the state a run killed right after writing it leaves.
     private func writeCanary10Intent(_ w: FlagServiceWorld, hours: Double) throws -> Int64 {
-        let store = try StateStore(path: w.world.statePath)
+        let store = try SQLiteStateStore(path: w.world.statePath)
         return try store.append(
             AuditEntry(
                 time: w.world.time(hours: hours), rollout: "exp-001-autosave", phase: "canary-10",
@@ -57,7 +57,7 @@ import Testing
             let result = try #require(audit.first { $0.intentID == intentID })
             #expect(result.result == "interrupted-applied")
             #expect(audit.filter { $0.intentID == intentID }.count == 1)
-            let store = try StateStore(path: w.world.statePath)
+            let store = try SQLiteStateStore(path: w.world.statePath)
             #expect(try store.unresolvedIntents(rollout: "exp-001-autosave").isEmpty)
             #expect(try store.phaseEntries(rollout: "exp-001-autosave").map(\.phase) == ["staging", "canary-10"])
 
@@ -96,7 +96,8 @@ import Testing
             #expect(after.compactMap(\.result) == ["interrupted-not-applied", "applied"])
             // Bake counts from the run that really applied it.
             #expect(try w.stored()?.record.enteredAt == w.world.time(hours: 2))
-            #expect(try StateStore(path: w.world.statePath).unresolvedIntents(rollout: "exp-001-autosave").isEmpty)
+            #expect(
+                try SQLiteStateStore(path: w.world.statePath).unresolvedIntents(rollout: "exp-001-autosave").isEmpty)
         }
     }
 

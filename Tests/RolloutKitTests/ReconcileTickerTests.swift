@@ -26,7 +26,7 @@ import Testing
                 """
         }
         try world.repo.commitFiles(files, "Add \(count) rollouts", author: RolloutWorld.robin)
-        _ = try StateStores.create(
+        _ = try StateStorageFactory.create(
             world.statePath, installation: Installation(repositoryRoot: try world.repositoryRoot()))
         return world
     }

@@ -48,7 +48,7 @@ import Testing
             }
             #expect(w.environments() == ["staging": .disabled, "production": .disabled])
             // One rollback notification queued, with the decision, before any flag call.
-            let outbox = try StateStore(path: w.world.statePath).outbox()
+            let outbox = try SQLiteStateStore(path: w.world.statePath).outbox()
             #expect(outbox.map(\.message.target) == ["platform-team"])
             #expect(outbox.first?.message.body.contains("\"status\":\"rolled-back\"") == true)
         }
@@ -84,7 +84,7 @@ import Testing
             #expect(w.service.appliedPatches.count == patches)
             #expect(w.environments() == off)
             // Notified once.
-            let outbox = try StateStore(path: w.world.statePath).outbox()
+            let outbox = try SQLiteStateStore(path: w.world.statePath).outbox()
             #expect(outbox.filter { $0.message.body.contains("\"status\":\"overridden\"") }.count == 1)
             #expect(try w.audit().filter { $0.reason == "overridden" }.count == 1)
 
@@ -197,7 +197,7 @@ import Testing
             #expect(posts.last?.body.contains("\"status\":\"rolled-back\"") == true)
             // The key is the event's id, in the body too.
             for post in posts { #expect(post.body.contains("\"id\":\"\(post.key)\"")) }
-            let outbox = try StateStore(path: w.world.statePath).outbox()
+            let outbox = try SQLiteStateStore(path: w.world.statePath).outbox()
             #expect(outbox.allSatisfy { $0.delivered })
             #expect(Set(outbox.map(\.message.key)) == Set(posts.map(\.key)))
         }
@@ -218,7 +218,9 @@ import Testing
             #expect(hook.requests.count == 2)
             _ = try await w.run(hours: 27)  // 25 hours after the event
             #expect(hook.requests.count == 2)
-            #expect(try StateStore(path: w.world.statePath).pendingOutbox(now: w.world.time(hours: 27)).pending.isEmpty)
+            #expect(
+                try SQLiteStateStore(path: w.world.statePath).pendingOutbox(now: w.world.time(hours: 27)).pending
+                    .isEmpty)
             #expect(w.logs.all.contains { $0.contains("not delivered in 24 hours") })
         }
         await hook.stop()

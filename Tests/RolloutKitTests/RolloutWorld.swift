@@ -80,8 +80,8 @@ final class RolloutWorld: @unchecked Sendable {
         try repo.commitFiles(
             ["policies/approvers.json": Self.approvers, "rollouts/\(rollout)/plan.json": plan],
             "Add \(rollout)", author: Self.robin)
-        if !(try StateStores.exists(statePath)) {
-            let state = try StateStores.create(
+        if !(try StateStorageFactory.exists(statePath)) {
+            let state = try StateStorageFactory.create(
                 statePath, installation: Installation(repositoryRoot: try repositoryRoot()))
             // As `init` does since r3 (SPEC §4.0 rules 1 and 5): the branch it reads and the tip its line starts at.
             try state.keep([TipTrust.branchKey: "main", TipTrust.tipKey: try repo.head()], audit: [])

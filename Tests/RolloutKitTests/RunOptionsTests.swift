@@ -13,13 +13,13 @@ import Testing
     @Test func dryRunDecidesButAppliesAndRecordsNothing() async throws {
         let world = try RolloutWorld()
         try world.seed()
-        let before = try StateStore(path: world.statePath).history()
+        let before = try SQLiteStateStore(path: world.statePath).history()
         let report = try await world.run(.reconcile(dryRun: true), hours: 0)
         #expect(report.rollout()?.changes.map(\.environment) == ["staging"])
         #expect(report.rollout()?.applied == false)
         #expect(try await world.flagState().isEmpty)
-        #expect(try StateStore(path: world.statePath).history() == before)
-        #expect(try StateStore(path: world.statePath).allRollouts().isEmpty)
+        #expect(try SQLiteStateStore(path: world.statePath).history() == before)
+        #expect(try SQLiteStateStore(path: world.statePath).allRollouts().isEmpty)
     }
 
     @Test func rolloutOptionLimitsTheRunToTheNamedRollouts() async throws {

@@ -149,7 +149,7 @@ import Testing
             #expect(w.unleash.writes.map(\.method) == ["POST", "POST"])  // the strategy, then on
             let posts = w.unleash.requests.filter { $0.method == "POST" && $0.path.hasSuffix("/strategies") }
             #expect(posts.count == 3)
-            let audit = try StateStore(path: w.world.statePath).history(rollout: "exp-001-autosave")
+            let audit = try SQLiteStateStore(path: w.world.statePath).history(rollout: "exp-001-autosave")
             #expect(audit.filter { $0.kind == .result }.map(\.result) == ["applied"])
         }
     }
@@ -172,7 +172,7 @@ import Testing
             let rollout = try await w.reconcile(hours: 1)
             #expect(rollout.nextPhase == "canary-10")
             #expect(rollout.warnings.contains { $0.contains("\"qa\" (userWithId)") })
-            let audit = try StateStore(path: w.world.statePath).history(rollout: "exp-001-autosave")
+            let audit = try SQLiteStateStore(path: w.world.statePath).history(rollout: "exp-001-autosave")
             #expect(
                 audit.filter { $0.kind == .result }.compactMap(\.result).sorted()
                     == ["applied", "applied", "conflict"])

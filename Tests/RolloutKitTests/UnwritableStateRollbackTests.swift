@@ -99,4 +99,93 @@ import Testing
             #expect(w.environments() == ["staging": .disabled, "production": .disabled])
         }
     }
+
+    /// A webhook on 127.0.0.1 that records the bodies it is sent, and the world notifying `platform-team` there.
+    static func recordingHook(_ w: FlagServiceWorld) async throws -> (HTTPTestServer, LockedBox<[String]>) {
+        let delivered = LockedBox<[String]>([])
+        let hook = HTTPTestServer { request in
+            delivered.withLock { $0.append(request.bodyString) }
+            return .json(200, "{}")
+        }
+        try await hook.start()
+        w.world.notifier = WebhookNotifier(
+            urls: ["platform-team": hook.baseURL + "/hook"], client: w.client, logger: w.world.logger)
+        return (hook, delivered)
+    }
+
+    /// An intent left open by an interrupted run (the canary-50 advance, written exactly as a run writes it, its
+    /// PATCH never sent) does not stop a rollback on a state that cannot be written: the recovery, which would
+    /// write its result, waits for a run that can write; this one lowers the flag.
+    @Test func anOpenIntentOfAnInterruptedRunDoesNotStopARollbackOnAReadOnlyState() async throws {
+        try await FlagServiceWorld.with { w in
+            let (hook, delivered) = try await Self.recordingHook(w)
+            defer { Task { await hook.stop() } }
+            try await w.reachCanary10()
+            let intentID = try SQLiteStateStore(path: w.world.statePath).append(
+                AuditEntry(
+                    time: w.world.time(hours: 25), rollout: "exp-001-autosave", phase: "canary-50",
+                    environment: "production", from: .on(10), to: .on(50), reason: "advance",
+                    revision: try w.world.repo.head(), planBlob: try w.world.planBlob(), approvals: [], kind: .intent))
+            try w.metrics.set(RollbackOverrideTests.breach)
+            let before = try w.stored()
+
+            let mounted = try await Self.unwritable(w.world.stateDirectory.path, how: "read-only") {
+                let report = try await w.run(hours: 26)
+                let rollout = try #require(report.rollout())
+                #expect(w.environments() == ["staging": .disabled, "production": .disabled])
+                #expect(
+                    !rollout.errors.contains { $0.message.contains("recovering interrupted changes") },
+                    "\(rollout.errors)")
+                #expect(rollout.errors.contains { $0.message.hasPrefix("rollback not recorded") }, "\(rollout.errors)")
+                #expect(delivered.current.count == 1)
+                #expect(try w.stored() == before)
+            }
+            guard mounted else {
+                print("skipped: this process may not mount, so no state can be made read-only here")
+                return
+            }
+            // Writable again: the open intent is resolved (never applied) and the rollback recorded.
+            let next = try await w.run(hours: 27)
+            #expect(next.rollout()?.status == .rolledBack)
+            let audit = try w.audit()
+            #expect(audit.first { $0.intentID == intentID }?.result == "interrupted-not-applied")
+            #expect(
+                try SQLiteStateStore(path: w.world.statePath).unresolvedIntents(rollout: "exp-001-autosave").isEmpty)
+            #expect(w.environments() == ["staging": .disabled, "production": .disabled])
+        }
+    }
+
+    /// A guarded rollback (SPEC §5.13: the plan broken by a merge, the checks of the plan whose gates held) on a
+    /// state that cannot be written disables the flag and sends its notification directly: it cannot be queued.
+    @Test func aGuardedRollbackOnAReadOnlyStateNotifiesDirectly() async throws {
+        try await FlagServiceWorld.with { w in
+            let (hook, delivered) = try await Self.recordingHook(w)
+            defer { Task { await hook.stop() } }
+            try await w.reachCanary10()
+            try w.world.editPlan("{ \"apiVersion\": \"rolloutctl/v1\", ", message: "Broken merge")
+            try w.metrics.set(RollbackOverrideTests.breach)
+            let before = try w.stored()
+
+            let mounted = try await Self.unwritable(w.world.stateDirectory.path, how: "read-only") {
+                let report = try await w.run(hours: 2)
+                let rollout = try #require(report.rollout())
+                #expect(rollout.guardNote?.contains("guarded by the checks of plan") == true)
+                #expect(w.environments() == ["staging": .disabled, "production": .disabled])
+                #expect(rollout.errors.contains { $0.message.hasPrefix("rollback not recorded") }, "\(rollout.errors)")
+                #expect(report.runErrors.first?.message.contains("cannot be written") == true)
+                #expect(delivered.current.count == 1)
+                #expect(delivered.current.first?.contains("\"status\":\"rolled-back\"") == true)
+                #expect(try w.stored() == before)
+            }
+            guard mounted else {
+                print("skipped: this process may not mount, so no state can be made read-only here")
+                return
+            }
+            // Writable again, the breach still measured: the next run records the guarded rollback.
+            let next = try await w.run(hours: 3)
+            #expect(next.rollout()?.status == .rolledBack)
+            #expect(try w.stored()?.record.status == .rolledBack)
+            #expect(w.environments() == ["staging": .disabled, "production": .disabled])
+        }
+    }
 }

@@ -1,249 +1,120 @@
 import Foundation
-import Logging
 import NIOCore
 import PostgresNIO
 import RolloutCore
 
-/// Why the PostgreSQL state cannot be used. Messages name the database without a password, and any
-/// occurrence of the password in a server's or a library's text is replaced before it is kept.
-public struct PostgresStateError: Error, CustomStringConvertible, Sendable {
-    public var description: String
-
-    init(_ location: PostgresLocation, doing what: String, _ error: Error, password: String?) {
-        var text: String
-        if let psql = error as? PSQLError {
-            // PSQLError's own description is deliberately vague; the server's message says what went wrong.
-            if let message = psql.serverInfo?[.message] {
-                text = message + (psql.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? "")
-            } else if let underlying = psql.underlying {
-                text = "\(psql.code): \(underlying)"
-            } else {
-                text = "\(psql.code)"
-            }
-        } else {
-            text = "\(error)"
-        }
-        description = Self.scrub("\(location.display): \(what): \(text)", password: password)
-    }
-
-    init(_ text: String) {
-        description = text
-    }
-
-    static func scrub(_ text: String, password: String?) -> String {
-        guard let password, !password.isEmpty else { return text }
-        return text.replacingOccurrences(of: password, with: "********")
-    }
-}
-
-/// The state of SPEC §5.10 in PostgreSQL (SPEC §10), for installations that run several replicas: the same
-/// tables as the SQLite store, versioned migrations (a newer schema is refused), an audit log that the
-/// database itself keeps append-only (a trigger raises on UPDATE, DELETE and TRUNCATE), the same intent/result
-/// protocol and outbox.
+/// The state of SPEC §5.10 in PostgreSQL (SPEC §10), for installations that run several replicas: the tables of
+/// `PostgresSchema`, the same intent/result protocol and outbox as the SQLite store, the same audit rows (`AuditRow`).
 ///
-/// One store is one session: every operation runs on it, one at a time, each in its own transaction. A
-/// reconcile takes the installation's session advisory lock on that same session (`lockInstallation`), so
-/// its writes can only land while it holds the lock; when the session drops, the server releases the lock and
-/// every later operation of this store fails instead of reconnecting.
+/// A store writes on one session (`PostgresSession`), one operation at a time, each in its own transaction. A
+/// reconcile takes the installation's session advisory lock on that same session (`lockInstallation`), so its writes
+/// can only land while it holds the lock; when the session drops, the server releases the lock and every later write
+/// of this store fails instead of reconnecting. A store opened for a run then still reads, on a new read-only
+/// session, and says why it cannot write (`unwritableReason`): the run lowers exposure and records nothing (SPEC §5
+/// rule 3 [r3]: disabling needs no lock). The same holds for a database that refuses writes.
 public final class PostgresStateStore: @unchecked Sendable {
     public let path: String
     public let location: PostgresLocation
-    private let connection: PostgresConnection
-    private let password: String?
-    private let logger = Logger(label: "rolloutctl.state.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
-    /// Serialises operations: a transaction owns the session from BEGIN to COMMIT.
-    private let serial = NSLock()
-    /// How long one statement may take before the session is closed and the operation fails.
-    private let statementTimeout: TimeAmount
+    /// The session every write (and, while it lives, every read) runs on; the one that holds the lock.
+    private let session: PostgresSession
+    /// Opened for a reconcile (`open`, `create`): it may write, and falls back to reading when it cannot.
+    private let forWriting: Bool
+    private let state = NSLock()
+    /// A read-only session that serves the reads of a store whose own session was lost.
+    private var reader: PostgresSession?
+    /// Why the database refuses writes (found on opening, or when a write was refused as read-only).
+    private var refusal: String?
 
-    /// The advisory lock's first key: "rolloutctl" (the second is the installation's repository root).
-    static let lockNamespace: Int32 = 0x726F_6C6C
-
-    private init(
-        location: PostgresLocation, connection: PostgresConnection, password: String?,
-        statementTimeout: TimeAmount
-    ) {
+    private init(location: PostgresLocation, session: PostgresSession, forWriting: Bool) {
         self.location = location
         self.path = location.display
-        self.connection = connection
-        self.password = password
-        self.statementTimeout = statementTimeout
+        self.session = session
+        self.forWriting = forWriting
     }
 
-    deinit {
-        // PostgresNIO insists on a closed connection before it goes; no event loop holds this store
-        // (the statement timeout captures only the connection), so waiting here never blocks a loop.
-        close()
-    }
-
-    /// Connects with the password from `PGPASSWORD` (never from the URL, never printed).
     static func connect(_ location: PostgresLocation, readOnly: Bool) throws -> PostgresStateStore {
-        let password = ProcessInfo.processInfo.environment["PGPASSWORD"]
-        var configuration = PostgresConnection.Configuration(
-            host: location.host, port: location.port, username: location.user, password: password,
-            database: location.database, tls: .disable)
-        configuration.options.connectTimeout = .seconds(10)
-        let logger = Logger(label: "rolloutctl.state.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
-        let future = PostgresConnection.connect(
-            on: PostgresConnection.defaultEventLoopGroup.any(),
-            configuration: configuration, id: 1, logger: logger)
-        let connection: PostgresConnection
-        do {
-            connection = try future.wait()
-        } catch {
-            throw PostgresStateError(location, doing: "cannot connect", error, password: password)
-        }
-        let store = PostgresStateStore(
-            location: location, connection: connection, password: password,
-            statementTimeout: .seconds(60))
-        if readOnly {
-            try store.serialised { try store.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY") }
-        }
-        return store
+        PostgresStateStore(
+            location: location, session: try PostgresSession.connect(location, readOnly: readOnly),
+            forWriting: !readOnly)
     }
 
     /// False once the session is gone (closed here, or ended by the server): a long-lived reader opens another.
-    public var isOpen: Bool { !connection.isClosed }
+    public var isOpen: Bool { session.isOpen }
 
-    /// Closes the session (releasing the advisory lock, if held).
+    /// Closes the session (releasing the advisory lock, if held), and the reader that replaced it, if any.
     public func close() {
-        guard !connection.isClosed else { return }
-        _ = try? connection.close().wait()
+        session.close()
+        state.withLock { reader }?.close()
+    }
+
+    /// Why this store, opened for a run, cannot write: its session was lost (and with it the lock), or the
+    /// database refuses writes. nil when it can (SPEC §5 rule 3 [r3]).
+    public var unwritableReason: String? {
+        guard forWriting else { return nil }
+        if let refusal = state.withLock({ refusal }) {
+            return "the state at \(path) cannot be written: \(refusal)"
+        }
+        if session.wasLost {
+            return "the state at \(path) cannot be written: its session was lost (the connection to the server "
+                + "closed, and any lock it held with it; another replica may hold the lock now)"
+        }
+        return nil
     }
 
     // MARK: Opening, the SPEC §5.10 rules
 
     /// True when the database holds the rolloutctl schema.
     public static func schemaExists(_ location: PostgresLocation) throws -> Bool {
-        let store = try connect(location, readOnly: true)
-        defer { store.close() }
-        return try store.serialised { try store.hasSchema() }
+        let session = try PostgresSession.connect(location, readOnly: true)
+        defer { session.close() }
+        return try session.serialised { try PostgresSchema.exists(session) }
     }
 
     /// Creates the schema of a new installation (`rolloutctl init`); refuses a database that already has one.
     public static func create(_ location: PostgresLocation, installation: Installation) throws -> PostgresStateStore {
         let store = try connect(location, readOnly: false)
-        if try store.serialised({ try store.hasSchema() }), try store.installation() != nil {
+        let session = store.session
+        if try session.serialised({ try PostgresSchema.exists(session) }), try store.installation() != nil {
             throw StateStoreError.alreadyInitialised(path: location.display)
         }
-        try store.migrate()
+        try PostgresSchema.migrate(session, path: store.path)
         try store.setInstallation(installation)
         return store
     }
 
-    /// Opens the state for a reconcile; never creates one (SPEC §5.10).
+    /// Opens the state for a reconcile; never creates one (SPEC §5.10). A database that refuses writes is opened
+    /// for reading, with `unwritableReason` set: the run records nothing and still lowers exposure (SPEC §5 rule 3).
     public static func open(_ location: PostgresLocation) throws -> PostgresStateStore {
         let store = try connect(location, readOnly: false)
-        guard try store.serialised({ try store.hasSchema() }) else {
+        let session = store.session
+        guard try session.serialised({ try PostgresSchema.exists(session) }) else {
             throw StateStoreError.missing(path: location.display)
         }
-        try store.migrate()
+        if let refusal = try session.serialised({ try PostgresSchema.refusesWrites(session) }) {
+            let (unknown, missing) = try session.serialised {
+                (try PostgresSchema.unknownMigrations(session), try PostgresSchema.missingMigrations(session))
+            }
+            guard unknown.isEmpty else { throw StateStoreError.newerSchema(path: store.path, unknown: unknown) }
+            guard missing.isEmpty else {
+                throw StateStoreError.unwritable(
+                    path: store.path,
+                    detail: "\(refusal), and it needs the migrations \(missing.joined(separator: ", "))")
+            }
+            store.state.withLock { store.refusal = refusal }
+            return store
+        }
+        try PostgresSchema.migrate(session, path: store.path)
         return store
     }
 
     /// Opens the state read-only when it exists (`plan`, `status`, `history`); nil when the database has none.
     public static func openReadOnly(_ location: PostgresLocation) throws -> PostgresStateStore? {
         let store = try connect(location, readOnly: true)
-        guard try store.serialised({ try store.hasSchema() }) else { return nil }
-        let unknown = try store.serialised { try store.unknownMigrations() }
+        let session = store.session
+        guard try session.serialised({ try PostgresSchema.exists(session) }) else { return nil }
+        let unknown = try session.serialised { try PostgresSchema.unknownMigrations(session) }
         guard unknown.isEmpty else { throw StateStoreError.newerSchema(path: location.display, unknown: unknown) }
         return store
-    }
-
-    // MARK: Migrations
-
-    /// Versioned migrations, applied in order, each recorded in `schemaMigration`.
-    static let migrations: [(identifier: String, statements: [String])] = [
-        (
-            "v1",
-            [
-                """
-                CREATE TABLE rollout (name text PRIMARY KEY, flag text, phase text, enteredAt double precision,
-                  status text NOT NULL, planBlob text, updatedAt double precision NOT NULL)
-                """,
-                """
-                CREATE TABLE phaseEntry (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, rollout text NOT NULL,
-                  phase text NOT NULL, enteredAt double precision NOT NULL, planBlob text)
-                """,
-                "CREATE INDEX phaseEntry_rollout ON phaseEntry (rollout)",
-                """
-                CREATE TABLE audit (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, time double precision NOT NULL,
-                  rollout text NOT NULL, phase text, environment text, fromState text, toState text, reason text NOT NULL,
-                  revision text, planBlob text, approvals text NOT NULL, kind text NOT NULL, result text,
-                  intentID bigint REFERENCES audit (id), detail text, clockSupplied boolean NOT NULL DEFAULT false)
-                """,
-                "CREATE INDEX audit_rollout ON audit (rollout)",
-                "CREATE INDEX audit_intentID ON audit (intentID)",
-                // Append-only in the database itself: whatever client connects, the log cannot be rewritten.
-                """
-                CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$
-                """,
-                """
-                CREATE TRIGGER audit_no_update_delete BEFORE UPDATE OR DELETE ON audit
-                  FOR EACH ROW EXECUTE FUNCTION audit_append_only()
-                """,
-                """
-                CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
-                  FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()
-                """,
-                """
-                CREATE TABLE installation (id integer PRIMARY KEY CHECK (id = 1), repositoryRoot text NOT NULL,
-                  policyRootCommit text, policyRootDigest text)
-                """,
-                """
-                CREATE TABLE run (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, time double precision NOT NULL,
-                  clockSupplied boolean NOT NULL)
-                """,
-                "CREATE INDEX run_time ON run (time)",
-                """
-                CREATE TABLE outbox (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, eventKey text NOT NULL,
-                  target text NOT NULL, rollout text NOT NULL, body text NOT NULL, createdAt double precision NOT NULL,
-                  attempts bigint NOT NULL DEFAULT 0, lastError text, deliveredAt double precision,
-                  expiredAt double precision, UNIQUE (eventKey, target))
-                """,
-                "CREATE INDEX outbox_pending ON outbox (id) WHERE deliveredAt IS NULL AND expiredAt IS NULL",
-                // Intents without a result, kept small so that recovery never scans the audit log.
-                "CREATE TABLE openIntent (intentID bigint PRIMARY KEY, rollout text NOT NULL)",
-                """
-                CREATE TABLE notifyBreach (rollout text NOT NULL, "check" text NOT NULL, PRIMARY KEY (rollout, "check"))
-                """,
-            ]
-        ),
-        // [r3] What the state keeps besides records: the branch and tip (SPEC §4.0), the guards (§5.13).
-        ("v2-kept", ["CREATE TABLE kept (key text PRIMARY KEY, value text NOT NULL)"]),
-    ]
-
-    private func hasSchema() throws -> Bool {
-        let rows = try query("SELECT to_regclass('schemaMigration') IS NOT NULL")
-        return try rows.first?[0].decode(Bool.self) ?? false
-    }
-
-    private func unknownMigrations() throws -> [String] {
-        let applied = try query("SELECT identifier FROM schemaMigration").map { try $0[0].decode(String.self) }
-        let known = Set(Self.migrations.map(\.identifier))
-        return applied.filter { !known.contains($0) }.sorted()
-    }
-
-    /// Applies the missing migrations in one transaction; two processes migrating at once take turns
-    /// (a transaction-level advisory lock), and a schema with a migration this build does not know is refused.
-    func migrate() throws {
-        try transaction {
-            try execute("SELECT pg_advisory_xact_lock(\(Self.lockNamespace), 0)")
-            try execute(
-                """
-                CREATE TABLE IF NOT EXISTS schemaMigration (identifier text PRIMARY KEY,
-                  appliedAt double precision NOT NULL)
-                """)
-            let unknown = try unknownMigrations()
-            guard unknown.isEmpty else { throw StateStoreError.newerSchema(path: path, unknown: unknown) }
-            let applied = Set(try query("SELECT identifier FROM schemaMigration").map { try $0[0].decode(String.self) })
-            for migration in Self.migrations where !applied.contains(migration.identifier) {
-                for statement in migration.statements { try execute(statement) }
-                let now = Date().timeIntervalSince1970
-                try run("INSERT INTO schemaMigration (identifier, appliedAt) VALUES (\(migration.identifier), \(now))")
-            }
-        }
     }
 
     // MARK: The installation lock (SPEC §5.11, §10)
@@ -251,212 +122,56 @@ public final class PostgresStateStore: @unchecked Sendable {
     /// Takes the installation's session advisory lock, waiting up to `timeout`; false when another session
     /// holds it. The lock lives as long as this store's session.
     public func lockInstallation(timeout: Duration) throws -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            let taken = try serialised {
-                try query(
-                    """
-                    SELECT pg_try_advisory_lock(\(Self.lockNamespace),
-                      hashtext(coalesce((SELECT repositoryRoot FROM installation WHERE id = 1), '')))
-                    """
-                ).first?[0].decode(Bool.self) ?? false
-            }
-            if taken { return true }
-            guard ContinuousClock.now < deadline else { return false }
-            Thread.sleep(forTimeInterval: 0.1)
-        }
+        try session.lockInstallation(timeout: timeout)
     }
 
     /// Throws when the session that holds the lock is gone (the server has released the lock by then).
     public func checkSession() throws {
-        try serialised { _ = try query("SELECT 1", timeout: .seconds(10)) }
+        try session.check()
     }
 
-    // MARK: Session plumbing
+    // MARK: Reads and writes
 
-    private func serialised<T>(_ body: () throws -> T) throws -> T {
-        serial.lock()
-        defer { serial.unlock() }
-        return try body()
-    }
-
-    private func transaction<T>(_ body: () throws -> T) throws -> T {
-        try serialised {
-            try execute("BEGIN")
-            do {
-                let value = try body()
-                try execute("COMMIT")
-                return value
-            } catch {
-                _ = try? execute("ROLLBACK")
-                throw error
+    /// A read, on the store's session; for a store opened for a run whose session was lost, on a new read-only
+    /// session (a read changes nothing, so it needs no lock).
+    private func reading<T>(_ what: String, _ body: (PostgresSession) throws -> T) throws -> T {
+        var target = session
+        if forWriting, session.wasLost {
+            target = try state.withLock {
+                if let reader, reader.isOpen { return reader }
+                let fresh = try PostgresSession.connect(location, readOnly: true)
+                reader = fresh
+                return fresh
             }
         }
-    }
-
-    private func execute(_ sql: String) throws {
-        _ = try query(PostgresQuery(unsafeSQL: sql))
-    }
-
-    private func run(_ query: PostgresQuery) throws {
-        _ = try self.query(query)
-    }
-
-    /// Runs one statement, waiting on the event loop's answer from this (non event loop) thread.
-    /// A statement that hangs past the timeout closes the session: nothing may land after the wait gave up.
-    private func query(_ query: PostgresQuery, timeout: TimeAmount? = nil) throws -> [PostgresRandomAccessRow] {
-        // A query written to a closed channel is never answered: a session the server ended fails here, at once.
-        guard !connection.isClosed else {
-            throw PostgresStateError("\(path): the connection to the server was closed (the session ended)")
-        }
-        let statementTimeout = timeout ?? self.statementTimeout
-        let future = connection.query(query, logger: logger)
-        let loop = future.eventLoop
-        let promise = loop.makePromise(of: PostgresQueryResult.self)
-        let settled = Settled()
-        let connection = self.connection
-        let seconds = statementTimeout.nanoseconds / 1_000_000_000
-        let message = "\(path): no answer within \(seconds) s; the session was closed"
-        let timeout = loop.scheduleTask(in: statementTimeout) {
-            guard !settled.done else { return }
-            settled.done = true
-            promise.fail(PostgresStateError(message))
-            connection.close().whenComplete { _ in }
-        }
-        future.whenComplete { result in
-            guard !settled.done else { return }
-            settled.done = true
-            timeout.cancel()
-            promise.completeWith(result)
-        }
         do {
-            return try promise.futureResult.wait().rows.map { $0.makeRandomAccess() }
+            return try target.serialised { try body(target) }
         } catch let error as PostgresStateError {
-            throw error
-        } catch {
-            throw PostgresStateError(location, doing: "query failed", error, password: password)
+            throw error.doing(what)
         }
     }
 
-    /// Confined to one event loop: the first of the answer and the timeout wins.
-    private final class Settled: @unchecked Sendable {
-        var done = false
-    }
-
-    // MARK: Decoding
-
-    private static func stored(_ row: PostgresRandomAccessRow, path: String) throws -> StoredRollout {
-        let entered = try row[3].decode(Double?.self)
-        let name = try row[0].decode(String.self)
-        let statusText = try row[4].decode(String.self)
-        guard let status = RolloutStatus(rawValue: statusText) else {
-            throw StateStoreError.unknownStatus(statusText, rollout: name, path: path)
-        }
-        return StoredRollout(
-            name: name, flag: try row[1].decode(String?.self),
-            record: RolloutRecord(
-                phase: try row[2].decode(String?.self),
-                enteredAt: entered.map { Date(timeIntervalSince1970: $0) },
-                status: status,
-                planBlob: try row[5].decode(String?.self)),
-            updatedAt: Date(timeIntervalSince1970: try row[6].decode(Double.self)))
-    }
-
-    private static let rolloutColumns = "name, flag, phase, enteredAt, status, planBlob, updatedAt"
-    private static let auditColumns = """
-        a.id, a.time, a.rollout, a.phase, a.environment, a.fromState, a.toState, a.reason, a.revision, a.planBlob,
-        a.approvals, a.kind, a.result, a.intentID, a.detail, a.clockSupplied
-        """
-    private static let outboxColumns = "id, eventKey, target, rollout, body, createdAt, attempts, deliveredAt"
-
-    private static func entry(_ row: PostgresRandomAccessRow) throws -> AuditEntry {
-        let decoder = JSONDecoder()
-        func state(_ index: Int) throws -> FlagEnvironmentState? {
-            guard let text = try row[index].decode(String?.self) else { return nil }
-            return try? decoder.decode(FlagEnvironmentState.self, from: Data(text.utf8))
-        }
-        let approvalsText = try row[10].decode(String.self)
-        var entry = AuditEntry(
-            time: Date(timeIntervalSince1970: try row[1].decode(Double.self)), rollout: try row[2].decode(String.self),
-            phase: try row[3].decode(String?.self), environment: try row[4].decode(String?.self), from: try state(5),
-            to: try state(6), reason: try row[7].decode(String.self), revision: try row[8].decode(String?.self),
-            planBlob: try row[9].decode(String?.self),
-            approvals: (try? decoder.decode([String].self, from: Data(approvalsText.utf8))) ?? [],
-            kind: AuditEntry.Kind(rawValue: try row[11].decode(String.self)) ?? .event,
-            result: try row[12].decode(String?.self), intentID: try row[13].decode(Int64?.self),
-            detail: try row[14].decode(String?.self))
-        entry.id = try row[0].decode(Int64.self)
-        entry.clockSupplied = try row[15].decode(Bool.self)
-        return entry
-    }
-
-    private static func message(_ row: PostgresRandomAccessRow) throws -> (OutboxMessage, Bool) {
-        var message = OutboxMessage(
-            key: try row[1].decode(String.self), target: try row[2].decode(String.self),
-            rollout: try row[3].decode(String.self), body: try row[4].decode(String.self),
-            createdAt: Date(timeIntervalSince1970: try row[5].decode(Double.self)),
-            attempts: try row[6].decode(Int.self))
-        message.id = try row[0].decode(Int64.self)
-        return (message, try row[7].decode(Double?.self) != nil)
-    }
-
-    // MARK: Writes shared by several operations (inside a transaction)
-
-    private func insert(_ entry: AuditEntry) throws -> Int64 {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        func text<T: Encodable>(_ value: T?) throws -> String? {
-            try value.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
-        }
-        let from = try text(entry.from)
-        let to = try text(entry.to)
-        let approvals = try text(entry.approvals) ?? "[]"
-        // One statement, so one round trip and atomic without BEGIN/COMMIT: the open-intent bookkeeping rides
-        // along in data-modifying CTEs (each runs exactly once, whether or not the final SELECT reads it).
-        var open = ""
-        var close = " RETURNING id"
-        if entry.kind == .intent {
-            open = "WITH a AS ("
-            close =
-                " RETURNING id, rollout), o AS (INSERT INTO openIntent (intentID, rollout) "
-                + "SELECT id, rollout FROM a) SELECT id FROM a"
-        } else if let intentID = entry.intentID {
-            open = "WITH a AS ("
-            close = " RETURNING id), d AS (DELETE FROM openIntent WHERE intentID = \(intentID)) SELECT id FROM a"
-        }
-        let rows = try query(
-            """
-            \(unescaped: open)INSERT INTO audit (time, rollout, phase, environment, fromState, toState, reason, revision,
-                               planBlob, approvals, kind, result, intentID, detail, clockSupplied)
-            VALUES (\(entry.time.timeIntervalSince1970), \(entry.rollout), \(entry.phase), \(entry.environment),
-                    \(from), \(to), \(entry.reason), \(entry.revision), \(entry.planBlob), \(approvals),
-                    \(entry.kind.rawValue), \(entry.result), \(entry.intentID), \(entry.detail), \(entry.clockSupplied))
-            \(unescaped: close)
-            """ as PostgresQuery)
-        guard let id = try rows.first?[0].decode(Int64.self) else {
-            throw PostgresStateError("\(path): the audit insert returned no id")
-        }
-        return id
-    }
-
-    private func queue(_ outbox: [OutboxMessage]) throws {
-        for message in outbox {
-            try run(
-                """
-                INSERT INTO outbox (eventKey, target, rollout, body, createdAt)
-                VALUES (\(message.key), \(message.target), \(message.rollout), \(message.body),
-                        \(message.createdAt.timeIntervalSince1970))
-                ON CONFLICT (eventKey, target) DO NOTHING
-                """)
+    /// A write in one transaction on the store's session (never another: a write needs the lock). A write the
+    /// database refused as read-only makes the store say so (`unwritableReason`).
+    private func writing<T>(_ what: String, transaction: Bool = true, _ body: (PostgresSession) throws -> T) throws -> T
+    {
+        do {
+            return try transaction
+                ? session.transaction { try body(session) } : session.serialised { try body(session) }
+        } catch let error as PostgresStateError {
+            if forWriting, error.isReadOnlyTransaction {
+                state.withLock { refusal = refusal ?? "the database refuses writes (\(error.description))" }
+            }
+            throw error.doing(what)
         }
     }
-}
 
-extension PostgresStateStore: StateStorage {
+    // MARK: The state (SPEC §5.10)
+
     public func breachingNotifyChecks(rollout: String) throws -> Set<String> {
-        try serialised {
+        try reading("reading the breaching notify checks of \(rollout)") { s in
             Set(
-                try query("SELECT \"check\" FROM notifyBreach WHERE rollout = \(rollout)")
+                try s.query("SELECT \"check\" FROM notifyBreach WHERE rollout = \(rollout)")
                     .map { try $0[0].decode(String.self) })
         }
     }
@@ -465,24 +180,24 @@ extension PostgresStateStore: StateStorage {
         rollout: String, checks: Set<String>, audit entries: [AuditEntry],
         outbox: [OutboxMessage]
     ) throws {
-        try transaction {
-            try queue(outbox)
-            try run("DELETE FROM notifyBreach WHERE rollout = \(rollout)")
+        try writing("saving the breaching notify checks of \(rollout)") { s in
+            try PostgresRows.queue(outbox, s)
+            try s.run("DELETE FROM notifyBreach WHERE rollout = \(rollout)")
             for check in checks.sorted() {
-                try run("INSERT INTO notifyBreach (rollout, \"check\") VALUES (\(rollout), \(check))")
+                try s.run("INSERT INTO notifyBreach (rollout, \"check\") VALUES (\(rollout), \(check))")
             }
-            for entry in entries { _ = try insert(entry) }
+            for entry in entries { _ = try PostgresRows.insert(entry, s, path: path) }
         }
     }
 
     public func keptValues(prefix: String) throws -> [String: String] {
-        try serialised {
+        try reading("reading the kept values") { s in
             var values: [String: String] = [:]
             // A read-only look at a state not yet migrated to r3 has no such table: nothing kept yet.
-            guard try query("SELECT to_regclass('kept') IS NOT NULL").first?[0].decode(Bool.self) == true else {
+            guard try s.query("SELECT to_regclass('kept') IS NOT NULL").first?[0].decode(Bool.self) == true else {
                 return values
             }
-            for row in try query("SELECT key, value FROM kept WHERE starts_with(key, \(prefix))") {
+            for row in try s.query("SELECT key, value FROM kept WHERE starts_with(key, \(prefix))") {
                 values[try row[0].decode(String.self)] = try row[1].decode(String.self)
             }
             return values
@@ -490,35 +205,35 @@ extension PostgresStateStore: StateStorage {
     }
 
     public func keep(_ values: [String: String?], audit entries: [AuditEntry], outbox: [OutboxMessage]) throws {
-        try transaction {
-            try queue(outbox)
+        try writing("keeping values") { s in
+            try PostgresRows.queue(outbox, s)
             for (key, value) in values.sorted(by: { $0.key < $1.key }) {
                 if let value {
-                    try run(
+                    try s.run(
                         "INSERT INTO kept (key, value) VALUES (\(key), \(value)) ON CONFLICT (key) DO UPDATE SET value = \(value)"
                     )
                 } else {
-                    try run("DELETE FROM kept WHERE key = \(key)")
+                    try s.run("DELETE FROM kept WHERE key = \(key)")
                 }
             }
-            for entry in entries { _ = try insert(entry) }
+            for entry in entries { _ = try PostgresRows.insert(entry, s, path: path) }
         }
     }
 
     public func rollout(_ name: String) throws -> StoredRollout? {
-        try serialised {
-            try query("SELECT \(unescaped: Self.rolloutColumns) FROM rollout WHERE name = \(name)")
-                .first.map { try Self.stored($0, path: path) }
+        try reading("reading rollout \(name)") { s in
+            try s.query("SELECT \(unescaped: PostgresRows.rolloutColumns) FROM rollout WHERE name = \(name)")
+                .first.map { try PostgresRows.stored($0, path: path) }
         }
     }
 
     public func allRollouts() throws -> [StoredRollout] {
-        try serialised {
+        try reading("reading the rollouts") { s in
             // COLLATE "C": the byte order SQLite sorts names in.
-            try query(
-                "SELECT \(unescaped: Self.rolloutColumns) FROM rollout ORDER BY name COLLATE \"C\""
+            try s.query(
+                "SELECT \(unescaped: PostgresRows.rolloutColumns) FROM rollout ORDER BY name COLLATE \"C\""
                     as PostgresQuery
-            ).map { try Self.stored($0, path: path) }
+            ).map { try PostgresRows.stored($0, path: path) }
         }
     }
 
@@ -526,9 +241,9 @@ extension PostgresStateStore: StateStorage {
         rollout name: String, flag: String?, record: RolloutRecord, now: Date, enteredPhase: Bool,
         audit entries: [AuditEntry], outbox: [OutboxMessage]
     ) throws {
-        try transaction {
-            try queue(outbox)
-            try run(
+        try writing("saving rollout \(name)") { s in
+            try PostgresRows.queue(outbox, s)
+            try s.run(
                 """
                 INSERT INTO rollout (name, flag, phase, enteredAt, status, planBlob, updatedAt)
                 VALUES (\(name), \(flag), \(record.phase), \(record.enteredAt?.timeIntervalSince1970),
@@ -538,19 +253,19 @@ extension PostgresStateStore: StateStorage {
                   updatedAt = excluded.updatedAt
                 """)
             if enteredPhase, let phase = record.phase, let entered = record.enteredAt {
-                try run(
+                try s.run(
                     """
                     INSERT INTO phaseEntry (rollout, phase, enteredAt, planBlob)
                     VALUES (\(name), \(phase), \(entered.timeIntervalSince1970), \(record.planBlob))
                     """)
             }
-            for entry in entries { _ = try insert(entry) }
+            for entry in entries { _ = try PostgresRows.insert(entry, s, path: path) }
         }
     }
 
     public func phaseEntries(rollout: String) throws -> [(phase: String, enteredAt: Date)] {
-        try serialised {
-            try query("SELECT phase, enteredAt FROM phaseEntry WHERE rollout = \(rollout) ORDER BY id").map {
+        try reading("reading the phase entries of \(rollout)") { s in
+            try s.query("SELECT phase, enteredAt FROM phaseEntry WHERE rollout = \(rollout) ORDER BY id").map {
                 (try $0[0].decode(String.self), Date(timeIntervalSince1970: try $0[1].decode(Double.self)))
             }
         }
@@ -558,63 +273,68 @@ extension PostgresStateStore: StateStorage {
 
     @discardableResult
     public func append(_ entry: AuditEntry) throws -> Int64 {
-        try serialised { try insert(entry) }  // one statement: atomic on its own
+        // One statement: atomic on its own.
+        try writing("appending to the audit log", transaction: false) { s in
+            try PostgresRows.insert(entry, s, path: path)
+        }
     }
 
     public func history(rollout: String?, limit: Int?) throws -> [AuditEntry] {
-        try serialised {
-            var sql: PostgresQuery = "SELECT \(unescaped: Self.auditColumns) FROM audit a ORDER BY a.id DESC"
+        try reading("reading the audit log") { s in
+            var sql: PostgresQuery = "SELECT \(unescaped: PostgresRows.auditColumns) FROM audit a ORDER BY a.id DESC"
             if let rollout {
                 sql = """
-                    SELECT \(unescaped: Self.auditColumns) FROM audit a WHERE a.rollout = \(rollout) ORDER BY a.id DESC
+                    SELECT \(unescaped: PostgresRows.auditColumns) FROM audit a WHERE a.rollout = \(rollout) ORDER BY a.id DESC
                     """
             }
             if let limit {
                 sql = PostgresQuery(unsafeSQL: sql.sql + " LIMIT \(max(0, limit))", binds: sql.binds)
             }
-            return try query(sql).map(Self.entry)
+            return try s.query(sql).map(PostgresRows.entry)
         }
     }
 
     public func unresolvedIntents(rollout: String) throws -> [AuditEntry] {
-        try serialised {
-            try query(
+        try reading("reading the open intents of \(rollout)") { s in
+            try s.query(
                 """
-                SELECT \(unescaped: Self.auditColumns) FROM openIntent o JOIN audit a ON a.id = o.intentID
+                SELECT \(unescaped: PostgresRows.auditColumns) FROM openIntent o JOIN audit a ON a.id = o.intentID
                 WHERE o.rollout = \(rollout) ORDER BY o.intentID
                 """
-            ).map(Self.entry)
+            ).map(PostgresRows.entry)
         }
     }
 
     public func allUnresolvedIntents() throws -> [String: [AuditEntry]] {
-        try serialised {
-            let entries = try query(
+        try reading("reading the open intents") { s in
+            let entries = try s.query(
                 """
-                SELECT \(unescaped: Self.auditColumns) FROM openIntent o JOIN audit a ON a.id = o.intentID
+                SELECT \(unescaped: PostgresRows.auditColumns) FROM openIntent o JOIN audit a ON a.id = o.intentID
                 ORDER BY o.intentID
                 """ as PostgresQuery
-            ).map(Self.entry)
+            ).map(PostgresRows.entry)
             return Dictionary(grouping: entries, by: \.rollout)
         }
     }
 
     public func installation() throws -> Installation? {
-        try serialised {
-            guard try hasSchema() else { return nil }
-            return try query("SELECT repositoryRoot, policyRootCommit, policyRootDigest FROM installation WHERE id = 1")
-                .first.map {
-                    Installation(
-                        repositoryRoot: try $0[0].decode(String.self),
-                        policyRootCommit: try $0[1].decode(String?.self),
-                        policyRootDigest: try $0[2].decode(String?.self))
-                }
+        try reading("reading the installation") { s in
+            guard try PostgresSchema.exists(s) else { return nil }
+            return try s.query(
+                "SELECT repositoryRoot, policyRootCommit, policyRootDigest FROM installation WHERE id = 1"
+            )
+            .first.map {
+                Installation(
+                    repositoryRoot: try $0[0].decode(String.self),
+                    policyRootCommit: try $0[1].decode(String?.self),
+                    policyRootDigest: try $0[2].decode(String?.self))
+            }
         }
     }
 
     public func setInstallation(_ installation: Installation) throws {
-        try serialised {
-            try run(
+        try writing("recording the installation", transaction: false) { s in
+            try s.run(
                 """
                 INSERT INTO installation (id, repositoryRoot, policyRootCommit, policyRootDigest)
                 VALUES (1, \(installation.repositoryRoot), \(installation.policyRootCommit),
@@ -626,33 +346,33 @@ extension PostgresStateStore: StateStorage {
     }
 
     public func latestRunTime() throws -> Date? {
-        try serialised {
-            try query("SELECT max(time) FROM run").first?[0].decode(Double?.self)
+        try reading("reading the latest run") { s in
+            try s.query("SELECT max(time) FROM run").first?[0].decode(Double?.self)
                 .map { Date(timeIntervalSince1970: $0) }
         }
     }
 
     public func recordRun(time: Date, clockSupplied: Bool) throws {
-        try serialised {
-            try run("INSERT INTO run (time, clockSupplied) VALUES (\(time.timeIntervalSince1970), \(clockSupplied))")
+        try writing("recording the run", transaction: false) { s in
+            try s.run("INSERT INTO run (time, clockSupplied) VALUES (\(time.timeIntervalSince1970), \(clockSupplied))")
         }
     }
 
     public func pendingOutbox(now: Date, maxAge: TimeInterval) throws
         -> (pending: [OutboxMessage], expired: [OutboxMessage])
     {
-        try transaction {
-            let rows = try query(
+        try writing("reading the outbox") { s in
+            let rows = try s.query(
                 """
-                SELECT \(unescaped: Self.outboxColumns) FROM outbox
+                SELECT \(unescaped: PostgresRows.outboxColumns) FROM outbox
                 WHERE deliveredAt IS NULL AND expiredAt IS NULL ORDER BY id
                 """ as PostgresQuery)
             var pending: [OutboxMessage] = []
             var expired: [OutboxMessage] = []
             for row in rows {
-                let (message, _) = try Self.message(row)
-                if now.timeIntervalSince(message.createdAt) > maxAge {
-                    try run("UPDATE outbox SET expiredAt = \(now.timeIntervalSince1970) WHERE id = \(message.id)")
+                let (message, _) = try PostgresRows.message(row)
+                if message.hasExpired(at: now, maxAge: maxAge) {
+                    try s.run("UPDATE outbox SET expiredAt = \(now.timeIntervalSince1970) WHERE id = \(message.id)")
                     expired.append(message)
                 } else {
                     pending.append(message)
@@ -663,11 +383,11 @@ extension PostgresStateStore: StateStorage {
     }
 
     public func recordDelivery(id: Int64, at time: Date, error: String?) throws {
-        try serialised {
+        try writing("recording a delivery", transaction: false) { s in
             if let error {
-                try run("UPDATE outbox SET attempts = attempts + 1, lastError = \(error) WHERE id = \(id)")
+                try s.run("UPDATE outbox SET attempts = attempts + 1, lastError = \(error) WHERE id = \(id)")
             } else {
-                try run(
+                try s.run(
                     """
                     UPDATE outbox SET attempts = attempts + 1, lastError = NULL,
                       deliveredAt = \(time.timeIntervalSince1970) WHERE id = \(id)
@@ -677,12 +397,14 @@ extension PostgresStateStore: StateStorage {
     }
 
     public func outbox() throws -> [(message: OutboxMessage, delivered: Bool)] {
-        try serialised {
-            try query("SELECT \(unescaped: Self.outboxColumns) FROM outbox ORDER BY id" as PostgresQuery)
+        try reading("reading the outbox") { s in
+            try s.query("SELECT \(unescaped: PostgresRows.outboxColumns) FROM outbox ORDER BY id" as PostgresQuery)
                 .map { row -> (message: OutboxMessage, delivered: Bool) in
-                    let (message, delivered) = try Self.message(row)
+                    let (message, delivered) = try PostgresRows.message(row)
                     return (message, delivered)
                 }
         }
     }
 }
+
+extension PostgresStateStore: StateStorage {}

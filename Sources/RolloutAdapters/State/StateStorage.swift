@@ -3,7 +3,7 @@ import RolloutCore
 
 /// The state of an installation (SPEC §5.10, §10): rollout records, phase entries, the append-only audit log,
 /// open intents, the notification outbox, the installation identity and the runs. Two homes implement it:
-/// `StateStore` (SQLite, the embedded default) and `PostgresStateStore` (replicas on several machines).
+/// `SQLiteStateStore` (SQLite, the embedded default) and `PostgresStateStore` (replicas on several machines).
 /// Every method is one transaction: a run stopped at any point leaves the state as it was before or after it.
 public protocol StateStorage: AnyObject, Sendable {
     /// Where the state lives, as shown to people: a file path, or a `postgres://` URL without any password.
@@ -82,14 +82,13 @@ extension StateStorage {
 
     public func history() throws -> [AuditEntry] { try history(rollout: nil, limit: nil) }
     public func history(rollout: String?) throws -> [AuditEntry] { try history(rollout: rollout, limit: nil) }
-    public func history(limit: Int?) throws -> [AuditEntry] { try history(rollout: nil, limit: limit) }
 
     public func pendingOutbox(now: Date) throws -> (pending: [OutboxMessage], expired: [OutboxMessage]) {
-        try pendingOutbox(now: now, maxAge: 24 * 3600)
+        try pendingOutbox(now: now, maxAge: OutboxMessage.retention)
     }
 }
 
-extension StateStore: StateStorage {}
+extension SQLiteStateStore: StateStorage {}
 
 /// What `--state` names: a SQLite file (the default), or a PostgreSQL database (`postgres://USER@HOST:PORT/DB`).
 public enum StateLocation: Equatable, Sendable {
@@ -117,10 +116,10 @@ public enum StateLocation: Equatable, Sendable {
     }
 }
 
-/// Opens the state a `--state` value names, with the same rules for both homes (SPEC §5.10): `create` for
-/// `init` (refuses an existing state), `open` for a reconcile (never creates one), `openReadOnly` for
-/// `plan`, `status` and `history` (nil when there is none).
-public enum StateStores {
+/// Makes the `StateStorage` a `--state` value names (a `SQLiteStateStore` or a `PostgresStateStore`), with the same
+/// rules for both homes (SPEC §5.10): `create` for `init` (refuses an existing state), `open` for a reconcile (never
+/// creates one), `openReadOnly` for `plan`, `status` and `history` (nil when there is none).
+public enum StateStorageFactory {
     /// True when a state exists at `location` (a file, or a database holding the rolloutctl schema).
     public static func exists(_ location: StateLocation) throws -> Bool {
         switch location {
@@ -131,21 +130,21 @@ public enum StateStores {
 
     public static func create(_ location: StateLocation, installation: Installation) throws -> any StateStorage {
         switch location {
-        case .sqlite(let path): return try StateStore.create(path: path, installation: installation)
+        case .sqlite(let path): return try SQLiteStateStore.create(path: path, installation: installation)
         case .postgres(let location): return try PostgresStateStore.create(location, installation: installation)
         }
     }
 
     public static func open(_ location: StateLocation) throws -> any StateStorage {
         switch location {
-        case .sqlite(let path): return try StateStore.open(path: path)
+        case .sqlite(let path): return try SQLiteStateStore.open(path: path)
         case .postgres(let location): return try PostgresStateStore.open(location)
         }
     }
 
     public static func openReadOnly(_ location: StateLocation) throws -> (any StateStorage)? {
         switch location {
-        case .sqlite(let path): return try StateStore.openReadOnly(path: path)
+        case .sqlite(let path): return try SQLiteStateStore.openReadOnly(path: path)
         case .postgres(let location): return try PostgresStateStore.openReadOnly(location)
         }
     }

@@ -2,150 +2,9 @@ import Foundation
 import GRDB
 import RolloutCore
 
-/// One row of the append-only audit log.
-public struct AuditEntry: Equatable, Sendable {
-    public enum Kind: String, Sendable {
-        /// Written before a flag-API call.
-        case intent
-        /// The call's outcome, written after it (or by the next run, for an interrupted one).
-        case result
-        /// A decision without a flag call: a hold, a rollback already in force, a recovered state.
-        case event
-    }
-
-    public var id: Int64?
-    public var time: Date
-    public var rollout: String
-    public var phase: String?
-    public var environment: String?
-    public var from: FlagEnvironmentState?
-    public var to: FlagEnvironmentState?
-    public var reason: String
-    public var revision: String?
-    public var planBlob: String?
-    /// The approvals that allowed the change: `role=approver@commit` items.
-    public var approvals: [String]
-    public var kind: Kind
-    /// For a result: `applied`, `failed`, `conflict`, `interrupted-applied`, `interrupted-not-applied`.
-    public var result: String?
-    /// For a result: the intent it answers.
-    public var intentID: Int64?
-    public var detail: String?
-    /// True when the run's clock was supplied with `--now` (SPEC §5.12), not read from the system.
-    public var clockSupplied = false
-
-    public init(
-        time: Date, rollout: String, phase: String?, environment: String?, from: FlagEnvironmentState?,
-        to: FlagEnvironmentState?, reason: String, revision: String?, planBlob: String?, approvals: [String],
-        kind: Kind, result: String? = nil, intentID: Int64? = nil, detail: String? = nil,
-        clockSupplied: Bool = false
-    ) {
-        self.time = time
-        self.rollout = rollout
-        self.phase = phase
-        self.environment = environment
-        self.from = from
-        self.to = to
-        self.reason = reason
-        self.revision = revision
-        self.planBlob = planBlob
-        self.approvals = approvals
-        self.kind = kind
-        self.result = result
-        self.intentID = intentID
-        self.detail = detail
-        self.clockSupplied = clockSupplied
-    }
-}
-
-/// The installation a state database belongs to (SPEC §5.10): the repository, and the policy root.
-public struct Installation: Equatable, Sendable {
-    /// The root commit of the protected branch's first-parent line.
-    public var repositoryRoot: String
-    /// The policy in force when the installation was made (§4.3); nil until it is known.
-    public var policyRootCommit: String?
-    public var policyRootDigest: String?
-
-    public init(repositoryRoot: String, policyRootCommit: String? = nil, policyRootDigest: String? = nil) {
-        self.repositoryRoot = repositoryRoot
-        self.policyRootCommit = policyRootCommit
-        self.policyRootDigest = policyRootDigest
-    }
-}
-
-/// A notification waiting in the outbox for one `rollback.notify` name.
-public struct OutboxMessage: Equatable, Sendable {
-    public var id: Int64?
-    /// The event id, sent as `Idempotency-Key`: every target and every retry of an event carries it.
-    public var key: String
-    public var target: String
-    public var rollout: String
-    /// The JSON body to POST.
-    public var body: String
-    public var createdAt: Date
-    public var attempts: Int
-
-    public init(key: String, target: String, rollout: String, body: String, createdAt: Date, attempts: Int = 0) {
-        self.key = key
-        self.target = target
-        self.rollout = rollout
-        self.body = body
-        self.createdAt = createdAt
-        self.attempts = attempts
-    }
-}
-
-/// Why a state database cannot be used. The messages say what to do.
-public enum StateStoreError: Error, Equatable, CustomStringConvertible {
-    case missing(path: String)
-    case newerSchema(path: String, unknown: [String])
-    case notInitialised(path: String)
-    case anotherRepository(path: String, recorded: String, actual: String)
-    case alreadyInitialised(path: String)
-    /// A row that cannot be read (a NULL where a value must be, a value of the wrong type, an unknown status).
-    case corrupt(path: String, detail: String)
-    /// A file that is not a state, or a database SQLite cannot read (empty, garbage, truncated).
-    case damaged(path: String, detail: String)
-    /// A write the state refused (read-only, disk full, I/O error): nothing was recorded.
-    case unwritable(path: String, detail: String)
-
-    public var description: String {
-        switch self {
-        case .missing(let path):
-            return "no state at \(path): run `rolloutctl init` for a new installation, or restore the state"
-        case .newerSchema(let path, let unknown):
-            return "the state at \(path) was written by a newer rolloutctl (unknown migrations: "
-                + "\(unknown.joined(separator: ", "))); upgrade rolloutctl, never downgrade a state"
-        case .notInitialised(let path):
-            return "the state at \(path) records no repository (it predates `rolloutctl init`); "
-                + "run `rolloutctl init` to record this repository (its rollouts are kept)"
-        case .anotherRepository(let path, let recorded, let actual):
-            return "the state at \(path) belongs to another repository (root commit \(recorded.prefix(12)), this "
-                + "repository's is \(actual.prefix(12))); pass the --state of this repository"
-        case .alreadyInitialised(let path):
-            return "the state at \(path) already exists; `rolloutctl init` never overwrites a state"
-        case .corrupt(let path, let detail):
-            return "the state at \(path) is damaged: \(detail); restore it from a backup"
-        case .damaged(let path, let detail):
-            return "the state at \(path) is damaged: \(detail); nothing was written to it. Move it aside, then "
-                + "restore it from a backup, or run `rolloutctl init --adopt` to start a new state from the flags"
-        case .unwritable(let path, let detail):
-            return "the state at \(path) cannot be written: \(detail); nothing was recorded"
-        }
-    }
-}
-
-/// A rollout's stored state, with when it was last written.
-public struct StoredRollout: Equatable, Sendable {
-    public var name: String
-    public var flag: String?
-    public var record: RolloutRecord
-    public var updatedAt: Date
-}
-
 /// State and audit in SQLite (WAL), schema versioned with GRDB's migrator. Every write is a
 /// transaction: a run killed at any point leaves the database as it was before or after a write.
-public final class StateStore: Sendable {
+public final class SQLiteStateStore: Sendable {
     private let queue: DatabaseQueue
     public let path: String
 
@@ -257,11 +116,11 @@ public final class StateStore: Sendable {
     }
 
     /// Creates the state of a new installation (`rolloutctl init`); refuses an existing one.
-    public static func create(path: String, installation: Installation) throws -> StateStore {
+    public static func create(path: String, installation: Installation) throws -> SQLiteStateStore {
         guard !FileManager.default.fileExists(atPath: path) else {
             throw StateStoreError.alreadyInitialised(path: path)
         }
-        let store = try StateStore(path: path)
+        let store = try SQLiteStateStore(path: path)
         try store.setInstallation(installation)
         return store
     }
@@ -269,24 +128,24 @@ public final class StateStore: Sendable {
     /// Opens the state of an installation for a reconcile; never creates one (SPEC §5.10).
     /// A state that cannot be written (disk full, read-only) is opened for reading, with
     /// `unwritableReason` set: the run records nothing and still lowers exposure (SPEC §5 rule 3 [r3]).
-    public static func open(path: String) throws -> StateStore {
+    public static func open(path: String) throws -> SQLiteStateStore {
         guard FileManager.default.fileExists(atPath: path) else { throw StateStoreError.missing(path: path) }
         do {
-            return try StateStore(existing: path, readOnly: false)
+            return try SQLiteStateStore(existing: path, readOnly: false)
         } catch StateStoreError.unwritable(_, let detail) {
-            return try StateStore(
+            return try SQLiteStateStore(
                 existing: path, readOnly: true, unwritable: "the state at \(path) cannot be written: \(detail)")
         }
     }
 
     /// Opens the database read-only when it exists (for `plan` and `status`, which never write it).
-    public static func openReadOnly(path: String) throws -> StateStore? {
+    public static func openReadOnly(path: String) throws -> SQLiteStateStore? {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
-        return try StateStore(existing: path, readOnly: true)
+        return try SQLiteStateStore(existing: path, readOnly: true)
     }
 
     /// Opens the database only when it exists, read-only.
-    public static func openIfExists(path: String) throws -> StateStore? {
+    public static func openIfExists(path: String) throws -> SQLiteStateStore? {
         try openReadOnly(path: path)
     }
 
@@ -531,11 +390,7 @@ public final class StateStore: Sendable {
     }
 
     private static func insert(_ entry: AuditEntry, _ db: Database) throws -> Int64 {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        func text<T: Encodable>(_ value: T?) throws -> String? {
-            try value.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
-        }
+        let row = AuditRow(entry)
         try db.execute(
             sql: """
                 INSERT INTO audit (time, rollout, phase, environment, fromState, toState, reason, revision, planBlob,
@@ -543,10 +398,9 @@ public final class StateStore: Sendable {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
-                entry.time.timeIntervalSince1970, entry.rollout, entry.phase, entry.environment,
-                try text(entry.from), try text(entry.to), entry.reason, entry.revision, entry.planBlob,
-                try text(entry.approvals) ?? "[]", entry.kind.rawValue, entry.result, entry.intentID,
-                entry.detail, entry.clockSupplied,
+                row.time, row.rollout, row.phase, row.environment, row.fromState, row.toState, row.reason,
+                row.revision, row.planBlob, row.approvals, row.kind, row.result, row.intentID, row.detail,
+                row.clockSupplied,
             ])
         let id = db.lastInsertedRowID
         if entry.kind == .intent {
@@ -650,7 +504,7 @@ public final class StateStore: Sendable {
 
     /// Notifications not yet delivered and queued less than `maxAge` before `now`, oldest first;
     /// older ones are marked expired (SPEC §5.10: retried for 24 hours).
-    public func pendingOutbox(now: Date, maxAge: TimeInterval = 24 * 3600) throws -> (
+    public func pendingOutbox(now: Date, maxAge: TimeInterval = OutboxMessage.retention) throws -> (
         pending: [OutboxMessage], expired: [OutboxMessage]
     ) {
         try write { db in
@@ -662,8 +516,8 @@ public final class StateStore: Sendable {
             var pending: [OutboxMessage] = []
             var expired: [OutboxMessage] = []
             for row in rows {
-                var message = try outboxMessage(row)
-                if now.timeIntervalSince(message.createdAt) > maxAge {
+                let message = try outboxMessage(row)
+                if message.hasExpired(at: now, maxAge: maxAge) {
                     try db.execute(
                         sql: "UPDATE outbox SET expiredAt = ? WHERE id = ?",
                         arguments: [now.timeIntervalSince1970, message.id])
@@ -695,7 +549,7 @@ public final class StateStore: Sendable {
     public func outbox() throws -> [(message: OutboxMessage, delivered: Bool)] {
         try read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM outbox ORDER BY id").map { row in
-                var message = try outboxMessage(row)
+                let message = try outboxMessage(row)
                 let delivered: Double? = try CheckedRow(row: row, table: "outbox", path: path).optional("deliveredAt")
                 return (message, delivered != nil)
             }
@@ -714,22 +568,15 @@ public final class StateStore: Sendable {
 
     private func entry(_ row: Row) throws -> AuditEntry {
         let row = CheckedRow(row: row, table: "audit", path: path)
-        let decoder = JSONDecoder()
-        func state(_ column: String) throws -> FlagEnvironmentState? {
-            guard let text: String = try row.optional(column) else { return nil }
-            return try? decoder.decode(FlagEnvironmentState.self, from: Data(text.utf8))
-        }
-        let approvalsText: String = try row.value("approvals")
-        var entry = AuditEntry(
-            time: Date(timeIntervalSince1970: try row.value("time")), rollout: try row.value("rollout"),
+        return AuditRow(
+            id: try row.value("id"), time: try row.value("time"), rollout: try row.value("rollout"),
             phase: try row.optional("phase"), environment: try row.optional("environment"),
-            from: try state("fromState"), to: try state("toState"), reason: try row.value("reason"),
-            revision: try row.optional("revision"), planBlob: try row.optional("planBlob"),
-            approvals: (try? decoder.decode([String].self, from: Data(approvalsText.utf8))) ?? [],
-            kind: AuditEntry.Kind(rawValue: try row.value("kind")) ?? .event, result: try row.optional("result"),
-            intentID: try row.optional("intentID"), detail: try row.optional("detail"))
-        entry.id = try row.value("id")
-        entry.clockSupplied = (try row.optional("clockSupplied") as Bool?) ?? false
-        return entry
+            fromState: try row.optional("fromState"), toState: try row.optional("toState"),
+            reason: try row.value("reason"), revision: try row.optional("revision"),
+            planBlob: try row.optional("planBlob"),
+            approvals: try row.value("approvals"), kind: try row.value("kind"), result: try row.optional("result"),
+            intentID: try row.optional("intentID"), detail: try row.optional("detail"),
+            clockSupplied: try row.optional("clockSupplied")
+        ).entry
     }
 }
