@@ -13,6 +13,8 @@ p.add_argument("repo")
 p.add_argument("--rollouts", type=int, default=1000)
 p.add_argument("--commits", type=int, default=20000)
 p.add_argument("--signed", type=int, default=300)
+p.add_argument("--approval-share", type=float, default=0.5,
+               help="share of the bulk first-parent commits that add an approval (direct 40%%, squash 30%%, merge 30%%)")
 p.add_argument("--keys", required=True, help="folder with ssh keys sre0, qa0, po0 (made by the shell script)")
 p.add_argument("--mixed", action="store_true",
                help="qa0 is an RSA key and po0 signs with a certificate (po0-cert.pub) from the CA key 'ca'")
@@ -107,8 +109,14 @@ def new_approval(name):
     path = f"rollouts/{name}/approvals/{phase}/{role}-{approver.split('@')[0]}-{counter}.json"
     return path, approver, approval(name, phase, role, approver, plan_blob[name])
 
-kinds = (["create"] * args.rollouts + ["edit"] * 2000 + ["direct"] * 4000 + ["squash"] * 3000
-         + ["merge"] * 3000 + ["remove"] * 500)
+# Shares of the bulk history (for 20,000 commits and --approval-share 0.5: 2,000 edits, 4,000 direct,
+# 3,000 squash and 3,000 merge approvals, 500 removals; the repository of the first benchmarks).
+approvals_total = round(args.commits * args.approval_share)
+direct = round(approvals_total * 0.4)
+squash = round(approvals_total * 0.3)
+kinds = (["create"] * args.rollouts + ["edit"] * round(args.commits * 0.1) + ["direct"] * direct
+         + ["squash"] * squash + ["merge"] * (approvals_total - direct - squash)
+         + ["remove"] * round(args.commits * 0.025))
 kinds += ["other"] * max(0, args.commits - 1 - len(kinds))
 rng.shuffle(kinds)
 # Creations must all happen: move them forward so every rollout exists by 3/4 of the history.

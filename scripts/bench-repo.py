@@ -1,13 +1,27 @@
 #!/usr/bin/env python3
-"""Writes a bare rollout repository with N rollouts for scripts/bench-reconcile.
+"""Writes the benchmarks' rollout repositories, deterministically, with `git fast-import`.
 
-One commit on `main` (made with `git fast-import`): policies/approvers.json and
+Without --commits (scripts/bench-reconcile, bench-serve, bench-state, bench-audit): a bare repository
+with one commit on `main` (made with `git fast-import`): policies/approvers.json and
 rollouts/rollout-NNNN/plan.json for flag flag-NNNN (the names `rolloutctl-dev-flags
 --flags N` serves). Each plan: staging 100% (no approval), canary-10 in
 production (bake 24h, approval by sre), production 100% (approval by product-owner),
 two health checks.
+
+With --commits C (scripts/bench-approvals): a repository with a history of about C first-parent
+commits over N rollouts (scripts/bench-approvals.py: plan creations and edits; approvals, a share
+--approval-share of the commits, direct, squashed and merged; removals; unrelated commits), policy
+and allowed_signers in signature mode, then --signed SSH-signed approvals on top. The bulk history is
+deterministic; the signed commits on top are made with keys generated per repository (ssh-keygen has
+no seed). With --signed 0 nothing is signed: allowed_signers then lists fixed public keys (their
+private halves were thrown away) and the whole repository, commit ids included, is the same everywhere.
+
+    bench-repo.py --rollouts 1000 --commits 20000 --out DIR                          # issue 22's first
+    bench-repo.py --rollouts 10000 --commits 100000 --approval-share 0.6 --out DIR   # and second
 """
 import argparse
+import os
+import shutil
 import subprocess
 import sys
 
@@ -50,11 +64,59 @@ def blob(out, mark, text):
     out.write(b"\n")
 
 
+# Public keys only (for --signed 0): nothing is signed, so the private keys are not needed.
+FIXED_KEYS = {
+    "sre0": "AAAAC3NzaC1lZDI1NTE5AAAAIF54H1Senp8PNDa+S4dG/Ec+VYDvnZuk8v2lOlPvKk34",
+    "qa0": "AAAAC3NzaC1lZDI1NTE5AAAAICcC84Mn3GCXvsPOxGcKp3JYCblOmp2uQCBS4otvmFIt",
+    "po0": "AAAAC3NzaC1lZDI1NTE5AAAAICL1ySi2vwKm3MsmzKGk9ao4XARHIwj9ku/XjHqjEa+K",
+}
+
+
+def history(args):
+    """The repository with a history (a work-tree repository; its keys in .git/bench-keys)."""
+    if os.path.exists(args.out):
+        shutil.rmtree(args.out)
+    subprocess.run(["git", "init", "-q", "-b", "main", args.out], check=True)
+    keys = os.path.join(args.out, ".git", "bench-keys")
+    os.makedirs(keys)
+
+    def keygen(kind, who, *extra):
+        subprocess.run(["ssh-keygen", "-q", "-t", kind, *extra, "-N", "", "-C", who, "-f", os.path.join(keys, who)],
+                       check=True)
+
+    if args.signed == 0 and not args.mixed:
+        for who, key in FIXED_KEYS.items():
+            with open(os.path.join(keys, who + ".pub"), "w") as out:
+                out.write("ssh-ed25519 %s %s\n" % (key, who))
+    elif args.mixed:
+        keygen("ed25519", "sre0")
+        keygen("rsa", "qa0", "-b", "3072")
+        keygen("ed25519", "po0")
+        keygen("rsa", "ca", "-b", "3072")
+        subprocess.run(["ssh-keygen", "-q", "-s", os.path.join(keys, "ca"), "-I", "po0", "-n", "po0@example.com",
+                        "-V", "20251201Z:20270101Z", os.path.join(keys, "po0.pub")], check=True)
+    else:
+        for who in ("sre0", "qa0", "po0"):
+            keygen("ed25519", who)
+    generator = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench-approvals.py")
+    command = [sys.executable, generator, args.out, "--keys", keys, "--rollouts", str(args.rollouts),
+               "--commits", str(args.commits), "--approval-share", str(args.approval_share),
+               "--signed", str(args.signed)]
+    subprocess.run(command + (["--mixed"] if args.mixed else []), check=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rollouts", type=int, default=1000)
-    parser.add_argument("--out", required=True, help="path of the bare repository to create")
+    parser.add_argument("--out", required=True, help="path of the repository to create")
+    parser.add_argument("--commits", type=int, help="a history of about this many first-parent commits")
+    parser.add_argument("--approval-share", type=float, default=0.5)
+    parser.add_argument("--signed", type=int, default=300)
+    parser.add_argument("--mixed", action="store_true", help="signed approvals by Ed25519, RSA and certificates")
     args = parser.parse_args()
+    if args.commits is not None:
+        history(args)
+        return
 
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", args.out], check=True)
     fi = subprocess.Popen(["git", "-C", args.out, "fast-import", "--quiet"], stdin=subprocess.PIPE)

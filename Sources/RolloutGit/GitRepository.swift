@@ -317,11 +317,30 @@ public final class GitRepository: @unchecked Sendable {
     ) throws(GitError) {
         let tree = try lookupTree(id)
         defer { git_tree_free(tree) }
+        let (names, problems) = entryNames(tree, prefix: prefix)
+        for index in names.indices {
+            guard let entry = git_tree_entry_byindex(tree, index) else { continue }
+            let name = names[index]
+            let problem = inherited ?? problems[index]
+            if git_tree_entry_type(entry) == GIT_OBJECT_TREE {
+                try collect(
+                    tree: ObjectID(git_tree_entry_id(entry).pointee), prefix: prefix + name + "/", odb: odb,
+                    into: &files, nameProblem: problem)
+            } else {
+                var file = try treeFile(entry: entry, path: prefix + name, odb: odb)
+                file.nameProblem = problem
+                files.append(file)
+            }
+        }
+    }
+
+    /// The names of a tree's entries as text, and the problem of each (SPEC §4.0 rule 4): git compares names
+    /// as bytes; text compares them after NFC normalisation, and cannot hold bytes that are not UTF-8. Either
+    /// way two git names could become one path: flagged.
+    private func entryNames(_ tree: OpaquePointer, prefix: String) -> (names: [String], problems: [String?]) {
         let count = git_tree_entrycount(tree)
         var names: [String] = []
         var problems: [String?] = []
-        // SPEC §4.0 rule 4: git compares names as bytes; text compares them after NFC normalisation, and
-        // cannot hold bytes that are not UTF-8. Either way two git names could become one path: flagged.
         var byText: [String: Int] = [:]
         for index in 0..<count {
             let raw = git_tree_entry_name(git_tree_entry_byindex(tree, index))!
@@ -344,20 +363,64 @@ public final class GitRepository: @unchecked Sendable {
                 byText[name] = index
             }
         }
-        for index in 0..<count {
-            guard let entry = git_tree_entry_byindex(tree, index) else { continue }
-            let name = names[index]
-            let problem = inherited ?? problems[index]
-            if git_tree_entry_type(entry) == GIT_OBJECT_TREE {
-                try collect(
-                    tree: ObjectID(git_tree_entry_id(entry).pointee), prefix: prefix + name + "/", odb: odb,
-                    into: &files, nameProblem: problem)
-            } else {
-                var file = try treeFile(entry: entry, path: prefix + name, odb: odb)
-                file.nameProblem = problem
-                files.append(file)
+        return (names, problems)
+    }
+
+    /// A commit's `policies/` files and its `rollouts/` folder by folder, without reading the folders:
+    /// `folders` are the sub-trees of `rollouts/` (name, tree id, the problem of the name, if any), `others`
+    /// every file `listFiles(commit:under:)` lists that is not in one of them. `listFolder` lists one folder
+    /// as `listFiles` would.
+    public func rolloutFolders(commit: ObjectID) throws(GitError) -> (
+        folders: [(name: String, tree: ObjectID, problem: String?)], others: [TreeFile]
+    ) {
+        let root = try lookupTree(try treeID(ofCommit: commit))
+        defer { git_tree_free(root) }
+        var odb: OpaquePointer?
+        try GitError.check(git_repository_odb(&odb, handle), "git_repository_odb")
+        defer { git_odb_free(odb) }
+        var folders: [(name: String, tree: ObjectID, problem: String?)] = []
+        var others: [TreeFile] = []
+        for folder in RepositoryLayout.folders {
+            guard let entry = git_tree_entry_byname(root, folder) else { continue }
+            guard git_tree_entry_type(entry) == GIT_OBJECT_TREE else {
+                others.append(try treeFile(entry: entry, path: folder, odb: odb!))
+                continue
+            }
+            let id = ObjectID(git_tree_entry_id(entry).pointee)
+            guard folder == RepositoryLayout.rolloutsFolder else {
+                try collect(tree: id, prefix: folder + "/", odb: odb!, into: &others)
+                continue
+            }
+            let tree = try lookupTree(id)
+            defer { git_tree_free(tree) }
+            let prefix = folder + "/"
+            let (names, problems) = entryNames(tree, prefix: prefix)
+            for index in names.indices {
+                guard let child = git_tree_entry_byindex(tree, index) else { continue }
+                if git_tree_entry_type(child) == GIT_OBJECT_TREE {
+                    folders.append((names[index], ObjectID(git_tree_entry_id(child).pointee), problems[index]))
+                } else {
+                    var file = try treeFile(entry: child, path: prefix + names[index], odb: odb!)
+                    file.nameProblem = problems[index]
+                    others.append(file)
+                }
             }
         }
+        return (folders, others)
+    }
+
+    /// The files of one folder of `rolloutFolders`, as `listFiles(commit:under:)` lists them.
+    public func listFolder(_ folder: (name: String, tree: ObjectID, problem: String?)) throws(GitError)
+        -> [TreeFile]
+    {
+        var odb: OpaquePointer?
+        try GitError.check(git_repository_odb(&odb, handle), "git_repository_odb")
+        defer { git_odb_free(odb) }
+        var files: [TreeFile] = []
+        try collect(
+            tree: folder.tree, prefix: RepositoryLayout.rolloutsPrefix + folder.name + "/", odb: odb!, into: &files,
+            nameProblem: folder.problem)
+        return files
     }
 
     private func treeFile(entry: OpaquePointer, path: String, odb: OpaquePointer) throws(GitError) -> TreeFile {

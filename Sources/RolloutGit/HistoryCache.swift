@@ -38,6 +38,7 @@ public enum HistoryCache {
         w.optionalID(state.policyRootOverride)
         w.u64(UInt64(state.count))
         w.optionalID(state.tip)
+        w.optionalID(state.firstParentRoot)
         w.optionalID(state.tipRollouts)
         w.optionalID(state.tipPolicies)
         w.u64(UInt64(state.files.count))
@@ -66,7 +67,7 @@ public enum HistoryCache {
         w.optionalString(state.lastDigest)
         w.makers(state.policyMakers)
         w.u64(UInt64(state.facts.count))
-        for (id, facts) in state.facts.sorted(by: { $0.key.description < $1.key.description }) {
+        for (id, facts) in state.facts.sorted(by: { $0.key.precedes($1.key) }) {
             w.id(id)
             w.string(facts.id)
             w.string(facts.authorEmail)
@@ -77,7 +78,14 @@ public enum HistoryCache {
         }
         w.u64(UInt64(state.seen.count))
         // Sorted, so that the same state always writes the same bytes.
-        for id in state.seen.sorted(by: { $0.precedes($1) }) { w.id(id) }
+        for id in state.seen.sorted() { w.id(id) }
+        w.u64(UInt64(state.folders.count))
+        for (name, folder) in state.folders.sorted(by: { $0.key < $1.key }) {
+            w.string(name)
+            w.id(folder.tree)
+            w.string(folder.judge)
+            RolloutFilesCodec.encode(folder.rollout, into: &w.bytes)
+        }
 
         var file = Writer()
         file.bytes = magic
@@ -99,25 +107,45 @@ public enum HistoryCache {
         return Int64(min(max(seconds, Double(timeRange.lowerBound)), Double(timeRange.upperBound)))
     }
 
+    /// The cached tip and its first-parent root, without decoding the rest (nil when the file is not a
+    /// readable cache of this repository in this format, or was made before any commit was walked).
+    public static func readLine(path: String, repository: String) -> (tip: ObjectID, root: ObjectID)? {
+        guard let bytes = readFile(path) else { return nil }
+        return bytes.withUnsafeBytes { buffer -> (tip: ObjectID, root: ObjectID)? in
+            guard let payload = verifiedPayload(buffer) else { return nil }
+            var r = Reader(buffer: payload)
+            guard r.string() == repository, r.u32() == WalkState.formatVersion, r.optionalID() != nil,
+                r.count() != nil, let tip = r.optionalID(), let root = r.optionalID(), let tip, let root
+            else { return nil }
+            return (tip, root)
+        }
+    }
+
+    /// The payload of a file of this format whose length and checksum are right.
+    private static func verifiedPayload(_ buffer: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        guard buffer.count >= headerSize, magic.elementsEqual(buffer[0..<8]) else { return nil }
+        var header = Reader(buffer: UnsafeRawBufferPointer(rebasing: buffer[8..<headerSize]))
+        guard header.u32() == WalkState.formatVersion, let length = header.u64(),
+            length == UInt64(buffer.count - headerSize), let sum = header.u64()
+        else { return nil }
+        let payload = UnsafeRawBufferPointer(rebasing: buffer[headerSize...])
+        return checksum(payload) == sum ? payload : nil
+    }
+
     static func decode(_ bytes: [UInt8], repository: String) -> WalkState? {
         bytes.withUnsafeBytes { buffer -> WalkState? in
-            guard buffer.count >= headerSize, magic.elementsEqual(buffer[0..<8]) else { return nil }
-            var header = Reader(buffer: UnsafeRawBufferPointer(rebasing: buffer[8..<headerSize]))
-            guard header.u32() == WalkState.formatVersion, let length = header.u64(),
-                length == UInt64(buffer.count - headerSize), let sum = header.u64()
-            else { return nil }
-            let payload = UnsafeRawBufferPointer(rebasing: buffer[headerSize...])
-            guard checksum(payload) == sum else { return nil }
+            guard let payload = verifiedPayload(buffer) else { return nil }
             var r = Reader(buffer: payload)
             guard r.string() == repository, let version = r.u32(), version == WalkState.formatVersion,
                 let override = r.optionalID()
             else { return nil }
             var state = WalkState(policyRootOverride: override)
-            guard let count = r.count(), let tip = r.optionalID(), let rollouts = r.optionalID(),
-                let policies = r.optionalID(), let fileCount = r.count(minimum: 46)
+            guard let count = r.count(), let tip = r.optionalID(), let root = r.optionalID(),
+                let rollouts = r.optionalID(), let policies = r.optionalID(), let fileCount = r.count(minimum: 46)
             else { return nil }
             state.count = count
             state.tip = tip
+            state.firstParentRoot = root
             state.tipRollouts = rollouts
             state.tipPolicies = policies
             for _ in 0..<fileCount {
@@ -161,10 +189,22 @@ public enum HistoryCache {
                     signature: signature, signedData: signed)
             }
             guard let seenCount = r.count(minimum: 20) else { return nil }
-            state.seen.reserveCapacity(seenCount)
+            var seen: [ObjectID] = []
+            seen.reserveCapacity(seenCount)
             for _ in 0..<seenCount {
                 guard let id = r.id() else { return nil }
-                state.seen.insert(id)
+                seen.append(id)
+            }
+            // Written sorted: anything else is not this version's file.
+            guard let set = SeenSet(sorted: seen) else { return nil }
+            state.seen = set
+            guard let folderCount = r.count(minimum: 32) else { return nil }
+            for _ in 0..<folderCount {
+                guard let name = r.string(), let tree = r.id(), let judge = r.string(),
+                    let rollout = RolloutFilesCodec.decode(r.buffer, offset: &r.offset), rollout.files.name == name,
+                    state.folders[name] == nil
+                else { return nil }
+                state.folders[name] = KeptFolder(tree: tree, judge: judge, rollout: rollout)
             }
             return r.atEnd ? state : nil
         }

@@ -57,6 +57,8 @@ public struct ScanStatistics: Equatable, Sendable {
     public var cacheDiscarded = false
     /// True when the walk started from a cached state.
     public var usedCache = false
+    /// Rollout folders of the tip listed and decoded (the others were taken as decoded from the cache).
+    public var foldersRead = 0
 
     public init() {}
 }

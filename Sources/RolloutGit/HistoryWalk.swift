@@ -136,6 +136,7 @@ public final class HistoryWalker {
                 kept[id] = header
                 if let first = header.parents.first { kept[first] = try self.header(of: first) }
             }
+            if index == 0 { state.firstParentRoot = id }
             state.seen.insert(id)
             if let payload = header.payloadID { state.seen.insert(payload) }
             if top.policies != state.tipPolicies || (state.root == nil && top.policies != nil) {

@@ -71,6 +71,16 @@ public enum RepositoryReader {
         return branch
     }
 
+    /// The root of `tip`'s first-parent line (SPEC §5.10: the repository a state belongs to), handed over by
+    /// the history walk's cache when it has walked a commit of that line: a run walks only the commits
+    /// since, not the whole line again. Without a usable cache, the whole line is walked.
+    public static func firstParentRoot(repository: GitRepository, of tip: ObjectID, cacheFile: String?)
+        throws(GitError) -> ObjectID
+    {
+        let known = cacheFile.flatMap { HistoryCache.readLine(path: $0, repository: repository.path) }
+        return try repository.firstParentRoot(of: tip, known: known.map { (commit: $0.tip, root: $0.root) })
+    }
+
     /// Lists and decodes `rollouts/` and `policies/` of a commit, its plans judged by the tree's own policy.
     public static func snapshot(repository: GitRepository, commit: ObjectID) throws(GitError) -> RepositorySnapshot {
         let files = try repository.listFiles(commit: commit, under: RepositoryLayout.folders)
@@ -106,18 +116,25 @@ public enum RepositoryReader {
             return now - start
         }
         let (refName, commit) = try resolve(repository: repository, ref: ref)
-        let files = try repository.listFiles(commit: commit, under: RepositoryLayout.folders)
-        var snapshot = decode(files, repository: repository, plansJudgedBy: nil)
+        let cache = cacheFile.flatMap { HistoryCache.read(path: $0, repository: repository.path) }
+        timings.cacheRead = lap()
+        // With a cache, the tip is read folder by folder and an unchanged rollout folder is taken as decoded
+        // (issue 22); without one (or without a policy that decodes), every file is read, as `validate` does.
+        var tip = try cacheFile == nil ? nil : TipFolders(repository: repository, commit: commit, kept: cache?.folders)
+        var files: [TreeFile] = []
+        var whole: RepositorySnapshot?
+        if tip == nil {
+            files = try repository.listFiles(commit: commit, under: RepositoryLayout.folders)
+            whole = decode(files, repository: repository, plansJudgedBy: nil)
+        }
 
         var tracked: [String: String] = [:]
         // A rollout whose names fold (SPEC §4.0 rule 4) is invalid on its own; the walk does not follow it.
-        for rollout in snapshot.rollouts where !rollout.hasNameProblem {
+        for rollout in whole?.rollouts ?? tip?.rollouts ?? [] where !rollout.hasNameProblem {
             if let blob = rollout.planBlob { tracked[rollout.planPath] = blob }
             for approval in rollout.approvals { tracked[approval.path] = approval.blobID }
         }
         timings.snapshot = lap()
-        let cache = cacheFile.flatMap { HistoryCache.read(path: $0, repository: repository.path) }
-        timings.cacheRead = lap()
         var rootID: ObjectID?
         if let policyRoot {
             guard let id = ObjectID(hex: policyRoot) else {
@@ -130,23 +147,48 @@ public enum RepositoryReader {
         if let policyRoot, index.policy.root == nil {
             throw GitError(
                 .policyRootNotFound,
-                "the policy root \(policyRoot.prefix(12)) recorded by `rolloutctl init` is "
+                "the policy root \(policyRoot) recorded by `rolloutctl init` is "
                     + "not on the first-parent line of \(refName); the history was rewritten, or the state "
                     + "belongs elsewhere "
                     + "(an operator may choose a new root: `rolloutctl init --policy-root COMMIT --adopt`)")
         }
         timings.historyScan = lap()
-        if writesCache, let cacheFile, cache?.tipID != index.tip || !walker.statistics.usedCache {
-            HistoryCache.write(walker.savedState, path: cacheFile, repository: repository.path)
-        }
-        timings.cacheWrite = lap()
 
         // SPEC §4.3 [r3]: plans are valid or not under the policy in force, whatever a pending proposal
         // renames or deletes (so a proposal cannot make a plan invalid and disarm its rollback).
-        if let inForce = index.policy.inForceSet, inForce.digest != snapshot.policySet.digest {
+        let inForce = index.policy.inForceSet
+        if var folders = tip {
+            if let inForce, inForce.digest != folders.policySet.digest, inForce.approvers == nil {
+                // A policy in force without approvers: judged as every file is (rare; nothing kept).
+                files = try repository.listFiles(commit: commit, under: RepositoryLayout.folders)
+                var full = decode(files, repository: repository, plansJudgedBy: nil)
+                full.rollouts = decode(files, repository: repository, plansJudgedBy: inForce).rollouts
+                whole = full
+                tip = nil
+            } else {
+                let judge = inForce.flatMap { $0.digest != folders.policySet.digest ? $0 : nil } ?? folders.policySet
+                try folders.judge(by: judge, repository: repository)
+                whole = folders.snapshot(repository: repository)
+                tip = folders
+            }
+        } else if let inForce, inForce.digest != whole?.policySet.digest {
             let judged = decode(files, repository: repository, plansJudgedBy: inForce)
-            snapshot.rollouts = judged.rollouts
+            whole?.rollouts = judged.rollouts
         }
+        guard var snapshot = whole else { throw GitError(.other, "the tip could not be read") }
+        timings.snapshot += lap()
+        if writesCache, let cacheFile {
+            let kept = tip?.decoded ?? [:]
+            if cache?.tipID != index.tip || !walker.statistics.usedCache || tip?.changed ?? false
+                || kept.count != cache?.folders.count
+            {
+                var state = walker.savedState
+                state.folders = kept
+                HistoryCache.write(state, path: cacheFile, repository: repository.path)
+            }
+        }
+        timings.cacheWrite = lap()
+
         let authority = index.policy.authority
         var approvals: [String: [ApprovalStatus]] = [:]
         for position in snapshot.rollouts.indices {
@@ -159,10 +201,93 @@ public enum RepositoryReader {
                 planHistory: index.planHistories[rollout.planPath], acceptedLine: acceptedLine)
         }
         timings.evaluate = lap()
+        var statistics = walker.statistics
+        statistics.foldersRead = tip?.reads ?? snapshot.rollouts.count
         return LoadedRepository(
             ref: refName, revision: commit.description, snapshot: snapshot,
-            approvals: approvals, policy: index.policy, scanStatistics: walker.statistics,
+            approvals: approvals, policy: index.policy, scanStatistics: statistics,
             timings: timings)
+    }
+}
+
+/// A tip's `policies/` and its rollout folders, each decoded or taken as decoded from the walk's cache when its
+/// tree id and the policy its plan is judged by are unchanged (issue 22): what changed since the last run is
+/// read, not the whole tip. The snapshot equals the one `RepositoryLoader` makes of every file
+/// (`RepositoryLoader.snapshot`; `WalkHandOverTests`, `HistoryWalkOracleTests`).
+struct TipFolders {
+    var policyFiles: [TreeFile]
+    var policySet: PolicySet
+    var folders: [(name: String, tree: ObjectID, problem: String?)]
+    /// Every folder of the tip, decoded (by some policy: `judge(by:)` makes it one).
+    var decoded: [String: KeptFolder] = [:]
+    /// Folders listed and decoded in this run (not taken as decoded).
+    var reads = 0
+    var changed: Bool { reads > 0 }
+
+    /// nil when the tip's own policy has no approvers file that decodes, or a folder name has a problem (SPEC
+    /// §4.0 rule 4): every file is then read, as before.
+    init?(repository: GitRepository, commit: ObjectID, kept: [String: KeptFolder]?) throws(GitError) {
+        let listing = try repository.rolloutFolders(commit: commit)
+        policyFiles = listing.others
+        folders = listing.folders
+        policySet = RepositoryLoader.loadPolicySet(files: policyFiles) { file in
+            try RepositoryReader.read(file, repository: repository)
+        }
+        guard policySet.approvers != nil, !folders.contains(where: { $0.problem != nil }) else { return nil }
+        // The files a folder holds do not depend on the policy its plan was judged by: a kept folder serves
+        // the walk as it is, and is decoded again only if the policy in force is another (`judge(by:)`).
+        for folder in folders {
+            if let entry = kept?[folder.name], entry.tree == folder.tree {
+                decoded[folder.name] = entry
+            } else {
+                try decode(folder, by: policySet, repository: repository)
+            }
+        }
+    }
+
+    var rollouts: [RolloutFiles] { decoded.values.map(\.rollout.files) }
+
+    private mutating func decode(
+        _ folder: (name: String, tree: ObjectID, problem: String?), by policy: PolicySet, repository: GitRepository
+    ) throws(GitError) {
+        let files = try repository.listFolder(folder)
+        var unreadable = false
+        let rollout = RepositoryLoader.decodeRollout(
+            name: folder.name, files: files, judge: policy, policyHasErrors: !policy.diagnostics.isEmpty
+        ) { file in
+            do {
+                return try RepositoryReader.read(file, repository: repository)
+            } catch {
+                unreadable = true
+                throw error
+            }
+        }
+        // A file that could not be read (a missing object) may be readable next run: such a folder is
+        // marked judged by no policy, so that it is decoded again.
+        decoded[folder.name] = KeptFolder(tree: folder.tree, judge: unreadable ? "" : policy.digest, rollout: rollout)
+        reads += 1
+    }
+
+    /// Decodes again every folder whose plan was judged by another policy (a policy with approvers).
+    mutating func judge(by policy: PolicySet, repository: GitRepository) throws(GitError) {
+        for folder in folders where decoded[folder.name]?.judge != policy.digest {
+            try decode(folder, by: policy, repository: repository)
+        }
+    }
+
+    func snapshot(repository: GitRepository) -> RepositorySnapshot {
+        RepositoryLoader.snapshot(policyFiles: policyFiles, rollouts: decoded.values.map(\.rollout)) { file in
+            try RepositoryReader.read(file, repository: repository)
+        }
+    }
+}
+
+extension RepositoryReader {
+    static func read(_ file: TreeFile, repository: GitRepository) throws -> [UInt8] {
+        guard let id = ObjectID(hex: file.objectID) else {
+            throw GitError(.objectNotFound, "bad object id \(file.objectID)")
+        }
+        return try repository.readBlob(id)
     }
 }
 

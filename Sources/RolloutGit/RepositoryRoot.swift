@@ -22,6 +22,22 @@ extension GitRepository {
         }
         return last
     }
+
+    /// The same, handed over by an earlier walk: `known` is a commit of the line and its line's root (the
+    /// history walk's cache keeps both). Walks back from `tip` only until it meets `known.commit`; a tip
+    /// whose line does not hold it (a rewritten history) is walked to its own root.
+    public func firstParentRoot(of tip: ObjectID, known: (commit: ObjectID, root: ObjectID)?) throws(GitError)
+        -> ObjectID
+    {
+        guard let known else { return try firstParentRoot(of: tip) }
+        let odb = try ObjectDatabase(self)
+        var cursor = tip
+        while true {
+            if cursor == known.commit { return known.root }
+            guard let parent = try CommitHeader(odb: odb, id: cursor).parents.first else { return cursor }
+            cursor = parent
+        }
+    }
 }
 
 extension GitRepository {

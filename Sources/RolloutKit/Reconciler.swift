@@ -55,7 +55,9 @@ public struct Reconciler: Sendable {
         // The repository first: a state of another repository is refused before anything else is read.
         if let state, let installation = try state.installation() {
             let (_, tip) = try RepositoryReader.resolve(repository: repository, ref: ref)
-            let root = try repository.firstParentRoot(of: tip).description
+            let root = try RepositoryReader.firstParentRoot(
+                repository: repository, of: tip, cacheFile: settings.scanCachePath
+            ).description
             if installation.repositoryRoot != root {
                 throw StateStoreError.anotherRepository(
                     path: state.path, recorded: installation.repositoryRoot,

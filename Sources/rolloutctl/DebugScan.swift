@@ -51,6 +51,7 @@ struct DebugScan: ParsableCommand {
             ("counted", String(statuses.filter(\.counted).count)),
             ("commitsWalked", String(stats.commitsWalked)),
             ("commitsDescribed", String(stats.commitsDescribed)),
+            ("foldersRead", String(stats.foldersRead)),
             ("usedCache", String(stats.usedCache)),
             ("cacheDiscarded", String(stats.cacheDiscarded)),
             ("elapsedMs", Self.ms(elapsed)),

@@ -14,16 +14,123 @@ public enum RepositoryLoader {
     }
 
     private static func load(files: [TreeFile], plansJudgedBy: PolicySet?, reader: FileReader) -> RepositorySnapshot {
+        let mentionsApprovals = files.contains(where: {
+            $0.path.hasPrefix(RepositoryLayout.rolloutsPrefix)
+                && $0.path.contains("/\(RepositoryLayout.approvalsFolder)/")
+        })
+        let (policySet, policyApprovals, policyProblems) = policyPart(
+            files: files, mentionsApprovals: mentionsApprovals, reader: reader)
+        var policyDiagnostics = policyProblems
+
+        // rollouts/
+        var groups: [String: [TreeFile]] = [:]
+        for file in files where file.path.hasPrefix(RepositoryLayout.rolloutsPrefix) {
+            let components = file.path.split(separator: "/", omittingEmptySubsequences: false)
+            guard components.count >= 3 else {
+                policyDiagnostics.append(
+                    Diagnostic(
+                        path: file.path,
+                        message: "unexpected file: \(RepositoryLayout.rolloutsPrefix) holds one folder per rollout"))
+                continue
+            }
+            groups[String(components[1]), default: []].append(file)
+        }
+
+        let judge = plansJudgedBy ?? policySet
+        let policyHasErrors = !judge.diagnostics.isEmpty || (plansJudgedBy == nil && !policyDiagnostics.isEmpty)
+        var decoded: [DecodedRollout] = []
+        for (name, group) in groups.sorted(by: { $0.key < $1.key }) {
+            decoded.append(
+                decodeRollout(name: name, files: group, judge: judge, policyHasErrors: policyHasErrors, reader: reader))
+        }
+        return RepositorySnapshot(
+            policySet: policySet, policyApprovals: policyApprovals, rollouts: checkFlags(decoded),
+            policyDiagnostics: policyDiagnostics)
+    }
+
+    /// A snapshot assembled from `policies/` (and any file directly under `rollouts/`) and rollout folders
+    /// decoded one by one (`decodeRollout`, some of them kept from an earlier run), sorted by name, then checked
+    /// across rollouts: the same snapshot `load` makes of the same files, when the tip's policy has an
+    /// approvers file that decodes (so that no rollout file is needed to judge the policy).
+    public static func snapshot(
+        policyFiles: [TreeFile], rollouts: [DecodedRollout], read: (TreeFile) throws -> [UInt8]
+    ) -> RepositorySnapshot {
+        withoutActuallyEscaping(read) { read in
+            let reader = FileReader(read: read)
+            let (policySet, policyApprovals, policyProblems) = policyPart(
+                files: policyFiles, mentionsApprovals: false, reader: reader)
+            var policyDiagnostics = policyProblems
+            for file in policyFiles where file.path.hasPrefix(RepositoryLayout.rolloutsPrefix) {
+                policyDiagnostics.append(
+                    Diagnostic(
+                        path: file.path,
+                        message: "unexpected file: \(RepositoryLayout.rolloutsPrefix) holds one folder per rollout"))
+            }
+            return RepositorySnapshot(
+                policySet: policySet, policyApprovals: policyApprovals,
+                rollouts: checkFlags(rollouts.sorted { $0.files.name < $1.files.name }),
+                policyDiagnostics: policyDiagnostics)
+        }
+    }
+
+    /// One rollout folder (`files` all under `rollouts/<name>/`) decoded on its own, its plan judged by `judge`.
+    public static func decodeRollout(
+        name: String, files: [TreeFile], judge: PolicySet, policyHasErrors: Bool,
+        read: (TreeFile) throws -> [UInt8]
+    ) -> DecodedRollout {
+        withoutActuallyEscaping(read) { read in
+            decodeRollout(
+                name: name, files: files, judge: judge, policyHasErrors: policyHasErrors,
+                reader: FileReader(read: read))
+        }
+    }
+
+    private static func decodeRollout(
+        name: String, files: [TreeFile], judge: PolicySet, policyHasErrors: Bool, reader: FileReader
+    ) -> DecodedRollout {
+        var flagAt: (flag: String, position: SourcePosition)?
+        let files = loadRollout(
+            name: name, files: files, policy: judge.approvers, healthSets: judge.healthSets,
+            policyHasErrors: policyHasErrors, json: { reader.json($0, &$1) }, flagAt: &flagAt)
+        return DecodedRollout(files: files, flag: flagAt?.flag, flagPosition: flagAt?.position)
+    }
+
+    /// Two rollouts may not drive the same flag (SPEC §3): both plans are errors.
+    private static func checkFlags(_ decoded: [DecodedRollout]) -> [RolloutFiles] {
+        var rollouts = decoded.map(\.files)
+        var flags: [String: [(index: Int, position: SourcePosition)]] = [:]
+        for (index, rollout) in decoded.enumerated() {
+            if let flag = rollout.flag, let position = rollout.flagPosition {
+                flags[flag, default: []].append((index, position))
+            }
+        }
+        for (flag, users) in flags where users.count > 1 {
+            for (index, position) in users {
+                let others = users.filter { $0.index != index }.map { rollouts[$0.index].name }
+                rollouts[index].diagnostics.append(
+                    Diagnostic(
+                        path: rollouts[index].planPath, line: position.line, column: position.column,
+                        message: "flag \"\(flag)\" is also driven by \(others.joined(separator: ", ")); "
+                            + "two rollouts may not drive the same flag"))
+                rollouts[index].plan = nil
+            }
+        }
+        return rollouts
+    }
+
+    /// `policies/` decoded: the policy, its approvals, and their problems. `mentionsApprovals`: some file
+    /// under `rollouts/` has an `approvals/` folder on its path (approvals then need approvers.json).
+    private static func policyPart(files: [TreeFile], mentionsApprovals: Bool, reader: FileReader)
+        -> (PolicySet, [PolicyApprovalFile], [Diagnostic])
+    {
         var byPath: [String: TreeFile] = [:]
         for file in files { byPath[file.path] = file }
-
         func json(_ file: TreeFile, _ diagnostics: inout [Diagnostic]) -> JSONValue? { reader.json(file, &diagnostics) }
 
         // policies/
         let policySet = loadPolicySet(files: files, reader: reader)
         var policyDiagnostics = policySet.diagnostics
         let policy = policySet.approvers
-        let healthSets = policySet.healthSets
         var policyApprovals: [PolicyApprovalFile] = []
         for file in files where file.path.hasPrefix(RepositoryLayout.policyApprovalsPrefix) {
             var diagnostics: [Diagnostic] = []
@@ -48,59 +155,14 @@ public enum RepositoryLoader {
                     path: file.path, blobID: file.objectID, record: record,
                     diagnostics: diagnostics))
         }
-        if policy == nil, byPath[RepositoryLayout.approvers] == nil,
-            files.contains(where: {
-                $0.path.hasPrefix(RepositoryLayout.rolloutsPrefix)
-                    && $0.path.contains("/\(RepositoryLayout.approvalsFolder)/")
-            })
-        {
+        if policy == nil, byPath[RepositoryLayout.approvers] == nil, mentionsApprovals {
             policyDiagnostics.append(
                 Diagnostic(
                     path: RepositoryLayout.approvers,
                     message: "is missing: approvals need roles; create it (see SPEC §4)"))
         }
 
-        // rollouts/
-        var groups: [String: [TreeFile]] = [:]
-        for file in files where file.path.hasPrefix(RepositoryLayout.rolloutsPrefix) {
-            let components = file.path.split(separator: "/", omittingEmptySubsequences: false)
-            guard components.count >= 3 else {
-                policyDiagnostics.append(
-                    Diagnostic(
-                        path: file.path,
-                        message: "unexpected file: \(RepositoryLayout.rolloutsPrefix) holds one folder per rollout"))
-                continue
-            }
-            groups[String(components[1]), default: []].append(file)
-        }
-
-        var rollouts: [RolloutFiles] = []
-        var flags: [String: [(index: Int, position: SourcePosition)]] = [:]
-        let judge = plansJudgedBy ?? policySet
-        for (name, group) in groups.sorted(by: { $0.key < $1.key }) {
-            var flagAt: (flag: String, position: SourcePosition)?
-            rollouts.append(
-                loadRollout(
-                    name: name, files: group, policy: judge.approvers, healthSets: judge.healthSets,
-                    policyHasErrors: !judge.diagnostics.isEmpty || (plansJudgedBy == nil && !policyDiagnostics.isEmpty),
-                    json: json, flagAt: &flagAt))
-            if let flagAt { flags[flagAt.flag, default: []].append((rollouts.count - 1, flagAt.position)) }
-        }
-        // Two rollouts may not drive the same flag (SPEC §3): both plans are errors.
-        for (flag, users) in flags where users.count > 1 {
-            for (index, position) in users {
-                let others = users.filter { $0.index != index }.map { rollouts[$0.index].name }
-                rollouts[index].diagnostics.append(
-                    Diagnostic(
-                        path: rollouts[index].planPath, line: position.line, column: position.column,
-                        message: "flag \"\(flag)\" is also driven by \(others.joined(separator: ", ")); "
-                            + "two rollouts may not drive the same flag"))
-                rollouts[index].plan = nil
-            }
-        }
-        return RepositorySnapshot(
-            policySet: policySet, policyApprovals: policyApprovals, rollouts: rollouts,
-            policyDiagnostics: policyDiagnostics)
+        return (policySet, policyApprovals, policyDiagnostics)
     }
 
     /// The policy's files of a commit (everything under policies/ but policies/approvals/), decoded.
@@ -308,3 +370,5 @@ public enum RepositoryLoader {
         return nil
     }
 }
+
+/// Reads repository files for decoding, reporting size, kind, encoding and JSON problems.
