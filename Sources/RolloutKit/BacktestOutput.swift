@@ -25,7 +25,9 @@ extension BacktestReport {
     }
 
     /// `30 days`, `1 day`, `36h`.
-    public var sinceText: String {
+    public var sinceText: String { Self.sinceText(since) }
+
+    static func sinceText(_ since: Int) -> String {
         if since % 86_400 == 0 { return since == 86_400 ? "1 day" : "\(since / 86_400) days" }
         return RolloutDuration.format(seconds: since)
     }
@@ -34,7 +36,11 @@ extension BacktestReport {
 
     /// What one row would have caused, in words: `would have rolled back 3 times in 30 days; first
     /// 2026-11-12 02:10 UTC, longest 14 min`, `would have held 12% of the time`, `never in breach`.
-    public func verdict(_ row: BacktestRow) -> String {
+    public func verdict(_ row: BacktestRow) -> String { Self.verdict(row, since: since) }
+
+    /// The verdict of a row of a backtest over `since` seconds.
+    public static func verdict(_ row: BacktestRow, since: Int) -> String {
+        let sinceText = Self.sinceText(since)
         let figures = row.figures
         var parts: [String] = []
         if figures.rollbacks > 0, let first = figures.firstRollback {
@@ -183,12 +189,13 @@ extension BacktestReport {
         .members([
             ("name", .string(rollout.name)), ("flag", .string(rollout.flag)),
             ("automaticRollback", .bool(rollout.automatic)),
-            ("checks", .array(rollout.rows.map(rowJSON))),
+            ("checks", .array(rollout.rows.map { Self.rowJSON($0, since: since) })),
             ("errors", .array(rollout.errors.map { .string($0) })),
         ])
     }
 
-    private func rowJSON(_ row: BacktestRow) -> JSONOutput {
+    /// One row as `--json` shows it (`plan --base … --metrics` shows its rows the same way).
+    static func rowJSON(_ row: BacktestRow, since: Int) -> JSONOutput {
         let figures = row.figures
         return .members([
             ("check", .string(row.check.name)), ("phase", .string(row.phase)),
@@ -230,7 +237,7 @@ extension BacktestReport {
                         ])
                     })
             ),
-            ("verdict", .string(verdict(row))),
+            ("verdict", .string(verdict(row, since: since))),
         ])
     }
 

@@ -96,7 +96,6 @@ public enum BacktestRunner {
             rollouts.append(
                 BacktestRollout(name: name, flag: nil, automatic: true, rows: [], errors: ["no rollout named \(name)"]))
         }
-        var queries: [String] = []
         for files in selected {
             guard let plan = files.plan, files.isValid else {
                 let errors = files.allDiagnostics.map(\.description)
@@ -106,27 +105,45 @@ public enum BacktestRunner {
                         errors: errors.isEmpty ? ["\(files.planPath): the plan is invalid"] : errors))
                 continue
             }
-            var rows: [BacktestRow] = []
-            for check in files.checks {
-                for phase in plan.phases where phase.coverage > 0 {
-                    let phaseWindow = phase.bake ?? RolloutDuration(seconds: 3600)
-                    let query = QueryText.substitute(
-                        check.query, flag: plan.flag, environment: phase.environment, phase: phase.name,
-                        window: phaseWindow)
-                    queries.append(query)
-                    rows.append(
-                        BacktestRow(
-                            check: check, phase: phase.name, environment: phase.environment, window: phaseWindow,
-                            query: query,
-                            figures: Backtest.Figures(
-                                samples: 0, noData: 0, breachSteps: 0, heldSteps: 0, episodes: [], notifications: 0),
-                            failed: [], results: []))
-                }
-            }
-            rollouts.append(
-                BacktestRollout(
-                    name: files.name, flag: plan.flag, automatic: plan.rollback.automatic, rows: rows, errors: []))
+            rollouts.append(pending(name: files.name, plan: plan, checks: files.checks))
         }
+        let requests = await replay(&rollouts, window: window, client: client, progress: progress)
+        return BacktestReport(
+            revision: loaded.revision, ref: loaded.ref, now: settings.now, since: settings.since, window: window,
+            requests: requests, rollouts: rollouts.sorted { $0.name < $1.name })
+    }
+
+    /// The rows of `checks` of one plan, not yet replayed: each check in each phase that exposes users
+    /// (coverage above 0, as the reconciler evaluates health), its query with the placeholders of that phase
+    /// substituted (`{{window}}` the phase's bake, or 1h).
+    public static func pending(name: String, plan: Plan, checks: [HealthCheck]) -> BacktestRollout {
+        var rows: [BacktestRow] = []
+        for check in checks {
+            for phase in plan.phases where phase.coverage > 0 {
+                let phaseWindow = phase.bake ?? RolloutDuration(seconds: 3600)
+                let query = QueryText.substitute(
+                    check.query, flag: plan.flag, environment: phase.environment, phase: phase.name,
+                    window: phaseWindow)
+                rows.append(
+                    BacktestRow(
+                        check: check, phase: phase.name, environment: phase.environment, window: phaseWindow,
+                        query: query,
+                        figures: Backtest.Figures(
+                            samples: 0, noData: 0, breachSteps: 0, heldSteps: 0, episodes: [], notifications: 0),
+                        failed: [], results: []))
+            }
+        }
+        return BacktestRollout(name: name, flag: plan.flag, automatic: plan.rollback.automatic, rows: rows, errors: [])
+    }
+
+    /// Replays every row of `rollouts` over `window`: one range fetch per distinct query across all of them
+    /// (`PrometheusBacktestClient`), each row's steps judged by `Backtest.evaluate`. Returns the number of
+    /// requests made. `backtest` and `plan --base … --metrics` (SPEC §6.2) both replay through here.
+    public static func replay(
+        _ rollouts: inout [BacktestRollout], window: Backtest.Window, client: PrometheusBacktestClient,
+        progress: (@Sendable (_ done: Int, _ total: Int) -> Void)? = nil
+    ) async -> Int {
+        let queries = rollouts.flatMap { $0.rows.map(\.query) }
         let fetched = await client.fetch(queries: queries, window: window, progress: progress)
         var evaluated: [String: ([MetricResult], [Backtest.FailedRange])] = [:]
         for (query, answers) in fetched.answers {
@@ -147,8 +164,6 @@ public enum BacktestRunner {
                     results: results)
             }
         }
-        return BacktestReport(
-            revision: loaded.revision, ref: loaded.ref, now: settings.now, since: settings.since, window: window,
-            requests: fetched.requests, rollouts: rollouts.sorted { $0.name < $1.name })
+        return fetched.requests
     }
 }

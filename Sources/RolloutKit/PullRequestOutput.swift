@@ -6,13 +6,53 @@ extension PullRequestReport {
     /// `{"formatVersion": "1.0", "base": <plan document>, "merged": <plan document>}`, plus the names the
     /// branch affects (a 1.x addition).
     public func json() -> String {
-        JSONOutput.object([
+        var members: [(String, JSONOutput)] = [
             ("formatVersion", .string("1.0")),
             ("base", before.jsonDocument),
             ("merged", after.jsonDocument),
             ("mergeCommit", .string(mergeCommit)),
             ("affected", .array(affected.map { .string($0.name) })),
-        ]).render()
+        ]
+        if let backtest { members.append(("backtest", backtestJSON(backtest))) }
+        return JSONOutput.object(members).render()
+    }
+
+    /// `"backtest"` (with `--metrics http…`): the window, the requests, and each changed check in each phase,
+    /// its `before` and `after` rows as `backtest --json` shows a row (null: absent on that side).
+    func backtestJSON(_ backtest: PullRequestBacktestWindow) -> JSONOutput {
+        let window = backtest.window
+        return .members([
+            (
+                "window",
+                .members([
+                    ("start", .string(RFC3339.format(window.start))), ("end", .string(RFC3339.format(window.end))),
+                    ("stepSeconds", .int(window.step)), ("steps", .int(window.count)),
+                    ("sinceSeconds", .int(backtest.since)),
+                ])
+            ),
+            ("requests", .int(backtest.requests)),
+            (
+                "checks",
+                .array(
+                    affected.flatMap { rollout in
+                        rollout.backtests.map { pair -> JSONOutput in
+                            JSONOutput.members([
+                                ("rollout", .string(rollout.name)), ("check", .string(pair.check)),
+                                ("phase", .string(pair.phase)), ("environment", .string(pair.environment)),
+                                (
+                                    "before",
+                                    pair.before.map { BacktestReport.rowJSON($0, since: backtest.since) } ?? .null
+                                ),
+                                (
+                                    "after",
+                                    pair.after.map { BacktestReport.rowJSON($0, since: backtest.since) } ?? .null
+                                ),
+                                ("change", .string(AffectedRollout.backtestChange(pair))),
+                            ])
+                        }
+                    })
+            ),
+        ])
     }
 
     /// `merging 1a2b3c4 into main (9f8e7d6)`.
@@ -26,6 +66,15 @@ extension PullRequestReport {
         var text = "affects \(affected.count) rollout\(affected.count == 1 ? "" : "s")"
         if policyChange?.digest != nil { text += " and proposes a policy change" }
         text += "; \(unaffected.count) unaffected"
+        if let backtest {
+            let checks = Set(affected.flatMap { rollout in rollout.backtests.map { rollout.name + "/" + $0.check } })
+            text +=
+                checks.isEmpty
+                ? "; no health check changed to backtest"
+                : "; backtested \(checks.count) changed check\(checks.count == 1 ? "" : "s") over "
+                    + "\(BacktestReport.sinceText(backtest.since)) (\(backtest.requests) query_range request"
+                    + "\(backtest.requests == 1 ? "" : "s"))"
+        }
         return text
     }
 
@@ -48,6 +97,14 @@ extension PullRequestReport {
             lines.append(heading + style.dim(": " + rollout.causes.joined(separator: ", ")))
             for row in rollout.rows() where row.before != row.after || row.always {
                 lines.append("  \(row.label): \(row.before) → \(row.after)")
+            }
+            if let backtest {
+                for group in rollout.backtestGroups() {
+                    lines.append(
+                        "  backtest \(group.pair.check) in \(group.phases.joined(separator: ", ")) "
+                            + "(\(BacktestReport.sinceText(backtest.since))): "
+                            + AffectedRollout.backtestChange(group.pair))
+                }
             }
             for problem in rollout.invalidUnderProposal {
                 lines.append(style.red("  invalid once the proposed policy is in force: ") + problem)
@@ -98,7 +155,7 @@ extension PullRequestReport {
         header += "After the merge: \(Markdown.text(after.closingLine(style: plain)))\n"
         for error in after.policyErrors { header += "\n> **error:** \(Markdown.text(error.description))\n" }
         if let policyChange { header += "\n" + policyChange.markdown() }
-        var sections = affected.map { $0.markdown() }
+        var sections = affected.map { $0.markdown(backtestSince: backtest?.since) }
         var footer = ""
         if !unaffected.isEmpty {
             footer =
@@ -226,7 +283,57 @@ extension AffectedRollout {
         return "earliest \(RFC3339.minutes(start))\(reasons)"
     }
 
-    func markdown() -> String {
+    /// Backtest rows of one check that share environment, queries and figures on both sides are one line.
+    func backtestGroups() -> [(phases: [String], pair: CheckBacktest)] {
+        var out: [(phases: [String], pair: CheckBacktest)] = []
+        for pair in backtests {
+            if let index = out.firstIndex(where: { Self.sameBacktest($0.pair, pair) }) {
+                out[index].phases.append(pair.phase)
+            } else {
+                out.append(([pair.phase], pair))
+            }
+        }
+        return out
+    }
+
+    static func sameBacktest(_ a: CheckBacktest, _ b: CheckBacktest) -> Bool {
+        func same(_ x: BacktestRow?, _ y: BacktestRow?) -> Bool {
+            guard let x, let y else { return x == nil && y == nil }
+            return x.query == y.query && x.figures == y.figures && x.failed == y.failed
+        }
+        return a.check == b.check && a.environment == b.environment && same(a.before, b.before)
+            && same(a.after, b.after)
+    }
+
+    /// What the branch changes in a check's backtest, figure by figure: `would have rolled back 3 times → 0
+    /// times; held 2% → 0% of the time; breach episodes 5 → 1`.
+    static func backtestChange(_ pair: CheckBacktest) -> String {
+        let rows = [pair.before, pair.after].compactMap { $0 }
+        func sides(_ text: (BacktestRow) -> String) -> String {
+            "\(pair.before.map(text) ?? "absent") → \(pair.after.map(text) ?? "absent")"
+        }
+        var parts: [String] = []
+        if rows.contains(where: { $0.check.onBreach == .rollback }) {
+            parts.append("would have rolled back " + sides { BacktestReport.times($0.figures.rollbacks) })
+        }
+        if rows.contains(where: { $0.figures.heldSteps > 0 }) {
+            parts.append("held " + sides { BacktestReport.percent($0.figures.heldShare) } + " of the time")
+        }
+        if rows.contains(where: { $0.check.onBreach == .notify }) {
+            parts.append("would have notified " + sides { BacktestReport.times($0.figures.notifications) })
+        }
+        parts.append("breach episodes " + sides { "\($0.figures.episodes.count)" })
+        if Set(rows.map(\.figures.noData)).count > 1 {
+            parts.append("no data " + sides { BacktestReport.percent($0.figures.noDataShare) })
+        }
+        let unread = rows.reduce(0) { $0 + $1.failed.count }
+        if unread > 0 {
+            parts.append("\(unread) part\(unread == 1 ? "" : "s") of the window could not be read")
+        }
+        return parts.joined(separator: "; ")
+    }
+
+    func markdown(backtestSince: Int? = nil) -> String {
         var text = "\n### `\(name)`"
         if let flag { text += " (`\(flag)`)" }
         text += "\n\nChanged by the branch: \(Markdown.text(causes.joined(separator: ", ")))\n\n"
@@ -235,6 +342,18 @@ extension AffectedRollout {
             let changed = row.before != row.after
             let after = changed ? "**\(Markdown.text(row.after))**" : Markdown.text(row.after)
             text += "| \(Markdown.text(row.label)) | \(Markdown.text(row.before)) | \(after) |\n"
+        }
+        if let since = backtestSince, !backtests.isEmpty {
+            text += "\n| backtest over \(BacktestReport.sinceText(since)) | phases | what the branch changes | before "
+            text += "| after merge |\n| --- | --- | --- | --- | --- |\n"
+            for group in backtestGroups() {
+                let before = group.pair.before.map { BacktestReport.verdict($0, since: since) } ?? "absent"
+                let after = group.pair.after.map { BacktestReport.verdict($0, since: since) } ?? "absent"
+                text +=
+                    "| \(Markdown.text(group.pair.check)) | \(Markdown.text(group.phases.joined(separator: ", "))) "
+                    + "| \(Markdown.text(Self.backtestChange(group.pair))) | \(Markdown.text(before)) "
+                    + "| \(before == after ? Markdown.text(after) : "**\(Markdown.text(after))**") |\n"
+            }
         }
         for problem in invalidUnderProposal {
             text += "\n> **Invalid once the proposed policy is in force:** \(Markdown.text(problem))\n"

@@ -1,4 +1,5 @@
 import Foundation
+import RolloutAdapters
 import RolloutCore
 import RolloutGit
 
@@ -13,12 +14,17 @@ public struct PullRequestPlan: Sendable {
     public var base: String
     /// The pull request's own head commit or ref.
     public var head: String
+    /// With `--metrics http…`: the backtest, before and after, of every check the branch changes (SPEC §6.2).
+    public var backtest: PullRequestBacktest?
 
-    public init(settings: RunSettings, ports: RunPorts, base: String, head: String) {
+    public init(
+        settings: RunSettings, ports: RunPorts, base: String, head: String, backtest: PullRequestBacktest? = nil
+    ) {
         self.settings = settings
         self.ports = ports
         self.base = base
         self.head = head
+        self.backtest = backtest
     }
 
     public func run() async throws -> PullRequestReport {
@@ -54,14 +60,104 @@ public struct PullRequestPlan: Sendable {
             policyChange = PullRequestComparison.policyChange(
                 changed: changed, baseOwn: baseOwn, mergedOwn: mergedOwn, merged: after)
         }
-        let comparison = PullRequestComparison.compare(
+        var comparison = PullRequestComparison.compare(
             before: before, after: after, changed: changed, policyChange: policyChange,
             selected: settings.rollouts)
+        var backtested: PullRequestBacktestWindow?
+        if let backtest {
+            backtested = await backtest.run(&comparison, now: settings.now)
+        }
         return PullRequestReport(
             base: base, head: head, baseCommit: baseID.description, headCommit: headID.description,
             mergeCommit: merge.commit.description, alreadyMerged: merge.alreadyMerged, before: before, after: after,
             affected: comparison, unaffected: PullRequestComparison.unaffected(before, after, comparison),
-            policyChange: policyChange)
+            policyChange: policyChange, backtest: backtested)
+    }
+}
+
+/// How `plan --base … --metrics http…` backtests the checks a branch changes (SPEC §6.2): over `since`
+/// seconds at `step`, through `BacktestRunner.replay`, the code path of `rolloutctl backtest`.
+public struct PullRequestBacktest: Sendable {
+    public var client: PrometheusBacktestClient
+    public var since: Int
+    public var step: Int
+
+    public init(
+        client: PrometheusBacktestClient, since: Int = BacktestSettings.defaultSince,
+        step: Int = BacktestSettings.defaultStep
+    ) {
+        self.client = client
+        self.since = since
+        self.step = step
+    }
+
+    /// Replays each changed check as the base's plan has it and as the merged plan has it (each side with its
+    /// own phases, flag and `rollback.automatic`), one fetch per distinct query over both sides, and pairs the
+    /// rows by check and phase into each affected rollout's `backtests`.
+    func run(_ affected: inout [AffectedRollout], now: Date) async -> PullRequestBacktestWindow {
+        let window = Backtest.Window.ending(at: now, since: since, step: step)
+        var sides: [BacktestRollout] = []
+        var owners: [(index: Int, after: Bool)] = []
+        for (index, rollout) in affected.enumerated() where !rollout.changedChecks.isEmpty {
+            if let plan = rollout.before?.plan {
+                sides.append(
+                    BacktestRunner.pending(
+                        name: rollout.name, plan: plan, checks: rollout.changedChecks.compactMap(\.before)))
+                owners.append((index, false))
+            }
+            if let plan = rollout.after?.plan {
+                sides.append(
+                    BacktestRunner.pending(
+                        name: rollout.name, plan: plan, checks: rollout.changedChecks.compactMap(\.after)))
+                owners.append((index, true))
+            }
+        }
+        let requests = await BacktestRunner.replay(&sides, window: window, client: client)
+        var before: [Int: BacktestRollout] = [:]
+        var after: [Int: BacktestRollout] = [:]
+        for (side, owner) in zip(sides, owners) {
+            if owner.after { after[owner.index] = side } else { before[owner.index] = side }
+        }
+        for index in affected.indices where !affected[index].changedChecks.isEmpty {
+            affected[index].backtests = CheckBacktest.pair(
+                affected[index].changedChecks, before: before[index], after: after[index])
+        }
+        return PullRequestBacktestWindow(window: window, since: since, requests: requests)
+    }
+}
+
+/// The window `plan --base … --metrics` replayed the changed checks over, and the requests it took.
+public struct PullRequestBacktestWindow: Sendable {
+    public var window: Backtest.Window
+    public var since: Int
+    public var requests: Int
+}
+
+/// One changed check in one phase, replayed as the base has it and as the merge would have it (nil: the check
+/// or the phase is absent on that side, or that side's plan is invalid).
+public struct CheckBacktest: Sendable {
+    public var check: String
+    public var phase: String
+    public var environment: String
+    public var before: BacktestRow?
+    public var after: BacktestRow?
+
+    /// Rows paired by check and phase: the changed checks in their order, each in the merged plan's phases
+    /// then the base's phases the merge drops.
+    static func pair(_ changes: [CheckChange], before: BacktestRollout?, after: BacktestRollout?) -> [CheckBacktest] {
+        changes.flatMap { change -> [CheckBacktest] in
+            let old = before?.rows.filter { $0.check.name == change.name } ?? []
+            let new = after?.rows.filter { $0.check.name == change.name } ?? []
+            var phases = new.map(\.phase)
+            for row in old where !phases.contains(row.phase) { phases.append(row.phase) }
+            return phases.map { phase in
+                let a = old.first { $0.phase == phase }
+                let b = new.first { $0.phase == phase }
+                return CheckBacktest(
+                    check: change.name, phase: phase, environment: b?.environment ?? a?.environment ?? "",
+                    before: a, after: b)
+            }
+        }
     }
 }
 
@@ -81,6 +177,8 @@ public struct PullRequestReport: Sendable {
     /// Rollouts the branch does not affect.
     public var unaffected: [String]
     public var policyChange: PolicyChange?
+    /// With `--metrics http…`: the window the changed checks were backtested over (nil: no backtest).
+    public var backtest: PullRequestBacktestWindow?
 
     /// The merged plan's errors decide, as `plan`'s do (SPEC §6.1: exit codes as plan's).
     public var errorCount: Int { after.errorCount }
@@ -104,6 +202,8 @@ public struct AffectedRollout: Sendable {
     /// The plan's own health checks the branch adds, removes or changes: the checks a backtest before → after
     /// (`plan --base … --metrics`, SPEC §6.2, issue 24) replays. Health sets (`health.use`) are policy.
     public var changedChecks: [CheckChange] = []
+    /// With `--metrics http…`: each changed check in each phase, backtested before and after the merge.
+    public var backtests: [CheckBacktest] = []
 }
 
 /// One health check before and after the merge (nil: absent on that side).

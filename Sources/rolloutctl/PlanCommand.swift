@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import Logging
 import RolloutAdapters
+import RolloutCore
 import RolloutKit
 
 /// `--format` of `plan` and `validate` (SPEC §6 [r3]); `--json` is the short form of `--format json`.
@@ -42,6 +44,14 @@ struct Plan: AsyncParsableCommand {
     @Option(name: .long, help: "human, json or markdown (markdown: with --base, a pull-request comment).")
     var format: OutputFormat?
 
+    @Option(
+        name: .long,
+        help: "With --base and --metrics http(s)://…: how far back the changed checks are backtested (default 30d).")
+    var backtestSince: String?
+
+    @Option(name: .long, help: "With --base and --metrics http(s)://…: the backtest's step (default 1m).")
+    var backtestStep: String?
+
     func validate() throws {
         let chosen = try OutputFormat.resolve(
             format: format, json: options.json, allowed: [.human, .json, .markdown], command: "plan")
@@ -53,6 +63,44 @@ struct Plan: AsyncParsableCommand {
         if chosen == .markdown, base == nil {
             throw ValidationError("plan --format markdown is the pull-request comment: give --base and --ref")
         }
+        if backtestSince != nil || backtestStep != nil {
+            guard base != nil, let metrics = options.metrics,
+                metrics.hasPrefix("http://") || metrics.hasPrefix("https://")
+            else {
+                throw ValidationError(
+                    "--backtest-since and --backtest-step backtest a pull request's changed checks: "
+                        + "give --base, --ref and --metrics http(s)://…")
+            }
+        }
+        let since = try Self.duration(backtestSince, option: "--backtest-since", example: "30d")
+        let step = try Self.duration(backtestStep, option: "--backtest-step", example: "1m")
+        if let since, let step, step > since {
+            throw ValidationError(
+                "--backtest-step \(backtestStep ?? "") is longer than --backtest-since \(backtestSince ?? "")")
+        }
+    }
+
+    static func duration(_ text: String?, option: String, example: String) throws -> Int? {
+        guard let text else { return nil }
+        guard let parsed = RolloutDuration(parsing: text), parsed.seconds > 0 else {
+            throw ValidationError("\(option) takes a duration such as \(example), got \"\(text)\"")
+        }
+        return parsed.seconds
+    }
+
+    /// `plan --base … --metrics http…` backtests the checks the branch changes (SPEC §6.2) with the run's
+    /// HTTP client; without Prometheus (no --metrics, or file:) nothing changes.
+    func pullRequestBacktest(wiring: Wiring, logger: Logger) throws -> PullRequestBacktest? {
+        guard let spec = options.metrics, spec.hasPrefix("http://") || spec.hasPrefix("https://"),
+            let client = wiring.client
+        else { return nil }
+        let range = PrometheusRangeClient(baseURL: spec, client: client, timeout: .seconds(30), logger: logger)
+        return PullRequestBacktest(
+            client: PrometheusBacktestClient(range: range),
+            since: try Self.duration(backtestSince, option: "--backtest-since", example: "30d")
+                ?? BacktestSettings.defaultSince,
+            step: try Self.duration(backtestStep, option: "--backtest-step", example: "1m")
+                ?? BacktestSettings.defaultStep)
     }
 
     func run() async throws {
@@ -72,7 +120,8 @@ struct Plan: AsyncParsableCommand {
             let report: PullRequestReport
             do {
                 report = try await PullRequestPlan(
-                    settings: settings, ports: wiring.ports, base: base, head: options.repository.ref ?? ""
+                    settings: settings, ports: wiring.ports, base: base, head: options.repository.ref ?? "",
+                    backtest: try pullRequestBacktest(wiring: wiring, logger: logger)
                 ).run()
             } catch {
                 await wiring.shutdown()

@@ -76,10 +76,11 @@ enum Chromium {
         ]
     }
 
-    /// The DOM after the page loaded (`--dump-dom`).
-    static func dumpDOM(_ url: String, profile: String) async throws -> String {
+    /// The DOM after the page loaded (`--dump-dom`), laid out in a window `width` pixels wide when given.
+    static func dumpDOM(_ url: String, profile: String, width: Int? = nil) async throws -> String {
+        let size = width.map { ["--window-size=\($0),900"] } ?? []
         let result = try await RunningProcess(
-            path!, arguments(profile: profile) + ["--dump-dom", url],
+            path!, arguments(profile: profile) + size + ["--dump-dom", url],
             environment: ["HOME": profile]
         ).wait()
         guard result.status == 0 else {
