@@ -21,7 +21,7 @@ struct Outbox {
         for message in queued.expired {
             let text =
                 "notification \(message.key) to \(message.target) for \(message.rollout) was not delivered "
-                + "in 24 hours (\(message.attempts) attempts); given up"
+                + "in \(Int(OutboxMessage.retention / 3600)) hours (\(message.attempts) attempts); given up"
             logger.error("\(text)")
         }
         // A target that failed once in this run is not tried again until the next run: a webhook
