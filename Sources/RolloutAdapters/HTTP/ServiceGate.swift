@@ -31,9 +31,6 @@ public actor ServiceGate {
         if pausedUntil.map({ until > $0 }) ?? true { pausedUntil = until }
     }
 
-    /// Calls in flight now.
-    public var callsInFlight: Int { inFlight }
-
     /// True while a pause is in force.
     public var isPaused: Bool { pausedUntil.map { $0 > clock.now } ?? false }
 
