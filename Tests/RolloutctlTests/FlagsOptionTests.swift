@@ -111,4 +111,19 @@ import Testing
             #expect(result.stderr.contains("a flagd file is one environment"))
         }
     }
+
+    /// Issue 22: the bound on calls in flight to one flag service is a usage error outside 1 … 64, before anything
+    /// is read or written.
+    @Test func aFlagCallBoundOutsideItsRangeIsRefused() async throws {
+        try await CLIWorld.with { w in
+            try await w.seed()
+            for bad in ["0", "65"] {
+                let result = try await rolloutctl(["plan", "--repo", w.repo.path, "--flag-calls", bad])
+                #expect(result.status != 0)
+                #expect(result.stderr.contains("--flag-calls takes 1 … 64, got \(bad)"), "\(result.stderr)")
+            }
+            let accepted = try await rolloutctl(["plan", "--repo", w.repo.path, "--flag-calls", "1"])
+            #expect(accepted.status == 0, "\(accepted.stderr)")
+        }
+    }
 }

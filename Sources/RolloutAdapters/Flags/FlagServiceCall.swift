@@ -56,19 +56,19 @@ struct FlagServiceCall {
                     return .retryable(reason: failure.reason)
                 }
                 if answer.status == 429 {
-                    // The service is over its limit for every caller: every call of this run waits, not this one.
-                    // The server's own wait when it said one, never longer than the whole retry budget.
-                    let wait =
-                        HTTPTransport.rateLimitReset(answer, now: Date()) ?? HTTPTransport.retryAfter(answer)
-                        ?? retry.backoffCap(beforeRetry: attempt)
-                    await gate.pause(for: min(wait, retry.budget))
-                }
-                if answer.status == 429, let reset = HTTPTransport.rateLimitReset(answer, now: Date()) {
-                    let wait = max(reset, HTTPTransport.retryAfter(answer) ?? .zero)
-                    logger.warning(
-                        "\(service) rate limit reached; waiting for its reset",
-                        metadata: context.merging(["status": "429", "wait": "\(wait.shortDescription)"]) { $1 })
-                    return .rateLimited(reason: "HTTP 429 (rate limited)", wait: wait)
+                    // The service is over its limit for every caller: every call of this run waits for the
+                    // server's own wait (or the backoff), never longer than the whole retry budget.
+                    let reset = HTTPTransport.rateLimitReset(answer, now: Date())
+                    let retryAfter = HTTPTransport.retryAfter(answer)
+                    await gate.pause(
+                        for: min(reset ?? retryAfter ?? retry.backoffCap(beforeRetry: attempt), retry.budget))
+                    if let reset {
+                        let wait = max(reset, retryAfter ?? .zero)
+                        logger.warning(
+                            "\(service) rate limit reached; waiting for its reset",
+                            metadata: context.merging(["status": "429", "wait": "\(wait.shortDescription)"]) { $1 })
+                        return .rateLimited(reason: "HTTP 429 (rate limited)", wait: wait)
+                    }
                 }
                 if answer.isTransient {
                     logger.warning(

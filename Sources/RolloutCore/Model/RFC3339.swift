@@ -5,39 +5,9 @@ import Foundation
 public enum RFC3339 {
     /// `2026-02-03T10:00:00Z` (whole seconds, rounded down, as ISO8601DateFormatter writes them).
     public static func format(_ date: Date) -> String {
-        // Calendar arithmetic, not a formatter: a run formats and parses thousands of times, and each
-        // ISO8601DateFormatter costs an ICU calendar (a third of a no-change reconcile, measured).
-        let total = Int(date.timeIntervalSince1970.rounded(.down))
-        let days = total >= 0 ? total / 86_400 : (total - 86_399) / 86_400
-        let seconds = total - days * 86_400
-        let (year, month, day) = civil(fromDays: days)
-        func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        let yearText = String(repeating: "0", count: max(0, 4 - String(year).count)) + String(year)
-        return
-            "\(yearText)-\(two(month))-\(two(day))T\(two(seconds / 3600)):\(two(seconds / 60 % 60)):\(two(seconds % 60))Z"
-    }
-
-    /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's `civil_from_days`).
-    static func civil(fromDays days: Int) -> (year: Int, month: Int, day: Int) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let shifted = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * shifted + 2) / 5 + 1
-        let month = shifted < 10 ? shifted + 3 : shifted - 9
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
-    }
-
-    /// (year, month, day) → days since 1970-01-01 (Howard Hinnant's `days_from_civil`).
-    static func days(year: Int, month: Int, day: Int) -> Int {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
+        // Calendar arithmetic, not a formatter: each ISO8601DateFormatter costs an ICU calendar (a third of a
+        // no-change reconcile of 1,000 rollouts, measured).
+        CivilCalendar.iso8601(Int64(date.timeIntervalSince1970.rounded(.down)))
     }
 
     /// `2026-02-03 10:00 UTC`: minutes are what people plan with (the human output and the status page).
@@ -55,7 +25,8 @@ public enum RFC3339 {
             b[range].reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
         }
         var seconds =
-            days(year: number(0..<4), month: number(5..<7), day: number(8..<10)) * 86_400
+            Int(CivilCalendar.days(year: Int64(number(0..<4)), month: Int64(number(5..<7)), day: Int64(number(8..<10))))
+            * 86_400
             + number(11..<13) * 3600 + number(14..<16) * 60 + number(17..<19)
         var index = 19
         var fraction = 0.0

@@ -1,41 +1,10 @@
 import Foundation
 
-// OpenSSH's calendar arithmetic for `valid-after`/`valid-before` (`parse_absolute_time`, UTC) and the
+// OpenSSH's reading of `valid-after`/`valid-before` (`parse_absolute_time`, UTC) and the
 // times in its messages.
 
 extension AllowedSigners {
-    static func iso8601(_ seconds: Int64) -> String {
-        let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
-        let rem = seconds - days * 86400
-        let (y, m, d) = civil(fromDays: days)
-        func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        let year =
-            y >= 0 && y < 10000
-            ? String(repeating: "0", count: max(0, 4 - String(y).count)) + String(y) : String(y)
-        return "\(year)-\(two(m))-\(two(d))T\(two(rem / 3600)):\(two(rem % 3600 / 60)):\(two(rem % 60))Z"
-    }
-
-    // Howard Hinnant's days_from_civil / civil_from_days (proleptic Gregorian, UTC).
-    static func days(fromCivil y0: Int64, _ m: Int64, _ d: Int64) -> Int64 {
-        let y = m <= 2 ? y0 - 1 : y0
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146097 + doe - 719468
-    }
-
-    static func civil(fromDays z0: Int64) -> (Int64, Int64, Int64) {
-        let z = z0 + 719468
-        let era = (z >= 0 ? z : z - 146096) / 146097
-        let doe = z - era * 146097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        return (m <= 2 ? yoe + era * 400 + 1 : yoe + era * 400, m, d)
-    }
+    static func iso8601(_ seconds: Int64) -> String { CivilCalendar.iso8601(seconds) }
 
     /// OpenSSH `parse_absolute_time` (glibc `strptime` + `timegm`): YYYYMMDD, YYYYMMDDHHMM or
     /// YYYYMMDDHHMMSS, optionally followed by `Z`/`z` or `UTC` (any case). Out-of-range days
@@ -83,8 +52,10 @@ extension AllowedSigners {
             values.append(value)
         }
         while values.count < 6 { values.append(0) }
-        // days(fromCivil:) is linear in the day, so day 31 of a short month rolls over as in timegm.
-        let t = days(fromCivil: values[0], values[1], values[2]) * 86400 + values[3] * 3600 + values[4] * 60 + values[5]
+        // CivilCalendar.days is linear in the day, so day 31 of a short month rolls over as in timegm.
+        let t =
+            CivilCalendar.days(year: values[0], month: values[1], day: values[2]) * 86400 + values[3] * 3600 + values[4]
+            * 60 + values[5]
         return t > 0 ? t : nil
     }
 }
